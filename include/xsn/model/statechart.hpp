@@ -1,0 +1,227 @@
+#pragma once
+/// \file The immutable compiled statechart that parsers produce and sessions share.
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <variant>
+#include <vector>
+
+namespace xsn {
+
+/// Index of a state in `statechart::states` (document order; 0 is the root).
+using state_index = std::uint32_t;
+/// Index of a transition in `statechart::transitions`.
+using transition_index = std::uint32_t;
+/// Index of an expression in `statechart::expressions`.
+using expr_index = std::uint32_t;
+/// "No index".
+inline constexpr std::uint32_t npos = UINT32_MAX;
+
+/// 1-based line and column of an element or attribute in its source document.
+struct source_location {
+  std::uint32_t line = 0;    ///< 1-based line, 0 when unknown.
+  std::uint32_t column = 0;  ///< 1-based column, 0 when unknown.
+};
+
+/// An expression, location expression or script body, evaluated by the datamodel by index.
+struct expression {
+  std::string text;     ///< Source text.
+  source_location loc;  ///< Where it stands in the document.
+};
+
+/// The kind of a state node.
+enum class state_kind : std::uint8_t { atomic, compound, parallel, final_state, history };
+/// The kind of a history pseudo-state.
+enum class history_kind : std::uint8_t { none, shallow, deep };
+
+struct action;
+/// A block of executable content (an `onentry`, a transition body, ...).
+using action_block = std::vector<action>;
+
+/// `<param name expr|location>`.
+struct param {
+  std::string name;          ///< Key in the event data.
+  expr_index expr = npos;    ///< Value expression, or
+  expr_index location = npos;  ///< location expression.
+};
+
+/// `<content expr>` or inline `<content>...</content>`.
+struct content {
+  expr_index expr = npos;     ///< Value expression, when given.
+  std::string text;           ///< Inline body (raw markup or text) when no `expr`.
+  std::uint32_t chart = npos; ///< Index in `statechart::inline_charts` when the body is `<scxml>`.
+};
+
+/// `<raise event>`.
+struct raise_action { std::string event; std::uint32_t name_id = npos; };
+/// `<send>`.
+struct send_action {
+  std::string event; expr_index eventexpr = npos; std::uint32_t name_id = npos;
+  std::string target; expr_index targetexpr = npos;
+  std::string type; expr_index typeexpr = npos;
+  std::string id; expr_index idlocation = npos;
+  std::chrono::milliseconds delay{0}; expr_index delayexpr = npos;
+  std::vector<expr_index> namelist;  ///< Location expressions.
+  std::vector<std::string> namelist_names;  ///< Their source text, used as keys.
+  std::vector<param> params;
+  std::optional<content> body;
+};
+/// `<cancel sendid|sendidexpr>`.
+struct cancel_action { std::string sendid; expr_index sendidexpr = npos; };
+/// `<log label expr>`.
+struct log_action { std::string label; expr_index expr = npos; };
+/// `<assign location expr|content>`.
+struct assign_action { expr_index location = npos; expr_index expr = npos; std::optional<content> body; };
+/// `<script>` (inline or `src`, loaded at parse time).
+struct script_action { expr_index script = npos; };
+/// One `if`/`elseif`/`else` branch; `cond == npos` for `else`.
+struct if_branch { expr_index cond = npos; action_block body; };
+/// `<if>` with its `elseif` and `else` branches.
+struct if_action { std::vector<if_branch> branches; };
+/// `<foreach array item index>`.
+struct foreach_action { expr_index array = npos; expr_index item = npos; expr_index index = npos; action_block body; };
+/// An extension element bound to a native C++ handler by name (`<xsn:action name="..."/>`).
+struct native_action { std::string name; std::uint32_t slot = npos; };
+
+/// One executable content element.
+struct action {
+  std::variant<raise_action, send_action, cancel_action, log_action, assign_action, script_action,
+               if_action, foreach_action, native_action>
+      op;
+  source_location loc;  ///< For error messages.
+};
+
+/// `<data id expr|src|content>`.
+struct data_decl {
+  std::string id;              ///< Variable name.
+  expr_index expr = npos;      ///< Initial value expression.
+  std::optional<std::string> text;  ///< Inline content or the loaded `src` text.
+  std::string src_error;       ///< Non-empty when `src` could not be read.
+  source_location loc;
+};
+
+/// `<donedata>`: either content or params.
+struct donedata {
+  std::optional<content> body;
+  std::vector<param> params;
+};
+
+/// `<invoke>`.
+struct invoke_decl {
+  std::string type = "http://www.w3.org/TR/scxml/"; expr_index typeexpr = npos;
+  std::string src; expr_index srcexpr = npos;
+  std::string id; expr_index idlocation = npos;
+  std::vector<expr_index> namelist;
+  std::vector<std::string> namelist_names;
+  std::vector<param> params;
+  std::optional<content> body;
+  bool autoforward = false;
+  action_block finalize;
+  state_index parent = npos;
+  source_location loc;
+};
+
+/// A state node: `<scxml>` (index 0), `<state>`, `<parallel>`, `<final>` or `<history>`.
+struct state_node {
+  std::string id;                     ///< `id` attribute (generated when absent).
+  state_kind kind = state_kind::atomic;
+  history_kind history = history_kind::none;
+  state_index parent = npos;          ///< npos for the root.
+  state_index subtree_end = 0;        ///< One past the last descendant (preorder numbering).
+  std::uint32_t depth = 0;            ///< 0 for the root.
+  std::vector<state_index> children;  ///< Child states in document order, history excluded.
+  std::vector<state_index> histories; ///< History children.
+  transition_index initial = npos;    ///< Default-entry transition (compound states and root).
+  std::vector<action_block> onentry;  ///< Each `<onentry>` is its own block.
+  std::vector<action_block> onexit;
+  std::vector<transition_index> transitions;  ///< Outgoing transitions in document order.
+  std::vector<std::uint32_t> invokes;         ///< Indices in `statechart::invokes`.
+  std::vector<std::uint32_t> data;            ///< Indices in `statechart::data` declared here.
+  std::optional<donedata> done;       ///< `<donedata>` of a final state.
+  std::string done_event;             ///< `done.state.<id>` raised when this state completes.
+  std::uint32_t done_name_id = npos;  ///< Interned id of `done_event`, when a descriptor names it.
+  source_location loc;
+  bool explicit_id = false;           ///< False when the id was generated.
+  bool eventless_in_chain = false;    ///< This state or an ancestor has an eventless transition.
+};
+
+/// A transition (also the synthetic default-entry transitions of compound and history states).
+struct transition_node {
+  state_index source = npos;
+  std::vector<std::uint32_t> events;  ///< Event descriptor name ids (see `statechart::names`).
+  bool any_event = false;             ///< True for `*`.
+  expr_index cond = npos;
+  std::vector<state_index> targets;
+  bool internal = false;              ///< `type="internal"`.
+  action_block body;
+  source_location loc;
+  /// Precomputed transition domain when no target is a history state; npos otherwise or when
+  /// the transition is targetless.
+  state_index domain = npos;
+  bool history_target = false;        ///< Some target is a history state.
+  bool eventless() const noexcept { return events.empty() && !any_event; }
+};
+
+/// The binding mode of `<scxml binding>`.
+enum class binding_mode : std::uint8_t { early, late };
+
+/**
+ * A compiled statechart: states in document order with precomputed tables.
+ *
+ * Built once by a parser, immutable afterwards, and shared by any number of sessions
+ * (`std::shared_ptr<const statechart>`). Sessions never see XML or JSON again.
+ */
+class statechart {
+ public:
+  std::string name;                     ///< `<scxml name>`.
+  std::string datamodel = "null";       ///< `<scxml datamodel>`.
+  binding_mode binding = binding_mode::early;
+  std::string source_name;              ///< File name or label of the document.
+  std::string base_dir;                 ///< Folder against which relative `src` resolve.
+  std::vector<state_node> states;
+  std::vector<transition_node> transitions;
+  std::vector<expression> expressions;
+  std::vector<data_decl> data;          ///< All `<data>` in document order.
+  std::vector<invoke_decl> invokes;
+  action_block root_scripts;            ///< Top-level `<script>` elements, run at start.
+  std::vector<std::shared_ptr<const statechart>> inline_charts;  ///< `<content><scxml>` children.
+  std::vector<std::string> native_actions;  ///< Names used by `<xsn:action>`, slot order.
+  bool has_eventless = false;           ///< Some state has an eventless transition.
+
+  /// Interned event descriptors and names (descriptor `foo.*` is stored as `foo`).
+  std::vector<std::string> names;
+  /// For each name id, the name ids that are token prefixes of it (itself included).
+  std::vector<std::vector<std::uint32_t>> name_prefixes;
+
+  /// The state with id `id`, or npos.
+  state_index find_state(std::string_view id) const noexcept;
+  /// The interned id of an event name, or npos when no descriptor names it exactly.
+  std::uint32_t find_name(std::string_view n) const noexcept;
+  /// True when `d` is a proper or improper descendant... see `is_descendant`.
+  bool is_descendant(state_index s, state_index anc) const noexcept {
+    return s > anc && s < states[anc].subtree_end;
+  }
+  /// True for atomic and final states.
+  bool is_atomic(state_index s) const noexcept {
+    auto k = states[s].kind;
+    return k == state_kind::atomic || k == state_kind::final_state;
+  }
+  /// True when transition `t` matches the event with `name` and interned `name_id`.
+  bool matches(const transition_node& t, std::string_view name, std::uint32_t name_id) const noexcept;
+
+  /// Builds the lookup tables and precomputed domains; parsers call it once at the end.
+  void finalize();
+
+ private:
+  std::unordered_map<std::string, state_index> state_ids_;
+  std::unordered_map<std::string, std::uint32_t> name_ids_;
+};
+
+/// True when descriptor `desc` (no `.*` suffix) matches event `name` by whole tokens.
+bool descriptor_matches(std::string_view desc, std::string_view name) noexcept;
+
+}  // namespace xsn

@@ -1,0 +1,24 @@
+#pragma once
+/// \file Error codes of xsn's runtime operations.
+#include <system_error>
+
+namespace xsn {
+
+/// Errors returned (as `std::error_code`) by sessions and runtime components.
+enum class errc {
+  queue_full = 1,     ///< A bounded queue is at capacity and its policy is to fail.
+  not_running,        ///< The session has not started or has already stopped.
+  not_on_executor,    ///< A synchronous call was made from inside a macrostep.
+  load_failed,        ///< A document could not be loaded.
+};
+
+/// The category of `xsn::errc`.
+const std::error_category& runtime_category() noexcept;
+
+/// Makes an `std::error_code` from an `xsn::errc`.
+inline std::error_code make_error_code(errc e) noexcept { return {static_cast<int>(e), runtime_category()}; }
+
+}  // namespace xsn
+
+template <>
+struct std::is_error_code_enum<xsn::errc> : std::true_type {};

@@ -1,0 +1,105 @@
+#pragma once
+/// \file A running SCXML session: the W3C interpreter over a shared compiled chart.
+#include <xsn/model/statechart.hpp>
+#include <xsn/runtime/clock.hpp>
+#include <xsn/runtime/datamodel.hpp>
+#include <xsn/runtime/errors.hpp>
+#include <xsn/runtime/event.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <unordered_map>
+#include <vector>
+
+namespace xsn {
+
+class session;
+
+/// A native C++ handler for `<xsn:action name="..."/>` (namespace `http://xsn.dev/scxml`).
+using native_action_fn = std::function<void(session&)>;
+
+/// How a session is set up. Every field has a safe default.
+struct session_options {
+  /// Makes the session's datamodel; default: the one named by the chart's `datamodel` attribute.
+  datamodel_factory make_datamodel;
+  /// Budgets for script evaluation (ECMAScript datamodel).
+  script_limits limits;
+  /// Capacity of the external event queue; `send` fails with `errc::queue_full` beyond it.
+  std::size_t queue_capacity = 10'000;
+  /// Capacity of the internal queue; a `raise` beyond it is dropped and `error.execution` logged.
+  std::size_t internal_queue_capacity = 10'000;
+  /// Microsteps one macrostep may take before it is ended with `error.execution`
+  /// (a guard against endless eventless loops).
+  std::uint32_t microstep_budget = 100'000;
+  /// Native actions by name, bound once when the session is created.
+  std::unordered_map<std::string, native_action_fn> actions;
+  /// Receives `<log label expr>` output; default: discarded.
+  std::function<void(std::string_view label, std::string_view message)> on_log;
+  /// Called after every macrostep (including the initial one) with the session stable.
+  std::function<void(session&)> on_macrostep;
+  /// Called once when the session has ended (top-level final state or `stop`), with donedata.
+  std::function<void(session&, const value& donedata)> on_done;
+  /// `_sessionid`; generated when empty.
+  std::string session_id;
+};
+
+/**
+ * One running instance of a statechart, following the W3C SCXML algorithm (Appendix D).
+ *
+ * A session runs on the executor it is given and never starts threads. All member functions
+ * must be called from that executor (one thread at a time): the session is not thread-safe.
+ * Delayed events go through the `clock`; invoked child sessions share executor and clock.
+ */
+class session {
+ public:
+  /// Creates a session; nothing runs until `start`.
+  session(std::shared_ptr<const statechart> chart, boost::asio::any_io_executor ex, xsn::clock& clk,
+          session_options opts = {});
+  /// Cancels pending timers and child sessions.
+  ~session();
+  session(const session&) = delete;
+  session& operator=(const session&) = delete;
+
+  /// Enters the initial configuration and runs the first macrostep, synchronously.
+  void start();
+  /// Queues an external event; it is processed on the executor. Fails with `errc::queue_full`
+  /// when the external queue is at capacity and `errc::not_running` after the session ended.
+  std::error_code send(event ev);
+  /// Queues an external event and runs macrosteps synchronously until the queue is empty.
+  /// Fails with `errc::not_on_executor` when called from inside a macrostep.
+  std::error_code process(event ev);
+  /// Runs queued external events now (what the posted handler does).
+  void drain();
+  /// Cancels the session: exits all states, as when the parent cancels an invocation.
+  void stop();
+
+  /// True between `start` and reaching a top-level final state or `stop`.
+  bool running() const noexcept;
+  /// The chart this session runs.
+  const statechart& chart() const noexcept;
+  /// `_sessionid`.
+  const std::string& id() const noexcept;
+  /// True when state `s` is in the configuration.
+  bool is_active(state_index s) const noexcept;
+  /// All active states in document order.
+  std::vector<state_index> configuration() const;
+  /// Ids of the active atomic (including final) states, in document order.
+  std::vector<std::string> active_atomic_states() const;
+  /// External events waiting to be processed.
+  std::size_t queued() const noexcept;
+  /// The datamodel (for native actions and inspection).
+  xsn::datamodel& datamodel() noexcept;
+
+  struct impl;  ///< Implementation, in src/core.
+
+ private:
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace xsn

@@ -1,0 +1,136 @@
+#include "test_script.hpp"
+
+#include <xsn/parse/scxml.hpp>
+#include <xsn/runtime/session.hpp>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/json/parse.hpp>
+
+#include <algorithm>
+#include <fstream>
+#include <ostream>
+#include <set>
+#include <sstream>
+
+namespace xsn::cli {
+namespace {
+
+struct script_step {
+  event ev;
+  std::int64_t after_ms = 0;
+  std::set<std::string> expected;
+};
+
+struct script {
+  std::set<std::string> initial;
+  std::vector<script_step> steps;
+};
+
+std::set<std::string> string_set(const boost::json::value& v, const char* what) {
+  std::set<std::string> out;
+  if (!v.is_array()) throw std::runtime_error(std::string(what) + " must be an array of state ids");
+  for (const auto& s : v.as_array()) {
+    if (!s.is_string()) throw std::runtime_error(std::string(what) + " must contain strings");
+    out.emplace(s.as_string());
+  }
+  return out;
+}
+
+script parse_script(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot read file");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  boost::system::error_code ec;
+  auto doc = boost::json::parse(ss.str(), ec);
+  if (ec) throw std::runtime_error("invalid JSON: " + ec.message());
+  if (!doc.is_object()) throw std::runtime_error("the script must be a JSON object");
+  const auto& o = doc.as_object();
+  script s;
+  if (!o.contains("initialConfiguration")) throw std::runtime_error("missing initialConfiguration");
+  s.initial = string_set(o.at("initialConfiguration"), "initialConfiguration");
+  if (o.contains("events")) {
+    if (!o.at("events").is_array()) throw std::runtime_error("events must be an array");
+    for (const auto& e : o.at("events").as_array()) {
+      if (!e.is_object()) throw std::runtime_error("each event entry must be an object");
+      const auto& eo = e.as_object();
+      script_step step;
+      if (!eo.contains("event") || !eo.at("event").is_object() || !eo.at("event").as_object().contains("name") ||
+          !eo.at("event").as_object().at("name").is_string())
+        throw std::runtime_error("each entry needs event.name");
+      const auto& ev = eo.at("event").as_object();
+      step.ev.name = std::string(ev.at("name").as_string());
+      if (ev.contains("data")) step.ev.data = ev.at("data");
+      if (eo.contains("after")) {
+        const auto& a = eo.at("after");
+        if (!a.is_number()) throw std::runtime_error("after must be a number of milliseconds");
+        step.after_ms = static_cast<std::int64_t>(a.to_number<double>());
+        if (step.after_ms < 0) throw std::runtime_error("after must not be negative");
+      }
+      if (!eo.contains("nextConfiguration")) throw std::runtime_error("each entry needs nextConfiguration");
+      step.expected = string_set(eo.at("nextConfiguration"), "nextConfiguration");
+      s.steps.push_back(std::move(step));
+    }
+  }
+  return s;
+}
+
+std::string join(const std::set<std::string>& s) {
+  std::string out = "[";
+  for (const auto& x : s) out += (out.size() > 1 ? " " : "") + x;
+  return out + "]";
+}
+
+/// Runs every handler that is ready, until none is.
+void settle(boost::asio::io_context& ioc) {
+  ioc.restart();
+  ioc.poll();
+}
+
+}  // namespace
+
+int run_test_script(const std::filesystem::path& machine, const std::filesystem::path& script_path,
+                    std::ostream& out, std::ostream& err, bool verbose) {
+  script sc;
+  try {
+    sc = parse_script(script_path);
+  } catch (const std::exception& e) {
+    err << script_path.string() << ":0:0: " << e.what() << "\n";
+    return script_load_error;
+  }
+  auto loaded = load_document(machine);
+  if (!loaded) {
+    for (const auto& d : loaded.errors) err << d.to_string() << "\n";
+    return script_load_error;
+  }
+  boost::asio::io_context ioc;
+  manual_clock clk;
+  session_options opts;
+  if (verbose) opts.on_log = [&](std::string_view label, std::string_view msg) { err << "log: " << label << ": " << msg << "\n"; };
+  session s(loaded.chart, ioc.get_executor(), clk, std::move(opts));
+  auto check = [&](const std::set<std::string>& expected, const std::string& when) {
+    auto active = s.active_atomic_states();
+    std::set<std::string> actual(active.begin(), active.end());
+    if (actual == expected) return true;
+    err << machine.string() << ": mismatch " << when << "\n  expected: " << join(expected)
+        << "\n  actual:   " << join(actual) << "\n";
+    return false;
+  };
+  s.start();
+  settle(ioc);
+  if (!check(sc.initial, "in the initial configuration")) return script_mismatch;
+  for (std::size_t i = 0; i < sc.steps.size(); ++i) {
+    auto& step = sc.steps[i];
+    auto target = clk.now() + std::chrono::milliseconds(step.after_ms);
+    while (clk.fire_next(target)) settle(ioc);
+    clk.advance_to(target);
+    s.send(step.ev);
+    settle(ioc);
+    if (!check(step.expected, "after event " + std::to_string(i + 1) + " '" + step.ev.name + "'"))
+      return script_mismatch;
+  }
+  if (verbose) out << machine.string() << ": passed\n";
+  return script_passed;
+}
+
+}  // namespace xsn::cli

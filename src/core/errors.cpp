@@ -1,0 +1,27 @@
+#include <xsn/runtime/errors.hpp>
+
+#include <string>
+
+namespace xsn {
+namespace {
+class runtime_category_impl final : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "xsn"; }
+  std::string message(int ev) const override {
+    switch (static_cast<errc>(ev)) {
+      case errc::queue_full: return "queue is full";
+      case errc::not_running: return "session is not running";
+      case errc::not_on_executor: return "called from inside a macrostep";
+      case errc::load_failed: return "document could not be loaded";
+    }
+    return "unknown xsn error";
+  }
+};
+}  // namespace
+
+const std::error_category& runtime_category() noexcept {
+  static const runtime_category_impl cat;
+  return cat;
+}
+
+}  // namespace xsn

@@ -1,0 +1,771 @@
+// SCXML text -> statechart. Two passes: build the state tree in document order, then resolve
+// targets and validate. Every problem becomes a located diagnostic; nothing throws out.
+#include <xsn/parse/scxml.hpp>
+
+#include <pugixml.hpp>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <fstream>
+#include <sstream>
+#include <unordered_map>
+#include <unordered_set>
+
+namespace xsn {
+
+std::string diagnostic::to_string() const {
+  return file + ":" + std::to_string(loc.line) + ":" + std::to_string(loc.column) + ": " + message;
+}
+
+namespace {
+
+constexpr std::string_view scxml_ns = "http://www.w3.org/2005/07/scxml";
+constexpr std::string_view xsn_ns = "http://xsn.dev/scxml";
+
+bool read_file(const std::filesystem::path& p, std::string& out) {
+  std::ifstream in(p, std::ios::binary);
+  if (!in) return false;
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  out = ss.str();
+  return true;
+}
+
+std::vector<std::string> split_ws(std::string_view s) {
+  std::vector<std::string> out;
+  std::size_t i = 0;
+  while (i < s.size()) {
+    while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i]))) ++i;
+    auto b = i;
+    while (i < s.size() && !std::isspace(static_cast<unsigned char>(s[i]))) ++i;
+    if (i > b) out.emplace_back(s.substr(b, i - b));
+  }
+  return out;
+}
+
+/// Parses a CSS2 time value (`500ms`, `1.5s`, `2s`); false when malformed.
+bool parse_delay(std::string_view s, std::chrono::milliseconds& out) {
+  auto words = split_ws(s);
+  if (words.size() != 1) return false;
+  std::string_view w = words[0];
+  double scale = 0;
+  if (w.size() > 2 && w.substr(w.size() - 2) == "ms") {
+    scale = 1, w.remove_suffix(2);
+  } else if (w.size() > 1 && w.back() == 's') {
+    scale = 1000, w.remove_suffix(1);
+  } else {
+    return false;
+  }
+  if (w.empty()) return false;
+  std::string num(w);
+  if (num.front() == '.') num.insert(num.begin(), '0');
+  char* end = nullptr;
+  double v = std::strtod(num.c_str(), &end);
+  if (end != num.c_str() + num.size() || !std::isfinite(v) || v < 0 || v * scale > 1e15) return false;
+  out = std::chrono::milliseconds(static_cast<std::int64_t>(std::llround(v * scale)));
+  return true;
+}
+
+class builder {
+ public:
+  builder(std::string_view text, std::string file, std::filesystem::path base,
+          std::vector<diagnostic>& errors)
+      : text_(text), file_(std::move(file)), base_(std::move(base)), errors_(errors) {
+    for (std::size_t i = 0; i < text_.size(); ++i)
+      if (text_[i] == '\n') line_starts_.push_back(i + 1);
+  }
+
+  std::shared_ptr<statechart> build_document();
+  std::shared_ptr<statechart> build_from(pugi::xml_node root);
+
+ private:
+  // ---- locations and diagnostics ----
+  source_location at_offset(std::ptrdiff_t off) const {
+    if (off < 0) return {};
+    auto it = std::upper_bound(line_starts_.begin(), line_starts_.end(), static_cast<std::size_t>(off));
+    auto line = static_cast<std::uint32_t>(it - line_starts_.begin());
+    auto col = static_cast<std::uint32_t>(static_cast<std::size_t>(off) - line_starts_[line - 1]);
+    return {line, col + 1};
+  }
+  source_location at(pugi::xml_node n) const {
+    auto off = n.offset_debug();
+    // offset_debug points at the element name; report the '<' before it.
+    return at_offset(off > 0 && n.type() == pugi::node_element ? off - 1 : off);
+  }
+  void error(source_location loc, std::string msg) { errors_.push_back({file_, loc, std::move(msg)}); }
+  void error(pugi::xml_node n, std::string msg) { error(at(n), std::move(msg)); }
+
+  // ---- namespaces ----
+  std::string_view local_name(pugi::xml_node n) const {
+    std::string_view name = n.name();
+    auto colon = name.find(':');
+    return colon == std::string_view::npos ? name : name.substr(colon + 1);
+  }
+  std::string namespace_of(pugi::xml_node n) const {
+    std::string_view name = n.name();
+    auto colon = name.find(':');
+    std::string attr = colon == std::string_view::npos ? "xmlns" : "xmlns:" + std::string(name.substr(0, colon));
+    for (auto p = n; p && p.type() == pugi::node_element; p = p.parent())
+      if (auto a = p.attribute(attr.c_str())) return a.value();
+    return colon == std::string_view::npos ? std::string(scxml_ns) : std::string();
+  }
+  bool is_scxml(pugi::xml_node n) const { return n.type() == pugi::node_element && namespace_of(n) == scxml_ns; }
+
+  // ---- attributes ----
+  bool has(pugi::xml_node n, const char* a) const { return static_cast<bool>(n.attribute(a)); }
+  std::string attr(pugi::xml_node n, const char* a) const { return n.attribute(a).value(); }
+  expr_index expr_attr(pugi::xml_node n, const char* a) {
+    auto at_ = n.attribute(a);
+    if (!at_) return npos;
+    return add_expr(at_.value(), at(n));
+  }
+  expr_index add_expr(std::string text, source_location loc) {
+    c_->expressions.push_back({std::move(text), loc});
+    return static_cast<expr_index>(c_->expressions.size() - 1);
+  }
+  void exclusive(pugi::xml_node n, const char* a, const char* b) {
+    if (has(n, a) && has(n, b))
+      error(n, "<" + std::string(local_name(n)) + "> may not have both '" + a + "' and '" + b + "'");
+  }
+  std::uint32_t intern_name(const std::string& n) {
+    auto it = names_.find(n);
+    if (it != names_.end()) return it->second;
+    auto id = static_cast<std::uint32_t>(c_->names.size());
+    c_->names.push_back(n);
+    names_.emplace(n, id);
+    return id;
+  }
+
+  // ---- structure ----
+  state_index build_state(pugi::xml_node n, state_index parent);
+  void build_child(pugi::xml_node child, state_index idx);
+  void build_transition(pugi::xml_node n, state_index source);
+  void build_initial_element(pugi::xml_node n, state_index idx);
+  void build_data(pugi::xml_node n, state_index owner);
+  void build_invoke(pugi::xml_node n, state_index owner);
+  void build_donedata(pugi::xml_node n, state_index owner);
+  content build_content(pugi::xml_node n);
+  param build_param(pugi::xml_node n);
+  action_block build_block(pugi::xml_node parent);
+  bool build_action(pugi::xml_node n, action_block& out);
+  send_action build_send(pugi::xml_node n);
+  if_action build_if(pugi::xml_node n);
+  std::string load_src(pugi::xml_node n, const std::string& src, bool& ok);
+  void resolve();
+  void resolve_targets(transition_index t);
+  void resolve_initial(state_index s);
+  void validate_history(state_index s);
+
+  struct pending_targets {
+    std::vector<std::string> ids;
+    source_location loc;
+  };
+
+  std::string_view text_;
+  std::string file_;
+  std::filesystem::path base_;
+  std::vector<diagnostic>& errors_;
+  std::vector<std::size_t> line_starts_{0};
+  std::shared_ptr<statechart> c_;
+  std::unordered_map<std::string, std::uint32_t> names_;
+  std::unordered_map<transition_index, pending_targets> targets_;
+  std::unordered_map<state_index, pending_targets> initial_attr_;
+  std::unordered_map<std::string, source_location> seen_ids_;
+  std::unordered_map<std::string, state_index> index_;
+  std::uint32_t generated_ = 0;
+};
+
+std::shared_ptr<statechart> builder::build_document() {
+  pugi::xml_document doc;
+  auto res = doc.load_buffer(text_.data(), text_.size(), pugi::parse_default | pugi::parse_ws_pcdata_single);
+  if (!res) {
+    error(at_offset(res.offset), std::string("XML error: ") + res.description());
+    return nullptr;
+  }
+  auto root = doc.document_element();
+  if (!root) {
+    error(source_location{1, 1}, "document has no root element");
+    return nullptr;
+  }
+  return build_from(root);
+}
+
+std::shared_ptr<statechart> builder::build_from(pugi::xml_node root) {
+  if (local_name(root) != "scxml") {
+    error(root, "root element must be <scxml>, not <" + std::string(root.name()) + ">");
+    return nullptr;
+  }
+  if (namespace_of(root) != scxml_ns) {
+    error(root, "<scxml> must be in namespace " + std::string(scxml_ns));
+    return nullptr;
+  }
+  c_ = std::make_shared<statechart>();
+  c_->source_name = file_;
+  c_->base_dir = base_.string();
+  c_->name = attr(root, "name");
+  if (has(root, "version") && attr(root, "version") != "1.0")
+    error(root, "unsupported SCXML version '" + attr(root, "version") + "' (expected 1.0)");
+  if (has(root, "datamodel")) c_->datamodel = attr(root, "datamodel");
+  if (c_->datamodel != "null" && c_->datamodel != "ecmascript")
+    error(root, "unknown datamodel '" + c_->datamodel + "' (supported: null, ecmascript)");
+  if (has(root, "binding")) {
+    auto b = attr(root, "binding");
+    if (b == "late") c_->binding = binding_mode::late;
+    else if (b != "early") error(root, "binding must be 'early' or 'late', not '" + b + "'");
+  }
+  build_state(root, npos);
+  if (!errors_.empty()) return nullptr;
+  resolve();
+  if (!errors_.empty()) return nullptr;
+  c_->finalize();
+  return c_;
+}
+
+state_index builder::build_state(pugi::xml_node n, state_index parent) {
+  auto idx = static_cast<state_index>(c_->states.size());
+  c_->states.emplace_back();
+  {
+    auto& s = c_->states.back();
+    s.parent = parent;
+    s.loc = at(n);
+    s.depth = parent == npos ? 0 : c_->states[parent].depth + 1;
+    auto name = local_name(n);
+    if (name == "parallel") s.kind = state_kind::parallel;
+    else if (name == "final") s.kind = state_kind::final_state;
+    else if (name == "history") s.kind = state_kind::history;
+    if (parent != npos && has(n, "id")) {
+      s.id = attr(n, "id");
+      s.explicit_id = true;
+      if (s.id.empty() || std::any_of(s.id.begin(), s.id.end(), [](char ch) { return std::isspace(static_cast<unsigned char>(ch)); }))
+        error(n, "invalid state id '" + s.id + "'");
+      auto [it, fresh] = seen_ids_.emplace(s.id, s.loc);
+      if (!fresh)
+        error(n, "duplicate state id '" + s.id + "' (first defined at line " + std::to_string(it->second.line) + ")");
+    } else if (parent != npos) {
+      s.id = "__xsn_" + std::to_string(++generated_);
+    }
+    if (s.kind == state_kind::history) {
+      auto type = has(n, "type") ? attr(n, "type") : "shallow";
+      if (type == "shallow") s.history = history_kind::shallow;
+      else if (type == "deep") s.history = history_kind::deep;
+      else error(n, "history type must be 'shallow' or 'deep', not '" + type + "'");
+    }
+    if (has(n, "initial")) {
+      if (s.kind == state_kind::parallel || s.kind == state_kind::final_state || s.kind == state_kind::history)
+        error(n, "'initial' is not allowed on <" + std::string(name) + ">");
+      else
+        initial_attr_[idx] = {split_ws(attr(n, "initial")), at(n)};
+    }
+  }
+  for (auto child : n.children()) {
+    if (child.type() != pugi::node_element) continue;
+    build_child(child, idx);
+  }
+  auto& s = c_->states[idx];
+  s.subtree_end = static_cast<state_index>(c_->states.size());
+  if (parent == npos) s.kind = state_kind::compound;
+  else if (s.kind == state_kind::atomic && !s.children.empty()) s.kind = state_kind::compound;
+  if (s.kind == state_kind::atomic && initial_attr_.count(idx))
+    error(s.loc, "atomic state '" + s.id + "' may not have an 'initial' attribute");
+  if (s.kind == state_kind::atomic && s.initial != npos)
+    error(s.loc, "atomic state '" + s.id + "' may not have an <initial> element");
+  if (parent == npos && s.children.empty())
+    error(s.loc, "<scxml> must contain at least one state");
+  return idx;
+}
+
+void builder::build_child(pugi::xml_node child, state_index idx) {
+  if (!is_scxml(child)) return;  // foreign elements are extensions: ignored
+  auto name = local_name(child);
+  auto kind = c_->states[idx].kind;
+  bool root = c_->states[idx].parent == npos;
+  auto allowed = [&](bool ok) {
+    if (!ok) error(child, "<" + std::string(name) + "> is not allowed in <" +
+                              std::string(root ? "scxml" : kind == state_kind::parallel ? "parallel"
+                                                     : kind == state_kind::final_state  ? "final"
+                                                     : kind == state_kind::history      ? "history"
+                                                                                        : "state") + ">");
+    return ok;
+  };
+  bool is_state_like = kind == state_kind::atomic || kind == state_kind::compound;
+  bool container = root || is_state_like || kind == state_kind::parallel;
+  if (name == "state" || name == "parallel" || name == "final") {
+    if (!allowed(container)) return;
+    auto ch = build_state(child, idx);
+    c_->states[idx].children.push_back(ch);
+  } else if (name == "history") {
+    if (!allowed(!root && (is_state_like || kind == state_kind::parallel))) return;
+    auto ch = build_state(child, idx);
+    c_->states[idx].histories.push_back(ch);
+  } else if (name == "transition") {
+    if (kind == state_kind::history) {
+      if (c_->states[idx].initial != npos) error(child, "<history> may have only one <transition>");
+      build_transition(child, idx);
+      auto t = static_cast<transition_index>(c_->transitions.size() - 1);
+      c_->states[idx].initial = t;
+      if (has(child, "event") || has(child, "cond"))
+        error(child, "the default transition of <history> may not have 'event' or 'cond'");
+      return;
+    }
+    if (!allowed(!root && (is_state_like || kind == state_kind::parallel))) return;
+    build_transition(child, idx);
+    c_->states[idx].transitions.push_back(static_cast<transition_index>(c_->transitions.size() - 1));
+  } else if (name == "initial") {
+    if (!allowed(!root && is_state_like)) return;
+    build_initial_element(child, idx);
+  } else if (name == "onentry" || name == "onexit") {
+    if (!allowed(!root && kind != state_kind::history)) return;
+    auto block = build_block(child);
+    auto& s = c_->states[idx];
+    (name == "onentry" ? s.onentry : s.onexit).push_back(std::move(block));
+  } else if (name == "datamodel") {
+    if (!allowed(kind != state_kind::history)) return;
+    for (auto d : child.children()) {
+      if (d.type() != pugi::node_element || !is_scxml(d)) continue;
+      if (local_name(d) != "data") {
+        error(d, "<" + std::string(local_name(d)) + "> is not allowed in <datamodel>");
+        continue;
+      }
+      build_data(d, idx);
+    }
+  } else if (name == "invoke") {
+    if (!allowed(!root && (is_state_like || kind == state_kind::parallel))) return;
+    build_invoke(child, idx);
+  } else if (name == "donedata") {
+    if (!allowed(kind == state_kind::final_state)) return;
+    build_donedata(child, idx);
+  } else if (name == "script") {
+    if (!allowed(root)) return;
+    auto block_holder = action_block{};
+    build_action(child, block_holder);
+    for (auto& a : block_holder) c_->root_scripts.push_back(std::move(a));
+  } else {
+    error(child, "unknown element <" + std::string(child.name()) + ">");
+  }
+}
+
+void builder::build_transition(pugi::xml_node n, state_index source) {
+  transition_node t;
+  t.source = source;
+  t.loc = at(n);
+  if (has(n, "event")) {
+    auto tokens = split_ws(attr(n, "event"));
+    if (tokens.empty()) error(n, "empty 'event' attribute");
+    for (auto tok : tokens) {
+      if (tok == "*" || tok == ".*") {
+        t.any_event = true;
+        continue;
+      }
+      if (tok.size() >= 2 && tok.substr(tok.size() - 2) == ".*") tok.resize(tok.size() - 2);
+      else if (tok.back() == '.') tok.pop_back();
+      if (tok.empty() || tok.front() == '.' || tok.find("..") != std::string::npos || tok.find('*') != std::string::npos)
+        error(n, "invalid event descriptor '" + tok + "'");
+      else
+        t.events.push_back(intern_name(tok));
+    }
+  }
+  t.cond = expr_attr(n, "cond");
+  if (has(n, "type")) {
+    auto type = attr(n, "type");
+    if (type == "internal") t.internal = true;
+    else if (type != "external") error(n, "transition type must be 'internal' or 'external', not '" + type + "'");
+  }
+  t.body = build_block(n);
+  auto ti = static_cast<transition_index>(c_->transitions.size());
+  if (has(n, "target")) {
+    auto ids = split_ws(attr(n, "target"));
+    if (ids.empty()) error(n, "empty 'target' attribute");
+    targets_[ti] = {std::move(ids), t.loc};
+  }
+  c_->transitions.push_back(std::move(t));
+}
+
+void builder::build_initial_element(pugi::xml_node n, state_index idx) {
+  if (c_->states[idx].initial != npos || initial_attr_.count(idx)) {
+    error(n, "state '" + c_->states[idx].id + "' has both an 'initial' attribute and an <initial> element, or two <initial>");
+    return;
+  }
+  pugi::xml_node tr;
+  int count = 0;
+  for (auto ch : n.children()) {
+    if (!is_scxml(ch)) continue;
+    if (local_name(ch) != "transition") {
+      error(ch, "<" + std::string(local_name(ch)) + "> is not allowed in <initial>");
+      continue;
+    }
+    tr = ch;
+    ++count;
+  }
+  if (count != 1) {
+    error(n, "<initial> must contain exactly one <transition>");
+    return;
+  }
+  if (has(tr, "event") || has(tr, "cond")) error(tr, "the <initial> transition may not have 'event' or 'cond'");
+  if (!has(tr, "target")) error(tr, "the <initial> transition must have a 'target'");
+  build_transition(tr, idx);
+  c_->states[idx].initial = static_cast<transition_index>(c_->transitions.size() - 1);
+}
+
+std::string builder::load_src(pugi::xml_node n, const std::string& src, bool& ok) {
+  std::string path = src;
+  if (path.rfind("file://", 0) == 0) path = path.substr(7);
+  else if (path.rfind("file:", 0) == 0) path = path.substr(5);
+  std::filesystem::path p(path);
+  if (p.is_relative()) p = base_ / p;
+  std::string out;
+  ok = read_file(p, out);
+  (void)n;
+  return out;
+}
+
+void builder::build_data(pugi::xml_node n, state_index owner) {
+  data_decl d;
+  d.loc = at(n);
+  if (!has(n, "id") || attr(n, "id").empty()) error(n, "<data> must have an 'id'");
+  d.id = attr(n, "id");
+  exclusive(n, "expr", "src");
+  d.expr = expr_attr(n, "expr");
+  bool has_body = !n.first_child().empty();
+  if (has_body && (has(n, "expr") || has(n, "src")))
+    error(n, "<data> may have only one of 'expr', 'src' and content");
+  if (has(n, "src")) {
+    bool ok = false;
+    d.text = load_src(n, attr(n, "src"), ok);
+    if (!ok) {
+      d.text.reset();
+      d.src_error = "cannot read data src '" + attr(n, "src") + "'";
+    }
+  } else if (has_body) {
+    std::ostringstream ss;
+    for (auto ch : n.children()) ch.print(ss, "", pugi::format_raw);
+    d.text = ss.str();
+  }
+  c_->data.push_back(std::move(d));
+  c_->states[owner].data.push_back(static_cast<std::uint32_t>(c_->data.size() - 1));
+}
+
+param builder::build_param(pugi::xml_node n) {
+  param p;
+  if (!has(n, "name")) error(n, "<param> must have a 'name'");
+  p.name = attr(n, "name");
+  exclusive(n, "expr", "location");
+  if (!has(n, "expr") && !has(n, "location")) error(n, "<param> must have 'expr' or 'location'");
+  p.expr = expr_attr(n, "expr");
+  p.location = expr_attr(n, "location");
+  return p;
+}
+
+content builder::build_content(pugi::xml_node n) {
+  content c;
+  c.expr = expr_attr(n, "expr");
+  bool has_body = false;
+  for (auto ch : n.children()) {
+    if (ch.type() == pugi::node_element && local_name(ch) == "scxml" && namespace_of(ch) == scxml_ns) {
+      builder sub(text_, file_, base_, errors_);
+      auto chart = sub.build_from(ch);
+      if (chart) {
+        c_->inline_charts.push_back(std::move(chart));
+        c.chart = static_cast<std::uint32_t>(c_->inline_charts.size() - 1);
+      }
+    }
+    if (ch.type() == pugi::node_element || (ch.type() == pugi::node_pcdata && !std::string_view(ch.value()).empty()) ||
+        ch.type() == pugi::node_cdata)
+      has_body = true;
+  }
+  if (has_body && c.expr != npos) error(n, "<content> may not have both 'expr' and a body");
+  if (has_body && c.chart == npos) {
+    std::ostringstream ss;
+    for (auto ch : n.children()) ch.print(ss, "", pugi::format_raw);
+    c.text = ss.str();
+    if (n.first_child() == n.last_child() && (n.first_child().type() == pugi::node_pcdata || n.first_child().type() == pugi::node_cdata))
+      c.text = n.first_child().value();
+  }
+  return c;
+}
+
+void builder::build_invoke(pugi::xml_node n, state_index owner) {
+  invoke_decl inv;
+  inv.loc = at(n);
+  inv.parent = owner;
+  exclusive(n, "type", "typeexpr");
+  exclusive(n, "src", "srcexpr");
+  exclusive(n, "id", "idlocation");
+  if (has(n, "type")) inv.type = attr(n, "type");
+  inv.typeexpr = expr_attr(n, "typeexpr");
+  inv.src = attr(n, "src");
+  inv.srcexpr = expr_attr(n, "srcexpr");
+  inv.id = attr(n, "id");
+  inv.idlocation = expr_attr(n, "idlocation");
+  if (has(n, "autoforward")) {
+    auto a = attr(n, "autoforward");
+    if (a == "true") inv.autoforward = true;
+    else if (a != "false") error(n, "autoforward must be 'true' or 'false'");
+  }
+  for (auto& loc : split_ws(attr(n, "namelist"))) {
+    inv.namelist.push_back(add_expr(loc, inv.loc));
+    inv.namelist_names.push_back(loc);
+  }
+  int contents = 0;
+  for (auto ch : n.children()) {
+    if (!is_scxml(ch)) continue;
+    auto name = local_name(ch);
+    if (name == "param") inv.params.push_back(build_param(ch));
+    else if (name == "content") inv.body = build_content(ch), ++contents;
+    else if (name == "finalize") inv.finalize = build_block(ch);
+    else error(ch, "<" + std::string(name) + "> is not allowed in <invoke>");
+  }
+  if (contents > 1) error(n, "<invoke> may have at most one <content>");
+  if (inv.body && (has(n, "src") || has(n, "srcexpr"))) error(n, "<invoke> may not have both 'src' and <content>");
+  if (!inv.namelist.empty() && !inv.params.empty()) error(n, "<invoke> may not have both 'namelist' and <param>");
+  c_->invokes.push_back(std::move(inv));
+  c_->states[owner].invokes.push_back(static_cast<std::uint32_t>(c_->invokes.size() - 1));
+}
+
+void builder::build_donedata(pugi::xml_node n, state_index owner) {
+  donedata d;
+  for (auto ch : n.children()) {
+    if (!is_scxml(ch)) continue;
+    auto name = local_name(ch);
+    if (name == "param") d.params.push_back(build_param(ch));
+    else if (name == "content") d.body = build_content(ch);
+    else error(ch, "<" + std::string(name) + "> is not allowed in <donedata>");
+  }
+  if (d.body && !d.params.empty()) error(n, "<donedata> may not have both <content> and <param>");
+  c_->states[owner].done = std::move(d);
+}
+
+action_block builder::build_block(pugi::xml_node parent) {
+  action_block out;
+  for (auto ch : parent.children()) {
+    if (ch.type() != pugi::node_element) continue;
+    build_action(ch, out);
+  }
+  return out;
+}
+
+send_action builder::build_send(pugi::xml_node n) {
+  send_action s;
+  exclusive(n, "event", "eventexpr");
+  exclusive(n, "target", "targetexpr");
+  exclusive(n, "type", "typeexpr");
+  exclusive(n, "id", "idlocation");
+  exclusive(n, "delay", "delayexpr");
+  s.event = attr(n, "event");
+  s.eventexpr = expr_attr(n, "eventexpr");
+  s.target = attr(n, "target");
+  s.targetexpr = expr_attr(n, "targetexpr");
+  s.type = attr(n, "type");
+  s.typeexpr = expr_attr(n, "typeexpr");
+  s.id = attr(n, "id");
+  s.idlocation = expr_attr(n, "idlocation");
+  if (has(n, "delay") && !parse_delay(attr(n, "delay"), s.delay))
+    error(n, "invalid delay '" + attr(n, "delay") + "' (expected e.g. '500ms' or '1.5s')");
+  s.delayexpr = expr_attr(n, "delayexpr");
+  if ((has(n, "delay") || has(n, "delayexpr")) && s.target == "#_internal")
+    error(n, "<send> to #_internal may not have a delay");
+  for (auto& loc : split_ws(attr(n, "namelist"))) {
+    s.namelist.push_back(add_expr(loc, at(n)));
+    s.namelist_names.push_back(loc);
+  }
+  int contents = 0;
+  for (auto ch : n.children()) {
+    if (!is_scxml(ch)) continue;
+    auto name = local_name(ch);
+    if (name == "param") s.params.push_back(build_param(ch));
+    else if (name == "content") s.body = build_content(ch), ++contents;
+    else error(ch, "<" + std::string(name) + "> is not allowed in <send>");
+  }
+  if (contents > 1) error(n, "<send> may have at most one <content>");
+  if (s.body && (!s.params.empty() || !s.namelist.empty()))
+    error(n, "<send> may not have <content> together with 'namelist' or <param>");
+  if (s.body && (has(n, "event") || has(n, "eventexpr")) && false) error(n, "");
+  if (!has(n, "event") && !has(n, "eventexpr") && !s.body)
+    error(n, "<send> must have 'event', 'eventexpr' or <content>");
+  return s;
+}
+
+if_action builder::build_if(pugi::xml_node n) {
+  if_action a;
+  if (!has(n, "cond")) error(n, "<if> must have a 'cond'");
+  a.branches.push_back({expr_attr(n, "cond"), {}});
+  bool seen_else = false;
+  for (auto ch : n.children()) {
+    if (ch.type() != pugi::node_element) continue;
+    auto name = is_scxml(ch) ? local_name(ch) : std::string_view{};
+    if (name == "elseif" || name == "else") {
+      if (seen_else) error(ch, "<" + std::string(name) + "> after <else>");
+      if (name == "else") seen_else = true;
+      if (name == "elseif" && !has(ch, "cond")) error(ch, "<elseif> must have a 'cond'");
+      a.branches.push_back({name == "elseif" ? expr_attr(ch, "cond") : npos, {}});
+      continue;
+    }
+    build_action(ch, a.branches.back().body);
+  }
+  return a;
+}
+
+bool builder::build_action(pugi::xml_node n, action_block& out) {
+  auto ns = namespace_of(n);
+  auto name = local_name(n);
+  auto loc = at(n);
+  if (ns == xsn_ns && name == "action") {
+    if (!has(n, "name")) error(n, "<xsn:action> must have a 'name'");
+    native_action a{attr(n, "name"), npos};
+    auto& names = c_->native_actions;
+    auto it = std::find(names.begin(), names.end(), a.name);
+    a.slot = static_cast<std::uint32_t>(it - names.begin());
+    if (it == names.end()) names.push_back(a.name);
+    out.push_back({std::move(a), loc});
+    return true;
+  }
+  if (ns != scxml_ns) return false;  // other namespaces: ignored extensions
+  if (name == "raise") {
+    if (!has(n, "event") || attr(n, "event").empty()) error(n, "<raise> must have an 'event'");
+    out.push_back({raise_action{attr(n, "event")}, loc});
+  } else if (name == "send") {
+    out.push_back({build_send(n), loc});
+  } else if (name == "cancel") {
+    exclusive(n, "sendid", "sendidexpr");
+    if (!has(n, "sendid") && !has(n, "sendidexpr")) error(n, "<cancel> must have 'sendid' or 'sendidexpr'");
+    out.push_back({cancel_action{attr(n, "sendid"), expr_attr(n, "sendidexpr")}, loc});
+  } else if (name == "log") {
+    out.push_back({log_action{attr(n, "label"), expr_attr(n, "expr")}, loc});
+  } else if (name == "assign") {
+    if (!has(n, "location")) error(n, "<assign> must have a 'location'");
+    assign_action a{expr_attr(n, "location"), expr_attr(n, "expr"), std::nullopt};
+    if (!n.first_child().empty()) {
+      if (has(n, "expr")) error(n, "<assign> may not have both 'expr' and content");
+      a.body = build_content(n);
+    } else if (!has(n, "expr")) {
+      error(n, "<assign> must have 'expr' or content");
+    }
+    out.push_back({std::move(a), loc});
+  } else if (name == "script") {
+    std::string body;
+    if (has(n, "src")) {
+      if (!n.first_child().empty()) error(n, "<script> may not have both 'src' and content");
+      bool ok = false;
+      body = load_src(n, attr(n, "src"), ok);
+      if (!ok) error(n, "cannot read script src '" + attr(n, "src") + "'");
+    } else {
+      body = n.child_value();
+    }
+    out.push_back({script_action{add_expr(std::move(body), loc)}, loc});
+  } else if (name == "if") {
+    out.push_back({build_if(n), loc});
+  } else if (name == "foreach") {
+    if (!has(n, "array")) error(n, "<foreach> must have an 'array'");
+    if (!has(n, "item")) error(n, "<foreach> must have an 'item'");
+    foreach_action f{expr_attr(n, "array"), expr_attr(n, "item"), expr_attr(n, "index"), build_block(n)};
+    out.push_back({std::move(f), loc});
+  } else {
+    error(n, "unknown executable content <" + std::string(n.name()) + ">");
+    return false;
+  }
+  return true;
+}
+
+// ---- second pass ----
+
+void builder::resolve() {
+  for (state_index i = 1; i < c_->states.size(); ++i)
+    if (c_->states[i].explicit_id) index_.emplace(c_->states[i].id, i);
+  for (auto& [t, pending] : targets_) resolve_targets(t);
+  for (state_index s = 0; s < c_->states.size(); ++s) {
+    if (c_->states[s].kind == state_kind::history) validate_history(s);
+    else resolve_initial(s);
+  }
+}
+
+void builder::resolve_targets(transition_index t) {
+  auto& p = targets_[t];
+  auto& tr = c_->transitions[t];
+  for (auto& id : p.ids) {
+    auto it = seen_ids_.find(id);
+    if (it == seen_ids_.end()) {
+      error(p.loc, "transition target '" + id + "' is not a state id");
+      continue;
+    }
+    tr.targets.push_back(index_.at(id));
+  }
+}
+
+void builder::resolve_initial(state_index s) {
+  auto& st = c_->states[s];
+  if (st.kind != state_kind::compound) return;
+  if (auto it = initial_attr_.find(s); it != initial_attr_.end()) {
+    transition_node t;
+    t.source = s;
+    t.loc = it->second.loc;
+    c_->transitions.push_back(std::move(t));
+    auto ti = static_cast<transition_index>(c_->transitions.size() - 1);
+    c_->states[s].initial = ti;
+    targets_[ti] = it->second;
+    resolve_targets(ti);
+  } else if (st.initial == npos) {
+    transition_node t;
+    t.source = s;
+    t.loc = st.loc;
+    t.targets.push_back(st.children.front());
+    c_->transitions.push_back(std::move(t));
+    c_->states[s].initial = static_cast<transition_index>(c_->transitions.size() - 1);
+  }
+  const auto& tr = c_->transitions[c_->states[s].initial];
+  if (tr.targets.empty() && errors_.empty()) error(tr.loc, "initial transition of '" + c_->states[s].id + "' has no target");
+  for (auto target : tr.targets)
+    if (!c_->is_descendant(target, s))
+      error(tr.loc, "initial target '" + c_->states[target].id + "' is not a descendant of '" +
+                        (s == 0 ? std::string("scxml") : c_->states[s].id) + "'");
+}
+
+void builder::validate_history(state_index s) {
+  const auto& st = c_->states[s];
+  if (!st.children.empty()) error(st.loc, "<history> may not contain states");
+  if (st.initial == npos) {
+    error(st.loc, "<history> '" + st.id + "' must have a default <transition>");
+    return;
+  }
+  const auto& tr = c_->transitions[st.initial];
+  if (tr.targets.empty()) error(tr.loc, "the default transition of history '" + st.id + "' must have a target");
+  for (auto target : tr.targets) {
+    bool ok = st.history == history_kind::deep ? c_->is_descendant(target, st.parent)
+                                              : c_->states[target].parent == st.parent;
+    if (!ok || c_->states[target].kind == state_kind::history)
+      error(tr.loc, "history default target '" + c_->states[target].id + "' must be a " +
+                        (st.history == history_kind::deep ? "descendant" : "child") + " of '" +
+                        c_->states[st.parent].id + "'");
+  }
+}
+
+}  // namespace
+
+parse_result parse_scxml(std::string_view text, std::string_view source_name, const std::filesystem::path& base_dir) {
+  parse_result r;
+  try {
+    builder b(text, std::string(source_name), base_dir, r.errors);
+    auto chart = b.build_document();
+    if (r.errors.empty() && chart) r.chart = std::move(chart);
+  } catch (const std::exception& e) {
+    r.errors.push_back({std::string(source_name), {}, std::string("internal error: ") + e.what()});
+  }
+  if (!r.errors.empty()) r.chart.reset();
+  std::stable_sort(r.errors.begin(), r.errors.end(), [](const diagnostic& a, const diagnostic& b) {
+    return std::tie(a.loc.line, a.loc.column) < std::tie(b.loc.line, b.loc.column);
+  });
+  return r;
+}
+
+parse_result load_scxml(const std::filesystem::path& path) {
+  std::string text;
+  if (!read_file(path, text)) {
+    parse_result r;
+    r.errors.push_back({path.string(), {}, "cannot read file"});
+    return r;
+  }
+  return parse_scxml(text, path.string(), path.parent_path());
+}
+
+parse_result load_document(const std::filesystem::path& path) { return load_scxml(path); }
+
+}  // namespace xsn

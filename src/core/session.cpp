@@ -1,0 +1,975 @@
+// The W3C SCXML interpreter (Appendix D of the recommendation), over a compiled statechart.
+// Function names follow the recommendation's pseudo-code so the two can be read side by side.
+#include <xsn/runtime/session.hpp>
+
+#include <xsn/detail/bitset.hpp>
+#include <xsn/parse/scxml.hpp>
+
+#include <boost/asio/post.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <atomic>
+#include <deque>
+#include <map>
+#include <unordered_set>
+
+namespace xsn {
+
+namespace {
+
+constexpr std::string_view scxml_processor = "http://www.w3.org/TR/scxml/#SCXMLEventProcessor";
+
+std::string next_session_id() {
+  static std::atomic<std::uint64_t> counter{0};
+  return "xsn-" + std::to_string(++counter);
+}
+
+bool is_scxml_type(std::string_view t) {
+  return t.empty() || t == scxml_processor || t == "scxml" || t == "http://www.w3.org/TR/scxml/" ||
+         t == "http://www.w3.org/TR/scxml";
+}
+
+/// Sessions of one tree (a root and its invoked children), by id, for `#_scxml_<id>` targets.
+struct registry {
+  std::unordered_map<std::string, session::impl*> sessions;
+};
+
+}  // namespace
+
+struct session::impl final : datamodel_host {
+  impl(session& self, std::shared_ptr<const statechart> chart, boost::asio::any_io_executor ex,
+       xsn::clock& clk, session_options opts)
+      : self_(self), chart_(std::move(chart)), c_(*chart_), ex_(std::move(ex)), clock_(clk),
+        opts_(std::move(opts)), config_(c_.states.size()), atomic_mask_(c_.states.size()),
+        exit_set_(c_.states.size()), entry_set_(c_.states.size()), default_entry_(c_.states.size()),
+        to_invoke_(c_.states.size()) {
+    id_ = opts_.session_id.empty() ? next_session_id() : opts_.session_id;
+    for (state_index s = 0; s < c_.states.size(); ++s)
+      if (c_.is_atomic(s) && s != 0) atomic_mask_.set(s);
+    history_.resize(c_.states.size());
+    has_history_.assign(c_.states.size(), false);
+    entered_once_.assign(c_.states.size(), false);
+    natives_.resize(c_.native_actions.size());
+    for (std::size_t i = 0; i < c_.native_actions.size(); ++i)
+      if (auto it = opts_.actions.find(c_.native_actions[i]); it != opts_.actions.end()) natives_[i] = it->second;
+    dm_ = opts_.make_datamodel ? opts_.make_datamodel() : make_datamodel(c_.datamodel, opts_.limits);
+    if (!dm_) dm_ = make_null_datamodel();
+  }
+  ~impl() override { shutdown_resources(); }
+
+  // ---- datamodel_host ----
+  bool in_state(std::string_view id) const override {
+    auto s = c_.find_state(id);
+    return s != npos && config_.test(s);
+  }
+  const std::string& session_id() const override { return id_; }
+  const std::string& session_name() const override { return c_.name; }
+  value io_processors() const override {
+    boost::json::object loc{{"location", "#_scxml_" + id_}};
+    return boost::json::object{{std::string(scxml_processor), loc}, {"scxml", loc}};
+  }
+
+  // ---- lifecycle ----
+  void start();
+  std::error_code send(event ev);
+  std::error_code process(event ev);
+  void drain();
+  void stop();
+  void post_drain();
+
+  // ---- the algorithm ----
+  void process_external(event& ev);
+  void run_to_completion();
+  bool select_transitions(const event* ev);
+  void remove_conflicts();
+  void microstep();
+  void exit_states();
+  void enter_states();
+  void add_descendants(state_index s);
+  void add_ancestors(state_index s, state_index anc);
+  void effective_targets(const transition_node& t, std::vector<state_index>& out) const;
+  state_index domain_of(const transition_node& t) const;
+  bool in_final(state_index s) const;
+  void exit_interpreter(bool reached_final);
+  void initialize_data(const data_decl& d);
+
+  // ---- executable content ----
+  bool execute(const action_block& block);
+  bool exec(const action& a);
+  bool exec_send(const send_action& s, source_location loc);
+  bool exec_cancel(const cancel_action& c);
+  bool exec_log(const log_action& l);
+  bool exec_assign(const assign_action& a);
+  bool exec_foreach(const foreach_action& f);
+  result<value> content_data(const content& c);
+  result<value> params_data(const std::vector<param>& params, const std::vector<expr_index>& namelist,
+                            const std::vector<std::string>& names);
+  value done_data(state_index final_state);
+  void raise_error(std::string name, std::string message, std::string sendid = {});
+  void raise(event ev);
+  void deliver(event ev, std::string target);
+  bool enqueue_external(event ev);
+
+  // ---- invoke ----
+  void start_invokes();
+  void invoke(const invoke_decl& inv, std::uint32_t index);
+  void cancel_invokes(state_index s);
+  void handle_child_event(const event& ev);
+
+  void shutdown_resources();
+
+  session& self_;
+  std::shared_ptr<const statechart> chart_;
+  const statechart& c_;
+  boost::asio::any_io_executor ex_;
+  xsn::clock& clock_;
+  session_options opts_;
+  std::unique_ptr<xsn::datamodel> dm_;
+  std::string id_;
+  std::vector<native_action_fn> natives_;
+  std::shared_ptr<int> life_ = std::make_shared<int>(0);
+
+  detail::bitset config_, atomic_mask_, exit_set_, entry_set_, default_entry_, to_invoke_;
+  std::vector<std::vector<state_index>> history_;
+  std::vector<bool> has_history_;
+  std::vector<bool> entered_once_;
+  std::vector<std::pair<state_index, transition_index>> default_history_content_;
+  std::vector<transition_index> enabled_, filtered_;
+  std::vector<state_index> scratch_targets_;
+  std::deque<event> external_, internal_;
+  bool running_ = false, started_ = false, ended_ = false, in_macrostep_ = false, drain_posted_ = false;
+  std::uint32_t microsteps_ = 0;
+  std::uint64_t send_counter_ = 0;
+  std::unordered_map<std::string, clock::timer_id> delayed_;  // by sendid
+
+  struct child {
+    std::unique_ptr<session> s;
+    std::uint32_t decl = npos;
+  };
+  std::map<std::string, child> children_;
+  impl* parent_ = nullptr;
+  std::string invokeid_;  // our id in the parent
+  std::shared_ptr<registry> registry_;
+  std::unordered_map<std::string, value> data_overrides_;
+};
+
+// ============================ lifecycle ============================
+
+void session::impl::start() {
+  if (started_) return;
+  started_ = true;
+  if (!registry_) registry_ = std::make_shared<registry>();
+  registry_->sessions[id_] = this;
+  in_macrostep_ = true;
+  if (auto r = dm_->setup(c_, *this); !r) raise_error("error.execution", r.error().message);
+  if (c_.binding == binding_mode::early) {
+    for (const auto& d : c_.data) initialize_data(d);
+  } else {
+    for (const auto& d : c_.data)
+      if (auto r = dm_->declare(d); !r) raise_error("error.execution", r.error().message);
+    for (auto d : c_.states[0].data) initialize_data(c_.data[d]);
+  }
+  running_ = true;
+  execute(c_.root_scripts);
+  enabled_.assign(1, c_.states[0].initial);
+  microsteps_ = 0;
+  enter_states();
+  run_to_completion();
+  in_macrostep_ = false;
+  if (opts_.on_macrostep) opts_.on_macrostep(self_);
+  if (!running_) exit_interpreter(true);
+  else if (!external_.empty()) post_drain();
+}
+
+void session::impl::initialize_data(const data_decl& d) {
+  result<void> r;
+  if (auto it = data_overrides_.find(d.id); it != data_overrides_.end()) {
+    data_decl o = d;
+    o.expr = npos;
+    o.src_error.clear();
+    o.text = boost::json::serialize(it->second);
+    r = dm_->initialize(o);
+  } else {
+    r = dm_->initialize(d);
+  }
+  if (!r) raise_error("error.execution", r.error().message);
+}
+
+std::error_code session::impl::send(event ev) {
+  if (!running_) return errc::not_running;
+  if (!enqueue_external(std::move(ev))) return errc::queue_full;
+  return {};
+}
+
+bool session::impl::enqueue_external(event ev) {
+  if (!running_ || external_.size() >= opts_.queue_capacity) return false;
+  external_.push_back(std::move(ev));
+  post_drain();
+  return true;
+}
+
+void session::impl::post_drain() {
+  if (drain_posted_ || in_macrostep_) return;
+  drain_posted_ = true;
+  boost::asio::post(ex_, [this, alive = std::weak_ptr<int>(life_)] {
+    if (alive.expired()) return;
+    drain_posted_ = false;
+    drain();
+  });
+}
+
+std::error_code session::impl::process(event ev) {
+  if (in_macrostep_) return errc::not_on_executor;
+  if (!running_) return errc::not_running;
+  if (external_.empty()) {
+    process_external(ev);
+    if (!external_.empty()) drain();
+    return {};
+  }
+  if (external_.size() >= opts_.queue_capacity) return errc::queue_full;
+  external_.push_back(std::move(ev));
+  drain();
+  return {};
+}
+
+void session::impl::drain() {
+  if (in_macrostep_) return;
+  // A bounded batch per handler keeps sessions sharing an executor fair.
+  for (int batch = 0; batch < 64 && running_ && !external_.empty(); ++batch) {
+    event ev = std::move(external_.front());
+    external_.pop_front();
+    process_external(ev);
+  }
+  if (running_ && !external_.empty()) post_drain();
+}
+
+void session::impl::stop() {
+  if (!running_ || in_macrostep_) {
+    running_ = false;
+    return;
+  }
+  running_ = false;
+  exit_interpreter(false);
+}
+
+void session::impl::shutdown_resources() {
+  for (auto& [sendid, timer] : delayed_) clock_.cancel(timer);
+  delayed_.clear();
+  children_.clear();
+  if (registry_) registry_->sessions.erase(id_);
+}
+
+// ============================ macrostep ============================
+
+void session::impl::process_external(event& ev) {
+  if (ev.name_id >= c_.names.size() || c_.names[ev.name_id] != ev.name) ev.name_id = c_.find_name(ev.name);
+  in_macrostep_ = true;
+  microsteps_ = 0;
+  dm_->set_event(ev);
+  if (!children_.empty()) handle_child_event(ev);
+  if (select_transitions(&ev)) microstep();
+  run_to_completion();
+  in_macrostep_ = false;
+  if (opts_.on_macrostep) opts_.on_macrostep(self_);
+  if (!running_) exit_interpreter(true);
+}
+
+void session::impl::handle_child_event(const event& ev) {
+  for (auto& [invokeid, ch] : children_) {
+    const auto& inv = c_.invokes[ch.decl];
+    if (!config_.test(inv.parent)) continue;
+    if (invokeid == ev.invokeid) execute(inv.finalize);
+    if (inv.autoforward && ch.s && ch.s->running()) {
+      event copy = ev;
+      copy.name_id = npos;
+      ch.s->impl_->enqueue_external(std::move(copy));
+    }
+  }
+  if (ev.name.rfind("done.invoke.", 0) == 0 && !ev.invokeid.empty()) {
+    auto it = children_.find(ev.invokeid);
+    if (it != children_.end() && it->second.s && !it->second.s->running()) children_.erase(it);
+  }
+}
+
+void session::impl::run_to_completion() {
+  for (;;) {
+    while (running_) {
+      if (++microsteps_ > opts_.microstep_budget) {
+        raise_error("error.execution", "microstep budget of " + std::to_string(opts_.microstep_budget) +
+                                           " exhausted: the macrostep was ended (endless eventless loop?)");
+        if (opts_.on_log) opts_.on_log("error", "microstep budget exhausted in session " + id_);
+        return;
+      }
+      if (c_.has_eventless && select_transitions(nullptr)) {
+        microstep();
+        continue;
+      }
+      if (internal_.empty()) break;
+      event ev = std::move(internal_.front());
+      internal_.pop_front();
+      if (ev.name_id >= c_.names.size() || c_.names[ev.name_id] != ev.name) ev.name_id = c_.find_name(ev.name);
+      dm_->set_event(ev);
+      if (select_transitions(&ev)) microstep();
+    }
+    if (!running_) return;
+    if (!c_.invokes.empty()) start_invokes();
+    if (internal_.empty()) return;
+  }
+}
+
+bool session::impl::select_transitions(const event* ev) {
+  enabled_.clear();
+  config_.for_each_and(atomic_mask_, [&](state_index atomic) {
+    if (!ev && !c_.states[atomic].eventless_in_chain) return;
+    for (auto s = atomic; s != npos; s = c_.states[s].parent) {
+      for (auto ti : c_.states[s].transitions) {
+        const auto& t = c_.transitions[ti];
+        if (ev ? !c_.matches(t, ev->name, ev->name_id) : !t.eventless()) continue;
+        if (t.cond != npos) {
+          auto r = dm_->eval_bool(t.cond);
+          if (!r) {
+            raise_error("error.execution", r.error().message);
+            continue;
+          }
+          if (!*r) continue;
+        }
+        if (std::find(enabled_.begin(), enabled_.end(), ti) == enabled_.end()) enabled_.push_back(ti);
+        return;
+      }
+    }
+  });
+  if (enabled_.size() > 1) remove_conflicts();
+  return !enabled_.empty();
+}
+
+state_index session::impl::domain_of(const transition_node& t) const {
+  if (t.targets.empty()) return npos;
+  if (!t.history_target) return t.domain;
+  std::vector<state_index> targets;
+  effective_targets(t, targets);
+  if (targets.empty()) return npos;
+  const auto src = t.source;
+  if (t.internal && c_.states[src].kind == state_kind::compound &&
+      std::all_of(targets.begin(), targets.end(), [&](state_index s) { return c_.is_descendant(s, src); }))
+    return src;
+  for (auto anc = c_.states[src].parent; anc != npos; anc = c_.states[anc].parent) {
+    if (anc != 0 && c_.states[anc].kind != state_kind::compound) continue;
+    if (std::all_of(targets.begin(), targets.end(), [&](state_index s) { return c_.is_descendant(s, anc); }))
+      return anc;
+  }
+  return 0;
+}
+
+void session::impl::effective_targets(const transition_node& t, std::vector<state_index>& out) const {
+  for (auto s : t.targets) {
+    if (c_.states[s].kind != state_kind::history) {
+      if (std::find(out.begin(), out.end(), s) == out.end()) out.push_back(s);
+    } else if (has_history_[s]) {
+      for (auto h : history_[s])
+        if (std::find(out.begin(), out.end(), h) == out.end()) out.push_back(h);
+    } else {
+      effective_targets(c_.transitions[c_.states[s].initial], out);
+    }
+  }
+}
+
+void session::impl::remove_conflicts() {
+  filtered_.clear();
+  for (auto t1 : enabled_) {
+    bool preempted = false;
+    auto d1 = domain_of(c_.transitions[t1]);
+    auto to_remove_begin = filtered_.size();
+    std::vector<transition_index> to_remove;
+    for (auto t2 : filtered_) {
+      auto d2 = domain_of(c_.transitions[t2]);
+      if (d1 == npos || d2 == npos) continue;
+      // Exit sets are the active states inside the domains' subtrees; subtrees nest or are disjoint.
+      state_index inner = npos;
+      if (d1 == d2 || c_.is_descendant(d2, d1)) inner = d2;
+      else if (c_.is_descendant(d1, d2)) inner = d1;
+      if (inner == npos || !config_.any_in(inner + 1, c_.states[inner].subtree_end)) continue;
+      if (c_.is_descendant(c_.transitions[t1].source, c_.transitions[t2].source)) {
+        to_remove.push_back(t2);
+      } else {
+        preempted = true;
+        break;
+      }
+    }
+    (void)to_remove_begin;
+    if (!preempted) {
+      for (auto r : to_remove) filtered_.erase(std::find(filtered_.begin(), filtered_.end(), r));
+      filtered_.push_back(t1);
+    }
+  }
+  enabled_.swap(filtered_);
+}
+
+void session::impl::microstep() {
+  exit_states();
+  for (auto ti : enabled_) execute(c_.transitions[ti].body);
+  enter_states();
+}
+
+void session::impl::exit_states() {
+  exit_set_.clear();
+  for (auto ti : enabled_) {
+    auto d = domain_of(c_.transitions[ti]);
+    if (d != npos) exit_set_.add_range_of(config_, d + 1, c_.states[d].subtree_end);
+  }
+  exit_set_.for_each([&](state_index s) {
+    to_invoke_.reset(s);
+    for (auto h : c_.states[s].histories) {
+      auto& v = history_[h];
+      v.clear();
+      if (c_.states[h].history == history_kind::deep) {
+        config_.for_each_and(atomic_mask_, [&](state_index a) {
+          if (c_.is_descendant(a, s)) v.push_back(a);
+        });
+      } else {
+        for (auto ch : c_.states[s].children)
+          if (config_.test(ch)) v.push_back(ch);
+      }
+      has_history_[h] = true;
+    }
+  });
+  exit_set_.for_each_reverse([&](state_index s) {
+    for (const auto& block : c_.states[s].onexit) execute(block);
+    if (!c_.states[s].invokes.empty()) cancel_invokes(s);
+    config_.reset(s);
+  });
+}
+
+void session::impl::enter_states() {
+  entry_set_.clear();
+  default_entry_.clear();
+  default_history_content_.clear();
+  for (auto ti : enabled_) {
+    const auto& t = c_.transitions[ti];
+    for (auto s : t.targets) add_descendants(s);
+    auto anc = domain_of(t);
+    if (!t.history_target) {
+      for (auto s : t.targets) add_ancestors(s, anc);
+    } else {
+      scratch_targets_.clear();
+      effective_targets(t, scratch_targets_);
+      auto targets = scratch_targets_;
+      for (auto s : targets) add_ancestors(s, anc);
+    }
+  }
+  entry_set_.for_each([&](state_index s) {
+    config_.set(s);
+    to_invoke_.set(s);
+    const auto& st = c_.states[s];
+    if (c_.binding == binding_mode::late && !entered_once_[s]) {
+      entered_once_[s] = true;
+      for (auto d : st.data) initialize_data(c_.data[d]);
+    }
+    for (const auto& block : st.onentry) execute(block);
+    if (default_entry_.test(s)) execute(c_.transitions[st.initial].body);
+    for (auto& [state, ti] : default_history_content_)
+      if (state == s) execute(c_.transitions[ti].body);
+    if (st.kind != state_kind::final_state) return;
+    auto parent = st.parent;
+    if (parent == 0) {
+      running_ = false;
+      return;
+    }
+    event done(c_.states[parent].done_event, done_data(s));
+    done.type = event_type::platform;
+    done.name_id = c_.states[parent].done_name_id;
+    raise(std::move(done));
+    auto gp = c_.states[parent].parent;
+    if (gp != npos && c_.states[gp].kind == state_kind::parallel) {
+      bool all = std::all_of(c_.states[gp].children.begin(), c_.states[gp].children.end(),
+                             [&](state_index ch) { return in_final(ch); });
+      if (all) {
+        event gdone(c_.states[gp].done_event);
+        gdone.type = event_type::platform;
+        gdone.name_id = c_.states[gp].done_name_id;
+        raise(std::move(gdone));
+      }
+    }
+  });
+}
+
+void session::impl::add_descendants(state_index s) {
+  const auto& st = c_.states[s];
+  if (st.kind == state_kind::history) {
+    if (has_history_[s]) {
+      auto stored = history_[s];
+      for (auto h : stored) add_descendants(h);
+      for (auto h : stored) add_ancestors(h, st.parent);
+    } else {
+      const auto& def = c_.transitions[st.initial];
+      default_history_content_.emplace_back(st.parent, st.initial);
+      for (auto t : def.targets) add_descendants(t);
+      for (auto t : def.targets) add_ancestors(t, st.parent);
+    }
+    return;
+  }
+  entry_set_.set(s);
+  if (st.kind == state_kind::compound) {
+    default_entry_.set(s);
+    const auto& init = c_.transitions[st.initial];
+    for (auto t : init.targets) add_descendants(t);
+    for (auto t : init.targets) add_ancestors(t, s);
+  } else if (st.kind == state_kind::parallel) {
+    for (auto ch : st.children)
+      if (!entry_set_.any_in(ch + 1, c_.states[ch].subtree_end) && !entry_set_.test(ch)) add_descendants(ch);
+  }
+}
+
+void session::impl::add_ancestors(state_index s, state_index anc) {
+  for (auto a = c_.states[s].parent; a != npos && a != anc; a = c_.states[a].parent) {
+    if (a == 0) break;
+    entry_set_.set(a);
+    if (c_.states[a].kind == state_kind::parallel) {
+      for (auto ch : c_.states[a].children)
+        if (!entry_set_.any_in(ch + 1, c_.states[ch].subtree_end) && !entry_set_.test(ch)) add_descendants(ch);
+    }
+  }
+}
+
+bool session::impl::in_final(state_index s) const {
+  const auto& st = c_.states[s];
+  if (st.kind == state_kind::compound) {
+    for (auto ch : st.children)
+      if (c_.states[ch].kind == state_kind::final_state && config_.test(ch)) return true;
+    return false;
+  }
+  if (st.kind == state_kind::parallel)
+    return std::all_of(st.children.begin(), st.children.end(), [&](state_index ch) { return in_final(ch); });
+  return false;
+}
+
+void session::impl::exit_interpreter(bool reached_final) {
+  if (ended_) return;
+  ended_ = true;
+  running_ = false;
+  in_macrostep_ = true;
+  value donedata;
+  // A session that reached a top-level final state keeps reporting its final configuration.
+  config_.for_each_reverse([&](state_index s) {
+    for (const auto& block : c_.states[s].onexit) execute(block);
+    if (!c_.states[s].invokes.empty()) cancel_invokes(s);
+    if (!reached_final) config_.reset(s);
+    if (reached_final && c_.states[s].kind == state_kind::final_state && c_.states[s].parent == 0)
+      donedata = done_data(s);
+  });
+  in_macrostep_ = false;
+  for (auto& [sendid, timer] : delayed_) clock_.cancel(timer);
+  delayed_.clear();
+  internal_.clear();
+  external_.clear();
+  if (reached_final && parent_) {
+    event done("done.invoke." + invokeid_, donedata);
+    done.type = event_type::external;
+    done.invokeid = invokeid_;
+    done.origintype = std::string(scxml_processor);
+    done.origin = "#_scxml_" + id_;
+    parent_->enqueue_external(std::move(done));
+  }
+  if (opts_.on_done) opts_.on_done(self_, donedata);
+}
+
+// ============================ executable content ============================
+
+void session::impl::raise(event ev) {
+  if (internal_.size() >= opts_.internal_queue_capacity) {
+    if (opts_.on_log) opts_.on_log("error", "internal queue full: dropped event " + ev.name);
+    return;
+  }
+  internal_.push_back(std::move(ev));
+}
+
+void session::impl::raise_error(std::string name, std::string message, std::string sendid) {
+  event ev(std::move(name), value(boost::json::object{{"message", message}}));
+  ev.type = event_type::platform;
+  ev.sendid = std::move(sendid);
+  raise(std::move(ev));
+}
+
+bool session::impl::execute(const action_block& block) {
+  for (const auto& a : block)
+    if (!exec(a)) return false;
+  return true;
+}
+
+bool session::impl::exec(const action& a) {
+  struct visitor {
+    impl& self;
+    source_location loc;
+    bool operator()(const raise_action& r) const {
+      event ev(r.event);
+      ev.type = event_type::internal;
+      ev.name_id = r.name_id;
+      self.raise(std::move(ev));
+      return true;
+    }
+    bool operator()(const send_action& s) const { return self.exec_send(s, loc); }
+    bool operator()(const cancel_action& c) const { return self.exec_cancel(c); }
+    bool operator()(const log_action& l) const { return self.exec_log(l); }
+    bool operator()(const assign_action& as) const { return self.exec_assign(as); }
+    bool operator()(const script_action& s) const {
+      auto r = self.dm_->run_script(s.script);
+      if (!r) self.raise_error("error.execution", r.error().message);
+      return static_cast<bool>(r);
+    }
+    bool operator()(const if_action& i) const {
+      for (const auto& b : i.branches) {
+        if (b.cond != npos) {
+          auto r = self.dm_->eval_bool(b.cond);
+          if (!r) {
+            self.raise_error("error.execution", r.error().message);
+            return false;
+          }
+          if (!*r) continue;
+        }
+        return self.execute(b.body);
+      }
+      return true;
+    }
+    bool operator()(const foreach_action& f) const { return self.exec_foreach(f); }
+    bool operator()(const native_action& n) const {
+      if (n.slot >= self.natives_.size() || !self.natives_[n.slot]) {
+        self.raise_error("error.execution", "no native action bound to '" + n.name + "'");
+        return false;
+      }
+      try {
+        self.natives_[n.slot](self.self_);
+      } catch (const std::exception& e) {
+        self.raise_error("error.execution", "native action '" + n.name + "' threw: " + e.what());
+        return false;
+      }
+      return true;
+    }
+  };
+  return std::visit(visitor{*this, a.loc}, a.op);
+}
+
+bool session::impl::exec_log(const log_action& l) {
+  std::string msg;
+  if (l.expr != npos) {
+    auto r = dm_->eval(l.expr);
+    if (!r) {
+      raise_error("error.execution", r.error().message);
+      return false;
+    }
+    msg = r->is_string() ? std::string(r->as_string()) : boost::json::serialize(*r);
+  }
+  if (opts_.on_log) opts_.on_log(l.label, msg);
+  return true;
+}
+
+bool session::impl::exec_assign(const assign_action& a) {
+  result<void> r;
+  if (a.body) {
+    auto v = content_data(*a.body);
+    if (!v) r = v.error();
+    else r = dm_->assign_value(a.location, *v);
+  } else {
+    r = dm_->assign(a.location, a.expr);
+  }
+  if (!r) raise_error("error.execution", r.error().message);
+  return static_cast<bool>(r);
+}
+
+bool session::impl::exec_foreach(const foreach_action& f) {
+  bool body_ok = true;
+  auto r = dm_->foreach(f.array, f.item, f.index, [&] {
+    body_ok = execute(f.body);
+    return body_ok;
+  });
+  if (!r) raise_error("error.execution", r.error().message);
+  return r && body_ok;
+}
+
+bool session::impl::exec_cancel(const cancel_action& c) {
+  std::string id = c.sendid;
+  if (c.sendidexpr != npos) {
+    auto r = dm_->eval_string(c.sendidexpr);
+    if (!r) {
+      raise_error("error.execution", r.error().message);
+      return false;
+    }
+    id = *r;
+  }
+  if (auto it = delayed_.find(id); it != delayed_.end()) {
+    clock_.cancel(it->second);
+    delayed_.erase(it);
+  }
+  return true;
+}
+
+result<value> session::impl::content_data(const content& c) {
+  if (c.expr != npos) return dm_->eval(c.expr);
+  return dm_->content_value(c.text);
+}
+
+result<value> session::impl::params_data(const std::vector<param>& params, const std::vector<expr_index>& namelist,
+                                         const std::vector<std::string>& names) {
+  if (params.empty() && namelist.empty()) return value(nullptr);
+  boost::json::object obj;
+  for (std::size_t i = 0; i < namelist.size(); ++i) {
+    auto r = dm_->eval(namelist[i]);
+    if (!r) return r.error();
+    obj[names[i]] = std::move(*r);
+  }
+  for (const auto& p : params) {
+    auto r = dm_->eval(p.expr != npos ? p.expr : p.location);
+    if (!r) return r.error();
+    obj[p.name] = std::move(*r);
+  }
+  return value(std::move(obj));
+}
+
+value session::impl::done_data(state_index s) {
+  const auto& d = c_.states[s].done;
+  if (!d) return nullptr;
+  auto r = d->body ? content_data(*d->body) : params_data(d->params, {}, {});
+  if (!r) {
+    raise_error("error.execution", r.error().message);
+    return nullptr;
+  }
+  return std::move(*r);
+}
+
+bool session::impl::exec_send(const send_action& s, source_location) {
+  auto fail = [&](const eval_error& e) {
+    raise_error("error.execution", e.message);
+    return false;
+  };
+  event ev;
+  ev.name = s.event;
+  ev.name_id = s.name_id;
+  if (s.eventexpr != npos) {
+    auto r = dm_->eval_string(s.eventexpr);
+    if (!r) return fail(r.error());
+    ev.name = std::move(*r);
+    ev.name_id = npos;
+  }
+  std::string target = s.target;
+  if (s.targetexpr != npos) {
+    auto r = dm_->eval_string(s.targetexpr);
+    if (!r) return fail(r.error());
+    target = std::move(*r);
+  }
+  std::string type = s.type;
+  if (s.typeexpr != npos) {
+    auto r = dm_->eval_string(s.typeexpr);
+    if (!r) return fail(r.error());
+    type = std::move(*r);
+  }
+  std::string sendid = s.id;
+  bool generated = false;
+  if (s.idlocation != npos || sendid.empty()) {
+    sendid = id_ + ".send." + std::to_string(++send_counter_);
+    generated = true;
+  }
+  if (s.idlocation != npos) {
+    if (auto r = dm_->assign_value(s.idlocation, value(sendid)); !r) return fail(r.error());
+  }
+  auto delay = s.delay;
+  if (s.delayexpr != npos) {
+    auto r = dm_->eval_string(s.delayexpr);
+    if (!r) return fail(r.error());
+    std::string text = *r;
+    // Reuse the parser's CSS2 rules through a tiny local copy of them.
+    auto unit_ms = text.size() > 2 && text.compare(text.size() - 2, 2, "ms") == 0;
+    auto unit_s = !unit_ms && !text.empty() && text.back() == 's';
+    char* end = nullptr;
+    std::string num = text.substr(0, text.size() - (unit_ms ? 2 : unit_s ? 1 : 0));
+    double v = std::strtod(num.c_str(), &end);
+    if (num.empty() || end != num.c_str() + num.size() || v < 0 || !(unit_ms || unit_s))
+      return fail(eval_error{"invalid delayexpr value '" + text + "'"});
+    delay = std::chrono::milliseconds(static_cast<std::int64_t>(v * (unit_s ? 1000 : 1)));
+  }
+  if (s.body) {
+    auto r = content_data(*s.body);
+    if (!r) return fail(r.error());
+    ev.data = std::move(*r);
+  } else {
+    auto r = params_data(s.params, s.namelist, s.namelist_names);
+    if (!r) return fail(r.error());
+    ev.data = std::move(*r);
+  }
+  if (!is_scxml_type(type)) {
+    raise_error("error.execution", "unsupported send type '" + type + "'", generated && s.idlocation == npos ? "" : sendid);
+    return false;
+  }
+  ev.sendid = (generated && s.idlocation == npos) ? std::string() : sendid;
+  ev.origin = "#_scxml_" + id_;
+  ev.origintype = std::string(scxml_processor);
+  if (target == "#_internal") {
+    ev.type = event_type::internal;
+    ev.origin.clear();
+    ev.origintype.clear();
+    raise(std::move(ev));
+    return true;
+  }
+  if (!target.empty() && target.rfind("#_", 0) != 0) {
+    raise_error("error.execution", "unsupported send target '" + target + "'", ev.sendid);
+    return false;
+  }
+  if (delay.count() > 0) {
+    auto due = clock_.now() + std::chrono::duration_cast<clock::duration>(delay);
+    auto timer = clock_.schedule(due, [this, alive = std::weak_ptr<int>(life_), sendid, ev = std::move(ev), target]() mutable {
+      if (alive.expired()) return;
+      delayed_.erase(sendid);
+      deliver(std::move(ev), std::move(target));
+    });
+    delayed_[sendid] = timer;
+    return true;
+  }
+  deliver(std::move(ev), std::move(target));
+  return true;
+}
+
+void session::impl::deliver(event ev, std::string target) {
+  ev.type = event_type::external;
+  auto unreachable = [&] {
+    auto sendid = ev.sendid;
+    raise_error("error.communication", "cannot deliver event '" + ev.name + "' to '" + target + "'", sendid);
+  };
+  if (target.empty()) {
+    if (!enqueue_external(std::move(ev))) unreachable();
+    return;
+  }
+  if (target == "#_parent") {
+    if (!parent_) return unreachable();
+    ev.invokeid = invokeid_;
+    if (!parent_->enqueue_external(std::move(ev))) unreachable();
+    return;
+  }
+  if (target.rfind("#_scxml_", 0) == 0) {
+    auto it = registry_->sessions.find(target.substr(8));
+    if (it == registry_->sessions.end() || !it->second->enqueue_external(std::move(ev))) unreachable();
+    return;
+  }
+  auto it = children_.find(target.substr(2));
+  if (it == children_.end() || !it->second.s || !it->second.s->impl_->enqueue_external(std::move(ev))) unreachable();
+}
+
+// ============================ invoke ============================
+
+void session::impl::start_invokes() {
+  to_invoke_.for_each([&](state_index s) {
+    for (auto i : c_.states[s].invokes)
+      if (running_) invoke(c_.invokes[i], i);
+  });
+  to_invoke_.clear();
+}
+
+void session::impl::invoke(const invoke_decl& inv, std::uint32_t index) {
+  std::string invokeid = inv.id;
+  if (invokeid.empty()) invokeid = c_.states[inv.parent].id + "." + id_ + ".inv." + std::to_string(++send_counter_);
+  if (inv.idlocation != npos) {
+    if (auto r = dm_->assign_value(inv.idlocation, value(invokeid)); !r) return raise_error("error.execution", r.error().message);
+  }
+  std::string type = inv.type;
+  if (inv.typeexpr != npos) {
+    auto r = dm_->eval_string(inv.typeexpr);
+    if (!r) return raise_error("error.execution", r.error().message);
+    type = *r;
+  }
+  if (!is_scxml_type(type)) return raise_error("error.execution", "unsupported invoke type '" + type + "'");
+  std::shared_ptr<const statechart> chart;
+  if (inv.body && inv.body->chart != npos) {
+    chart = c_.inline_charts[inv.body->chart];
+  } else {
+    parse_result pr;
+    if (inv.body) {
+      auto r = content_data(*inv.body);
+      if (!r) return raise_error("error.execution", r.error().message);
+      std::string text = r->is_string() ? std::string(r->as_string()) : boost::json::serialize(*r);
+      pr = parse_scxml(text, c_.source_name + " (invoke content)", c_.base_dir);
+    } else {
+      std::string src = inv.src;
+      if (inv.srcexpr != npos) {
+        auto r = dm_->eval_string(inv.srcexpr);
+        if (!r) return raise_error("error.execution", r.error().message);
+        src = *r;
+      }
+      if (src.rfind("file://", 0) == 0) src = src.substr(7);
+      else if (src.rfind("file:", 0) == 0) src = src.substr(5);
+      std::filesystem::path p(src);
+      if (p.is_relative()) p = std::filesystem::path(c_.base_dir) / p;
+      pr = load_document(p);
+    }
+    if (!pr) {
+      return raise_error("error.execution", "invoke '" + invokeid + "': " +
+                                                (pr.errors.empty() ? "cannot load" : pr.errors.front().to_string()));
+    }
+    chart = pr.chart;
+  }
+  auto data = params_data(inv.params, inv.namelist, inv.namelist_names);
+  if (!data) return raise_error("error.execution", data.error().message);
+  session_options o;
+  o.limits = opts_.limits;
+  o.queue_capacity = opts_.queue_capacity;
+  o.internal_queue_capacity = opts_.internal_queue_capacity;
+  o.microstep_budget = opts_.microstep_budget;
+  o.actions = opts_.actions;
+  o.on_log = opts_.on_log;
+  auto child_session = std::make_unique<session>(chart, ex_, clock_, std::move(o));
+  auto& ci = *child_session->impl_;
+  ci.parent_ = this;
+  ci.invokeid_ = invokeid;
+  ci.registry_ = registry_;
+  if (data->is_object())
+    for (auto& [k, v] : data->as_object()) ci.data_overrides_[std::string(k)] = v;
+  auto& slot = children_[invokeid];
+  slot.s = std::move(child_session);
+  slot.decl = index;
+  slot.s->start();
+}
+
+void session::impl::cancel_invokes(state_index s) {
+  for (auto i : c_.states[s].invokes) {
+    for (auto it = children_.begin(); it != children_.end();) {
+      if (it->second.decl == i) {
+        // Events the child sent before it was cancelled must not be processed.
+        const auto& id = it->first;
+        external_.erase(std::remove_if(external_.begin(), external_.end(),
+                                       [&](const event& e) { return e.invokeid == id; }),
+                        external_.end());
+        if (it->second.s) it->second.s->stop();
+        it = children_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+}
+
+// ============================ public wrapper ============================
+
+session::session(std::shared_ptr<const statechart> chart, boost::asio::any_io_executor ex, xsn::clock& clk,
+                 session_options opts)
+    : impl_(std::make_unique<impl>(*this, std::move(chart), std::move(ex), clk, std::move(opts))) {}
+session::~session() = default;
+void session::start() { impl_->start(); }
+std::error_code session::send(event ev) { return impl_->send(std::move(ev)); }
+std::error_code session::process(event ev) { return impl_->process(std::move(ev)); }
+void session::drain() { impl_->drain(); }
+void session::stop() { impl_->stop(); }
+bool session::running() const noexcept { return impl_->running_; }
+const statechart& session::chart() const noexcept { return impl_->c_; }
+const std::string& session::id() const noexcept { return impl_->id_; }
+bool session::is_active(state_index s) const noexcept { return s < impl_->c_.states.size() && impl_->config_.test(s); }
+std::size_t session::queued() const noexcept { return impl_->external_.size(); }
+xsn::datamodel& session::datamodel() noexcept { return *impl_->dm_; }
+
+std::vector<state_index> session::configuration() const {
+  std::vector<state_index> out;
+  impl_->config_.for_each([&](state_index s) { out.push_back(s); });
+  return out;
+}
+
+std::vector<std::string> session::active_atomic_states() const {
+  std::vector<std::string> out;
+  impl_->config_.for_each_and(impl_->atomic_mask_, [&](state_index s) { out.push_back(impl_->c_.states[s].id); });
+  return out;
+}
+
+}  // namespace xsn
