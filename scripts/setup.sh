@@ -122,8 +122,10 @@ run_example() {
     local xsn
     xsn=$(find "$dir" -type f -name xsn -perm -u+x -print -quit)
     [[ -n $xsn ]] || die "xsn was built but not found under $dir"
-    say "Running $xsn run examples/traffic_light/traffic_light.scxml"
-    "$xsn" run examples/traffic_light/traffic_light.scxml --event button --event shutdown
+    local args=(run examples/traffic_light/traffic_light.scxml --log
+      --advance 150 --event button --advance 300 --event shutdown)
+    say "Running $xsn ${args[*]}"
+    "$xsn" "${args[@]}"
   fi
 }
 

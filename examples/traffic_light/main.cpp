@@ -1,6 +1,6 @@
 // traffic_light: runs traffic_light.scxml on an io_context with real (short) delays.
 //
-// Usage: traffic_light [FILE.scxml] [CYCLES]
+// Usage: traffic_light [FILE.scxml] [CYCLES]   (an empty FILE picks the default document)
 //
 // The program counts completed cycles with a native action, presses the pedestrian button once
 // during the second green phase, and sends `shutdown` after CYCLES cycles (default 3). The
@@ -31,7 +31,7 @@ using namespace std::chrono_literals;
 
 /// The document: as given, else next to the program (the build tree), else in the sources.
 fs::path find_document(int argc, char** argv, const char* name) {
-  if (argc > 1) return argv[1];
+  if (argc > 1 && *argv[1] != '\0') return argv[1];
   const fs::path beside = fs::path(argv[0]).parent_path() / name;
   if (fs::exists(beside)) return beside;
   return fs::path(XSN_EXAMPLE_SOURCE_DIR) / name;

@@ -47,8 +47,11 @@ struct session::impl final : datamodel_host {
     for (state_index s = 0; s < c_.states.size(); ++s)
       if (c_.is_atomic(s) && s != 0) atomic_mask_.set(s);
     history_.resize(c_.states.size());
+    has_histories_ = std::any_of(c_.states.begin(), c_.states.end(),
+                                 [](const state_node& s) { return !s.histories.empty(); });
     has_history_.assign(c_.states.size(), false);
     entered_once_.assign(c_.states.size(), false);
+    enabled_.reserve(16);
     natives_.resize(c_.native_actions.size());
     for (std::size_t i = 0; i < c_.native_actions.size(); ++i)
       if (auto it = opts_.actions.find(c_.native_actions[i]); it != opts_.actions.end()) natives_[i] = it->second;
@@ -72,19 +75,25 @@ struct session::impl final : datamodel_host {
   // ---- lifecycle ----
   void start();
   std::error_code send(event ev);
-  std::error_code process(event ev);
+  std::error_code process(const event& ev);
   void drain();
   void stop();
   void post_drain();
 
   // ---- the algorithm ----
-  void process_external(event& ev);
+  void process_external(const event& ev);
+  std::uint32_t resolve(const event& ev) const noexcept {
+    return ev.name_id < c_.names.size() && c_.names[ev.name_id] == ev.name ? ev.name_id : c_.find_name(ev.name);
+  }
   void run_to_completion();
-  bool select_transitions(const event* ev);
+  bool select_transitions(const event* ev, std::uint32_t name_id);
   void remove_conflicts();
   void microstep();
   void exit_states();
+  void record_history(state_index s);
+  void exit_one(state_index s);
   void enter_states();
+  void enter_one(state_index s, bool by_default);
   void add_descendants(state_index s);
   void add_ancestors(state_index s, state_index anc);
   void effective_targets(const transition_node& t, std::vector<state_index>& out) const;
@@ -132,9 +141,12 @@ struct session::impl final : datamodel_host {
   detail::bitset config_, atomic_mask_, exit_set_, entry_set_, default_entry_, to_invoke_;
   std::vector<std::vector<state_index>> history_;
   std::vector<bool> has_history_;
+  bool has_histories_ = false;
   std::vector<bool> entered_once_;
   std::vector<std::pair<state_index, transition_index>> default_history_content_;
   std::vector<transition_index> enabled_, filtered_;
+  std::vector<state_index> filtered_domains_;
+  std::vector<std::size_t> to_remove_;
   std::vector<state_index> scratch_targets_;
   std::deque<event> external_, internal_;
   bool running_ = false, started_ = false, ended_ = false, in_macrostep_ = false, drain_posted_ = false;
@@ -218,7 +230,7 @@ void session::impl::post_drain() {
   });
 }
 
-std::error_code session::impl::process(event ev) {
+std::error_code session::impl::process(const event& ev) {
   if (in_macrostep_) return errc::not_on_executor;
   if (!running_) return errc::not_running;
   if (external_.empty()) {
@@ -227,7 +239,7 @@ std::error_code session::impl::process(event ev) {
     return {};
   }
   if (external_.size() >= opts_.queue_capacity) return errc::queue_full;
-  external_.push_back(std::move(ev));
+  external_.push_back(ev);
   drain();
   return {};
 }
@@ -261,13 +273,13 @@ void session::impl::shutdown_resources() {
 
 // ============================ macrostep ============================
 
-void session::impl::process_external(event& ev) {
-  if (ev.name_id >= c_.names.size() || c_.names[ev.name_id] != ev.name) ev.name_id = c_.find_name(ev.name);
+void session::impl::process_external(const event& ev) {
+  const auto name_id = resolve(ev);
   in_macrostep_ = true;
   microsteps_ = 0;
   dm_->set_event(ev);
   if (!children_.empty()) handle_child_event(ev);
-  if (select_transitions(&ev)) microstep();
+  if (select_transitions(&ev, name_id)) microstep();
   run_to_completion();
   in_macrostep_ = false;
   if (opts_.on_macrostep) opts_.on_macrostep(self_);
@@ -300,16 +312,15 @@ void session::impl::run_to_completion() {
         if (opts_.on_log) opts_.on_log("error", "microstep budget exhausted in session " + id_);
         return;
       }
-      if (c_.has_eventless && select_transitions(nullptr)) {
+      if (c_.has_eventless && select_transitions(nullptr, npos)) {
         microstep();
         continue;
       }
       if (internal_.empty()) break;
       event ev = std::move(internal_.front());
       internal_.pop_front();
-      if (ev.name_id >= c_.names.size() || c_.names[ev.name_id] != ev.name) ev.name_id = c_.find_name(ev.name);
       dm_->set_event(ev);
-      if (select_transitions(&ev)) microstep();
+      if (select_transitions(&ev, resolve(ev))) microstep();
     }
     if (!running_) return;
     if (!c_.invokes.empty()) start_invokes();
@@ -317,14 +328,14 @@ void session::impl::run_to_completion() {
   }
 }
 
-bool session::impl::select_transitions(const event* ev) {
+bool session::impl::select_transitions(const event* ev, std::uint32_t name_id) {
   enabled_.clear();
   config_.for_each_and(atomic_mask_, [&](state_index atomic) {
     if (!ev && !c_.states[atomic].eventless_in_chain) return;
     for (auto s = atomic; s != npos; s = c_.states[s].parent) {
       for (auto ti : c_.states[s].transitions) {
         const auto& t = c_.transitions[ti];
-        if (ev ? !c_.matches(t, ev->name, ev->name_id) : !t.eventless()) continue;
+        if (ev ? !c_.matches(t, ev->name, name_id) : !t.eventless()) continue;
         if (t.cond != npos) {
           auto r = dm_->eval_bool(t.cond);
           if (!r) {
@@ -375,13 +386,14 @@ void session::impl::effective_targets(const transition_node& t, std::vector<stat
 
 void session::impl::remove_conflicts() {
   filtered_.clear();
+  filtered_domains_.clear();
   for (auto t1 : enabled_) {
     bool preempted = false;
-    auto d1 = domain_of(c_.transitions[t1]);
-    auto to_remove_begin = filtered_.size();
-    std::vector<transition_index> to_remove;
-    for (auto t2 : filtered_) {
-      auto d2 = domain_of(c_.transitions[t2]);
+    const auto d1 = domain_of(c_.transitions[t1]);
+    to_remove_.clear();
+    for (std::size_t j = 0; j < filtered_.size(); ++j) {
+      const auto t2 = filtered_[j];
+      const auto d2 = filtered_domains_[j];
       if (d1 == npos || d2 == npos) continue;
       // Exit sets are the active states inside the domains' subtrees; subtrees nest or are disjoint.
       state_index inner = npos;
@@ -389,17 +401,19 @@ void session::impl::remove_conflicts() {
       else if (c_.is_descendant(d1, d2)) inner = d1;
       if (inner == npos || !config_.any_in(inner + 1, c_.states[inner].subtree_end)) continue;
       if (c_.is_descendant(c_.transitions[t1].source, c_.transitions[t2].source)) {
-        to_remove.push_back(t2);
+        to_remove_.push_back(j);
       } else {
         preempted = true;
         break;
       }
     }
-    (void)to_remove_begin;
-    if (!preempted) {
-      for (auto r : to_remove) filtered_.erase(std::find(filtered_.begin(), filtered_.end(), r));
-      filtered_.push_back(t1);
+    if (preempted) continue;
+    for (auto k = to_remove_.size(); k-- > 0;) {
+      filtered_.erase(filtered_.begin() + static_cast<std::ptrdiff_t>(to_remove_[k]));
+      filtered_domains_.erase(filtered_domains_.begin() + static_cast<std::ptrdiff_t>(to_remove_[k]));
     }
+    filtered_.push_back(t1);
+    filtered_domains_.push_back(d1);
   }
   enabled_.swap(filtered_);
 }
@@ -410,36 +424,53 @@ void session::impl::microstep() {
   enter_states();
 }
 
+void session::impl::record_history(state_index s) {
+  to_invoke_.reset(s);
+  for (auto h : c_.states[s].histories) {
+    auto& v = history_[h];
+    v.clear();
+    if (c_.states[h].history == history_kind::deep) {
+      config_.for_each_and(atomic_mask_, [&](state_index a) {
+        if (c_.is_descendant(a, s)) v.push_back(a);
+      });
+    } else {
+      for (auto ch : c_.states[s].children)
+        if (config_.test(ch)) v.push_back(ch);
+    }
+    has_history_[h] = true;
+  }
+}
+
+void session::impl::exit_one(state_index s) {
+  for (const auto& block : c_.states[s].onexit) execute(block);
+  if (!c_.states[s].invokes.empty()) cancel_invokes(s);
+  config_.reset(s);
+}
+
 void session::impl::exit_states() {
+  const bool bookkeeping = has_histories_ || !c_.invokes.empty();
+  if (enabled_.size() == 1) {  // the common case: one range of the configuration
+    auto d = domain_of(c_.transitions[enabled_[0]]);
+    if (d == npos) return;
+    auto end = c_.states[d].subtree_end;
+    if (bookkeeping) config_.for_each_in(d + 1, end, [&](state_index s) { record_history(s); });
+    config_.for_each_reverse_in(d + 1, end, [&](state_index s) { exit_one(s); });
+    return;
+  }
   exit_set_.clear();
   for (auto ti : enabled_) {
     auto d = domain_of(c_.transitions[ti]);
     if (d != npos) exit_set_.add_range_of(config_, d + 1, c_.states[d].subtree_end);
   }
-  exit_set_.for_each([&](state_index s) {
-    to_invoke_.reset(s);
-    for (auto h : c_.states[s].histories) {
-      auto& v = history_[h];
-      v.clear();
-      if (c_.states[h].history == history_kind::deep) {
-        config_.for_each_and(atomic_mask_, [&](state_index a) {
-          if (c_.is_descendant(a, s)) v.push_back(a);
-        });
-      } else {
-        for (auto ch : c_.states[s].children)
-          if (config_.test(ch)) v.push_back(ch);
-      }
-      has_history_[h] = true;
-    }
-  });
-  exit_set_.for_each_reverse([&](state_index s) {
-    for (const auto& block : c_.states[s].onexit) execute(block);
-    if (!c_.states[s].invokes.empty()) cancel_invokes(s);
-    config_.reset(s);
-  });
+  if (bookkeeping) exit_set_.for_each([&](state_index s) { record_history(s); });
+  exit_set_.for_each_reverse([&](state_index s) { exit_one(s); });
 }
 
 void session::impl::enter_states() {
+  if (enabled_.size() == 1 && c_.transitions[enabled_[0]].static_entry) {
+    for (auto [s, by_default] : c_.transitions[enabled_[0]].entry) enter_one(s, by_default);
+    return;
+  }
   entry_set_.clear();
   default_entry_.clear();
   default_history_content_.clear();
@@ -456,7 +487,12 @@ void session::impl::enter_states() {
       for (auto s : targets) add_ancestors(s, anc);
     }
   }
-  entry_set_.for_each([&](state_index s) {
+  entry_set_.for_each([&](state_index s) { enter_one(s, default_entry_.test(s)); });
+  default_history_content_.clear();
+}
+
+void session::impl::enter_one(state_index s, bool by_default) {
+  {
     config_.set(s);
     to_invoke_.set(s);
     const auto& st = c_.states[s];
@@ -465,7 +501,7 @@ void session::impl::enter_states() {
       for (auto d : st.data) initialize_data(c_.data[d]);
     }
     for (const auto& block : st.onentry) execute(block);
-    if (default_entry_.test(s)) execute(c_.transitions[st.initial].body);
+    if (by_default) execute(c_.transitions[st.initial].body);
     for (auto& [state, ti] : default_history_content_)
       if (state == s) execute(c_.transitions[ti].body);
     if (st.kind != state_kind::final_state) return;
@@ -489,7 +525,7 @@ void session::impl::enter_states() {
         raise(std::move(gdone));
       }
     }
-  });
+  }
 }
 
 void session::impl::add_descendants(state_index s) {
@@ -950,7 +986,7 @@ session::session(std::shared_ptr<const statechart> chart, boost::asio::any_io_ex
 session::~session() = default;
 void session::start() { impl_->start(); }
 std::error_code session::send(event ev) { return impl_->send(std::move(ev)); }
-std::error_code session::process(event ev) { return impl_->process(std::move(ev)); }
+std::error_code session::process(const event& ev) { return impl_->process(ev); }
 void session::drain() { impl_->drain(); }
 void session::stop() { impl_->stop(); }
 bool session::running() const noexcept { return impl_->running_; }

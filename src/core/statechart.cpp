@@ -20,7 +20,7 @@ std::uint32_t statechart::find_name(std::string_view n) const noexcept {
   return it == name_ids_.end() ? npos : it->second;
 }
 
-bool statechart::matches(const transition_node& t, std::string_view name,
+bool statechart::matches_slow(const transition_node& t, std::string_view name,
                          std::uint32_t name_id) const noexcept {
   if (t.any_event) return true;
   if (name_id != npos) {
@@ -65,6 +65,56 @@ void resolve_names(const statechart& c, action_block& block) {
   }
 }
 
+/// Computes a transition's entry set at build time (W3C computeEntrySet without history).
+class static_entry_builder {
+ public:
+  explicit static_entry_builder(const statechart& c) : c_(c), in_(c.states.size(), 0), def_(c.states.size(), 0) {}
+  bool build(transition_node& t) {
+    for (auto s : t.targets) add_descendants(s);
+    for (auto s : t.targets) add_ancestors(s, t.domain);
+    if (!ok_) return false;
+    t.entry.clear();
+    for (state_index s = 0; s < in_.size(); ++s)
+      if (in_[s]) t.entry.emplace_back(s, def_[s] != 0);
+    return true;
+  }
+
+ private:
+  bool any_in(state_index s) const {
+    for (auto i = s; i < c_.states[s].subtree_end; ++i)
+      if (in_[i]) return true;
+    return false;
+  }
+  void add_descendants(state_index s) {
+    const auto& st = c_.states[s];
+    if (st.kind == state_kind::history || !ok_) {
+      ok_ = false;
+      return;
+    }
+    in_[s] = 1;
+    if (st.kind == state_kind::compound) {
+      def_[s] = 1;
+      const auto& init = c_.transitions[st.initial];
+      for (auto t : init.targets) add_descendants(t);
+      for (auto t : init.targets) add_ancestors(t, s);
+    } else if (st.kind == state_kind::parallel) {
+      for (auto ch : st.children)
+        if (!any_in(ch)) add_descendants(ch);
+    }
+  }
+  void add_ancestors(state_index s, state_index anc) {
+    for (auto a = c_.states[s].parent; a != npos && a != anc && a != 0; a = c_.states[a].parent) {
+      in_[a] = 1;
+      if (c_.states[a].kind == state_kind::parallel)
+        for (auto ch : c_.states[a].children)
+          if (!any_in(ch)) add_descendants(ch);
+    }
+  }
+  const statechart& c_;
+  std::vector<char> in_, def_;
+  bool ok_ = true;
+};
+
 }  // namespace
 
 void statechart::finalize() {
@@ -105,6 +155,10 @@ void statechart::finalize() {
       t.domain = src;
     else
       t.domain = find_lcca(*this, src, t.targets);
+  }
+  for (auto& t : transitions) {
+    t.static_entry = false;
+    if (t.domain != npos) t.static_entry = static_entry_builder(*this).build(t);
   }
 }
 

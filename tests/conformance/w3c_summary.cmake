@@ -75,6 +75,8 @@ foreach(row IN LISTS rows)
   endif()
 endforeach()
 
+list(SORT mandatory_failed COMPARE NATURAL)
+list(SORT optional_failed COMPARE NATURAL)
 list(JOIN mandatory_failed " " mf)
 list(JOIN optional_failed " " of)
 list(JOIN mandatory_not_run " " mn)

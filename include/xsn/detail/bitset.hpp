@@ -59,6 +59,32 @@ class bitset {
       for (auto w = words_[wi] & mask.words_[wi]; w; w &= w - 1)
         f(static_cast<std::uint32_t>(wi * 64 + std::countr_zero(w)));
   }
+  /// Calls `f(i)` for each member in `[lo, hi)` in descending order.
+  template <class F>
+  void for_each_reverse_in(std::uint32_t lo, std::uint32_t hi, F&& f) const {
+    if (lo >= hi) return;
+    for (auto wi = (hi - 1) >> 6;; --wi) {
+      auto w = words_[wi];
+      if (wi == (hi - 1) >> 6 && (hi & 63)) w &= (std::uint64_t{1} << (hi & 63)) - 1;
+      if (wi == lo >> 6) w &= ~std::uint64_t{0} << (lo & 63);
+      while (w) {
+        auto b = 63 - std::countl_zero(w);
+        w &= ~(std::uint64_t{1} << b);
+        f(static_cast<std::uint32_t>(wi * 64 + b));
+      }
+      if (wi == lo >> 6) break;
+    }
+  }
+  /// Calls `f(i)` for each member in `[lo, hi)` in ascending order.
+  template <class F>
+  void for_each_in(std::uint32_t lo, std::uint32_t hi, F&& f) const {
+    for (auto wi = lo >> 6; lo < hi && wi <= (hi - 1) >> 6; ++wi) {
+      auto w = words_[wi];
+      if (wi == lo >> 6) w &= ~std::uint64_t{0} << (lo & 63);
+      if (wi == (hi - 1) >> 6 && (hi & 63)) w &= (std::uint64_t{1} << (hi & 63)) - 1;
+      for (; w; w &= w - 1) f(static_cast<std::uint32_t>(wi * 64 + std::countr_zero(w)));
+    }
+  }
   /// Calls `f(i)` for each member in descending order.
   template <class F>
   void for_each_reverse(F&& f) const {

@@ -163,6 +163,10 @@ struct transition_node {
   /// the transition is targetless.
   state_index domain = npos;
   bool history_target = false;        ///< Some target is a history state.
+  /// When no history state is involved, the entry set is fixed: the states this transition
+  /// enters, in entry order, each with "enter by default" (run its initial content).
+  bool static_entry = false;
+  std::vector<std::pair<state_index, bool>> entry;
   bool eventless() const noexcept { return events.empty() && !any_event; }
 };
 
@@ -211,7 +215,12 @@ class statechart {
     return k == state_kind::atomic || k == state_kind::final_state;
   }
   /// True when transition `t` matches the event with `name` and interned `name_id`.
-  bool matches(const transition_node& t, std::string_view name, std::uint32_t name_id) const noexcept;
+  bool matches(const transition_node& t, std::string_view name, std::uint32_t name_id) const noexcept {
+    if (t.events.size() == 1 && t.events[0] == name_id) return true;
+    return matches_slow(t, name, name_id);
+  }
+  /// `matches` without the single-descriptor fast path.
+  bool matches_slow(const transition_node& t, std::string_view name, std::uint32_t name_id) const noexcept;
 
   /// Builds the lookup tables and precomputed domains; parsers call it once at the end.
   void finalize();

@@ -73,7 +73,7 @@ class session {
   std::error_code send(event ev);
   /// Queues an external event and runs macrosteps synchronously until the queue is empty.
   /// Fails with `errc::not_on_executor` when called from inside a macrostep.
-  std::error_code process(event ev);
+  std::error_code process(const event& ev);
   /// Runs queued external events now (what the posted handler does).
   void drain();
   /// Cancels the session: exits all states, as when the parent cancels an invocation.
