@@ -836,9 +836,13 @@ result<void> ecmascript_datamodel::foreach(expr_index array, expr_index item, ex
   st.item_e = item;
   st.index = index == npos ? nullptr : find(index);
   st.index_e = index;
+  st.slot = foreach_depth_;
   if (st.item == nullptr) return missing(item);
   if (index != npos && st.index == nullptr) return missing(index);
-  if (auto r = foreach_begin(array, st); !r) return r;
+  if (auto r = foreach_begin(array, st); !r) {
+    foreach_end(st);  // The copy may already sit in the stash.
+    return r;
+  }
   const std::uint64_t generation = generation_;
   ++foreach_depth_;
   struct end_guard {
@@ -868,7 +872,6 @@ result<void> ecmascript_datamodel::foreach_begin(expr_index array, foreach_state
   const std::string_view index_name = st.index != nullptr ? trim(st.index->text) : std::string_view();
   const bool create_item = is_plain_identifier(item_name);
   const bool create_index = is_plain_identifier(index_name);
-  st.slot = foreach_depth_;
   auto err = run([&](duk_context* ctx) -> duk_ret_t {
     // Check the locations compile before anything runs: a bad item is an error even for [].
     push_compiled(ctx, 'l', st.item_e, st.item->text);

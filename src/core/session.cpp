@@ -89,6 +89,7 @@ struct session::impl final : datamodel_host {
   bool select_transitions(const event* ev, std::uint32_t name_id);
   void remove_conflicts();
   void microstep();
+  bool disjoint_domains() const;
   void exit_states();
   void record_history(state_index s);
   void exit_one(state_index s);
@@ -97,7 +98,9 @@ struct session::impl final : datamodel_host {
   void add_descendants(state_index s);
   void add_ancestors(state_index s, state_index anc);
   void effective_targets(const transition_node& t, std::vector<state_index>& out) const;
-  state_index domain_of(const transition_node& t) const;
+  /// W3C getTransitionDomain; precomputed unless a target is a history state.
+  state_index domain_of(const transition_node& t) const { return t.history_target ? dynamic_domain(t) : t.domain; }
+  state_index dynamic_domain(const transition_node& t) const;
   bool in_final(state_index s) const;
   void exit_interpreter(bool reached_final);
   void initialize_data(const data_decl& d);
@@ -147,6 +150,10 @@ struct session::impl final : datamodel_host {
   std::vector<transition_index> enabled_, filtered_;
   std::vector<state_index> filtered_domains_;
   std::vector<std::size_t> to_remove_;
+  std::vector<state_index> domains_;  // of enabled_, filled by disjoint_domains / microstep
+  std::vector<std::uint32_t> order_;  // indices of enabled_ with a domain, by domain
+  bool fast_ = false;
+  bool disjoint_ = true;  // enabled_ has pairwise disjoint domains (set by select_transitions)
   std::vector<state_index> scratch_targets_;
   std::deque<event> external_, internal_;
   bool running_ = false, started_ = false, ended_ = false, in_macrostep_ = false, drain_posted_ = false;
@@ -185,7 +192,11 @@ void session::impl::start() {
   execute(c_.root_scripts);
   enabled_.assign(1, c_.states[0].initial);
   microsteps_ = 0;
+  domains_.assign(1, 0);
+  order_.assign(1, 0);
+  fast_ = c_.transitions[enabled_[0]].static_entry;
   enter_states();
+  fast_ = false;
   run_to_completion();
   in_macrostep_ = false;
   if (opts_.on_macrostep) opts_.on_macrostep(self_);
@@ -330,6 +341,7 @@ void session::impl::run_to_completion() {
 
 bool session::impl::select_transitions(const event* ev, std::uint32_t name_id) {
   enabled_.clear();
+  domains_.clear();
   config_.for_each_and(atomic_mask_, [&](state_index atomic) {
     if (!ev && !c_.states[atomic].eventless_in_chain) return;
     for (auto s = atomic; s != npos; s = c_.states[s].parent) {
@@ -344,18 +356,20 @@ bool session::impl::select_transitions(const event* ev, std::uint32_t name_id) {
           }
           if (!*r) continue;
         }
-        if (std::find(enabled_.begin(), enabled_.end(), ti) == enabled_.end()) enabled_.push_back(ti);
+        if (std::find(enabled_.begin(), enabled_.end(), ti) == enabled_.end()) {
+          enabled_.push_back(ti);
+          domains_.push_back(domain_of(t));
+        }
         return;
       }
     }
   });
-  if (enabled_.size() > 1) remove_conflicts();
+  disjoint_ = enabled_.size() <= 1 || disjoint_domains();
+  if (!disjoint_) remove_conflicts();
   return !enabled_.empty();
 }
 
-state_index session::impl::domain_of(const transition_node& t) const {
-  if (t.targets.empty()) return npos;
-  if (!t.history_target) return t.domain;
+state_index session::impl::dynamic_domain(const transition_node& t) const {
   std::vector<state_index> targets;
   effective_targets(t, targets);
   if (targets.empty()) return npos;
@@ -389,7 +403,7 @@ void session::impl::remove_conflicts() {
   filtered_domains_.clear();
   for (auto t1 : enabled_) {
     bool preempted = false;
-    const auto d1 = domain_of(c_.transitions[t1]);
+    const auto d1 = domain_of(c_.transitions[t1]);  // (recomputed: domains_ is rebuilt below)
     to_remove_.clear();
     for (std::size_t j = 0; j < filtered_.size(); ++j) {
       const auto t2 = filtered_[j];
@@ -416,9 +430,38 @@ void session::impl::remove_conflicts() {
     filtered_domains_.push_back(d1);
   }
   enabled_.swap(filtered_);
+  domains_.swap(filtered_domains_);
+}
+
+bool session::impl::disjoint_domains() const {
+  for (std::size_t i = 0; i < domains_.size(); ++i) {
+    if (domains_[i] == npos) continue;
+    for (std::size_t j = i + 1; j < domains_.size(); ++j) {
+      auto a = domains_[i], b = domains_[j];
+      if (b != npos && (a == b || c_.is_descendant(a, b) || c_.is_descendant(b, a))) return false;
+    }
+  }
+  return true;
 }
 
 void session::impl::microstep() {
+  // Transitions whose domains are disjoint subtrees (parallel regions) have disjoint exit and entry
+  // sets: each can use its own precomputed range and entry list, in document order of domains.
+  fast_ = disjoint_;
+  if (fast_ && enabled_.size() == 1) {
+    order_.clear();
+    if (domains_[0] != npos) order_.push_back(0);
+    fast_ = domains_[0] == npos || c_.transitions[enabled_[0]].static_entry;
+  } else if (fast_) {
+    order_.clear();
+    for (std::size_t i = 0; i < enabled_.size(); ++i) {
+      const auto& t = c_.transitions[enabled_[i]];
+      if (domains_[i] == npos) continue;
+      if (!t.static_entry) fast_ = false;
+      order_.push_back(static_cast<std::uint32_t>(i));
+    }
+    std::sort(order_.begin(), order_.end(), [&](std::uint32_t a, std::uint32_t b) { return domains_[a] < domains_[b]; });
+  }
   exit_states();
   for (auto ti : enabled_) execute(c_.transitions[ti].body);
   enter_states();
@@ -449,26 +492,27 @@ void session::impl::exit_one(state_index s) {
 
 void session::impl::exit_states() {
   const bool bookkeeping = has_histories_ || !c_.invokes.empty();
-  if (enabled_.size() == 1) {  // the common case: one range of the configuration
-    auto d = domain_of(c_.transitions[enabled_[0]]);
-    if (d == npos) return;
-    auto end = c_.states[d].subtree_end;
-    if (bookkeeping) config_.for_each_in(d + 1, end, [&](state_index s) { record_history(s); });
-    config_.for_each_reverse_in(d + 1, end, [&](state_index s) { exit_one(s); });
+  if (fast_) {  // disjoint ranges of the configuration
+    if (bookkeeping)
+      for (auto i : order_)
+        config_.for_each_in(domains_[i] + 1, c_.states[domains_[i]].subtree_end, [&](state_index s) { record_history(s); });
+    for (auto k = order_.size(); k-- > 0;) {
+      auto d = domains_[order_[k]];
+      config_.for_each_reverse_in(d + 1, c_.states[d].subtree_end, [&](state_index s) { exit_one(s); });
+    }
     return;
   }
   exit_set_.clear();
-  for (auto ti : enabled_) {
-    auto d = domain_of(c_.transitions[ti]);
+  for (auto d : domains_)
     if (d != npos) exit_set_.add_range_of(config_, d + 1, c_.states[d].subtree_end);
-  }
   if (bookkeeping) exit_set_.for_each([&](state_index s) { record_history(s); });
   exit_set_.for_each_reverse([&](state_index s) { exit_one(s); });
 }
 
 void session::impl::enter_states() {
-  if (enabled_.size() == 1 && c_.transitions[enabled_[0]].static_entry) {
-    for (auto [s, by_default] : c_.transitions[enabled_[0]].entry) enter_one(s, by_default);
+  if (fast_) {
+    for (auto i : order_)
+      for (auto [s, by_default] : c_.transitions[enabled_[i]].entry) enter_one(s, by_default);
     return;
   }
   entry_set_.clear();
