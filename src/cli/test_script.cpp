@@ -116,12 +116,14 @@ int run_test_script(const std::filesystem::path& machine, const std::filesystem:
         << "\n  actual:   " << join(actual) << "\n";
     return false;
   };
+  // The initial configuration is that of the first macrostep: queued external events (even
+  // undelayed sends to self) are processed only once the script lets time run.
   s.start();
-  settle(ioc);
   if (!check(sc.initial, "in the initial configuration")) return script_mismatch;
   for (std::size_t i = 0; i < sc.steps.size(); ++i) {
     auto& step = sc.steps[i];
     auto target = clk.now() + std::chrono::milliseconds(step.after_ms);
+    settle(ioc);
     while (clk.fire_next(target)) settle(ioc);
     clk.advance_to(target);
     s.send(step.ev);

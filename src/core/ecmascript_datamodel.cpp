@@ -191,6 +191,11 @@ std::string excerpt(std::string_view text, std::size_t n) {
   return std::string(text.substr(0, n)) + "...";
 }
 
+/// True for the names the datamodel defines and scripts may not change.
+bool is_system_name(std::string_view s) {
+  return s == "_sessionid" || s == "_name" || s == "_ioprocessors" || s == "_event" || s == "In";
+}
+
 /// True for an ASCII identifier that may name a new global (`null`, `this`, ... excluded).
 bool is_plain_identifier(std::string_view s) {
   if (s.empty() || (s[0] >= '0' && s[0] <= '9')) return false;
@@ -399,11 +404,10 @@ constexpr std::string_view bootstrap_source = R"js(
   readOnly('_name', function () { return name; });
   readOnly('_ioprocessors', function () { return io; });
   readOnly('_event', function () { return ev; });
-  sys.In = true;
-  defineProperty(g, 'In', { value: inFn, writable: false, enumerable: false, configurable: false });
+  readOnly('In', function () { return inFn; });
   list = names(g);
   for (i = 0; i < list.length; i++) base[list[i]] = true;
-  return {
+  var api = {
     setEvent: function (e) { ev = e === undefined ? undefined : freeze(e); },
     declare: function (k, v) {
       if (sys[k] === true) throw new TypeErr(k + ' is a read-only system variable');
@@ -431,18 +435,11 @@ constexpr std::string_view bootstrap_source = R"js(
       return out + '}';
     },
     restore: function (vars) {
-      var wanted = create(null), ks = keys(vars), list = names(g), j, k;
-      for (j = 0; j < ks.length; j++) {
-        if (sys[ks[j]] === true) throw new TypeErr(ks[j] + ' is a read-only system variable');
-        wanted[ks[j]] = true;
-      }
-      for (j = 0; j < list.length; j++) {
-        k = list[j];
-        if (base[k] !== true && wanted[k] !== true && !deleteProperty(g, k)) g[k] = undefined;
-      }
-      for (j = 0; j < ks.length; j++) { k = ks[j]; delete base[k]; g[k] = vars[k]; }
+      var ks = keys(vars), j;
+      for (j = 0; j < ks.length; j++) api.declare(ks[j], vars[ks[j]]);
     }
   };
+  return api;
 })
 )js";
 
@@ -495,13 +492,13 @@ class ecmascript_datamodel final : public datamodel {
     return start_heap();
   }
 
-  result<void> declare(const data_decl& d) override { return declare_value(d.id, nullptr); }
+  result<void> declare(const data_decl& d) override { return declare_value(d.id, std::nullopt); }
 
   result<void> initialize(const data_decl& d) override {
     if (!d.src_error.empty()) return fail_declared(d.id, "<data id=\"" + d.id + "\">: " + d.src_error);
     if (d.expr != npos) return initialize_from_expr(d);
     if (d.text) return declare_value(d.id, boost::json::serialize(content_value(*d.text)));
-    return declare_value(d.id, nullptr);
+    return declare_value(d.id, std::nullopt);
   }
 
   result<bool> eval_bool(expr_index e) override {
@@ -621,8 +618,10 @@ class ecmascript_datamodel final : public datamodel {
   result<void> foreach_step(const foreach_state& st, duk_size_t i);
   void foreach_end(const foreach_state& st) noexcept;
   result<void> start_heap();
+  result<void> build_heap();
   bool create_heap();
-  void destroy_heap() noexcept;
+  void destroy_heap() noexcept { release(ctx_, state_); }
+  static void release(duk_context*& ctx, std::unique_ptr<heap_state>& state) noexcept;
   void discard_heap(const std::string& why) noexcept;
   value take_result(bool is_json);
 
@@ -704,16 +703,16 @@ bool ecmascript_datamodel::create_heap() {
   return ctx_ != nullptr;
 }
 
-void ecmascript_datamodel::destroy_heap() noexcept {
-  if (ctx_ != nullptr) {
+void ecmascript_datamodel::release(duk_context*& ctx, std::unique_ptr<heap_state>& state) noexcept {
+  if (ctx != nullptr) {
     try {
-      duk_destroy_heap(ctx_);
+      duk_destroy_heap(ctx);
     } catch (const script_fatal&) {  // NOLINT(bugprone-empty-catch): the blocks are freed below.
     }
-    ctx_ = nullptr;
+    ctx = nullptr;
   }
-  if (state_) free_all_blocks(*state_);
-  state_.reset();
+  if (state) free_all_blocks(*state);
+  state.reset();
 }
 
 void ecmascript_datamodel::discard_heap(const std::string& why) noexcept {
@@ -732,8 +731,12 @@ result<void> ecmascript_datamodel::start_heap() {
   destroy_heap();
   ++generation_;
   foreach_depth_ = 0;
+  return build_heap();
+}
+
+result<void> ecmascript_datamodel::build_heap() {
   broken_.clear();
-  if (host_ == nullptr) return eval_error{broken_ = "the ECMAScript datamodel has no host"};
+  if (host_ == nullptr) return eval_error{broken_ = "the ECMAScript datamodel is not set up"};
   if (!create_heap()) {
     broken_ = "could not create the script heap (heap_limit too small?)";
     return eval_error{broken_};
@@ -947,18 +950,38 @@ value ecmascript_datamodel::save() {
 
 result<void> ecmascript_datamodel::restore(const value& saved) {
   if (!saved.is_object()) return eval_error{"restore: the saved datamodel is not a JSON object"};
-  if (ctx_ == nullptr) {
-    if (chart_ == nullptr) return eval_error{"restore: the ECMAScript datamodel is not set up"};
-    if (auto r = start_heap(); !r) return r;
+  if (chart_ == nullptr) return eval_error{"restore: the ECMAScript datamodel is not set up"};
+  for (const auto& kv : saved.as_object()) {
+    if (is_system_name(kv.key())) {
+      return eval_error{"restore: " + std::string(kv.key()) + " is a read-only system variable"};
+    }
   }
+  // The snapshot goes into a fresh heap, so nothing of the current state survives it; the
+  // current heap stays in place until that has worked.
+  duk_context* old_ctx = std::exchange(ctx_, nullptr);
+  std::unique_ptr<heap_state> old_state = std::move(state_);
+  std::string old_broken = std::move(broken_);
   const std::string json = boost::json::serialize(saved);
-  auto err = run([&](duk_context* ctx) -> duk_ret_t {
-    push_api(ctx, "restore");
-    push_json(ctx, json);
-    duk_call(ctx, 1);
-    return 0;
-  });
-  if (err) return eval_error{"restore: " + *err};
+  std::optional<std::string> err;
+  if (auto r = build_heap(); !r) err = r.error().message;
+  if (!err) {
+    err = run([&](duk_context* ctx) -> duk_ret_t {
+      push_api(ctx, "restore");
+      push_json(ctx, json);
+      duk_call(ctx, 1);
+      return 0;
+    });
+  }
+  if (err) {
+    destroy_heap();
+    ctx_ = old_ctx;
+    state_ = std::move(old_state);
+    broken_ = std::move(old_broken);
+    return eval_error{"restore: " + *err};
+  }
+  release(old_ctx, old_state);
+  ++generation_;
+  foreach_depth_ = 0;
   return {};
 }
 

@@ -474,7 +474,7 @@ content builder::build_content(pugi::xml_node n) {
       has_body = true;
   }
   if (has_body && c.expr != npos) error(n, "<content> may not have both 'expr' and a body");
-  if (has_body && c.chart == npos) {
+  if (has_body) {  // the markup is kept even for an inline chart: `<assign>` stores it as text
     std::ostringstream ss;
     for (auto ch : n.children()) ch.print(ss, "", pugi::format_raw);
     c.text = ss.str();
@@ -766,6 +766,13 @@ parse_result load_scxml(const std::filesystem::path& path) {
   return parse_scxml(text, path.string(), path.parent_path());
 }
 
-parse_result load_document(const std::filesystem::path& path) { return load_scxml(path); }
+parse_result load_document(const std::filesystem::path& path) {
+  if (path.extension() == ".json") {
+    parse_result r;
+    r.errors.push_back({path.string(), {1, 1}, "XState JSON machines are not supported by this build yet (SCXML only)"});
+    return r;
+  }
+  return load_scxml(path);
+}
 
 }  // namespace xsn

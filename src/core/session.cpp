@@ -1007,17 +1007,20 @@ void session::impl::invoke(const invoke_decl& inv, std::uint32_t index) {
 void session::impl::cancel_invokes(state_index s) {
   for (auto i : c_.states[s].invokes) {
     for (auto it = children_.begin(); it != children_.end();) {
-      if (it->second.decl == i) {
-        // Events the child sent before it was cancelled must not be processed.
+      if (it->second.decl != i) {
+        ++it;
+        continue;
+      }
+      // A running child is cancelled: whatever it sent us, before or while stopping, is dropped.
+      // A child that already finished has nothing to cancel, and its done.invoke stays queued.
+      if (it->second.s && it->second.s->running()) {
+        it->second.s->stop();
         const auto& id = it->first;
         external_.erase(std::remove_if(external_.begin(), external_.end(),
                                        [&](const event& e) { return e.invokeid == id; }),
                         external_.end());
-        if (it->second.s) it->second.s->stop();
-        it = children_.erase(it);
-      } else {
-        ++it;
       }
+      it = children_.erase(it);
     }
   }
 }
