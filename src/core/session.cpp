@@ -153,6 +153,7 @@ struct session::impl final : datamodel_host {
   std::vector<state_index> domains_;  // of enabled_, filled by disjoint_domains / microstep
   std::vector<std::uint32_t> order_;  // indices of enabled_ with a domain, by domain
   bool fast_ = false;
+  bool cancelled_ = false;  // stop() was called inside a macrostep
   bool disjoint_ = true;  // enabled_ has pairwise disjoint domains (set by select_transitions)
   std::vector<state_index> scratch_targets_;
   std::deque<event> external_, internal_;
@@ -200,7 +201,7 @@ void session::impl::start() {
   run_to_completion();
   in_macrostep_ = false;
   if (opts_.on_macrostep) opts_.on_macrostep(self_);
-  if (!running_) exit_interpreter(true);
+  if (!running_) exit_interpreter(!cancelled_);
   else if (!external_.empty()) post_drain();
 }
 
@@ -267,7 +268,8 @@ void session::impl::drain() {
 }
 
 void session::impl::stop() {
-  if (!running_ || in_macrostep_) {
+  if (!running_ || in_macrostep_) {  // inside a macrostep: it ends the session when it returns
+    if (running_) cancelled_ = true;
     running_ = false;
     return;
   }
@@ -294,7 +296,7 @@ void session::impl::process_external(const event& ev) {
   run_to_completion();
   in_macrostep_ = false;
   if (opts_.on_macrostep) opts_.on_macrostep(self_);
-  if (!running_) exit_interpreter(true);
+  if (!running_) exit_interpreter(!cancelled_);
 }
 
 void session::impl::handle_child_event(const event& ev) {

@@ -186,3 +186,26 @@ TEST_CASE("invoked child sessions communicate with the parent and report done") 
   CHECK(h.states() == "s2");
   // s2 is entered by exiting s, which cancels the invocation: bye cannot be delivered.
 }
+
+TEST_CASE("stop() from inside a macrostep cancels the session without a done event") {
+  bool done_called = false;
+  xsn::session_options o;
+  o.actions["halt"] = [](xsn::session& s) { s.stop(); };
+  o.on_done = [&](xsn::session&, const xsn::value&) { done_called = true; };
+  harness h(chart(R"(<state id="a"><transition event="halt" target="b"/></state><state id="b"><onentry><xsn:action name="halt"/></onentry></state>)"), std::move(o));
+  h.send("halt");
+  CHECK_FALSE(h.s->running());
+  CHECK(done_called);
+  CHECK(h.states().empty());  // cancelled: every state was exited
+}
+
+TEST_CASE("a top-level final state ends the session and keeps its configuration") {
+  xsn::value done_data;
+  xsn::session_options o;
+  o.on_done = [&](xsn::session&, const xsn::value& d) { done_data = d; };
+  harness h(chart(R"(<state id="a"><transition event="finish" target="end"/></state><final id="end"/>)"), std::move(o));
+  h.send("finish");
+  CHECK_FALSE(h.s->running());
+  CHECK(h.states() == "end");
+  CHECK(done_data.is_null());
+}
