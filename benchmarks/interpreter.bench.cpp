@@ -54,7 +54,7 @@ std::shared_ptr<const xsn::statechart> parse_or_skip(benchmark::State& state, st
 /// An external event whose name is resolved against `chart` once, as a hot path would do it.
 xsn::event resolved_event(const xsn::statechart& chart, std::string name) {
   xsn::event ev(std::move(name));
-  ev.name_id = chart.find_name(ev.name);
+  chart.resolve(ev);
   return ev;
 }
 

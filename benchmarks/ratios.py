@@ -54,9 +54,16 @@ def main():
     if not ns:
         sys.exit("ratios.py: no benchmark with items_per_second in the input")
 
+    # Fixed order whatever the run order (e.g. --benchmark_enable_random_interleaving).
+    prefixes = ("interpreter/", "parse/", "baseline/msm/", "baseline/statechart/")
+    def rank(item):
+        name = item[0]
+        return next((i for i, p in enumerate(prefixes) if name.startswith(p)), len(prefixes))
+    ordered = sorted(ns.items(), key=rank)  # stable: input order within a group
+
     width = max(len(n) for n in ns)
     print(f"{'benchmark':<{width}}  {'ns/item':>10}")
-    for name, v in ns.items():
+    for name, v in ordered:
         print(f"{name:<{width}}  {fmt(v, 10, 1) if v is not None else 'ERROR':>10}")
 
     print()

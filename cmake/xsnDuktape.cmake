@@ -7,7 +7,8 @@
 # duk_config.h wrapper next to it that includes the original and adds:
 #   DUK_USE_INTERRUPT_COUNTER + DUK_USE_EXEC_TIMEOUT_CHECK  -> xsn_duk_exec_timeout_check(udata)
 #   DUK_USE_NATIVE_STACK_CHECK                              -> xsn_duk_native_stack_check()
-# Both functions live in src/core/ecmascript_datamodel.cpp.
+# Both functions live in src/core/ecmascript_datamodel.cpp. The engine's symbols get hidden
+# visibility: it is an implementation detail of xsn_core.
 #
 # Defines: the OBJECT library `xsn_duktape` and `XSN_DUKTAPE_INCLUDE_DIR` (duktape.h, duk_config.h).
 
@@ -40,13 +41,23 @@ file(CONFIGURE OUTPUT ${XSN_DUKTAPE_INCLUDE_DIR}/duk_config.h @ONLY CONTENT [=[
 
 #include "@XSN_DUKTAPE_SOURCE_DIR@/duk_config.h"
 
+/* This Duktape is private to xsn_core: keep its symbols out of the dynamic symbol table, so it
+ * neither clashes with nor interposes on a system libduktape loaded into the same process. */
+#if defined(__GNUC__) && !defined(_WIN32) && !defined(__CYGWIN__)
+#undef DUK_EXTERNAL_DECL
+#define DUK_EXTERNAL_DECL __attribute__ ((visibility("hidden"))) extern
+#undef DUK_EXTERNAL
+#define DUK_EXTERNAL __attribute__ ((visibility("hidden")))
+#endif
+
 #if defined(__cplusplus)
 extern "C" {
 #endif
 /* Nonzero once the running evaluation is past its time budget (udata: the heap's udata). */
-duk_bool_t xsn_duk_exec_timeout_check(void *udata);
-/* Nonzero when the native stack of the running evaluation is nearly used up. */
-duk_bool_t xsn_duk_native_stack_check(void);
+DUK_EXTERNAL_DECL duk_bool_t xsn_duk_exec_timeout_check(void *udata);
+/* Nonzero when the running evaluation nearly used up its native stack or (checked inside long
+ * native loops, which the exec-timeout hook does not see) its time budget. */
+DUK_EXTERNAL_DECL duk_bool_t xsn_duk_native_stack_check(void);
 #if defined(__cplusplus)
 }
 #endif

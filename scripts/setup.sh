@@ -31,7 +31,7 @@ cd "$root"
 preset=${XSN_PRESET:-release}
 jobs=${XSN_JOBS:-$(nproc 2>/dev/null || echo 2)}
 
-say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+say() { if [[ -t 1 ]]; then printf '\033[1m==> %s\033[0m\n' "$*"; else printf '==> %s\n' "$*"; fi; }
 die() { printf 'setup.sh: %s\n' "$*" >&2; exit 1; }
 
 # ---- packages ----

@@ -2,10 +2,10 @@
 ///
 /// Safety model, in short:
 /// - One Duktape heap per datamodel. Its allocator counts every byte against
-///   `script_limits::heap_limit`; a refused allocation becomes a catchable `RangeError`.
+///   `script_limits::heap_limit`; a refused allocation becomes a script error (`alloc failed`).
 /// - Every call into Duktape that can run script code goes through `run()`: a Duktape protected
-///   call under a fresh deadline (`script_limits::time_budget`, enforced by the exec-timeout hook
-///   that cmake/xsnDuktape.cmake compiles in) and a native-stack floor.
+///   call under a fresh deadline (`script_limits::time_budget`, enforced by the exec-timeout and
+///   native-stack hooks that cmake/xsnDuktape.cmake compiles in) and a native-stack floor.
 /// - Duktape reports errors with longjmp, which skips C++ destructors. The callbacks given to
 ///   `run()` and the native functions therefore only touch Duktape and pre-existing C++ objects:
 ///   they never create an object with a non-trivial destructor.
@@ -32,7 +32,8 @@
 #include <type_traits>
 #include <utility>
 
-namespace xsn::detail {
+namespace xsn {
+namespace {
 
 using script_clock = std::chrono::steady_clock;
 
@@ -42,6 +43,13 @@ inline constexpr std::uintptr_t native_stack_budget = 512u * 1024u;
 
 /// Lowest stack address the running evaluation may reach on this thread; 0 when none runs.
 thread_local std::uintptr_t stack_floor = 0;
+
+struct heap_state;
+/// The heap whose evaluation runs on this thread; nullptr when none runs.
+thread_local heap_state* active_heap = nullptr;
+
+/// The native-stack hook reads the clock once per this many calls.
+inline constexpr std::uint32_t native_clock_period = 256;
 
 /// Every allocation carries this header: the heap's usage is known exactly, and the blocks of a
 /// heap abandoned after a fatal error can be freed without Duktape.
@@ -58,6 +66,8 @@ struct heap_state {
   std::size_t limit = 0;  ///< `script_limits::heap_limit`.
   script_clock::time_point deadline = script_clock::time_point::min();  ///< Past when idle.
   datamodel_host* host = nullptr;  ///< For `In()`.
+  std::uint32_t native_ticks = 0;  ///< Calls of the native-stack hook, to pace clock reads.
+  bool native_expired = false;     ///< The native-stack hook has seen the deadline pass.
 
   heap_state(std::size_t lim, datamodel_host* h) : limit(lim), host(h) {
     blocks.prev = blocks.next = &blocks;
@@ -72,27 +82,36 @@ inline std::uintptr_t stack_position() noexcept {
   return reinterpret_cast<std::uintptr_t>(&marker);
 }
 
-}  // namespace xsn::detail
+}  // namespace
+}  // namespace xsn
 
 /// Duktape's exec-timeout hook: true once the running evaluation is past its deadline. Duktape
 /// keeps calling it (and rethrowing) until the error has left every script catch block.
 extern "C" duk_bool_t xsn_duk_exec_timeout_check(void* udata) {
-  const auto* s = static_cast<const xsn::detail::heap_state*>(udata);
-  return s != nullptr && xsn::detail::script_clock::now() >= s->deadline ? 1 : 0;
+  const auto* s = static_cast<const xsn::heap_state*>(udata);
+  return s != nullptr && xsn::script_clock::now() >= s->deadline ? 1 : 0;
 }
 
-/// Duktape's native-stack hook: true when the evaluation is about to use up its stack budget.
+/**
+ * Duktape's native-stack hook: true when the evaluation is about to use up its stack budget.
+ *
+ * Duktape only checks its exec timeout between bytecode instructions, but long native loops
+ * (RegExp backtracking, `new Array(1e9).indexOf(x)`) call this hook at every step, so it also
+ * enforces the deadline there; once past, it stays true for the rest of the evaluation.
+ */
 extern "C" duk_bool_t xsn_duk_native_stack_check(void) {
-  const std::uintptr_t floor = xsn::detail::stack_floor;
-  return floor != 0 && xsn::detail::stack_position() < floor ? 1 : 0;
+  using namespace xsn;
+  if (stack_floor != 0 && stack_position() < stack_floor) return 1;
+  heap_state* s = active_heap;
+  if (s == nullptr) return 0;
+  if (s->native_expired) return 1;
+  if (++s->native_ticks % native_clock_period != 0 || script_clock::now() < s->deadline) return 0;
+  s->native_expired = true;
+  return 1;
 }
 
 namespace xsn {
 namespace {
-
-using detail::block_header;
-using detail::heap_state;
-using detail::script_clock;
 
 /// Thrown by the fatal handler; means "this heap can no longer be trusted".
 struct script_fatal {
@@ -428,7 +447,10 @@ constexpr std::string_view bootstrap_source = R"js(
         if (base[k] === true) continue;
         v = g[k];
         if (v === undefined) { s = 'null'; } else {
-          try { s = stringify(v); } catch (e) { if (!(e instanceof TypeErr)) throw e; s = undefined; }
+          try { s = stringify(v); } catch (e) {
+            if (!(e instanceof TypeErr)) throw e;  // cyclic: skip it; anything else: fail
+            s = undefined;
+          }
         }
         if (s !== undefined) { out += sep + stringify(k) + ':' + s; sep = ','; }
       }
@@ -495,7 +517,9 @@ class ecmascript_datamodel final : public datamodel {
   result<void> declare(const data_decl& d) override { return declare_value(d.id, std::nullopt); }
 
   result<void> initialize(const data_decl& d) override {
-    if (!d.src_error.empty()) return fail_declared(d.id, "<data id=\"" + d.id + "\">: " + d.src_error);
+    if (!d.src_error.empty()) {
+      return fail_declared(d.id, "<data id=\"" + d.id + "\">: " + d.src_error);
+    }
     if (d.expr != npos) return initialize_from_expr(d);
     if (d.text) return declare_value(d.id, boost::json::serialize(content_value(*d.text)));
     return declare_value(d.id, std::nullopt);
@@ -562,7 +586,8 @@ class ecmascript_datamodel final : public datamodel {
                        const std::function<bool()>& body) override;
 
   void set_event(const event& ev) override {
-    const std::string data_json = ev.data.is_null() ? std::string() : boost::json::serialize(ev.data);
+    const std::string data_json =
+        ev.data.is_null() ? std::string() : boost::json::serialize(ev.data);
     auto err = run([&](duk_context* ctx) -> duk_ret_t {
       push_api(ctx, "setEvent");
       push_event(ctx, ev, data_json);
@@ -607,7 +632,8 @@ class ecmascript_datamodel final : public datamodel {
 
   /// The JS message with what was being evaluated, both cut to a readable size.
   static eval_error located(const std::string& msg, std::string_view what, std::string_view text) {
-    return eval_error{msg + " (" + std::string(what) + " `" + excerpt(trim(text), max_excerpt) + "`)"};
+    return eval_error{msg + " (" + std::string(what) + " `" + excerpt(trim(text), max_excerpt) +
+                      "`)"};
   }
 
   result<value> evaluate(expr_index e, conversion how);
@@ -637,16 +663,19 @@ class ecmascript_datamodel final : public datamodel {
   class budget_scope {
    public:
     budget_scope(heap_state& s, std::chrono::milliseconds budget) noexcept
-        : s_(s), deadline_(s.deadline), floor_(detail::stack_floor) {
+        : s_(s), deadline_(s.deadline), floor_(stack_floor), active_(active_heap) {
       constexpr std::chrono::milliseconds longest = std::chrono::hours(24 * 365);
       const auto ms = std::clamp(budget, std::chrono::milliseconds(0), longest);
       s.deadline = script_clock::now() + ms;
-      const std::uintptr_t here = detail::stack_position();
-      detail::stack_floor = here > detail::native_stack_budget ? here - detail::native_stack_budget : 1;
+      s.native_expired = false;
+      const std::uintptr_t here = stack_position();
+      stack_floor = here > native_stack_budget ? here - native_stack_budget : 1;
+      active_heap = &s;
     }
     ~budget_scope() {
       s_.deadline = deadline_;
-      detail::stack_floor = floor_;
+      stack_floor = floor_;
+      active_heap = active_;
     }
     budget_scope(const budget_scope&) = delete;
     budget_scope& operator=(const budget_scope&) = delete;
@@ -655,6 +684,7 @@ class ecmascript_datamodel final : public datamodel {
     heap_state& s_;
     script_clock::time_point deadline_;
     std::uintptr_t floor_;
+    heap_state* active_;
   };
 
   script_limits limits_;
@@ -681,11 +711,14 @@ std::optional<std::string> ecmascript_datamodel::run(Fn&& fn, duk_idx_t nrets) {
     // Still under the same budget: a thrown object's toString() may be script code.
     duk_size_t len = 0;
     const char* msg = duk_safe_to_lstring(ctx_, -1, &len);
-    std::string out(msg, std::min<std::size_t>(len, max_message));
+    std::string out = state_->native_expired  // Reported by Duktape as a stack overflow.
+                          ? std::string("RangeError: execution timeout")
+                          : std::string(msg, std::min<std::size_t>(len, max_message));
     duk_pop_n(ctx_, slots);
     return out.empty() ? std::string("script error") : out;
   } catch (const script_fatal& f) {
-    discard_heap("the script engine failed (" + f.message + "); the datamodel must be set up or restored again");
+    discard_heap("the script engine failed (" + f.message +
+                 "); the datamodel must be set up or restored again");
     return broken_;
   }
 }
@@ -826,7 +859,9 @@ result<void> ecmascript_datamodel::initialize_from_expr(const data_decl& d) {
     duk_call(ctx, 2);
     return 0;
   });
-  if (err) return fail_declared(d.id, located(*err, "<data id=\"" + d.id + "\"> expression", x->text).message);
+  if (err) {
+    return fail_declared(d.id, located(*err, "<data id=\"" + d.id + "\">", x->text).message);
+  }
   return {};
 }
 
@@ -872,7 +907,8 @@ result<void> ecmascript_datamodel::foreach_begin(expr_index array, foreach_state
   const expression* arr = find(array);
   if (arr == nullptr) return missing(array);
   const std::string_view item_name = trim(st.item->text);
-  const std::string_view index_name = st.index != nullptr ? trim(st.index->text) : std::string_view();
+  const std::string_view index_name =
+      st.index != nullptr ? trim(st.index->text) : std::string_view();
   const bool create_item = is_plain_identifier(item_name);
   const bool create_index = is_plain_identifier(index_name);
   auto err = run([&](duk_context* ctx) -> duk_ret_t {

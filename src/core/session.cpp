@@ -3,6 +3,7 @@
 #include <xsn/runtime/session.hpp>
 
 #include <xsn/detail/bitset.hpp>
+#include <xsn/detail/fixed_vector.hpp>
 #include <xsn/parse/scxml.hpp>
 
 #include <boost/asio/post.hpp>
@@ -51,7 +52,8 @@ struct session::impl final : datamodel_host {
                                  [](const state_node& s) { return !s.histories.empty(); });
     has_history_.assign(c_.states.size(), false);
     entered_once_.assign(c_.states.size(), false);
-    enabled_.reserve(16);
+    for (auto* v : {&enabled_, &filtered_, &domains_, &filtered_domains_, &to_remove_, &order_})
+      *v = detail::fixed_vector<std::uint32_t>(c_.states.size());
     natives_.resize(c_.native_actions.size());
     for (std::size_t i = 0; i < c_.native_actions.size(); ++i)
       if (auto it = opts_.actions.find(c_.native_actions[i]); it != opts_.actions.end()) natives_[i] = it->second;
@@ -83,6 +85,7 @@ struct session::impl final : datamodel_host {
   // ---- the algorithm ----
   void process_external(const event& ev);
   std::uint32_t resolve(const event& ev) const noexcept {
+    if (ev.resolved_by == &c_) return ev.name_id;
     return ev.name_id < c_.names.size() && c_.names[ev.name_id] == ev.name ? ev.name_id : c_.find_name(ev.name);
   }
   void run_to_completion();
@@ -147,11 +150,11 @@ struct session::impl final : datamodel_host {
   bool has_histories_ = false;
   std::vector<bool> entered_once_;
   std::vector<std::pair<state_index, transition_index>> default_history_content_;
-  std::vector<transition_index> enabled_, filtered_;
-  std::vector<state_index> filtered_domains_;
-  std::vector<std::size_t> to_remove_;
-  std::vector<state_index> domains_;  // of enabled_, filled by disjoint_domains / microstep
-  std::vector<std::uint32_t> order_;  // indices of enabled_ with a domain, by domain
+  // Scratch lists of the algorithm, sized once: at most one enabled transition per atomic state.
+  detail::fixed_vector<transition_index> enabled_, filtered_;
+  detail::fixed_vector<state_index> domains_, filtered_domains_;  // domains_[i]: of enabled_[i]
+  detail::fixed_vector<std::uint32_t> to_remove_;
+  detail::fixed_vector<std::uint32_t> order_;  // indices of enabled_ with a domain, by domain
   bool fast_ = false;
   bool cancelled_ = false;  // stop() was called inside a macrostep
   bool disjoint_ = true;  // enabled_ has pairwise disjoint domains (set by select_transitions)
@@ -417,7 +420,7 @@ void session::impl::remove_conflicts() {
       else if (c_.is_descendant(d1, d2)) inner = d1;
       if (inner == npos || !config_.any_in(inner + 1, c_.states[inner].subtree_end)) continue;
       if (c_.is_descendant(c_.transitions[t1].source, c_.transitions[t2].source)) {
-        to_remove_.push_back(j);
+        to_remove_.push_back(static_cast<std::uint32_t>(j));
       } else {
         preempted = true;
         break;
@@ -425,8 +428,8 @@ void session::impl::remove_conflicts() {
     }
     if (preempted) continue;
     for (auto k = to_remove_.size(); k-- > 0;) {
-      filtered_.erase(filtered_.begin() + static_cast<std::ptrdiff_t>(to_remove_[k]));
-      filtered_domains_.erase(filtered_domains_.begin() + static_cast<std::ptrdiff_t>(to_remove_[k]));
+      filtered_.erase_at(to_remove_[k]);
+      filtered_domains_.erase_at(to_remove_[k]);
     }
     filtered_.push_back(t1);
     filtered_domains_.push_back(d1);

@@ -11,12 +11,12 @@ bool descriptor_matches(std::string_view desc, std::string_view name) noexcept {
 }
 
 state_index statechart::find_state(std::string_view id) const noexcept {
-  auto it = state_ids_.find(std::string(id));
+  auto it = state_ids_.find(id);
   return it == state_ids_.end() ? npos : it->second;
 }
 
 std::uint32_t statechart::find_name(std::string_view n) const noexcept {
-  auto it = name_ids_.find(std::string(n));
+  auto it = name_ids_.find(n);
   return it == name_ids_.end() ? npos : it->second;
 }
 

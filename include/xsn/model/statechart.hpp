@@ -205,6 +205,13 @@ class statechart {
   state_index find_state(std::string_view id) const noexcept;
   /// The interned id of an event name, or npos when no descriptor names it exactly.
   std::uint32_t find_name(std::string_view n) const noexcept;
+  /// Resolves `ev` against this chart once, so sessions of it match it without string work.
+  /// Change `ev.name` afterwards and the event must be resolved again.
+  template <class Event>
+  void resolve(Event& ev) const noexcept {
+    ev.name_id = find_name(ev.name);
+    ev.resolved_by = this;
+  }
   /// True when `d` is a proper or improper descendant... see `is_descendant`.
   bool is_descendant(state_index s, state_index anc) const noexcept {
     return s > anc && s < states[anc].subtree_end;
@@ -226,8 +233,13 @@ class statechart {
   void finalize();
 
  private:
-  std::unordered_map<std::string, state_index> state_ids_;
-  std::unordered_map<std::string, std::uint32_t> name_ids_;
+  /// Hash that lets the maps below be searched with a `std::string_view` without allocating.
+  struct string_hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_map<std::string, state_index, string_hash, std::equal_to<>> state_ids_;
+  std::unordered_map<std::string, std::uint32_t, string_hash, std::equal_to<>> name_ids_;
 };
 
 /// True when descriptor `desc` (no `.*` suffix) matches event `name` by whole tokens.

@@ -22,6 +22,9 @@ struct event {
   /// Interned name of the chart this event was resolved against (`npos` when unknown).
   /// Set by `statechart::resolve`; lets the interpreter match without string comparison.
   std::uint32_t name_id = UINT32_MAX;
+  /// The chart `name_id` was resolved against (set by `statechart::resolve`); when it is the
+  /// session's chart, `name_id` is trusted without looking at `name`.
+  const void* resolved_by = nullptr;
 
   event() = default;
   /// An external event with a name and optional data.
