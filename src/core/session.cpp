@@ -347,14 +347,25 @@ void session::impl::run_to_completion() {
 bool session::impl::select_transitions(const event* ev, std::uint32_t name_id) {
   enabled_.clear();
   domains_.clear();
+  const auto* hs = c_.hot_states.data();
+  const auto* ht = c_.hot_transitions.data();
+  // A name that is no other name's token prefix can only match its own single descriptor.
+  const bool exact_only = name_id != npos && c_.name_prefixes[name_id].size() == 1;
   config_.for_each_and(atomic_mask_, [&](state_index atomic) {
-    if (!ev && !c_.states[atomic].eventless_in_chain) return;
-    for (auto s = atomic; s != npos; s = c_.states[s].parent) {
-      for (auto ti : c_.states[s].transitions) {
-        const auto& t = c_.transitions[ti];
-        if (ev ? !c_.matches(t, ev->name, name_id) : !t.eventless()) continue;
-        if (t.cond != npos) {
-          auto r = dm_->eval_bool(t.cond);
+    if (!ev && !(hs[atomic].flags & hot_state::eventless_in_chain)) return;
+    for (auto s = atomic; s != npos; s = hs[s].parent) {
+      const auto first = hs[s].first_transition, last = first + hs[s].transition_count;
+      for (auto ti = first; ti != last; ++ti) {
+        const auto& h = ht[ti];
+        if (!ev) {
+          if (h.event != hot_transition::eventless_marker) continue;
+        } else if (h.event != name_id) {
+          if (h.event == hot_transition::eventless_marker) continue;
+          if (exact_only && h.event != hot_transition::multi_marker) continue;
+          if (!c_.matches_slow(c_.transitions[ti], ev->name, name_id)) continue;
+        }
+        if (h.cond != npos) {
+          auto r = dm_->eval_bool(h.cond);
           if (!r) {
             raise_error("error.execution", r.error().message);
             continue;
@@ -363,7 +374,7 @@ bool session::impl::select_transitions(const event* ev, std::uint32_t name_id) {
         }
         if (std::find(enabled_.begin(), enabled_.end(), ti) == enabled_.end()) {
           enabled_.push_back(ti);
-          domains_.push_back(domain_of(t));
+          domains_.push_back(h.flags & hot_transition::history_target ? dynamic_domain(c_.transitions[ti]) : h.domain);
         }
         return;
       }
@@ -452,23 +463,24 @@ bool session::impl::disjoint_domains() const {
 void session::impl::microstep() {
   // Transitions whose domains are disjoint subtrees (parallel regions) have disjoint exit and entry
   // sets: each can use its own precomputed range and entry list, in document order of domains.
+  const auto* ht = c_.hot_transitions.data();
   fast_ = disjoint_;
   if (fast_ && enabled_.size() == 1) {
     order_.clear();
     if (domains_[0] != npos) order_.push_back(0);
-    fast_ = domains_[0] == npos || c_.transitions[enabled_[0]].static_entry;
+    fast_ = domains_[0] == npos || (ht[enabled_[0]].flags & hot_transition::static_entry);
   } else if (fast_) {
     order_.clear();
     for (std::size_t i = 0; i < enabled_.size(); ++i) {
-      const auto& t = c_.transitions[enabled_[i]];
       if (domains_[i] == npos) continue;
-      if (!t.static_entry) fast_ = false;
+      if (!(ht[enabled_[i]].flags & hot_transition::static_entry)) fast_ = false;
       order_.push_back(static_cast<std::uint32_t>(i));
     }
     std::sort(order_.begin(), order_.end(), [&](std::uint32_t a, std::uint32_t b) { return domains_[a] < domains_[b]; });
   }
   exit_states();
-  for (auto ti : enabled_) execute(c_.transitions[ti].body);
+  for (auto ti : enabled_)
+    if (ht[ti].flags & hot_transition::body) execute(c_.transitions[ti].body);
   enter_states();
 }
 
@@ -490,8 +502,11 @@ void session::impl::record_history(state_index s) {
 }
 
 void session::impl::exit_one(state_index s) {
-  for (const auto& block : c_.states[s].onexit) execute(block);
-  if (!c_.states[s].invokes.empty()) cancel_invokes(s);
+  const auto flags = c_.hot_states[s].flags;
+  if (flags & (hot_state::onexit | hot_state::invokes)) {
+    for (const auto& block : c_.states[s].onexit) execute(block);
+    if (flags & hot_state::invokes) cancel_invokes(s);
+  }
   config_.reset(s);
 }
 
@@ -516,8 +531,13 @@ void session::impl::exit_states() {
 
 void session::impl::enter_states() {
   if (fast_) {
-    for (auto i : order_)
-      for (auto [s, by_default] : c_.transitions[enabled_[i]].entry) enter_one(s, by_default);
+    const auto* ht = c_.hot_transitions.data();
+    const auto* entry = c_.hot_entry.data();
+    for (auto i : order_) {
+      const auto& h = ht[enabled_[i]];
+      for (auto k = h.entry_begin; k != h.entry_end; ++k)
+        enter_one(entry[k] & ~hot_transition::by_default_bit, (entry[k] & hot_transition::by_default_bit) != 0);
+    }
     return;
   }
   entry_set_.clear();
@@ -541,9 +561,11 @@ void session::impl::enter_states() {
 }
 
 void session::impl::enter_one(state_index s, bool by_default) {
+  config_.set(s);
+  to_invoke_.set(s);
+  constexpr auto work = hot_state::onentry | hot_state::data | hot_state::final | hot_state::initial_body;
+  if (!(c_.hot_states[s].flags & work) && default_history_content_.empty()) return;
   {
-    config_.set(s);
-    to_invoke_.set(s);
     const auto& st = c_.states[s];
     if (c_.binding == binding_mode::late && !entered_once_[s]) {
       entered_once_[s] = true;

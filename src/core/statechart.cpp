@@ -70,13 +70,18 @@ class static_entry_builder {
  public:
   explicit static_entry_builder(const statechart& c) : c_(c), in_(c.states.size(), 0), def_(c.states.size(), 0) {}
   bool build(transition_node& t) {
+    ok_ = true;
     for (auto s : t.targets) add_descendants(s);
     for (auto s : t.targets) add_ancestors(s, t.domain);
-    if (!ok_) return false;
+    std::sort(touched_.begin(), touched_.end());
     t.entry.clear();
-    for (state_index s = 0; s < in_.size(); ++s)
-      if (in_[s]) t.entry.emplace_back(s, def_[s] != 0);
-    return true;
+    for (auto s : touched_) {
+      if (ok_) t.entry.emplace_back(s, def_[s] != 0);
+      in_[s] = def_[s] = 0;
+    }
+    touched_.clear();
+    if (!ok_) t.entry.clear();
+    return ok_;
   }
 
  private:
@@ -85,13 +90,17 @@ class static_entry_builder {
       if (in_[i]) return true;
     return false;
   }
+  void mark(state_index s) {
+    if (!in_[s]) touched_.push_back(s);
+    in_[s] = 1;
+  }
   void add_descendants(state_index s) {
     const auto& st = c_.states[s];
     if (st.kind == state_kind::history || !ok_) {
       ok_ = false;
       return;
     }
-    in_[s] = 1;
+    mark(s);
     if (st.kind == state_kind::compound) {
       def_[s] = 1;
       const auto& init = c_.transitions[st.initial];
@@ -104,7 +113,7 @@ class static_entry_builder {
   }
   void add_ancestors(state_index s, state_index anc) {
     for (auto a = c_.states[s].parent; a != npos && a != anc && a != 0; a = c_.states[a].parent) {
-      in_[a] = 1;
+      mark(a);
       if (c_.states[a].kind == state_kind::parallel)
         for (auto ch : c_.states[a].children)
           if (!any_in(ch)) add_descendants(ch);
@@ -112,21 +121,53 @@ class static_entry_builder {
   }
   const statechart& c_;
   std::vector<char> in_, def_;
+  std::vector<state_index> touched_;
   bool ok_ = true;
 };
+
+/// Renumbers transitions so that each state's outgoing transitions are contiguous, in document
+/// order, followed by the synthetic default-entry transitions.
+void group_transitions_by_source(statechart& c) {
+  std::vector<transition_index> order;
+  order.reserve(c.transitions.size());
+  for (const auto& s : c.states) order.insert(order.end(), s.transitions.begin(), s.transitions.end());
+  for (const auto& s : c.states)
+    if (s.initial != npos) order.push_back(s.initial);
+  std::vector<transition_index> new_index(c.transitions.size(), npos);
+  for (transition_index i = 0; i < order.size(); ++i) new_index[order[i]] = i;
+  for (transition_index i = 0; i < c.transitions.size(); ++i)
+    if (new_index[i] == npos) {
+      new_index[i] = static_cast<transition_index>(order.size());
+      order.push_back(i);
+    }
+  std::vector<transition_node> moved;
+  moved.reserve(c.transitions.size());
+  for (auto i : order) moved.push_back(std::move(c.transitions[i]));
+  c.transitions = std::move(moved);
+  for (auto& s : c.states) {
+    for (auto& t : s.transitions) t = new_index[t];
+    if (s.initial != npos) s.initial = new_index[s.initial];
+  }
+}
 
 }  // namespace
 
 void statechart::finalize() {
+  group_transitions_by_source(*this);
   state_ids_.clear();
   for (state_index i = 0; i < states.size(); ++i)
     if (!states[i].id.empty()) state_ids_.emplace(states[i].id, i);
   name_ids_.clear();
   for (std::uint32_t i = 0; i < names.size(); ++i) name_ids_.emplace(names[i], i);
   name_prefixes.assign(names.size(), {});
-  for (std::uint32_t n = 0; n < names.size(); ++n)
-    for (std::uint32_t d = 0; d < names.size(); ++d)
-      if (descriptor_matches(names[d], names[n])) name_prefixes[n].push_back(d);
+  for (std::uint32_t n = 0; n < names.size(); ++n) {  // each token prefix of the name that is a name
+    std::string_view full = names[n];
+    for (std::size_t end = 0; end != std::string_view::npos;) {
+      end = full.find('.', end + 1);
+      auto d = find_name(full.substr(0, end));
+      if (d != npos) name_prefixes[n].push_back(d);
+    }
+  }
   for (auto& s : states) {
     s.done_event = "done.state." + s.id;
     s.done_name_id = find_name(s.done_event);
@@ -156,9 +197,51 @@ void statechart::finalize() {
     else
       t.domain = find_lcca(*this, src, t.targets);
   }
+  static_entry_builder entry_builder(*this);
   for (auto& t : transitions) {
     t.static_entry = false;
-    if (t.domain != npos) t.static_entry = static_entry_builder(*this).build(t);
+    if (t.domain != npos) t.static_entry = entry_builder.build(t);
+  }
+  build_hot_tables();
+}
+
+void statechart::build_hot_tables() {
+  hot_states.assign(states.size(), {});
+  hot_transitions.assign(transitions.size(), {});
+  hot_entry.clear();
+  for (state_index i = 0; i < states.size(); ++i) {
+    const auto& s = states[i];
+    auto& h = hot_states[i];
+    h.parent = s.parent;
+    h.subtree_end = s.subtree_end;
+    h.first_transition = s.transitions.empty() ? 0 : s.transitions.front();
+    h.transition_count = static_cast<std::uint32_t>(s.transitions.size());
+    std::uint32_t f = 0;
+    if (!s.onentry.empty()) f |= hot_state::onentry;
+    if (!s.onexit.empty()) f |= hot_state::onexit;
+    if (!s.invokes.empty()) f |= hot_state::invokes;
+    if (!s.data.empty()) f |= hot_state::data;
+    if (s.kind == state_kind::final_state) f |= hot_state::final;
+    if (s.eventless_in_chain) f |= hot_state::eventless_in_chain;
+    if (s.initial != npos && !transitions[s.initial].body.empty()) f |= hot_state::initial_body;
+    h.flags = f;
+  }
+  for (transition_index i = 0; i < transitions.size(); ++i) {
+    const auto& t = transitions[i];
+    auto& h = hot_transitions[i];
+    h.event = t.eventless() ? hot_transition::eventless_marker
+              : (t.any_event || t.events.size() != 1) ? hot_transition::multi_marker
+                                                      : t.events.front();
+    h.cond = t.cond;
+    h.domain = t.history_target ? npos : t.domain;
+    h.entry_begin = static_cast<std::uint32_t>(hot_entry.size());
+    for (auto [s, by_default] : t.entry) hot_entry.push_back(s | (by_default ? hot_transition::by_default_bit : 0u));
+    h.entry_end = static_cast<std::uint32_t>(hot_entry.size());
+    std::uint32_t f = 0;
+    if (t.static_entry) f |= hot_transition::static_entry;
+    if (t.history_target) f |= hot_transition::history_target;
+    if (!t.body.empty()) f |= hot_transition::body;
+    h.flags = f;
   }
 }
 

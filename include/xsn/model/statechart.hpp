@@ -170,6 +170,31 @@ struct transition_node {
   bool eventless() const noexcept { return events.empty() && !any_event; }
 };
 
+/// Hot-path view of a state: what the interpreter reads per event, packed (see `statechart`).
+struct hot_state {
+  enum : std::uint32_t {
+    onentry = 1, onexit = 2, invokes = 4, data = 8, final = 16, eventless_in_chain = 32, initial_body = 64
+  };
+  state_index parent = npos;
+  state_index subtree_end = 0;
+  transition_index first_transition = 0;  ///< The state's transitions are contiguous.
+  std::uint32_t transition_count = 0;
+  std::uint32_t flags = 0;
+};
+
+/// Hot-path view of a transition.
+struct hot_transition {
+  static constexpr std::uint32_t eventless_marker = npos - 1;  ///< `event` of eventless ones.
+  static constexpr std::uint32_t multi_marker = npos - 2;      ///< Several descriptors or `*`.
+  static constexpr std::uint32_t by_default_bit = 1u << 31;    ///< In `hot_entry`: default entry.
+  enum : std::uint32_t { static_entry = 1, history_target = 2, body = 4 };
+  std::uint32_t event = 0;       ///< The single descriptor's name id, or a marker.
+  expr_index cond = npos;
+  state_index domain = npos;     ///< Precomputed domain (npos: targetless or history target).
+  std::uint32_t entry_begin = 0, entry_end = 0;  ///< Static entry set in `hot_entry`.
+  std::uint32_t flags = 0;
+};
+
 /// The binding mode of `<scxml binding>`.
 enum class binding_mode : std::uint8_t { early, late };
 
@@ -195,6 +220,12 @@ class statechart {
   std::vector<std::shared_ptr<const statechart>> inline_charts;  ///< `<content><scxml>` children.
   std::vector<std::string> native_actions;  ///< Names used by `<xsn:action>`, slot order.
   bool has_eventless = false;           ///< Some state has an eventless transition.
+
+  /// Packed copies of what the interpreter reads per event, built by `finalize`. Transitions are
+  /// numbered so that each state's outgoing transitions are contiguous.
+  std::vector<hot_state> hot_states;
+  std::vector<hot_transition> hot_transitions;
+  std::vector<std::uint32_t> hot_entry;  ///< Static entry sets: state | `by_default_bit`.
 
   /// Interned event descriptors and names (descriptor `foo.*` is stored as `foo`).
   std::vector<std::string> names;
@@ -233,6 +264,7 @@ class statechart {
   void finalize();
 
  private:
+  void build_hot_tables();
   /// Hash that lets the maps below be searched with a `std::string_view` without allocating.
   struct string_hash {
     using is_transparent = void;
