@@ -392,18 +392,166 @@ duk_ret_t in_state_native(duk_context* ctx) {
   return 1;
 }
 
-/// Run once per heap, before any user code: removes the non-standard `Duktape` object, defines
-/// the read-only system variables and returns the helper functions C++ calls (kept in the stash,
-/// out of the scripts' reach). Built-ins are captured first, so scripts replacing
-/// `Array.prototype.slice` or `JSON.stringify` cannot change what the helpers do.
+/**
+ * Run once per heap, before any user code: removes the non-standard `Duktape` object, defines
+ * the read-only system variables and returns the helper functions C++ calls (kept in the stash,
+ * out of the scripts' reach). Built-ins are captured first, so scripts replacing
+ * `Array.prototype.slice` or `JSON.stringify` cannot change what the helpers do.
+ *
+ * XML values (`{"xsn:xml": markup}`, see `xml_markup`) become frozen DOM-like trees built by
+ * `makeDom` from the description `describe_xml` makes with pugixml: a document node (nodeType 9)
+ * over element (1), text (3), CDATA (4) and comment (8) nodes sharing `nodeProto`. A document
+ * keeps its markup under the hidden symbol `hid`, which scripts cannot name; `toJSON` turns any
+ * document or element back into an XML value, so `save()` and results round-trip.
+ */
 constexpr std::string_view bootstrap_source = R"js(
-(function (g, sid, name, io, inFn) {
+(function (g, sid, name, io, inFn, hid) {
   'use strict';
   var defineProperty = Object.defineProperty, freeze = Object.freeze, create = Object.create,
       names = Object.getOwnPropertyNames, keys = Object.keys, isArray = Array.isArray,
-      slice = Array.prototype.slice, apply = Reflect.apply, deleteProperty = Reflect.deleteProperty,
-      stringify = JSON.stringify, TypeErr = TypeError;
+      slice = Array.prototype.slice, join = Array.prototype.join, apply = Reflect.apply,
+      deleteProperty = Reflect.deleteProperty, hasOwn = Object.prototype.hasOwnProperty,
+      replace = String.prototype.replace, indexOf = String.prototype.indexOf,
+      substring = String.prototype.substring, stringify = JSON.stringify, TypeErr = TypeError;
   var sys = create(null), base = create(null), ev, list, i;
+
+  // ---- XML values as read-only DOM nodes ----
+  var none = freeze([]), escText = /[&<>]/g, escAttr = /[&<>"\t\n\r]/g,
+      entities = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', '\t': '&#9;',
+                   '\n': '&#10;', '\r': '&#13;' };
+  function entity(c) { return entities[c]; }
+  function descendants(n, keep) {  // document order, without recursion
+    var out = [], stack = [], top = 0, k, c = n.childNodes;
+    for (k = c.length - 1; k >= 0; k--) stack[top++] = c[k];
+    while (top > 0) {
+      n = stack[--top];
+      if (keep(n)) out[out.length] = n;
+      for (k = n.childNodes.length - 1; k >= 0; k--) stack[top++] = n.childNodes[k];
+    }
+    return out;
+  }
+  function isText(n) { return n.nodeType === 3 || n.nodeType === 4; }
+  function markup(n, out) {
+    var k, a, ks, c = n.childNodes;
+    switch (n.nodeType) {
+      case 3: out[out.length] = apply(replace, n.data, [escText, entity]); return;
+      case 4: out[out.length] = '<![CDATA[' + n.data + ']]>'; return;
+      case 8: out[out.length] = '<!--' + n.data + '-->'; return;
+      case 9: out[out.length] = n[hid]; return;
+    }
+    out[out.length] = '<' + n.nodeName;
+    a = n.attributes;
+    ks = keys(a);
+    for (k = 0; k < ks.length; k++) {
+      out[out.length] = ' ' + ks[k] + '="' + apply(replace, a[ks[k]], [escAttr, entity]) + '"';
+    }
+    if (c.length === 0) { out[out.length] = '/>'; return; }
+    out[out.length] = '>';
+    for (k = 0; k < c.length; k++) markup(c[k], out);
+    out[out.length] = '</' + n.nodeName + '>';
+  }
+  function serialise(n) { var out = []; markup(n, out); return apply(join, out, ['']); }
+  function isTree(n) { return n.nodeType === 1 || n.nodeType === 9; }
+  var nodeProto = {
+    getAttribute: function (k) {
+      var a = this.attributes;
+      return a !== undefined && apply(hasOwn, a, [k]) ? a[k] : null;
+    },
+    hasAttribute: function (k) {
+      return this.attributes !== undefined && apply(hasOwn, this.attributes, [k]);
+    },
+    getElementsByTagName: function (tag) {
+      tag = '' + tag;
+      return descendants(this, function (n) {
+        return n.nodeType === 1 && (tag === '*' || n.nodeName === tag);
+      });
+    },
+    hasChildNodes: function () { return this.childNodes.length > 0; },
+    toString: function () { return isTree(this) ? serialise(this) : this.data; },
+    toJSON: function () { return isTree(this) ? { 'xsn:xml': serialise(this) } : this.data; }
+  };
+  function getter(k, get) {
+    defineProperty(nodeProto, k, { get: get, enumerable: false, configurable: false });
+  }
+  function sibling(n, step) {
+    var c = n.parentNode === null ? none : n.parentNode.childNodes, k;
+    for (k = 0; k < c.length; k++) if (c[k] === n) return c[k + step] || null;
+    return null;
+  }
+  function prefixOf(n) {
+    var k = n.nodeType === 1 ? apply(indexOf, n.nodeName, [':']) : -1;
+    return k < 0 ? null : apply(substring, n.nodeName, [0, k]);
+  }
+  getter('firstChild', function () { return this.childNodes[0] || null; });
+  getter('lastChild', function () { return this.childNodes[this.childNodes.length - 1] || null; });
+  getter('nextSibling', function () { return sibling(this, 1); });
+  getter('previousSibling', function () { return sibling(this, -1); });
+  getter('children', function () {
+    var out = [], c = this.childNodes, k;
+    for (k = 0; k < c.length; k++) if (c[k].nodeType === 1) out[out.length] = c[k];
+    return out;
+  });
+  getter('firstElementChild', function () { return this.children[0] || null; });
+  getter('textContent', function () {
+    var t = this.nodeType, parts, k;
+    if (t === 9) return null;
+    if (t !== 1) return this.data;
+    parts = descendants(this, isText);
+    for (k = 0; k < parts.length; k++) parts[k] = parts[k].data;
+    return apply(join, parts, ['']);
+  });
+  getter('prefix', function () { return prefixOf(this); });
+  getter('localName', function () {
+    var p = prefixOf(this);
+    if (this.nodeType !== 1) return null;
+    return p === null ? this.nodeName : apply(substring, this.nodeName, [p.length + 1]);
+  });
+  getter('namespaceURI', function () {  // from the xmlns attributes inside the value only
+    var p = prefixOf(this), k = p === null ? 'xmlns' : 'xmlns:' + p, n;
+    if (this.nodeType !== 1) return null;
+    if (p === 'xml') return 'http://www.w3.org/XML/1998/namespace';
+    for (n = this; n.nodeType === 1; n = n.parentNode) {
+      if (apply(hasOwn, n.attributes, [k])) return n.attributes[k] || null;
+    }
+    return null;
+  });
+  freeze(nodeProto);
+  function makeDom(xml, desc) {  // desc: the nodes in document order, see describe_xml
+    var doc = create(nodeProto), nodes = [], j, k, e, n, p, a;
+    doc.nodeType = 9;
+    doc.nodeName = '#document';
+    doc.parentNode = doc.ownerDocument = null;
+    doc.childNodes = [];
+    doc[hid] = xml;
+    for (j = 0; j < desc.length; j++) {
+      e = desc[j];
+      p = e[0] < 0 ? doc : nodes[e[0]];
+      n = create(nodeProto);
+      n.nodeType = e[1];
+      if (e[1] === 1) {
+        n.nodeName = n.tagName = e[2];
+        a = create(null);
+        for (k = 3; k + 1 < e.length; k += 2) a[e[k]] = e[k + 1];
+        n.attributes = freeze(a);
+        n.childNodes = [];
+      } else {
+        n.nodeName = e[1] === 3 ? '#text' : e[1] === 4 ? '#cdata-section' : '#comment';
+        n.data = n.nodeValue = e[2];
+        n.childNodes = none;
+      }
+      n.parentNode = p;
+      n.ownerDocument = doc;
+      p.childNodes[p.childNodes.length] = n;
+      nodes[j] = n;
+    }
+    for (j = 0; j < nodes.length; j++) {
+      freeze(nodes[j].childNodes);
+      freeze(nodes[j]);
+    }
+    doc.documentElement = doc.childNodes[0];
+    freeze(doc.childNodes);
+    return freeze(doc);
+  }
   function readOnly(k, get) {
     sys[k] = true;
     defineProperty(g, k, { get: get, enumerable: false, configurable: false,
@@ -459,6 +607,27 @@ constexpr std::string_view bootstrap_source = R"js(
     restore: function (vars) {
       var ks = keys(vars), j;
       for (j = 0; j < ks.length; j++) api.declare(ks[j], vars[ks[j]]);
+    },
+    revive: function (v, docs) {  // docs: markup -> DOM description, or null when not XML
+      function walk(x) {
+        var ks, j, m, y;
+        if (x === null || typeof x !== 'object') return x;
+        if (isArray(x)) {
+          for (j = 0; j < x.length; j++) if ((y = walk(x[j])) !== x[j]) x[j] = y;
+          return x;
+        }
+        ks = keys(x);
+        if (ks.length === 1 && ks[0] === 'xsn:xml' && typeof (m = x[ks[0]]) === 'string' &&
+            apply(hasOwn, docs, [m])) {
+          return docs[m] === null ? m : makeDom(m, docs[m]);
+        }
+        for (j = 0; j < ks.length; j++) {
+          if ((y = walk(x[ks[j]])) === x[ks[j]]) continue;  // defined: the key may be __proto__
+          defineProperty(x, ks[j], { value: y, writable: true, enumerable: true, configurable: true });
+        }
+        return x;
+      }
+      return walk(v);
     }
   };
   return api;
@@ -478,7 +647,8 @@ void bootstrap(duk_context* ctx, const std::string& sid, const std::string& name
   duk_push_lstring(ctx, name.data(), name.size());
   push_json(ctx, io_json);
   duk_push_c_function(ctx, in_state_native, 1);
-  duk_call(ctx, 5);  // [stash api]
+  duk_push_string(ctx, DUK_HIDDEN_SYMBOL("xml"));
+  duk_call(ctx, 6);  // [stash api]
   duk_put_prop_string(ctx, -2, "api");
   for (const char* cache : {"v", "l", "s", "fe"}) {
     duk_push_array(ctx);

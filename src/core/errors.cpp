@@ -13,6 +13,11 @@ class runtime_category_impl final : public std::error_category {
       case errc::not_running: return "session is not running";
       case errc::not_on_executor: return "called from inside a macrostep";
       case errc::load_failed: return "document could not be loaded";
+      case errc::bad_snapshot: return "snapshot is malformed or does not fit the chart";
+      case errc::version_conflict: return "version conflict";
+      case errc::store_full: return "store is full";
+      case errc::invalid_argument: return "invalid argument";
+      case errc::store_unavailable: return "store is unavailable";
     }
     return "unknown xsn error";
   }

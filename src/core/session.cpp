@@ -123,12 +123,21 @@ struct session::impl final : datamodel_host {
   void raise_error(std::string name, std::string message, std::string sendid = {});
   void raise(event ev);
   void deliver(event ev, std::string target);
+  void schedule_send(std::string sendid, event ev, std::string target, clock::time_point due);
+  void fire_send(std::uint64_t key);
   bool enqueue_external(event ev);
 
   // ---- invoke ----
   void start_invokes();
   void invoke(const invoke_decl& inv, std::uint32_t index);
   void cancel_invokes(state_index s);
+  session& make_child(const std::string& invokeid, std::shared_ptr<const statechart> chart, std::uint32_t decl);
+  std::shared_ptr<const statechart> child_chart(std::uint32_t decl, std::string& error);
+
+  // ---- snapshots ----
+  value snapshot();
+  std::error_code restore(const value& snap);
+  value state_value(state_index s) const;
   void handle_child_event(const event& ev);
 
   void shutdown_resources();
@@ -163,7 +172,15 @@ struct session::impl final : datamodel_host {
   bool running_ = false, started_ = false, ended_ = false, in_macrostep_ = false, drain_posted_ = false;
   std::uint32_t microsteps_ = 0;
   std::uint64_t send_counter_ = 0;
-  std::unordered_map<std::string, clock::timer_id> delayed_;  // by sendid
+  struct pending_send {
+    clock::timer_id timer = 0;
+    std::string sendid;
+    clock::time_point due;
+    event ev;
+    std::string target;
+  };
+  std::map<std::uint64_t, pending_send> delayed_;  // delayed sends, in the order they were sent
+  std::uint64_t delayed_counter_ = 0;
 
   struct child {
     std::unique_ptr<session> s;
@@ -174,6 +191,7 @@ struct session::impl final : datamodel_host {
   std::string invokeid_;  // our id in the parent
   std::shared_ptr<registry> registry_;
   std::unordered_map<std::string, value> data_overrides_;
+  std::string child_src_;  // the resolved src this child was loaded from (snapshots)
 };
 
 // ============================ lifecycle ============================
@@ -281,7 +299,7 @@ void session::impl::stop() {
 }
 
 void session::impl::shutdown_resources() {
-  for (auto& [sendid, timer] : delayed_) clock_.cancel(timer);
+  for (auto& [key, p] : delayed_) clock_.cancel(p.timer);
   delayed_.clear();
   children_.clear();
   if (registry_) registry_->sessions.erase(id_);
@@ -664,7 +682,7 @@ void session::impl::exit_interpreter(bool reached_final) {
       donedata = done_data(s);
   });
   in_macrostep_ = false;
-  for (auto& [sendid, timer] : delayed_) clock_.cancel(timer);
+  for (auto& [key, p] : delayed_) clock_.cancel(p.timer);
   delayed_.clear();
   internal_.clear();
   external_.clear();
@@ -801,9 +819,13 @@ bool session::impl::exec_cancel(const cancel_action& c) {
     }
     id = *r;
   }
-  if (auto it = delayed_.find(id); it != delayed_.end()) {
-    clock_.cancel(it->second);
-    delayed_.erase(it);
+  for (auto it = delayed_.begin(); it != delayed_.end();) {
+    if (it->second.sendid == id) {
+      clock_.cancel(it->second.timer);
+      it = delayed_.erase(it);
+    } else {
+      ++it;
+    }
   }
   return true;
 }
@@ -919,17 +941,27 @@ bool session::impl::exec_send(const send_action& s, source_location) {
     return false;
   }
   if (delay.count() > 0) {
-    auto due = clock_.now() + std::chrono::duration_cast<clock::duration>(delay);
-    auto timer = clock_.schedule(due, [this, alive = std::weak_ptr<int>(life_), sendid, ev = std::move(ev), target]() mutable {
-      if (alive.expired()) return;
-      delayed_.erase(sendid);
-      deliver(std::move(ev), std::move(target));
-    });
-    delayed_[sendid] = timer;
+    schedule_send(sendid, std::move(ev), std::move(target), clock_.now() + std::chrono::duration_cast<clock::duration>(delay));
     return true;
   }
   deliver(std::move(ev), std::move(target));
   return true;
+}
+
+void session::impl::schedule_send(std::string sendid, event ev, std::string target, clock::time_point due) {
+  auto key = ++delayed_counter_;
+  auto timer = clock_.schedule(due, [this, alive = std::weak_ptr<int>(life_), key] {
+    if (!alive.expired()) fire_send(key);
+  });
+  delayed_.emplace(key, pending_send{timer, std::move(sendid), due, std::move(ev), std::move(target)});
+}
+
+void session::impl::fire_send(std::uint64_t key) {
+  auto it = delayed_.find(key);
+  if (it == delayed_.end()) return;
+  auto p = std::move(it->second);
+  delayed_.erase(it);
+  deliver(std::move(p.ev), std::move(p.target));
 }
 
 void session::impl::deliver(event ev, std::string target) {
@@ -1011,6 +1043,14 @@ void session::impl::invoke(const invoke_decl& inv, std::uint32_t index) {
   }
   auto data = params_data(inv.params, inv.namelist, inv.namelist_names);
   if (!data) return raise_error("error.execution", data.error().message);
+  auto& child = make_child(invokeid, std::move(chart), index);
+  if (data->is_object())
+    for (auto& [k, v] : data->as_object()) child.impl_->data_overrides_[std::string(k)] = v;
+  child.start();
+}
+
+session& session::impl::make_child(const std::string& invokeid, std::shared_ptr<const statechart> chart,
+                                   std::uint32_t decl) {
   session_options o;
   o.limits = opts_.limits;
   o.queue_capacity = opts_.queue_capacity;
@@ -1018,17 +1058,15 @@ void session::impl::invoke(const invoke_decl& inv, std::uint32_t index) {
   o.microstep_budget = opts_.microstep_budget;
   o.actions = opts_.actions;
   o.on_log = opts_.on_log;
-  auto child_session = std::make_unique<session>(chart, ex_, clock_, std::move(o));
+  auto child_session = std::make_unique<session>(std::move(chart), ex_, clock_, std::move(o));
   auto& ci = *child_session->impl_;
   ci.parent_ = this;
   ci.invokeid_ = invokeid;
   ci.registry_ = registry_;
-  if (data->is_object())
-    for (auto& [k, v] : data->as_object()) ci.data_overrides_[std::string(k)] = v;
   auto& slot = children_[invokeid];
   slot.s = std::move(child_session);
-  slot.decl = index;
-  slot.s->start();
+  slot.decl = decl;
+  return *slot.s;
 }
 
 void session::impl::cancel_invokes(state_index s) {
@@ -1052,6 +1090,267 @@ void session::impl::cancel_invokes(state_index s) {
   }
 }
 
+// ============================ snapshots ============================
+
+namespace {
+
+value event_to_json(const event& ev) {
+  boost::json::object o{{"name", ev.name}};
+  o["type"] = ev.type == event_type::platform ? "platform" : ev.type == event_type::internal ? "internal" : "external";
+  if (!ev.sendid.empty()) o["sendid"] = ev.sendid;
+  if (!ev.origin.empty()) o["origin"] = ev.origin;
+  if (!ev.origintype.empty()) o["origintype"] = ev.origintype;
+  if (!ev.invokeid.empty()) o["invokeid"] = ev.invokeid;
+  if (!ev.data.is_null()) o["data"] = ev.data;
+  return o;
+}
+
+bool event_from_json(const value& v, event& ev) {
+  const auto* o = v.if_object();
+  if (!o || !o->contains("name") || !o->at("name").is_string()) return false;
+  ev = event(std::string(o->at("name").as_string()));
+  auto str = [&](const char* k, std::string& out) {
+    if (auto* f = o->if_contains(k)) {
+      if (!f->is_string()) return false;
+      out = std::string(f->as_string());
+    }
+    return true;
+  };
+  std::string type = "external";
+  if (!str("type", type) || !str("sendid", ev.sendid) || !str("origin", ev.origin) ||
+      !str("origintype", ev.origintype) || !str("invokeid", ev.invokeid))
+    return false;
+  if (type == "platform") ev.type = event_type::platform;
+  else if (type == "internal") ev.type = event_type::internal;
+  else if (type == "external") ev.type = event_type::external;
+  else return false;
+  if (auto* d = o->if_contains("data")) ev.data = *d;
+  return true;
+}
+
+/// Reads an array of strings; false when `v` is not one.
+bool string_list(const value* v, std::vector<std::string>& out) {
+  if (!v) return true;
+  if (!v->is_array()) return false;
+  for (const auto& x : v->as_array()) {
+    if (!x.is_string()) return false;
+    out.emplace_back(x.as_string());
+  }
+  return true;
+}
+
+}  // namespace
+
+value session::impl::state_value(state_index s) const {
+  // XState's state value: an atomic child is its id; a compound child maps its id to its value;
+  // a parallel state maps each region to its value.
+  const auto& st = c_.states[s];
+  if (st.kind == state_kind::parallel) {
+    boost::json::object o;
+    for (auto ch : st.children) o[c_.states[ch].id] = c_.is_atomic(ch) ? value(c_.states[ch].id) : state_value(ch);
+    return o;
+  }
+  for (auto ch : st.children) {
+    if (!config_.test(ch)) continue;
+    if (c_.is_atomic(ch)) return value(c_.states[ch].id);
+    return boost::json::object{{c_.states[ch].id, state_value(ch)}};
+  }
+  return boost::json::object{};
+}
+
+value session::impl::snapshot() {
+  boost::json::object o;
+  o["status"] = running_ ? "active" : ended_ && !cancelled_ ? "done" : started_ ? "stopped" : "created";
+  o["value"] = state_value(0);
+  boost::json::array configuration;
+  config_.for_each([&](state_index s) { configuration.emplace_back(c_.states[s].id); });
+  o["configuration"] = std::move(configuration);
+  boost::json::object history;
+  for (state_index h = 0; h < c_.states.size(); ++h) {
+    if (!has_history_[h]) continue;
+    boost::json::array ids;
+    for (auto s : history_[h]) ids.emplace_back(c_.states[s].id);
+    history[c_.states[h].id] = std::move(ids);
+  }
+  o["historyValue"] = std::move(history);
+  o["context"] = dm_->save();
+  o["sessionid"] = id_;
+  if (c_.binding == binding_mode::late) {
+    boost::json::array entered;
+    for (state_index s = 0; s < c_.states.size(); ++s)
+      if (entered_once_[s]) entered.emplace_back(c_.states[s].id);
+    o["entered"] = std::move(entered);
+  }
+  boost::json::array pending;
+  const auto now = clock_.now();
+  for (const auto& [key, p] : delayed_) {
+    auto remaining = p.due > now ? p.due - now : clock::duration::zero();
+    pending.push_back(boost::json::object{{"sendid", p.sendid},
+                                          {"remaining_ns", std::chrono::nanoseconds(remaining).count()},
+                                          {"target", p.target},
+                                          {"event", event_to_json(p.ev)}});
+  }
+  o["pending"] = std::move(pending);
+  boost::json::array queue;
+  for (const auto& ev : external_) queue.push_back(event_to_json(ev));
+  o["queue"] = std::move(queue);
+  o["sendCounter"] = send_counter_;
+  boost::json::object children;
+  for (auto& [invokeid, ch] : children_) {
+    if (!ch.s) continue;
+    children[invokeid] = boost::json::object{{"invoke", ch.decl}, {"snapshot", ch.s->impl_->snapshot()}};
+  }
+  o["children"] = std::move(children);
+  return o;
+}
+
+std::shared_ptr<const statechart> session::impl::child_chart(std::uint32_t decl, std::string& error) {
+  const auto& inv = c_.invokes[decl];
+  if (inv.body && inv.body->chart != npos) return c_.inline_charts[inv.body->chart];
+  if (inv.body || inv.srcexpr != npos) {
+    error = "a child invoked from an expression cannot be restored";
+    return nullptr;
+  }
+  std::string src = inv.src;
+  if (src.rfind("file://", 0) == 0) src = src.substr(7);
+  else if (src.rfind("file:", 0) == 0) src = src.substr(5);
+  std::filesystem::path path(src);
+  if (path.is_relative()) path = std::filesystem::path(c_.base_dir) / path;
+  auto pr = load_document(path);
+  if (!pr) {
+    error = pr.errors.empty() ? "cannot load " + path.string() : pr.errors.front().to_string();
+    return nullptr;
+  }
+  return pr.chart;
+}
+
+std::error_code session::impl::restore(const value& snap) {
+  if (started_) return errc::not_running;
+  const auto* o = snap.if_object();
+  if (!o) return errc::bad_snapshot;
+  // Validate everything before changing anything.
+  std::vector<std::string> ids;
+  if (!string_list(o->if_contains("configuration"), ids)) return errc::bad_snapshot;
+  detail::bitset config(c_.states.size());
+  for (const auto& id : ids) {
+    auto s = c_.find_state(id);
+    if (s == npos || s == 0 || c_.states[s].kind == state_kind::history) return errc::bad_snapshot;
+    config.set(s);
+  }
+  // A legal configuration: parents active, one child of a compound, every region of a parallel.
+  for (state_index s = 1; s < c_.states.size(); ++s) {
+    if (!config.test(s)) continue;
+    auto p = c_.states[s].parent;
+    if (p != 0 && !config.test(p)) return errc::bad_snapshot;
+  }
+  for (state_index s = 0; s < c_.states.size(); ++s) {
+    if (s != 0 && !config.test(s)) continue;
+    const auto& st = c_.states[s];
+    std::size_t active = 0;
+    for (auto ch : st.children) active += config.test(ch) ? 1 : 0;
+    if (st.kind == state_kind::compound && active != 1 && !(s == 0 && ids.empty())) return errc::bad_snapshot;
+    if (st.kind == state_kind::parallel && active != st.children.size()) return errc::bad_snapshot;
+  }
+  std::vector<std::pair<state_index, std::vector<state_index>>> history;
+  if (const auto* h = o->if_contains("historyValue")) {
+    if (!h->is_object()) return errc::bad_snapshot;
+    for (const auto& [hid, list] : h->as_object()) {
+      auto hs = c_.find_state(hid);
+      std::vector<std::string> stored;
+      if (hs == npos || c_.states[hs].kind != state_kind::history || !string_list(&list, stored)) return errc::bad_snapshot;
+      std::vector<state_index> states;
+      for (const auto& id : stored) {
+        auto s = c_.find_state(id);
+        if (s == npos || !c_.is_descendant(s, c_.states[hs].parent)) return errc::bad_snapshot;
+        states.push_back(s);
+      }
+      history.emplace_back(hs, std::move(states));
+    }
+  }
+  std::vector<std::string> entered;
+  if (!string_list(o->if_contains("entered"), entered)) return errc::bad_snapshot;
+  struct pending_in { std::string sendid; clock::duration remaining; std::string target; event ev; };
+  std::vector<pending_in> pending;
+  if (const auto* p = o->if_contains("pending")) {
+    if (!p->is_array()) return errc::bad_snapshot;
+    for (const auto& x : p->as_array()) {
+      const auto* po = x.if_object();
+      if (!po || !po->contains("event") || !po->contains("remaining_ns") || !po->at("remaining_ns").is_int64())
+        return errc::bad_snapshot;
+      pending_in in;
+      if (!event_from_json(po->at("event"), in.ev)) return errc::bad_snapshot;
+      auto ns = po->at("remaining_ns").as_int64();
+      if (ns < 0) return errc::bad_snapshot;
+      in.remaining = std::chrono::nanoseconds(ns);
+      if (const auto* sid = po->if_contains("sendid"); sid && sid->is_string()) in.sendid = std::string(sid->as_string());
+      if (const auto* t = po->if_contains("target"); t && t->is_string()) in.target = std::string(t->as_string());
+      pending.push_back(std::move(in));
+    }
+  }
+  std::vector<event> queue;
+  if (const auto* q = o->if_contains("queue")) {
+    if (!q->is_array() || q->as_array().size() > opts_.queue_capacity) return errc::bad_snapshot;
+    for (const auto& x : q->as_array()) {
+      event ev;
+      if (!event_from_json(x, ev)) return errc::bad_snapshot;
+      queue.push_back(std::move(ev));
+    }
+  }
+  struct child_in { std::string invokeid; std::uint32_t decl; const value* snap; std::shared_ptr<const statechart> chart; };
+  std::vector<child_in> kids;
+  if (const auto* ch = o->if_contains("children")) {
+    if (!ch->is_object()) return errc::bad_snapshot;
+    for (const auto& [invokeid, entry] : ch->as_object()) {
+      const auto* eo = entry.if_object();
+      if (!eo || !eo->contains("invoke") || !eo->at("invoke").is_int64() || !eo->contains("snapshot"))
+        return errc::bad_snapshot;
+      auto decl = eo->at("invoke").as_int64();
+      if (decl < 0 || static_cast<std::uint64_t>(decl) >= c_.invokes.size()) return errc::bad_snapshot;
+      std::string error;
+      auto chart = child_chart(static_cast<std::uint32_t>(decl), error);
+      if (!chart) return errc::bad_snapshot;
+      kids.push_back({std::string(invokeid), static_cast<std::uint32_t>(decl), &eo->at("snapshot"), std::move(chart)});
+    }
+  }
+  std::string status = "active";
+  if (const auto* st = o->if_contains("status"); st && st->is_string()) status = std::string(st->as_string());
+  // Apply.
+  if (auto r = dm_->setup(c_, *this); !r) return errc::bad_snapshot;
+  if (const auto* ctx = o->if_contains("context")) {
+    if (auto r = dm_->restore(*ctx); !r) return errc::bad_snapshot;
+  }
+  started_ = true;
+  if (!registry_) registry_ = std::make_shared<registry>();
+  if (const auto* sid = o->if_contains("sessionid"); sid && sid->is_string() && opts_.session_id.empty() &&
+                                                      !registry_->sessions.count(std::string(sid->as_string())))
+    id_ = std::string(sid->as_string());
+  registry_->sessions[id_] = this;
+  if (const auto* sc = o->if_contains("sendCounter"); sc && sc->is_int64()) send_counter_ = static_cast<std::uint64_t>(sc->as_int64());
+  config_ = config;
+  for (auto& [h, states] : history) {
+    history_[h] = std::move(states);
+    has_history_[h] = true;
+  }
+  for (const auto& id : entered) {
+    auto s = c_.find_state(id);
+    if (s != npos) entered_once_[s] = true;
+  }
+  running_ = status == "active";
+  ended_ = !running_;
+  if (!running_) return {};
+  for (auto& p : pending) schedule_send(std::move(p.sendid), std::move(p.ev), std::move(p.target), clock_.now() + p.remaining);
+  for (auto& ev : queue) external_.push_back(std::move(ev));
+  for (auto& k : kids) {
+    auto& child = make_child(k.invokeid, std::move(k.chart), k.decl);
+    if (auto ec = child.impl_->restore(*k.snap)) {
+      children_.erase(k.invokeid);
+      raise_error("error.execution", "invoked child '" + k.invokeid + "' could not be restored: " + ec.message());
+    }
+  }
+  if (!external_.empty() || !internal_.empty()) post_drain();
+  return {};
+}
+
 // ============================ public wrapper ============================
 
 session::session(std::shared_ptr<const statechart> chart, boost::asio::any_io_executor ex, xsn::clock& clk,
@@ -1069,6 +1368,8 @@ const std::string& session::id() const noexcept { return impl_->id_; }
 bool session::is_active(state_index s) const noexcept { return s < impl_->c_.states.size() && impl_->config_.test(s); }
 std::size_t session::queued() const noexcept { return impl_->external_.size(); }
 xsn::datamodel& session::datamodel() noexcept { return *impl_->dm_; }
+value session::snapshot() { return impl_->snapshot(); }
+std::error_code session::restore(const value& snap) { return impl_->restore(snap); }
 
 std::vector<state_index> session::configuration() const {
   std::vector<state_index> out;

@@ -71,12 +71,23 @@ class datamodel {
   virtual void set_event(const event& ev) = 0;
   /// Converts inline content text (`<content>`, `<data>` body) to a value: JSON when it parses,
   /// otherwise a string with whitespace normalised.
+  /// ECMAScript: well-formed XML (one root element) is `{"xsn:xml": "<markup/>"}`, a DOM in JS.
   virtual value content_value(std::string_view text) = 0;
   /// Serialises the datamodel's variables (for snapshots).
   virtual value save() = 0;
   /// Restores variables saved by `save`.
   virtual result<void> restore(const value& saved) = 0;
 };
+
+/// The only key of an XML value, `{"xsn:xml": "<markup/>"}` (see `datamodel::content_value`).
+inline constexpr std::string_view xml_value_key = "xsn:xml";
+
+/// The markup of an XML value; nullptr when `v` is not one.
+inline const boost::json::string* xml_markup(const value& v) noexcept {
+  const auto* o = v.if_object();
+  if (o == nullptr || o->size() != 1 || o->begin()->key() != xml_value_key) return nullptr;
+  return o->begin()->value().if_string();
+}
 
 /// Creates a datamodel for a session.
 using datamodel_factory = std::function<std::unique_ptr<datamodel>()>;

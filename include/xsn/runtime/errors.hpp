@@ -10,6 +10,12 @@ enum class errc {
   not_running,        ///< The session has not started or has already stopped.
   not_on_executor,    ///< A synchronous call was made from inside a macrostep.
   load_failed,        ///< A document could not be loaded.
+  bad_snapshot,       ///< A snapshot is malformed or does not fit the chart.  // session
+  // store
+  version_conflict,   ///< A compare-and-set found another version than the one expected.
+  store_full,         ///< A bounded store is at capacity (entries or bytes); the write failed.
+  invalid_argument,   ///< An argument is out of its documented range (empty or long key, ...).
+  store_unavailable,  ///< The store cannot be reached (a remote store's connection is down).
 };
 
 /// The category of `xsn::errc`.

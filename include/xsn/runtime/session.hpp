@@ -96,6 +96,19 @@ class session {
   /// The datamodel (for native actions and inspection).
   xsn::datamodel& datamodel() noexcept;
 
+  /**
+   * The session as JSON, in XState's persisted-snapshot shape (`status`, `value`, `context`,
+   * `historyValue`, `children`) plus what SCXML needs to carry on exactly: the full
+   * `configuration`, pending delayed events with their remaining time, queued external events,
+   * late-binding state and the session id. Children invoked from an expression are not
+   * restorable. Take it between macrosteps (not from inside an action).
+   */
+  value snapshot();
+  /// Resumes from `snapshot()` of a session of the same chart, instead of `start`: no entry
+  /// actions run; pending delayed events are rescheduled on this session's clock. Fails with
+  /// `errc::bad_snapshot`, changing nothing, when the snapshot is malformed or does not fit.
+  std::error_code restore(const value& snapshot);
+
   struct impl;  ///< Implementation, in src/core.
 
  private:
