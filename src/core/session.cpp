@@ -4,13 +4,13 @@
 
 #include <xsn/detail/bitset.hpp>
 #include <xsn/detail/fixed_vector.hpp>
+#include <xsn/detail/ring_queue.hpp>
 #include <xsn/parse/scxml.hpp>
 
 #include <boost/asio/post.hpp>
 #include <boost/json/serialize.hpp>
 
 #include <atomic>
-#include <deque>
 #include <map>
 #include <unordered_set>
 
@@ -28,6 +28,13 @@ std::string next_session_id() {
 bool is_scxml_type(std::string_view t) {
   return t.empty() || t == scxml_processor || t == "scxml" || t == "http://www.w3.org/TR/scxml/" ||
          t == "http://www.w3.org/TR/scxml";
+}
+
+/// A value as text for `<log>` and invoke content: strings and XML markup as they are, else JSON.
+std::string value_text(const value& v) {
+  if (v.is_string()) return std::string(v.as_string());
+  if (const boost::json::string* markup = xml_markup(v)) return std::string(*markup);
+  return boost::json::serialize(v);
 }
 
 /// Sessions of one tree (a root and its invoked children), by id, for `#_scxml_<id>` targets.
@@ -168,7 +175,7 @@ struct session::impl final : datamodel_host {
   bool cancelled_ = false;  // stop() was called inside a macrostep
   bool disjoint_ = true;  // enabled_ has pairwise disjoint domains (set by select_transitions)
   std::vector<state_index> scratch_targets_;
-  std::deque<event> external_, internal_;
+  detail::ring_queue<event> external_, internal_;  // bounded by opts_ capacities
   bool running_ = false, started_ = false, ended_ = false, in_macrostep_ = false, drain_posted_ = false;
   std::uint32_t microsteps_ = 0;
   std::uint64_t send_counter_ = 0;
@@ -286,6 +293,7 @@ void session::impl::drain() {
     process_external(ev);
   }
   if (running_ && !external_.empty()) post_drain();
+  else if (external_.empty()) external_.clear();  // an idle session holds no queue storage
 }
 
 void session::impl::stop() {
@@ -780,7 +788,7 @@ bool session::impl::exec_log(const log_action& l) {
       raise_error("error.execution", r.error().message);
       return false;
     }
-    msg = r->is_string() ? std::string(r->as_string()) : boost::json::serialize(*r);
+    msg = value_text(*r);
   }
   if (opts_.on_log) opts_.on_log(l.label, msg);
   return true;
@@ -1020,8 +1028,7 @@ void session::impl::invoke(const invoke_decl& inv, std::uint32_t index) {
     if (inv.body) {
       auto r = content_data(*inv.body);
       if (!r) return raise_error("error.execution", r.error().message);
-      std::string text = r->is_string() ? std::string(r->as_string()) : boost::json::serialize(*r);
-      pr = parse_scxml(text, c_.source_name + " (invoke content)", c_.base_dir);
+      pr = parse_scxml(value_text(*r), c_.source_name + " (invoke content)", c_.base_dir);
     } else {
       std::string src = inv.src;
       if (inv.srcexpr != npos) {
@@ -1081,9 +1088,7 @@ void session::impl::cancel_invokes(state_index s) {
       if (it->second.s && it->second.s->running()) {
         it->second.s->stop();
         const auto& id = it->first;
-        external_.erase(std::remove_if(external_.begin(), external_.end(),
-                                       [&](const event& e) { return e.invokeid == id; }),
-                        external_.end());
+        external_.remove_if([&](const event& e) { return e.invokeid == id; });
       }
       it = children_.erase(it);
     }
@@ -1192,7 +1197,7 @@ value session::impl::snapshot() {
   }
   o["pending"] = std::move(pending);
   boost::json::array queue;
-  for (const auto& ev : external_) queue.push_back(event_to_json(ev));
+  external_.for_each([&](const event& ev) { queue.push_back(event_to_json(ev)); });
   o["queue"] = std::move(queue);
   o["sendCounter"] = send_counter_;
   boost::json::object children;
