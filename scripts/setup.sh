@@ -38,7 +38,7 @@ die() { printf 'setup.sh: %s\n' "$*" >&2; exit 1; }
 packages=(
   build-essential cmake ninja-build g++ git
   libboost1.81-dev libboost-json1.81-dev libpugixml-dev duktape-dev
-  catch2 libbenchmark-dev libspdlog-dev
+  catch2 libbenchmark-dev libspdlog-dev libconcurrentqueue-dev
   nodejs npm  # npm fetches the W3C SCXML test suite
 )
 

@@ -20,6 +20,7 @@
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
+#include <pugixml.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -31,6 +32,7 @@
 #include <string_view>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 namespace xsn {
 namespace {
@@ -120,6 +122,11 @@ struct script_fatal {
 
 /// Nesting limit for JSON crossing the boundary (Duktape's own JSON limit is 1000).
 constexpr std::size_t max_json_depth = 1000;
+/// Deepest element nesting of an XML value turned into a DOM (its serialiser recurses).
+constexpr std::size_t max_xml_depth = 1000;
+/// Fewest heap bytes a DOM node takes: descriptions with more nodes than the heap can hold at
+/// this rate are refused before any is built.
+constexpr std::size_t min_dom_node_bytes = 64;
 /// Longest error message and expression excerpt we copy out of the heap.
 constexpr std::size_t max_message = 512;
 constexpr std::size_t max_excerpt = 80;
@@ -261,6 +268,127 @@ std::optional<value> parse_json(std::string_view text) {
   return v;
 }
 
+// ---- XML values --------------------------------------------------------------------------------
+
+/// Parses `text` as XML into `doc`. Returns the root element when the text is well-formed (as
+/// pugixml sees it) with exactly one element at the top and nothing else there but whitespace,
+/// comments, processing instructions and an XML declaration; otherwise an empty node. A DOCTYPE
+/// is refused. `keep_space` keeps whitespace-only text nodes inside the root.
+pugi::xml_node parse_xml(pugi::xml_document& doc, std::string_view text, bool keep_space) {
+  // A fragment, so that text beside the root element is seen (and refused) instead of dropped.
+  unsigned opts = pugi::parse_cdata | pugi::parse_escapes | pugi::parse_wconv_attribute |
+                  pugi::parse_eol | pugi::parse_fragment | pugi::parse_doctype |
+                  pugi::parse_comments | pugi::parse_pi | pugi::parse_declaration;
+  if (keep_space) opts |= pugi::parse_ws_pcdata;
+  if (!doc.load_buffer(text.data(), text.size(), opts, pugi::encoding_utf8)) return {};
+  pugi::xml_node root;
+  for (pugi::xml_node n : doc.children()) {
+    switch (n.type()) {
+      case pugi::node_element:
+        if (root) return {};
+        root = n;
+        break;
+      case pugi::node_comment:
+      case pugi::node_pi:
+      case pugi::node_declaration: break;
+      case pugi::node_pcdata:
+        if (trim(n.value()).empty()) break;
+        return {};
+      default: return {};  // CDATA, DOCTYPE
+    }
+  }
+  return root;
+}
+
+/**
+ * The DOM description of an XML value for the bootstrap's `makeDom`: the nodes of its root
+ * element in document order, each `[parent, nodeType, ...]` where `parent` indexes the parent
+ * element's entry (-1: the document) and `...` is `name, attribute, value, ...` for an element
+ * (1) and the text of a text (3), CDATA (4) or comment (8) node. Processing instructions are
+ * left out. Null when `markup` is not XML; an error when deeper than `max_xml_depth` or with
+ * more than `max_nodes` nodes. Iterative, so any depth is safe here.
+ */
+result<value> describe_xml(std::string_view markup, std::size_t& max_nodes) {
+  pugi::xml_document doc;
+  const pugi::xml_node root = parse_xml(doc, markup, true);
+  if (!root) return value(nullptr);
+  boost::json::array out;
+  std::vector<std::int64_t> open;  // the entries of the elements around `n`
+  pugi::xml_node n = root;
+  for (;;) {
+    const std::int64_t parent = open.empty() ? -1 : open.back();
+    int type = 0;
+    switch (n.type()) {
+      case pugi::node_element: type = 1; break;
+      case pugi::node_pcdata: type = 3; break;
+      case pugi::node_cdata: type = 4; break;
+      case pugi::node_comment: type = 8; break;
+      default: break;
+    }
+    if (type != 0 && max_nodes-- == 0) {
+      return eval_error{"XML value too large for the script heap"};
+    }
+    if (type == 1) {
+      boost::json::array e{parent, 1, n.name()};
+      for (pugi::xml_attribute a : n.attributes()) {
+        e.emplace_back(a.name());
+        e.emplace_back(a.value());
+      }
+      out.emplace_back(std::move(e));
+      if (n.first_child()) {
+        if (open.size() >= max_xml_depth) {
+          return eval_error{"XML value nested deeper than " + std::to_string(max_xml_depth) +
+                            " elements"};
+        }
+        open.push_back(static_cast<std::int64_t>(out.size()) - 1);
+        n = n.first_child();
+        continue;
+      }
+    } else if (type != 0) {
+      out.emplace_back(boost::json::array{parent, type, n.value()});
+    }
+    while (n != root && !n.next_sibling()) {  // next in document order, staying inside root
+      n = n.parent();
+      open.pop_back();
+    }
+    if (n == root) break;
+    n = n.next_sibling();
+  }
+  return value(std::move(out));
+}
+
+/// A value on its way into a heap: its JSON text and, when XML values are inside, a JSON object
+/// mapping each of their markups to its DOM description (null: not XML after all).
+struct js_input {
+  std::string json;
+  std::string docs;  ///< Empty: no XML values.
+};
+
+/// Prepares `v` for `push_input`; fails when an XML value is too deep or too large.
+result<js_input> to_js_input(const value& v, std::size_t heap_limit) {
+  js_input in{boost::json::serialize(v), {}};
+  if (in.json.find("\"xsn:xml\"") == std::string::npos) return in;  // the usual case: no XML
+  boost::json::object docs;
+  std::size_t max_nodes = heap_limit / min_dom_node_bytes;
+  std::vector<const value*> todo{&v};
+  while (!todo.empty()) {
+    const value* x = todo.back();
+    todo.pop_back();
+    if (const boost::json::string* m = xml_markup(*x)) {
+      if (docs.find(*m) != docs.end()) continue;
+      auto d = describe_xml(*m, max_nodes);
+      if (!d) return d.error();
+      docs.emplace(*m, std::move(*d));
+    } else if (const auto* a = x->if_array()) {
+      for (const value& e : *a) todo.push_back(&e);
+    } else if (const auto* o = x->if_object()) {
+      for (const auto& kv : *o) todo.push_back(&kv.value());
+    }
+  }
+  if (!docs.empty()) in.docs = boost::json::serialize(docs);
+  return in;
+}
+
 /// A JS number as JSON: integers stay integers when exact; NaN and infinities become null.
 value number_value(double d) {
   if (!std::isfinite(d)) return nullptr;
@@ -354,8 +482,10 @@ bool prepare_for_json(duk_context* ctx) {
   return true;
 }
 
+void push_input(duk_context* ctx, const js_input& in);
+
 /// [...] -> [... obj]: `_event` as W3C B.2 describes it; empty fields are undefined.
-void push_event(duk_context* ctx, const event& ev, const std::string& data_json) {
+void push_event(duk_context* ctx, const event& ev, const js_input* data) {
   duk_push_object(ctx);
   duk_push_lstring(ctx, ev.name.data(), ev.name.size());
   duk_put_prop_string(ctx, -2, "name");
@@ -369,8 +499,8 @@ void push_event(duk_context* ctx, const event& ev, const std::string& data_json)
     else duk_push_lstring(ctx, text->data(), text->size());
     duk_put_prop_string(ctx, -2, key);
   }
-  if (data_json.empty()) duk_push_undefined(ctx);
-  else push_json(ctx, data_json);
+  if (data == nullptr) duk_push_undefined(ctx);
+  else push_input(ctx, *data);
   duk_put_prop_string(ctx, -2, "data");
 }
 
@@ -622,8 +752,9 @@ constexpr std::string_view bootstrap_source = R"js(
           return docs[m] === null ? m : makeDom(m, docs[m]);
         }
         for (j = 0; j < ks.length; j++) {
-          if ((y = walk(x[ks[j]])) === x[ks[j]]) continue;  // defined: the key may be __proto__
-          defineProperty(x, ks[j], { value: y, writable: true, enumerable: true, configurable: true });
+          if ((y = walk(x[ks[j]])) === x[ks[j]]) continue;
+          defineProperty(x, ks[j], {  // not `x[k] = y`: the key may be __proto__
+            value: y, writable: true, enumerable: true, configurable: true });
         }
         return x;
       }
@@ -664,6 +795,18 @@ void push_api(duk_context* ctx, const char* name) {
   duk_remove(ctx, -2);
 }
 
+/// [...] -> [... v]: a value prepared by `to_js_input`, its XML values turned into DOM documents.
+void push_input(duk_context* ctx, const js_input& in) {
+  if (in.docs.empty()) {
+    push_json(ctx, in.json);
+    return;
+  }
+  push_api(ctx, "revive");
+  push_json(ctx, in.json);
+  push_json(ctx, in.docs);
+  duk_call(ctx, 2);
+}
+
 // ---- the datamodel ---------------------------------------------------------------------------
 
 /// How `evaluate` converts a result.
@@ -684,15 +827,17 @@ class ecmascript_datamodel final : public datamodel {
     return start_heap();
   }
 
-  result<void> declare(const data_decl& d) override { return declare_value(d.id, std::nullopt); }
+  result<void> declare(const data_decl& d) override { return declare_value(d.id, nullptr); }
 
   result<void> initialize(const data_decl& d) override {
     if (!d.src_error.empty()) {
       return fail_declared(d.id, "<data id=\"" + d.id + "\">: " + d.src_error);
     }
     if (d.expr != npos) return initialize_from_expr(d);
-    if (d.text) return declare_value(d.id, boost::json::serialize(content_value(*d.text)));
-    return declare_value(d.id, std::nullopt);
+    if (!d.text) return declare_value(d.id, nullptr);
+    auto in = to_js_input(content_value(*d.text), limits_.heap_limit);
+    if (!in) return fail_declared(d.id, "<data id=\"" + d.id + "\">: " + in.error().message);
+    return declare_value(d.id, &*in);
   }
 
   result<bool> eval_bool(expr_index e) override {
@@ -728,11 +873,12 @@ class ecmascript_datamodel final : public datamodel {
   result<void> assign_value(expr_index location, const value& v) override {
     const expression* loc = find(location);
     if (loc == nullptr) return missing(location);
-    const std::string json = boost::json::serialize(v);
+    auto in = to_js_input(v, limits_.heap_limit);
+    if (!in) return located(in.error().message, "assign to", loc->text);
     auto err = run([&](duk_context* ctx) -> duk_ret_t {
       push_compiled(ctx, 'l', location, loc->text);
       duk_push_global_object(ctx);
-      push_json(ctx, json);
+      push_input(ctx, *in);
       duk_call_method(ctx, 1);
       return 0;
     });
@@ -756,15 +902,24 @@ class ecmascript_datamodel final : public datamodel {
                        const std::function<bool()>& body) override;
 
   void set_event(const event& ev) override {
-    const std::string data_json =
-        ev.data.is_null() ? std::string() : boost::json::serialize(ev.data);
-    auto err = run([&](duk_context* ctx) -> duk_ret_t {
-      push_api(ctx, "setEvent");
-      push_event(ctx, ev, data_json);
-      duk_call(ctx, 1);
-      return 0;
-    });
-    if (!err) return;
+    auto set = [&](const js_input* data) {
+      return !run([&](duk_context* ctx) -> duk_ret_t {
+        push_api(ctx, "setEvent");
+        push_event(ctx, ev, data);
+        duk_call(ctx, 1);
+        return 0;
+      });
+    };
+    if (ev.data.is_null()) {
+      if (set(nullptr)) return;
+    } else {
+      auto in = to_js_input(ev.data, limits_.heap_limit);
+      if (in && set(&*in)) return;
+      // XML values that cannot become DOM documents (too deep, too large) stay plain objects.
+      const bool had_xml = !in || !in->docs.empty();
+      const js_input plain{in ? std::move(in->json) : boost::json::serialize(ev.data), {}};
+      if (had_xml && set(&plain)) return;
+    }
     // Could not build it (heap exhausted?): better no `_event` than the previous one.
     (void)run([](duk_context* ctx) -> duk_ret_t {
       push_api(ctx, "setEvent");
@@ -776,6 +931,13 @@ class ecmascript_datamodel final : public datamodel {
 
   value content_value(std::string_view text) override {
     if (auto v = parse_json(text)) return std::move(*v);
+    const std::string_view markup = trim(text);
+    pugi::xml_document doc;
+    if (!markup.empty() && markup.front() == '<' && parse_xml(doc, markup, false)) {
+      boost::json::object xml;
+      xml.emplace(xml_value_key, markup);
+      return xml;
+    }
     return value(normalise_space(text));
   }
 
@@ -808,7 +970,7 @@ class ecmascript_datamodel final : public datamodel {
 
   result<value> evaluate(expr_index e, conversion how);
   result<void> initialize_from_expr(const data_decl& d);
-  result<void> declare_value(const std::string& id, const std::optional<std::string>& json);
+  result<void> declare_value(const std::string& id, const js_input* in);
   result<void> fail_declared(const std::string& id, std::string msg);
   result<void> foreach_begin(expr_index array, foreach_state& st);
   result<void> foreach_step(const foreach_state& st, duk_size_t i);
@@ -999,12 +1161,11 @@ result<value> ecmascript_datamodel::evaluate(expr_index e, conversion how) {
   return take_result(is_json);
 }
 
-result<void> ecmascript_datamodel::declare_value(const std::string& id,
-                                                 const std::optional<std::string>& json) {
+result<void> ecmascript_datamodel::declare_value(const std::string& id, const js_input* in) {
   auto err = run([&](duk_context* ctx) -> duk_ret_t {
     push_api(ctx, "declare");
     duk_push_lstring(ctx, id.data(), id.size());
-    if (json) push_json(ctx, *json);
+    if (in != nullptr) push_input(ctx, *in);
     else duk_push_undefined(ctx);
     duk_call(ctx, 2);
     return 0;
@@ -1014,7 +1175,7 @@ result<void> ecmascript_datamodel::declare_value(const std::string& id,
 }
 
 result<void> ecmascript_datamodel::fail_declared(const std::string& id, std::string msg) {
-  (void)declare_value(id, std::nullopt);  // The variable exists, unbound (test 277).
+  (void)declare_value(id, nullptr);  // The variable exists, unbound (test 277).
   return eval_error{std::move(msg)};
 }
 
@@ -1164,16 +1325,17 @@ result<void> ecmascript_datamodel::restore(const value& saved) {
   }
   // The snapshot goes into a fresh heap, so nothing of the current state survives it; the
   // current heap stays in place until that has worked.
+  auto in = to_js_input(saved, limits_.heap_limit);
+  if (!in) return eval_error{"restore: " + in.error().message};
   duk_context* old_ctx = std::exchange(ctx_, nullptr);
   std::unique_ptr<heap_state> old_state = std::move(state_);
   std::string old_broken = std::move(broken_);
-  const std::string json = boost::json::serialize(saved);
   std::optional<std::string> err;
   if (auto r = build_heap(); !r) err = r.error().message;
   if (!err) {
     err = run([&](duk_context* ctx) -> duk_ret_t {
       push_api(ctx, "restore");
-      push_json(ctx, json);
+      push_input(ctx, *in);
       duk_call(ctx, 1);
       return 0;
     });

@@ -18,6 +18,16 @@ class runtime_category_impl final : public std::error_category {
       case errc::store_full: return "store is full";
       case errc::invalid_argument: return "invalid argument";
       case errc::store_unavailable: return "store is unavailable";
+      // bus
+      case errc::invalid_address: return "invalid bus address";
+      case errc::no_subscriber: return "no subscriber for the address";
+      case errc::request_timeout: return "request timed out";
+      case errc::bus_closed: return "bus is shut down";
+      // breaker
+      case errc::circuit_open: return "circuit breaker is open";
+      case errc::already_exists: return "a machine with that id already exists";
+      case errc::unknown_document: return "unknown document";
+      case errc::unknown_machine: return "unknown machine";
     }
     return "unknown xsn error";
   }

@@ -944,7 +944,7 @@ bool session::impl::exec_send(const send_action& s, source_location) {
     raise(std::move(ev));
     return true;
   }
-  if (!target.empty() && target.rfind("#_", 0) != 0) {
+  if (!target.empty() && target.rfind("#_", 0) != 0 && !opts_.route) {
     raise_error("error.execution", "unsupported send target '" + target + "'", ev.sendid);
     return false;
   }
@@ -991,6 +991,10 @@ void session::impl::deliver(event ev, std::string target) {
   if (target.rfind("#_scxml_", 0) == 0) {
     auto it = registry_->sessions.find(target.substr(8));
     if (it == registry_->sessions.end() || !it->second->enqueue_external(std::move(ev))) unreachable();
+    return;
+  }
+  if (target.rfind("#_", 0) != 0) {  // not an SCXML processor address: the embedding routes it
+    if (!opts_.route || !opts_.route(target, std::move(ev))) unreachable();
     return;
   }
   auto it = children_.find(target.substr(2));
@@ -1065,6 +1069,7 @@ session& session::impl::make_child(const std::string& invokeid, std::shared_ptr<
   o.microstep_budget = opts_.microstep_budget;
   o.actions = opts_.actions;
   o.on_log = opts_.on_log;
+  o.route = opts_.route;
   auto child_session = std::make_unique<session>(std::move(chart), ex_, clock_, std::move(o));
   auto& ci = *child_session->impl_;
   ci.parent_ = this;

@@ -223,8 +223,8 @@ TEST_CASE("ecmascript_datamodel: data declaration and initialisation", "[ecmascr
   SECTION("inline and src text: otherwise a normalised string (test 558)") {
     REQUIRE(f.init_text("var1", "\nthis  is \na string \n"));
     CHECK(f.truthy("var1 == 'this is a string'"));
-    REQUIRE(f.init_text("var2", "<books xmlns=\"\">\n  <book title=\"t\"/>\n</books>"));
-    CHECK(f.truthy("var2 === '<books xmlns=\"\"> <book title=\"t\"/> </books>'"));
+    REQUIRE(f.init_text("var2", "<b>bold</b>\n  and <i>not</i> one element"));
+    CHECK(f.truthy("var2 === '<b>bold</b> and <i>not</i> one element'"));
   }
   SECTION("a src that could not be read is an error, the variable stays unbound") {
     xsn::data_decl d = decl("Var5");
@@ -256,6 +256,237 @@ TEST_CASE("ecmascript_datamodel: content_value", "[ecmascript]") {
   CHECK(f.dm->content_value("   ") == value(""));
   CHECK(f.dm->content_value("{not json") == value("{not json"));
   CHECK(f.dm->content_value(std::string(5000, '[')) == value(std::string(5000, '[')));
+}
+
+namespace {
+
+/// A test 557 style document: whitespace, attributes, nesting, an entity, CDATA and a comment.
+const std::string books = R"(<books xmlns="" genre="x">
+  <book title="title1"/>
+  <book title="title2"><note lang="en">Good &amp; <em>cheap</em></note><![CDATA[<raw>]]></book>
+  <!-- a comment -->
+</books>)";
+
+/// The XML value of `markup`.
+value xml(const std::string& markup) { return boost::json::object{{"xsn:xml", markup}}; }
+
+}  // namespace
+
+TEST_CASE("ecmascript_datamodel: content_value recognises XML", "[ecmascript]") {
+  fixture f;
+  CHECK(f.dm->content_value("\n  " + books + "\n ") == xml(books));
+  CHECK(f.dm->content_value("<?xml version=\"1.0\"?>\n<!-- c -->\n<a/>\n") ==
+        xml("<?xml version=\"1.0\"?>\n<!-- c -->\n<a/>"));
+  CHECK(xsn::xml_markup(f.dm->content_value("<a/>")) != nullptr);
+  CHECK(xsn::xml_markup(value("<a/>")) == nullptr);
+  CHECK(xsn::xml_markup(boost::json::parse(R"({"xsn:xml": "<a/>", "b": 1})")) == nullptr);
+  // Not XML, or not one element: normalised strings, as before.
+  const std::pair<const char*, const char*> strings[] = {
+      {"<a><b></a>", "<a><b></a>"},
+      {"<a>", "<a>"},
+      {"<a>x</a>\n<b/>", "<a>x</a> <b/>"},
+      {"<a/> trailing", "<a/> trailing"},
+      {"leading <a/>", "leading <a/>"},
+      {"<!DOCTYPE a><a/>", "<!DOCTYPE a><a/>"},
+      {"<![CDATA[<a/>]]>", "<![CDATA[<a/>]]>"},
+      {"<not xml", "<not xml"},
+      {"< a/>", "< a/>"},
+      {"<a b='1' c=2/>", "<a b='1' c=2/>"}};
+  for (const auto& [text, normalised] : strings) {
+    INFO(text);
+    CHECK(f.dm->content_value(text) == value(normalised));
+  }
+}
+
+TEST_CASE("ecmascript_datamodel: XML data is a DOM document (test 557)", "[ecmascript]") {
+  fixture f;
+  REQUIRE(f.init_text("var1", "\n   " + books + "  \n"));
+  CHECK(f.truthy("var1.getElementsByTagName('book')[0].getAttribute('title') == 'title1'"));
+  CHECK(f.truthy("var1.nodeType === 9 && var1.nodeName === '#document'"));
+  CHECK(f.truthy("var1.documentElement.tagName === 'books' && var1.firstChild === "
+                 "var1.documentElement && var1.childNodes.length === 1"));
+  SECTION("queries") {
+    REQUIRE(f.script("var root = var1.documentElement, b = var1.getElementsByTagName('book'), "
+                     "note = var1.getElementsByTagName('note')[0]"));
+    CHECK(f.val("b.length") == value(2));
+    CHECK(f.val("var1.getElementsByTagName('*').map(function (e) { return e.nodeName; })") ==
+          boost::json::parse(R"(["books", "book", "book", "note", "em"])"));
+    CHECK(f.val("root.getElementsByTagName('books').length") == value(0));  // descendants only
+    CHECK(f.val("var1.getElementsByTagName('nope').length") == value(0));
+    CHECK(f.truthy("b[1].getAttribute('missing') === null && !b[1].hasAttribute('missing')"));
+    CHECK(f.truthy("b[1].hasAttribute('title') && b[1].attributes.title === 'title2'"));
+    CHECK(f.truthy("root.getAttribute('xmlns') === '' && root.attributes.genre === 'x'"));
+    CHECK(f.val("root.childNodes.map(function (n) { return n.nodeType; })") ==
+          boost::json::parse("[3, 1, 3, 1, 3, 8, 3]"));
+    CHECK(f.truthy("root.children.length === 2 && root.children[1] === b[1]"));
+    CHECK(f.truthy("root.firstChild.nodeName === '#text' && root.firstElementChild === b[0]"));
+    CHECK(f.truthy("root.lastChild.nodeValue === '\\n' && b[0].firstChild === null"));
+    CHECK(f.truthy("b[0].parentNode === root && root.parentNode === var1"));
+    CHECK(f.truthy("b[0].nextSibling.nextSibling === b[1] && b[1].previousSibling.nodeType === 3"));
+    CHECK(f.truthy("note.ownerDocument === var1 && note.parentNode === b[1]"));
+    CHECK(f.val("note.textContent") == value("Good & cheap"));
+    CHECK(f.val("b[1].textContent") == value("Good & cheap<raw>"));
+    CHECK(f.val("b[1].lastChild.nodeName") == value("#cdata-section"));
+    CHECK(f.val("root.childNodes[5].data") == value(" a comment "));
+    CHECK(f.truthy("var1.textContent === null && b[0].hasChildNodes() === false"));
+  }
+  SECTION("markup") {
+    CHECK(f.str("var1") == books);  // the document keeps its original markup
+    CHECK(f.str("var1.getElementsByTagName('note')[0]") ==
+          "<note lang=\"en\">Good &amp; <em>cheap</em></note>");
+    CHECK(f.str("var1.getElementsByTagName('book')[1]") ==
+          "<book title=\"title2\"><note lang=\"en\">Good &amp; <em>cheap</em></note>"
+          "<![CDATA[<raw>]]></book>");
+    REQUIRE(f.init_text("q", "<a x='&lt;&quot;&#10;'>1 &lt; 2</a>"));
+    CHECK(f.str("q.documentElement") == "<a x=\"&lt;&quot;&#10;\">1 &lt; 2</a>");
+    CHECK(f.str("q.documentElement.getAttribute('x')") == "<\"\n");
+  }
+  SECTION("namespaces, from the xmlns attributes inside the value") {
+    REQUIRE(f.init_text("ns", "<x:a xmlns:x='urn:x' xmlns='urn:d'><x:b/><c/></x:a>"));
+    CHECK(f.truthy("ns.getElementsByTagName('x:b').length === 1"));
+    CHECK(f.val("[ns.documentElement.localName, ns.documentElement.prefix]") ==
+          boost::json::parse(R"(["a", "x"])"));
+    CHECK(f.val("ns.getElementsByTagName('*').map(function (e) { return e.namespaceURI; })") ==
+          boost::json::parse(R"(["urn:x", "urn:x", "urn:d"])"));
+    CHECK(f.val("ns.getElementsByTagName('c')[0].prefix") == value(nullptr));
+  }
+  SECTION("read-only, and the hidden markup stays hidden") {
+    f.declare("x");
+    CHECK_FALSE(f.assign("var1.documentElement.nodeName", "'changed'"));
+    CHECK_FALSE(f.assign("var1.documentElement.attributes.genre", "'changed'"));
+    CHECK_FALSE(f.assign("var1.getElementsByTagName('book')[0].childNodes[0]", "1"));
+    CHECK(f.truthy("Object.isFrozen(var1) && Object.isFrozen(var1.documentElement.childNodes)"));
+    CHECK(f.val("Object.getOwnPropertyNames(var1).sort()") ==
+          boost::json::parse(R"(["childNodes", "documentElement", "nodeName", "nodeType",
+                                  "ownerDocument", "parentNode"])"));
+    CHECK(f.val("Object.getOwnPropertySymbols(var1).length") == value(0));
+  }
+  SECTION("scripts replacing built-ins do not change the DOM's behaviour") {
+    REQUIRE(f.script("String.prototype.replace = function () { return 'hacked'; };"
+                     "Array.prototype.join = function () { return 'hacked'; };"
+                     "Object.prototype.hasOwnProperty = function () { return true; };"));
+    CHECK(f.str("var1.getElementsByTagName('note')[0]") ==
+          "<note lang=\"en\">Good &amp; <em>cheap</em></note>");
+    CHECK(f.truthy("var1.documentElement.getAttribute('nope') === null"));
+  }
+}
+
+TEST_CASE("ecmascript_datamodel: XML event data is a DOM in _event.data (test 561)",
+          "[ecmascript]") {
+  fixture f;
+  f.dm->set_event(xsn::event("foo", f.dm->content_value(books)));
+  CHECK(f.truthy("_event.data.getElementsByTagName('book')[1].getAttribute('title') == 'title2'"));
+  CHECK(f.truthy("_event.name === 'foo'"));
+  SECTION("anywhere inside the data, one document per occurrence") {
+    value data = boost::json::parse(R"({"n": 1, "list": [2], "__proto__": {"p": 3}})");
+    data.as_object()["doc"] = xml(books);
+    data.as_object()["list"].as_array().push_back(xml(books));
+    data.as_object()["list"].as_array().push_back(xml("<other/>"));
+    f.dm->set_event(xsn::event("bar", data));
+    CHECK(f.truthy("_event.data.n === 1 && _event.data.list[0] === 2"));
+    CHECK(f.truthy("_event.data.doc.documentElement.nodeName === 'books'"));
+    CHECK(f.truthy("_event.data.list[1].getElementsByTagName('book').length === 2"));
+    CHECK(f.truthy("_event.data.list[1] !== _event.data.doc"));
+    CHECK(f.truthy("_event.data.list[2].documentElement.nodeName === 'other'"));
+    CHECK(f.truthy("Object.getPrototypeOf(_event.data) === Object.prototype"));
+    CHECK(f.truthy("Object.keys(_event.data).length === 4"));
+    CHECK(f.val("_event.data") == data);  // and back again
+  }
+  SECTION("a tagged value that is not XML is its text") {
+    f.dm->set_event(xsn::event("bar", xml("<oops")));
+    CHECK(f.val("_event.data") == value("<oops"));
+  }
+}
+
+TEST_CASE("ecmascript_datamodel: XML values round-trip", "[ecmascript]") {
+  fixture f;
+  REQUIRE(f.init_text("var1", books));
+  CHECK(f.val("var1") == xml(books));
+  CHECK(f.val("var1.getElementsByTagName('book')[0]") == xml("<book title=\"title1\"/>"));
+  CHECK(f.val("var1.getElementsByTagName('note')[0].firstChild") == value("Good & "));
+  CHECK(f.val("({doc: var1, list: [var1.documentElement.children[0]]})") ==
+        boost::json::parse(
+            R"({"doc": {"xsn:xml": )" + boost::json::serialize(value(books)) +
+            R"(}, "list": [{"xsn:xml": "<book title=\"title1\"/>"}]})"));
+  f.declare("v");
+  REQUIRE(f.dm->assign_value(f.x("v"), xml("<a><b/></a>")));  // <assign> with XML content
+  CHECK(f.truthy("v.documentElement.firstChild.nodeName === 'b'"));
+  REQUIRE(f.assign("v", "var1.getElementsByTagName('book')[1]"));  // a node, not a copy
+  CHECK(f.truthy("v.parentNode === var1.documentElement"));
+
+  const value saved = f.dm->save();
+  REQUIRE(saved.is_object());
+  CHECK(saved.as_object().at("var1") == xml(books));
+  fixture g;
+  REQUIRE(g.dm->restore(saved));
+  CHECK(g.truthy("var1.getElementsByTagName('book')[1].getAttribute('title') === 'title2'"));
+  CHECK(g.truthy("v.nodeType === 9 && v.documentElement.getAttribute('title') === 'title2'"));
+  CHECK(g.dm->save() == saved);
+}
+
+TEST_CASE("ecmascript_datamodel: XML beyond the budgets is an error, not a crash",
+          "[ecmascript]") {
+  using namespace std::chrono_literals;
+  SECTION("nested deeper than the limit") {
+    fixture f;
+    std::string deep;
+    for (int i = 0; i < 5000; ++i) deep += "<a>";
+    for (int i = 0; i < 5000; ++i) deep += "</a>";
+    REQUIRE(xsn::xml_markup(f.dm->content_value(deep)) != nullptr);
+    auto r = f.init_text("d", deep);
+    REQUIRE_FALSE(r);
+    CHECK_THAT(r.error().message, ContainsSubstring("deeper"));
+    CHECK(f.truthy("'d' in this && d === undefined"));
+    CHECK_FALSE(f.dm->assign_value(f.x("d"), xml(deep)));
+    CHECK_FALSE(f.dm->restore(boost::json::object{{"d", xml(deep)}}));
+    // An event still arrives, its data a plain object.
+    f.dm->set_event(xsn::event("e", xml(deep)));
+    CHECK(f.truthy("_event.name === 'e' && _event.data['xsn:xml'].length === 35000"));
+  }
+  SECTION("deep but within the limit") {
+    fixture f;
+    std::string deep;
+    for (int i = 0; i < 900; ++i) deep += "<a>";
+    deep += "x";
+    for (int i = 0; i < 900; ++i) deep += "</a>";
+    REQUIRE(f.init_text("d", deep));
+    CHECK(f.val("d.getElementsByTagName('a').length") == value(900));
+    CHECK(f.str("d.documentElement") == deep);
+    CHECK(f.val("d.documentElement.textContent") == value("x"));
+  }
+  SECTION("larger than the heap") {
+    fixture f(xsn::script_limits{10s, 4u << 20});
+    // Refused while building the DOM in the heap; refused before anything enters the heap. As
+    // event data it stays a plain object if that fits, else there is no `_event` at all.
+    struct big_case {
+      int elements;
+      const char* why;
+      const char* event;
+    };
+    for (const big_case& c :
+         {big_case{15000, "alloc failed", "typeof _event.data['xsn:xml'] === 'string'"},
+          big_case{100000, "too large", "typeof _event === 'undefined'"}}) {
+      INFO(c.elements);
+      std::string big = "<r>";
+      for (int i = 0; i < c.elements; ++i) big += "<b x='1'>t</b>";
+      big += "</r>";
+      auto r = f.init_text("big", big);
+      REQUIRE_FALSE(r);
+      CHECK_THAT(r.error().message, ContainsSubstring(c.why));
+      f.dm->set_event(xsn::event("e", xml(big)));
+      CHECK(f.truthy(c.event));
+    }
+    CHECK(f.truthy("1 + 1 === 2 && big === undefined"));
+  }
+  SECTION("slower than the time budget") {
+    fixture f(xsn::script_limits{1ms, 64u << 20});
+    std::string big = "<r>";
+    for (int i = 0; i < 200000; ++i) big += "<b x='1'>t</b>";
+    big += "</r>";
+    auto r = f.init_text("big", big);
+    REQUIRE_FALSE(r);
+    CHECK_THAT(r.error().message, ContainsSubstring("timeout"));
+  }
 }
 
 TEST_CASE("ecmascript_datamodel: assign needs an existing location", "[ecmascript]") {

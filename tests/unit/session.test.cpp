@@ -2,6 +2,7 @@
 
 #include "catch.hpp"
 
+#include <xsn/config.hpp>
 #include <xsn/parse/scxml.hpp>
 
 #include <boost/asio/io_context.hpp>
@@ -209,3 +210,18 @@ TEST_CASE("a top-level final state ends the session and keeps its configuration"
   CHECK(h.states() == "end");
   CHECK(done_data.is_null());
 }
+
+#if XSN_WITH_ECMASCRIPT
+TEST_CASE("XML content reaches ECMAScript as a DOM and is logged as markup") {
+  harness h(chart(R"(<datamodel><data id="d"><books xmlns=""><book title="t1"/></books></data></datamodel>
+    <state id="s"><onentry><log label="d" expr="d"/><log label="b" expr="d.getElementsByTagName('book')[0]"/>
+        <send event="e"><content><r xmlns="" a="1"><i/></r></content></send></onentry>
+      <transition event="e" cond="_event.data.documentElement.getAttribute('a') === '1'" target="pass"/>
+      <transition event="e" target="fail"/></state>
+    <final id="pass"/><final id="fail"/>)",
+                  R"( datamodel="ecmascript" initial="s")"));
+  CHECK(h.states() == "pass");
+  CHECK(h.log == std::vector<std::string>{R"(d:<books xmlns=""><book title="t1"/></books>)",
+                                          R"(b:<book title="t1"/>)"});
+}
+#endif

@@ -16,6 +16,17 @@ enum class errc {
   store_full,         ///< A bounded store is at capacity (entries or bytes); the write failed.
   invalid_argument,   ///< An argument is out of its documented range (empty or long key, ...).
   store_unavailable,  ///< The store cannot be reached (a remote store's connection is down).
+  // bus
+  invalid_address,    ///< A bus address is empty or reserved (starts with `$`).
+  no_subscriber,      ///< Nobody is subscribed to the address (or waits for the reply).
+  request_timeout,    ///< A bus request got no reply in time.
+  bus_closed,         ///< The bus has been shut down.
+  // breaker
+  circuit_open,       ///< A circuit breaker rejected the call (open, or no trial call left).
+  // orchestrator
+  already_exists,     ///< A machine with that id already exists.
+  unknown_document,   ///< No document was added under that name.
+  unknown_machine,    ///< No machine has that id.
 };
 
 /// The category of `xsn::errc`.

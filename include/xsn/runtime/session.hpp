@@ -45,6 +45,11 @@ struct session_options {
   std::function<void(session&)> on_macrostep;
   /// Called once when the session has ended (top-level final state or `stop`), with donedata.
   std::function<void(session&, const value& donedata)> on_done;
+  /// Delivers `<send>` events whose target is not an SCXML processor address (`#_...`), e.g.
+  /// another machine of an orchestrator or a bus topic. Returns false when the target cannot be
+  /// reached (the session raises `error.communication`). Unset: such targets are an
+  /// `error.execution`. Invoked children inherit it.
+  std::function<bool(const std::string& target, event ev)> route;
   /// `_sessionid`; generated when empty.
   std::string session_id;
 };

@@ -1,0 +1,233 @@
+#pragma once
+/// \file A bounded lock-free FIFO for many producers and consumers, with a drop-oldest push.
+#include <atomic>
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <new>
+#include <thread>
+#include <type_traits>
+#include <utility>
+
+#if defined(__x86_64__) || defined(__i386__)
+#  include <immintrin.h>
+#endif
+
+namespace xsn::detail {
+
+/// Spins with growing pauses, then yields: for the short windows in which another thread holds
+/// a slot it has claimed but not yet published.
+class backoff {
+ public:
+  /// After a lost race: pause a little.
+  void spin() noexcept {
+    for (unsigned i = 0; i < (1u << (step_ < 6 ? step_ : 6)); ++i) pause();
+    if (step_ <= 6) ++step_;
+  }
+  /// While waiting for another thread to finish: pause, then give the core away.
+  void snooze() noexcept {
+    if (step_ <= 6) {
+      for (unsigned i = 0; i < (1u << step_); ++i) pause();
+    } else {
+      std::this_thread::yield();
+    }
+    if (step_ <= 10) ++step_;
+  }
+
+ private:
+  static void pause() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+    _mm_pause();
+#endif
+  }
+  unsigned step_ = 0;
+};
+
+/**
+ * Bounded FIFO of exactly `capacity` elements (any capacity >= 1), safe for any number of
+ * producers and consumers. The design is crossbeam's `ArrayQueue` (after Dmitry Vyukov's bounded
+ * MPMC queue): `head` and `tail` pack a lap and an index; each slot's stamp says whether it waits
+ * for the producer or the consumer of a given lap, so a push or pop is one CAS plus one release
+ * store. `force_push` discards the oldest element when full (drop-oldest).
+ *
+ * A thread preempted between claiming a slot and publishing it makes the threads that need that
+ * slot spin, then yield, until it resumes; otherwise no operation waits.
+ */
+template <class T>
+class mpmc_ring {
+  // Elements are only ever move-constructed (never assigned), so a claimed slot cannot be left
+  // half-written by an exception.
+  static_assert(std::is_nothrow_move_constructible_v<T> && std::is_nothrow_destructible_v<T>);
+
+ public:
+  /// A ring for `capacity` (>= 1) elements, allocated at once.
+  explicit mpmc_ring(std::size_t capacity)
+      : cap_(capacity < 1 ? 1 : capacity),
+        one_lap_(std::bit_ceil(cap_ + 1)),
+        slots_(std::make_unique<slot[]>(cap_)) {
+    for (std::size_t i = 0; i < cap_; ++i) slots_[i].stamp.store(i, std::memory_order_relaxed);
+  }
+  ~mpmc_ring() {
+    std::size_t h = head_.load(std::memory_order_relaxed);
+    const std::size_t t = tail_.load(std::memory_order_relaxed);
+    while (h != t) {
+      const std::size_t index = h & (one_lap_ - 1);
+      slots_[index].get()->~T();
+      h = index + 1 < cap_ ? h + 1 : (h & ~(one_lap_ - 1)) + one_lap_;
+    }
+  }
+  mpmc_ring(const mpmc_ring&) = delete;
+  mpmc_ring& operator=(const mpmc_ring&) = delete;
+
+  /// Most elements held at once.
+  std::size_t capacity() const noexcept { return cap_; }
+
+  /// Moves `v` in unless the ring is full; on false `v` is untouched.
+  bool try_push(T& v) noexcept {
+    backoff b;
+    std::size_t tail = tail_.load(std::memory_order_relaxed);
+    for (;;) {
+      const std::size_t index = tail & (one_lap_ - 1);
+      const std::size_t new_tail = next(tail);
+      slot& s = slots_[index];
+      const std::size_t stamp = s.stamp.load(std::memory_order_acquire);
+      if (tail == stamp) {
+        if (tail_.compare_exchange_weak(tail, new_tail, std::memory_order_seq_cst,
+                                        std::memory_order_relaxed)) {
+          ::new (static_cast<void*>(s.storage)) T(std::move(v));
+          s.stamp.store(tail + 1, std::memory_order_release);
+          return true;
+        }
+        b.spin();
+      } else if (stamp + one_lap_ == tail + 1) {
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        if (head_.load(std::memory_order_relaxed) + one_lap_ == tail) return false;  // full
+        b.spin();
+        tail = tail_.load(std::memory_order_relaxed);
+      } else {
+        b.snooze();
+        tail = tail_.load(std::memory_order_relaxed);
+      }
+    }
+  }
+
+  /// Moves `v` in; when the ring is full, the oldest element is discarded first.
+  /// Returns true when an element was discarded.
+  bool force_push(T& v) noexcept {
+    backoff b;
+    std::size_t tail = tail_.load(std::memory_order_relaxed);
+    for (;;) {
+      const std::size_t index = tail & (one_lap_ - 1);
+      const std::size_t new_tail = next(tail);
+      slot& s = slots_[index];
+      const std::size_t stamp = s.stamp.load(std::memory_order_acquire);
+      if (tail == stamp) {
+        if (tail_.compare_exchange_weak(tail, new_tail, std::memory_order_seq_cst,
+                                        std::memory_order_relaxed)) {
+          ::new (static_cast<void*>(s.storage)) T(std::move(v));
+          s.stamp.store(tail + 1, std::memory_order_release);
+          return false;
+        }
+        b.spin();
+      } else if (stamp + one_lap_ == tail + 1) {
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        // Full: the slot holds the oldest element. Take it from the consumers by moving the head
+        // past it, then reuse the slot for `v`.
+        std::size_t head = tail - one_lap_;
+        if (head_.compare_exchange_weak(head, new_tail - one_lap_, std::memory_order_seq_cst,
+                                        std::memory_order_relaxed)) {
+          tail_.store(new_tail, std::memory_order_seq_cst);
+          std::destroy_at(s.get());
+          ::new (static_cast<void*>(s.storage)) T(std::move(v));
+          s.stamp.store(tail + 1, std::memory_order_release);
+          return true;
+        }
+        b.spin();
+        tail = tail_.load(std::memory_order_relaxed);
+      } else {
+        b.snooze();
+        tail = tail_.load(std::memory_order_relaxed);
+      }
+    }
+  }
+
+  /// Moves the oldest element into `out` (destroying `out` and move-constructing it in place);
+  /// false, and `out` untouched, when the ring is empty.
+  bool try_pop(T& out) noexcept {
+    backoff b;
+    std::size_t head = head_.load(std::memory_order_relaxed);
+    for (;;) {
+      const std::size_t index = head & (one_lap_ - 1);
+      slot& s = slots_[index];
+      const std::size_t stamp = s.stamp.load(std::memory_order_acquire);
+      if (head + 1 == stamp) {
+        if (head_.compare_exchange_weak(head, next(head), std::memory_order_seq_cst,
+                                        std::memory_order_relaxed)) {
+          T* p = s.get();
+          std::destroy_at(std::addressof(out));
+          std::construct_at(std::addressof(out), std::move(*p));
+          std::destroy_at(p);
+          s.stamp.store(head + one_lap_, std::memory_order_release);
+          return true;
+        }
+        b.spin();
+      } else if (stamp == head) {
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        if (tail_.load(std::memory_order_relaxed) == head) return false;  // empty
+        b.spin();  // a producer has claimed the slot and is writing it
+        head = head_.load(std::memory_order_relaxed);
+      } else {
+        b.snooze();
+        head = head_.load(std::memory_order_relaxed);
+      }
+    }
+  }
+
+  /// True when nothing is queued. Sequentially consistent: a push whose slot is claimed but not
+  /// yet written counts as queued (a pop then waits for it briefly).
+  bool empty() const noexcept {
+    const std::size_t head = head_.load(std::memory_order_seq_cst);
+    return tail_.load(std::memory_order_seq_cst) == head;
+  }
+  /// Elements ever pushed (claimed slots included).
+  std::uint64_t pushed() const noexcept { return count(tail_.load(std::memory_order_acquire)); }
+  /// Elements ever taken out, popped or discarded.
+  std::uint64_t popped() const noexcept { return count(head_.load(std::memory_order_acquire)); }
+  /// Elements queued (a snapshot).
+  std::size_t size() const noexcept {
+    for (;;) {
+      const std::size_t tail = tail_.load(std::memory_order_seq_cst);
+      const std::size_t head = head_.load(std::memory_order_seq_cst);
+      if (tail_.load(std::memory_order_seq_cst) == tail) {
+        return static_cast<std::size_t>(count(tail) - count(head));
+      }
+    }
+  }
+
+ private:
+  struct slot {
+    std::atomic<std::size_t> stamp{0};
+    alignas(T) unsigned char storage[sizeof(T)];
+    T* get() noexcept { return std::launder(reinterpret_cast<T*>(storage)); }
+  };
+
+  /// The position after `pos`: the next index, or index 0 of the next lap.
+  std::size_t next(std::size_t pos) const noexcept {
+    const std::size_t index = pos & (one_lap_ - 1);
+    return index + 1 < cap_ ? pos + 1 : (pos & ~(one_lap_ - 1)) + one_lap_;
+  }
+  /// How many positions `pos` is past the start.
+  std::uint64_t count(std::size_t pos) const noexcept {
+    return static_cast<std::uint64_t>(pos / one_lap_) * cap_ + (pos & (one_lap_ - 1));
+  }
+
+  // Producers and the consumer each own a cache line (128: adjacent-line prefetch on x86).
+  alignas(128) std::atomic<std::size_t> head_{0};
+  alignas(128) std::atomic<std::size_t> tail_{0};
+  alignas(128) const std::size_t cap_;
+  const std::size_t one_lap_;
+  std::unique_ptr<slot[]> slots_;
+};
+
+}  // namespace xsn::detail

@@ -1,0 +1,378 @@
+#include <xsn/store/memory_state_store.hpp>
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace xsn {
+
+namespace {
+
+/// One watch. `active` is guarded by `delivery_hub::mutex`.
+struct watch_record {
+  std::string prefix;
+  watch_callback fn;
+  bool active = true;
+};
+
+/// Serialises watch callbacks against the end of a watch: a callback runs holding `mutex`, and
+/// ending a watch takes it (unless the ending thread is the one running a callback), so once a
+/// watch has ended its callback is neither running nor able to start. Shared by the store, its
+/// watch handles and the queued notifications, so each may outlive the others.
+struct delivery_hub {
+  std::mutex mutex;
+  std::atomic<std::thread::id> running{};  ///< Thread inside a callback, if any.
+};
+
+/// Marks `rec` ended, waiting for a callback that runs on another thread to return.
+void end_watch(delivery_hub& hub, watch_record& rec) noexcept {
+  if (hub.running.load(std::memory_order_acquire) == std::this_thread::get_id()) {
+    rec.active = false;  // Inside a callback of this store: this thread holds the mutex.
+    return;
+  }
+  std::lock_guard lock(hub.mutex);
+  rec.active = false;
+}
+
+bool starts_with(const std::string& s, const std::string& prefix) noexcept {
+  return s.size() >= prefix.size() && s.compare(0, prefix.size(), prefix) == 0;
+}
+
+}  // namespace
+
+struct memory_state_store::impl : std::enable_shared_from_this<impl> {
+  struct value_slot {
+    std::string value;
+    store_version version = 0;
+    std::optional<clock::time_point> expires_at;
+  };
+  using entry_map = std::map<std::string, value_slot, std::less<>>;
+  /// A result computed under the lock, completed after it.
+  struct write_result {
+    std::error_code ec;
+    store_version version = 0;
+  };
+
+  impl(executor_type ex, xsn::clock& c, memory_store_options o)
+      : executor(std::move(ex)), strand(boost::asio::make_strand(executor)), clk(c), opts(o),
+        hub(std::make_shared<delivery_hub>()) {}
+
+  executor_type executor;
+  boost::asio::strand<executor_type> strand;  // Watch callbacks, in order, one at a time.
+  xsn::clock& clk;
+  const memory_store_options opts;
+  const std::shared_ptr<delivery_hub> hub;
+
+  // Everything below is guarded by `mutex`.
+  mutable std::mutex mutex;
+  bool closed = false;
+  entry_map entries;
+  /// Entries with a TTL by expiry time; the key pointer is the map node's (stable) key.
+  std::set<std::pair<clock::time_point, const std::string*>> expiry;
+  std::size_t bytes = 0;
+  store_version last_version = 0;
+  std::vector<std::shared_ptr<watch_record>> watches;
+  std::optional<clock::timer_id> timer;  ///< The armed expiry timer.
+  clock::time_point timer_due{};
+  std::uint64_t timer_generation = 0;    ///< Identifies the armed timer's callback.
+  bool rearm_posted = false;
+
+  static std::size_t size_of(const std::string& key, const std::string& value) noexcept {
+    return key.size() + value.size();
+  }
+
+  static bool expired(const value_slot& v, clock::time_point now) noexcept {
+    return v.expires_at && *v.expires_at <= now;
+  }
+
+  // ---- watch notifications (under the lock, so the strand gets them in version order) ----
+
+  void notify(const std::string& key, watch_kind kind, store_version version) {
+    for (const auto& rec : watches) {
+      if (!starts_with(key, rec->prefix)) continue;
+      boost::asio::post(strand, [hub = hub, rec, ev = watch_event{key, kind, version}] {
+        std::lock_guard lock(hub->mutex);
+        if (!rec->active) return;
+        hub->running.store(std::this_thread::get_id(), std::memory_order_release);
+        struct clear_running {
+          delivery_hub& h;
+          ~clear_running() { h.running.store(std::thread::id{}, std::memory_order_release); }
+        } guard{*hub};
+        rec->fn(ev);  // `rec` keeps `fn` alive even if the callback ends its own watch.
+      });
+    }
+  }
+
+  // ---- entries ----
+
+  /// Removes the entry at `it`, reporting `kind`; returns the next one.
+  entry_map::iterator remove(entry_map::iterator it, watch_kind kind) {
+    const auto version = it->second.version;
+    if (it->second.expires_at) expiry.erase({*it->second.expires_at, &it->first});
+    bytes -= size_of(it->first, it->second.value);
+    if (!watches.empty()) notify(it->first, kind, version);
+    return entries.erase(it);
+  }
+
+  /// `find`, dropping the entry if it has expired.
+  entry_map::iterator find_live(const std::string& key, clock::time_point now) {
+    auto it = entries.find(key);
+    if (it != entries.end() && expired(it->second, now)) {
+      remove(it, watch_kind::expire);
+      return entries.end();
+    }
+    return it;
+  }
+
+  /// Drops every expired entry.
+  void sweep(clock::time_point now) {
+    while (!expiry.empty() && expiry.begin()->first <= now) {
+      auto it = entries.find(*expiry.begin()->second);
+      remove(it, watch_kind::expire);
+    }
+  }
+
+  /// True when replacing `it` (or adding, at `end()`) by `key` = `value` stays within capacity.
+  bool fits(entry_map::iterator it, const std::string& key, const std::string& value) const {
+    const bool adds = it == entries.end();
+    const std::size_t old_size = adds ? 0 : size_of(it->first, it->second.value);
+    const std::size_t new_entries = entries.size() + (adds ? 1 : 0);
+    const std::size_t new_bytes = bytes - old_size + size_of(key, value);
+    return new_entries <= opts.max_entries && new_bytes <= opts.max_bytes;
+  }
+
+  /// Stores `value` at `key` (the entry at `it` if present), after the checks have passed.
+  /// Fails with `store_full` when it does not fit even after a sweep.
+  write_result store(entry_map::iterator it, std::string&& key, std::string&& value,
+                     const put_options& o, clock::time_point now) {
+    if (!fits(it, key, value)) {
+      sweep(now);
+      it = entries.find(key);
+      if (!fits(it, key, value)) return {make_error_code(errc::store_full), 0};
+    }
+    if (it == entries.end()) {
+      it = entries.emplace_hint(it, std::move(key), value_slot{});
+    } else {
+      bytes -= size_of(it->first, it->second.value);
+      if (it->second.expires_at) expiry.erase({*it->second.expires_at, &it->first});
+    }
+    auto& slot = it->second;
+    slot.value = std::move(value);
+    slot.version = ++last_version;
+    slot.expires_at.reset();
+    bytes += size_of(it->first, slot.value);
+    if (o.ttl) {
+      slot.expires_at = now + *o.ttl;
+      expiry.emplace(*slot.expires_at, &it->first);
+      request_rearm();
+    }
+    if (!watches.empty()) notify(it->first, watch_kind::put, slot.version);
+    return {{}, slot.version};
+  }
+
+  // ---- the expiry timer ----
+
+  /// Has the timer re-armed on the executor when the earliest expiry is earlier than it.
+  void request_rearm() {
+    if (rearm_posted || expiry.empty()) return;
+    if (timer && timer_due <= expiry.begin()->first) return;
+    rearm_posted = true;
+    boost::asio::post(executor, [weak = weak_from_this()] {
+      auto self = weak.lock();
+      if (!self) return;
+      std::lock_guard lock(self->mutex);
+      self->rearm_posted = false;
+      if (!self->closed) self->arm();
+    });
+  }
+
+  /// Points the timer at the earliest expiry (on the executor or in the timer callback).
+  void arm() {
+    if (expiry.empty()) {
+      if (timer) clk.cancel(*timer);
+      timer.reset();
+      return;
+    }
+    const auto due = expiry.begin()->first;
+    if (timer && timer_due <= due) return;  // Fires early at worst, then re-arms.
+    if (timer) clk.cancel(*timer);
+    const auto generation = ++timer_generation;
+    timer_due = due;
+    timer = clk.schedule(due, [weak = weak_from_this(), generation] {
+      if (auto self = weak.lock()) self->on_timer(generation);
+    });
+  }
+
+  void on_timer(std::uint64_t generation) {
+    std::lock_guard lock(mutex);
+    if (closed) return;
+    if (generation == timer_generation) timer.reset();
+    sweep(clk.now());
+    arm();
+  }
+};
+
+memory_state_store::memory_state_store(executor_type ex, xsn::clock& clk,
+                                       memory_store_options opts)
+    : state_store(ex), impl_(std::make_shared<impl>(std::move(ex), clk, opts)) {}
+
+memory_state_store::~memory_state_store() {
+  std::vector<std::shared_ptr<watch_record>> watches;
+  {
+    std::lock_guard lock(impl_->mutex);
+    impl_->closed = true;
+    if (impl_->timer) impl_->clk.cancel(*impl_->timer);
+    impl_->timer.reset();
+    watches.swap(impl_->watches);
+  }
+  for (auto& rec : watches) end_watch(*impl_->hub, *rec);
+}
+
+const memory_store_options& memory_state_store::options() const noexcept { return impl_->opts; }
+
+void memory_state_store::do_get(std::string key, get_handler handler) {
+  std::optional<stored_value> result;
+  {
+    auto& s = *impl_;
+    std::lock_guard lock(s.mutex);
+    auto it = s.find_live(key, s.clk.now());
+    if (it != s.entries.end()) {
+      result = stored_value{it->second.value, it->second.version, it->second.expires_at};
+    }
+  }
+  complete(std::move(handler), std::error_code{}, std::move(result));
+}
+
+void memory_state_store::do_put(std::string key, std::string value, put_options opts,
+                                write_handler handler) {
+  impl::write_result r;
+  {
+    auto& s = *impl_;
+    std::lock_guard lock(s.mutex);
+    const auto now = s.clk.now();
+    auto it = s.find_live(key, now);
+    r = s.store(it, std::move(key), std::move(value), opts, now);
+  }
+  complete(std::move(handler), r.ec, r.version);
+}
+
+void memory_state_store::do_compare_and_set(std::string key, store_version expected,
+                                            std::string value, put_options opts,
+                                            write_handler handler) {
+  impl::write_result r;
+  {
+    auto& s = *impl_;
+    std::lock_guard lock(s.mutex);
+    const auto now = s.clk.now();
+    auto it = s.find_live(key, now);
+    const store_version current = it == s.entries.end() ? 0 : it->second.version;
+    if (current != expected) {
+      r = {make_error_code(errc::version_conflict), current};
+    } else {
+      r = s.store(it, std::move(key), std::move(value), opts, now);
+    }
+  }
+  complete(std::move(handler), r.ec, r.version);
+}
+
+void memory_state_store::do_erase(std::string key, std::optional<store_version> expected,
+                                  write_handler handler) {
+  impl::write_result r;
+  {
+    auto& s = *impl_;
+    std::lock_guard lock(s.mutex);
+    auto it = s.find_live(key, s.clk.now());
+    const store_version current = it == s.entries.end() ? 0 : it->second.version;
+    if (expected && *expected != current) {
+      r = {make_error_code(errc::version_conflict), current};
+    } else {
+      if (current != 0) s.remove(it, watch_kind::erase);
+      r = {{}, current};
+    }
+  }
+  complete(std::move(handler), r.ec, r.version);
+}
+
+void memory_state_store::do_list(std::string prefix, list_options opts, list_handler handler) {
+  std::vector<entry> result;
+  {
+    auto& s = *impl_;
+    std::lock_guard lock(s.mutex);
+    const auto now = s.clk.now();
+    auto it = s.entries.lower_bound(prefix);
+    if (!opts.start_after.empty() && opts.start_after >= prefix) {
+      it = s.entries.upper_bound(opts.start_after);
+    }
+    result.reserve(std::min(opts.limit, s.entries.size()));
+    while (it != s.entries.end() && result.size() < opts.limit && starts_with(it->first, prefix)) {
+      if (impl::expired(it->second, now)) {
+        it = s.remove(it, watch_kind::expire);
+        continue;
+      }
+      result.emplace_back(it->first,
+                          stored_value{it->second.value, it->second.version, it->second.expires_at});
+      ++it;
+    }
+  }
+  complete(std::move(handler), std::error_code{}, std::move(result));
+}
+
+namespace {
+
+/// A memory store's watch, as held by a `watch_handle`.
+class memory_subscription final : public watch_handle::subscription {
+ public:
+  using remover = void (*)(const std::shared_ptr<void>&, const watch_record*);
+
+  memory_subscription(std::weak_ptr<void> store, remover remove, std::shared_ptr<delivery_hub> hub,
+                      std::shared_ptr<watch_record> rec)
+      : store_(std::move(store)), remove_(remove), hub_(std::move(hub)), rec_(std::move(rec)) {}
+
+  void cancel() noexcept override {
+    if (!rec_) return;
+    if (auto s = store_.lock()) remove_(s, rec_.get());
+    end_watch(*hub_, *rec_);
+    rec_.reset();
+  }
+
+ private:
+  std::weak_ptr<void> store_;
+  remover remove_;
+  std::shared_ptr<delivery_hub> hub_;
+  std::shared_ptr<watch_record> rec_;
+};
+
+}  // namespace
+
+watch_handle memory_state_store::do_watch(std::string prefix, watch_callback fn) {
+  auto rec = std::make_shared<watch_record>(watch_record{std::move(prefix), std::move(fn), true});
+  {
+    std::lock_guard lock(impl_->mutex);
+    impl_->watches.push_back(rec);
+  }
+  // `impl` is private to this class; the subscription reaches it through a plain function.
+  const memory_subscription::remover remove = [](const std::shared_ptr<void>& store,
+                                                 const watch_record* r) {
+    auto& s = *static_cast<impl*>(store.get());
+    std::lock_guard lock(s.mutex);
+    std::erase_if(s.watches, [r](const auto& w) { return w.get() == r; });
+  };
+  return watch_handle(std::make_unique<memory_subscription>(std::weak_ptr<void>(impl_), remove,
+                                                            impl_->hub, std::move(rec)));
+}
+
+store_health memory_state_store::do_health() const {
+  std::lock_guard lock(impl_->mutex);
+  return {true, impl_->entries.size(), impl_->bytes, impl_->opts.max_entries,
+          impl_->opts.max_bytes};
+}
+
+}  // namespace xsn
