@@ -1197,6 +1197,7 @@ value session::impl::snapshot() {
     auto remaining = p.due > now ? p.due - now : clock::duration::zero();
     pending.push_back(boost::json::object{{"sendid", p.sendid},
                                           {"remaining_ns", std::chrono::nanoseconds(remaining).count()},
+                                          {"due_ns", std::chrono::nanoseconds(p.due.time_since_epoch()).count()},
                                           {"target", p.target},
                                           {"event", event_to_json(p.ev)}});
   }
@@ -1292,6 +1293,13 @@ std::error_code session::impl::restore(const value& snap) {
       auto ns = po->at("remaining_ns").as_int64();
       if (ns < 0) return errc::bad_snapshot;
       in.remaining = std::chrono::nanoseconds(ns);
+      // With the due time on this clock's time base, the time that passed since the snapshot
+      // counts (a restart on the same host); a due time further away than the remaining time
+      // means another time base (another host, a reboot), and the remaining time is kept.
+      if (const auto* due = po->if_contains("due_ns"); due && due->is_int64()) {
+        auto left = clock::time_point(std::chrono::nanoseconds(due->as_int64())) - clock_.now();
+        in.remaining = std::clamp(left, clock::duration::zero(), in.remaining);
+      }
       if (const auto* sid = po->if_contains("sendid"); sid && sid->is_string()) in.sendid = std::string(sid->as_string());
       if (const auto* t = po->if_contains("target"); t && t->is_string()) in.target = std::string(t->as_string());
       pending.push_back(std::move(in));

@@ -110,8 +110,10 @@ class session {
    */
   value snapshot();
   /// Resumes from `snapshot()` of a session of the same chart, instead of `start`: no entry
-  /// actions run; pending delayed events are rescheduled on this session's clock. Fails with
-  /// `errc::bad_snapshot`, changing nothing, when the snapshot is malformed or does not fit.
+  /// actions run; pending delayed events are rescheduled on this session's clock at their due
+  /// time (overdue ones fire at once), or after their remaining time when the due time is not
+  /// on this clock's time base. Fails with `errc::bad_snapshot`, changing nothing, when the
+  /// snapshot is malformed or does not fit.
   std::error_code restore(const value& snapshot);
 
   struct impl;  ///< Implementation, in src/core.
