@@ -522,20 +522,13 @@ duk_ret_t in_state_native(duk_context* ctx) {
   return 1;
 }
 
-/**
- * Run once per heap, before any user code: removes the non-standard `Duktape` object, defines
- * the read-only system variables and returns the helper functions C++ calls (kept in the stash,
- * out of the scripts' reach). Built-ins are captured first, so scripts replacing
- * `Array.prototype.slice` or `JSON.stringify` cannot change what the helpers do.
- *
- * XML values (`{"xsn:xml": markup}`, see `xml_markup`) become frozen DOM-like trees built by
- * `makeDom` from the description `describe_xml` makes with pugixml: a document node (nodeType 9)
- * over element (1), text (3), CDATA (4) and comment (8) nodes sharing `nodeProto`. A document
- * keeps its markup under the hidden symbol `hid`, which scripts cannot name; `toJSON` turns any
- * document or element back into an XML value, so `save()` and results round-trip.
- */
+/// Run once per heap, before any user code: removes the non-standard `Duktape` object, defines
+/// the read-only system variables and returns the helper functions C++ calls (kept in the stash,
+/// out of the scripts' reach). Built-ins are captured first, so scripts replacing
+/// `Array.prototype.slice` or `JSON.stringify` cannot change what the helpers do; `lib` keeps
+/// those the DOM module needs.
 constexpr std::string_view bootstrap_source = R"js(
-(function (g, sid, name, io, inFn, hid) {
+(function (g, sid, name, io, inFn) {
   'use strict';
   var defineProperty = Object.defineProperty, freeze = Object.freeze, create = Object.create,
       names = Object.getOwnPropertyNames, keys = Object.keys, isArray = Array.isArray,
@@ -544,8 +537,89 @@ constexpr std::string_view bootstrap_source = R"js(
       replace = String.prototype.replace, indexOf = String.prototype.indexOf,
       substring = String.prototype.substring, stringify = JSON.stringify, TypeErr = TypeError;
   var sys = create(null), base = create(null), ev, list, i;
+  function readOnly(k, get) {
+    sys[k] = true;
+    defineProperty(g, k, { get: get, enumerable: false, configurable: false,
+      set: function () { throw new TypeErr(k + ' is a read-only system variable'); } });
+  }
+  function deepFreeze(o) {
+    if (o !== null && typeof o === 'object') {
+      var ks = names(o), j;
+      for (j = 0; j < ks.length; j++) deepFreeze(o[ks[j]]);
+      freeze(o);
+    }
+    return o;
+  }
+  deleteProperty(g, 'Duktape');
+  io = deepFreeze(io);
+  readOnly('_sessionid', function () { return sid; });
+  readOnly('_name', function () { return name; });
+  readOnly('_ioprocessors', function () { return io; });
+  readOnly('_event', function () { return ev; });
+  readOnly('In', function () { return inFn; });
+  list = names(g);
+  for (i = 0; i < list.length; i++) base[list[i]] = true;
+  var api = {
+    setEvent: function (e) { ev = e === undefined ? undefined : freeze(e); },
+    declare: function (k, v) {
+      if (sys[k] === true) throw new TypeErr(k + ' is a read-only system variable');
+      delete base[k];
+      g[k] = v;
+    },
+    ensure: function (k) {
+      if (sys[k] !== true && !(k in g)) { delete base[k]; g[k] = undefined; }
+    },
+    copyArray: function (a) {
+      if (!isArray(a)) throw new TypeErr('foreach: the array expression is not an array');
+      return apply(slice, a, []);
+    },
+    save: function () {
+      var list = names(g), out = '{', sep = '', j, k, v, s;
+      for (j = 0; j < list.length; j++) {
+        k = list[j];
+        if (base[k] === true) continue;
+        v = g[k];
+        if (v === undefined) { s = 'null'; } else {
+          try { s = stringify(v); } catch (e) {
+            if (!(e instanceof TypeErr)) throw e;  // cyclic: skip it; anything else: fail
+            s = undefined;
+          }
+        }
+        if (s !== undefined) { out += sep + stringify(k) + ':' + s; sep = ','; }
+      }
+      return out + '}';
+    },
+    restore: function (vars) {
+      var ks = keys(vars), j;
+      for (j = 0; j < ks.length; j++) api.declare(ks[j], vars[ks[j]]);
+    },
+    lib: freeze({ defineProperty: defineProperty, freeze: freeze, create: create, keys: keys,
+      isArray: isArray, join: join, apply: apply, hasOwn: hasOwn, replace: replace,
+      indexOf: indexOf, substring: substring })
+  };
+  return api;
+})
+)js";
 
-  // ---- XML values as read-only DOM nodes ----
+/**
+ * The DOM module, compiled into a heap when the first XML value enters it (most sessions never
+ * see one, so their heaps stay small and quick to set up). Called with the bootstrap's `lib` and
+ * the hidden-symbol key `hid`; returns `revive(v, docs)`, which replaces the XML values
+ * (`{"xsn:xml": markup}`, see `xml_markup`) in `v` by documents built from their descriptions
+ * (`describe_xml`; a null description: not XML, the markup stays text).
+ *
+ * A document (nodeType 9) holds element (1), text (3), CDATA (4) and comment (8) nodes, all
+ * frozen, sharing `nodeProto`. It keeps its markup under `hid`, which scripts cannot name;
+ * `toJSON` turns a document or element back into an XML value, so results and `save()`
+ * round-trip.
+ */
+constexpr std::string_view dom_source = R"js(
+(function (lib, hid) {
+  'use strict';
+  var defineProperty = lib.defineProperty, freeze = lib.freeze, create = lib.create,
+      keys = lib.keys, isArray = lib.isArray, join = lib.join, apply = lib.apply,
+      hasOwn = lib.hasOwn, replace = lib.replace, indexOf = lib.indexOf,
+      substring = lib.substring;
   var none = freeze([]), escText = /[&<>]/g, escAttr = /[&<>"\t\n\r]/g,
       entities = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', '\t': '&#9;',
                    '\n': '&#10;', '\r': '&#13;' };
@@ -682,86 +756,28 @@ constexpr std::string_view bootstrap_source = R"js(
     freeze(doc.childNodes);
     return freeze(doc);
   }
-  function readOnly(k, get) {
-    sys[k] = true;
-    defineProperty(g, k, { get: get, enumerable: false, configurable: false,
-      set: function () { throw new TypeErr(k + ' is a read-only system variable'); } });
-  }
-  function deepFreeze(o) {
-    if (o !== null && typeof o === 'object') {
-      var ks = names(o), j;
-      for (j = 0; j < ks.length; j++) deepFreeze(o[ks[j]]);
-      freeze(o);
-    }
-    return o;
-  }
-  deleteProperty(g, 'Duktape');
-  io = deepFreeze(io);
-  readOnly('_sessionid', function () { return sid; });
-  readOnly('_name', function () { return name; });
-  readOnly('_ioprocessors', function () { return io; });
-  readOnly('_event', function () { return ev; });
-  readOnly('In', function () { return inFn; });
-  list = names(g);
-  for (i = 0; i < list.length; i++) base[list[i]] = true;
-  var api = {
-    setEvent: function (e) { ev = e === undefined ? undefined : freeze(e); },
-    declare: function (k, v) {
-      if (sys[k] === true) throw new TypeErr(k + ' is a read-only system variable');
-      delete base[k];
-      g[k] = v;
-    },
-    ensure: function (k) {
-      if (sys[k] !== true && !(k in g)) { delete base[k]; g[k] = undefined; }
-    },
-    copyArray: function (a) {
-      if (!isArray(a)) throw new TypeErr('foreach: the array expression is not an array');
-      return apply(slice, a, []);
-    },
-    save: function () {
-      var list = names(g), out = '{', sep = '', j, k, v, s;
-      for (j = 0; j < list.length; j++) {
-        k = list[j];
-        if (base[k] === true) continue;
-        v = g[k];
-        if (v === undefined) { s = 'null'; } else {
-          try { s = stringify(v); } catch (e) {
-            if (!(e instanceof TypeErr)) throw e;  // cyclic: skip it; anything else: fail
-            s = undefined;
-          }
-        }
-        if (s !== undefined) { out += sep + stringify(k) + ':' + s; sep = ','; }
-      }
-      return out + '}';
-    },
-    restore: function (vars) {
-      var ks = keys(vars), j;
-      for (j = 0; j < ks.length; j++) api.declare(ks[j], vars[ks[j]]);
-    },
-    revive: function (v, docs) {  // docs: markup -> DOM description, or null when not XML
-      function walk(x) {
-        var ks, j, m, y;
-        if (x === null || typeof x !== 'object') return x;
-        if (isArray(x)) {
-          for (j = 0; j < x.length; j++) if ((y = walk(x[j])) !== x[j]) x[j] = y;
-          return x;
-        }
-        ks = keys(x);
-        if (ks.length === 1 && ks[0] === 'xsn:xml' && typeof (m = x[ks[0]]) === 'string' &&
-            apply(hasOwn, docs, [m])) {
-          return docs[m] === null ? m : makeDom(m, docs[m]);
-        }
-        for (j = 0; j < ks.length; j++) {
-          if ((y = walk(x[ks[j]])) === x[ks[j]]) continue;
-          defineProperty(x, ks[j], {  // not `x[k] = y`: the key may be __proto__
-            value: y, writable: true, enumerable: true, configurable: true });
-        }
+  return function revive(v, docs) {  // docs: markup -> DOM description, or null when not XML
+    function walk(x) {
+      var ks, j, m, y;
+      if (x === null || typeof x !== 'object') return x;
+      if (isArray(x)) {
+        for (j = 0; j < x.length; j++) if ((y = walk(x[j])) !== x[j]) x[j] = y;
         return x;
       }
-      return walk(v);
+      ks = keys(x);
+      if (ks.length === 1 && ks[0] === 'xsn:xml' && typeof (m = x[ks[0]]) === 'string' &&
+          apply(hasOwn, docs, [m])) {
+        return docs[m] === null ? m : makeDom(m, docs[m]);
+      }
+      for (j = 0; j < ks.length; j++) {
+        if ((y = walk(x[ks[j]])) === x[ks[j]]) continue;
+        defineProperty(x, ks[j], {  // not `x[k] = y`: the key may be __proto__
+          value: y, writable: true, enumerable: true, configurable: true });
+      }
+      return x;
     }
+    return walk(v);
   };
-  return api;
 })
 )js";
 
@@ -778,8 +794,7 @@ void bootstrap(duk_context* ctx, const std::string& sid, const std::string& name
   duk_push_lstring(ctx, name.data(), name.size());
   push_json(ctx, io_json);
   duk_push_c_function(ctx, in_state_native, 1);
-  duk_push_string(ctx, DUK_HIDDEN_SYMBOL("xml"));
-  duk_call(ctx, 6);  // [stash api]
+  duk_call(ctx, 5);  // [stash api]
   duk_put_prop_string(ctx, -2, "api");
   for (const char* cache : {"v", "l", "s", "fe"}) {
     duk_push_array(ctx);
@@ -795,13 +810,31 @@ void push_api(duk_context* ctx, const char* name) {
   duk_remove(ctx, -2);
 }
 
+/// [...] -> [... fn]: the DOM module's `revive`, compiled on first use and kept in the stash.
+void push_revive(duk_context* ctx) {
+  push_stashed(ctx, "revive");
+  if (!duk_is_undefined(ctx, -1)) return;
+  duk_pop(ctx);
+  duk_push_heap_stash(ctx);  // [stash]
+  duk_push_lstring(ctx, dom_source.data(), dom_source.size());
+  duk_push_string(ctx, "dom");
+  duk_compile(ctx, 0);
+  duk_call(ctx, 0);  // [stash module]
+  push_api(ctx, "lib");
+  duk_push_string(ctx, DUK_HIDDEN_SYMBOL("xml"));
+  duk_call(ctx, 2);  // [stash revive]
+  duk_dup_top(ctx);
+  duk_put_prop_string(ctx, -3, "revive");
+  duk_remove(ctx, -2);
+}
+
 /// [...] -> [... v]: a value prepared by `to_js_input`, its XML values turned into DOM documents.
 void push_input(duk_context* ctx, const js_input& in) {
   if (in.docs.empty()) {
     push_json(ctx, in.json);
     return;
   }
-  push_api(ctx, "revive");
+  push_revive(ctx);
   push_json(ctx, in.json);
   push_json(ctx, in.docs);
   duk_call(ctx, 2);

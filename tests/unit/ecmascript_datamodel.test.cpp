@@ -368,6 +368,14 @@ TEST_CASE("ecmascript_datamodel: XML data is a DOM document (test 557)", "[ecmas
     CHECK(f.str("var1.getElementsByTagName('note')[0]") ==
           "<note lang=\"en\">Good &amp; <em>cheap</em></note>");
     CHECK(f.truthy("var1.documentElement.getAttribute('nope') === null"));
+    // Also when they were replaced before the first XML value entered the heap.
+    fixture g;
+    REQUIRE(g.script("String.prototype.replace = Object.freeze = Object.create = function () {"
+                     "  return 'hacked'; }; Array.prototype.join = Reflect.apply = null;"));
+    REQUIRE(g.init_text("var1", books));
+    CHECK(g.str("var1.getElementsByTagName('note')[0]") ==
+          "<note lang=\"en\">Good &amp; <em>cheap</em></note>");
+    CHECK(g.truthy("Object.isFrozen(var1.documentElement) && var1.documentElement.nodeType === 1"));
   }
 }
 
@@ -479,9 +487,9 @@ TEST_CASE("ecmascript_datamodel: XML beyond the budgets is an error, not a crash
     CHECK(f.truthy("1 + 1 === 2 && big === undefined"));
   }
   SECTION("slower than the time budget") {
-    fixture f(xsn::script_limits{1ms, 64u << 20});
+    fixture f(xsn::script_limits{20ms, 64u << 20});  // building 60000 nodes takes ~10 times that
     std::string big = "<r>";
-    for (int i = 0; i < 200000; ++i) big += "<b x='1'>t</b>";
+    for (int i = 0; i < 30000; ++i) big += "<b x='1'>t</b>";
     big += "</r>";
     auto r = f.init_text("big", big);
     REQUIRE_FALSE(r);
