@@ -48,19 +48,18 @@ struct session::impl final : datamodel_host {
   impl(session& self, std::shared_ptr<const statechart> chart, boost::asio::any_io_executor ex,
        xsn::clock& clk, session_options opts)
       : self_(self), chart_(std::move(chart)), c_(*chart_), ex_(std::move(ex)), clock_(clk),
-        opts_(std::move(opts)), config_(c_.states.size()), atomic_mask_(c_.states.size()),
-        exit_set_(c_.states.size()), entry_set_(c_.states.size()), default_entry_(c_.states.size()),
-        to_invoke_(c_.states.size()) {
+        opts_(std::move(opts)), config_(c_.states.size()), atomic_mask_(c_.atomic_mask) {
+    // Only what every macrostep needs is allocated here; the rest when a chart uses it (history,
+    // late binding, invokes) or on the first microstep that needs the general algorithm.
     id_ = opts_.session_id.empty() ? next_session_id() : opts_.session_id;
-    for (state_index s = 0; s < c_.states.size(); ++s)
-      if (c_.is_atomic(s) && s != 0) atomic_mask_.set(s);
-    history_.resize(c_.states.size());
-    has_histories_ = std::any_of(c_.states.begin(), c_.states.end(),
-                                 [](const state_node& s) { return !s.histories.empty(); });
-    has_history_.assign(c_.states.size(), false);
-    entered_once_.assign(c_.states.size(), false);
-    for (auto* v : {&enabled_, &filtered_, &domains_, &filtered_domains_, &to_remove_, &order_})
-      *v = detail::fixed_vector<std::uint32_t>(c_.states.size());
+    has_histories_ = c_.has_histories;
+    if (has_histories_) {
+      history_.resize(c_.states.size());
+      has_history_.assign(c_.states.size(), false);
+    }
+    if (c_.binding == binding_mode::late) entered_once_.assign(c_.states.size(), false);
+    if (!c_.invokes.empty()) to_invoke_.ensure(c_.states.size());
+    for (auto* v : {&enabled_, &domains_, &order_}) *v = detail::fixed_vector<std::uint32_t>(c_.states.size());
     natives_.resize(c_.native_actions.size());
     for (std::size_t i = 0; i < c_.native_actions.size(); ++i)
       if (auto it = opts_.actions.find(c_.native_actions[i]); it != opts_.actions.end()) natives_[i] = it->second;
@@ -160,7 +159,9 @@ struct session::impl final : datamodel_host {
   std::vector<native_action_fn> natives_;
   std::shared_ptr<int> life_ = std::make_shared<int>(0);
 
-  detail::bitset config_, atomic_mask_, exit_set_, entry_set_, default_entry_, to_invoke_;
+  detail::bitset config_;
+  const detail::bitset& atomic_mask_;  // the chart's
+  detail::bitset exit_set_, entry_set_, default_entry_, to_invoke_;  // allocated on first use
   std::vector<std::vector<state_index>> history_;
   std::vector<bool> has_history_;
   bool has_histories_ = false;
@@ -206,8 +207,7 @@ struct session::impl final : datamodel_host {
 void session::impl::start() {
   if (started_) return;
   started_ = true;
-  if (!registry_) registry_ = std::make_shared<registry>();
-  registry_->sessions[id_] = this;
+  if (registry_) registry_->sessions[id_] = this;  // a child joins its parent's registry
   in_macrostep_ = true;
   if (auto r = dm_->setup(c_, *this); !r) raise_error("error.execution", r.error().message);
   if (c_.binding == binding_mode::early) {
@@ -441,6 +441,8 @@ void session::impl::effective_targets(const transition_node& t, std::vector<stat
 }
 
 void session::impl::remove_conflicts() {
+  if (!filtered_.capacity())
+    for (auto* v : {&filtered_, &filtered_domains_, &to_remove_}) *v = detail::fixed_vector<std::uint32_t>(c_.states.size());
   filtered_.clear();
   filtered_domains_.clear();
   for (auto t1 : enabled_) {
@@ -511,7 +513,8 @@ void session::impl::microstep() {
 }
 
 void session::impl::record_history(state_index s) {
-  to_invoke_.reset(s);
+  if (!c_.invokes.empty()) to_invoke_.reset(s);
+  if (!has_histories_) return;
   for (auto h : c_.states[s].histories) {
     auto& v = history_[h];
     v.clear();
@@ -548,6 +551,7 @@ void session::impl::exit_states() {
     }
     return;
   }
+  exit_set_.ensure(c_.states.size());
   exit_set_.clear();
   for (auto d : domains_)
     if (d != npos) exit_set_.add_range_of(config_, d + 1, c_.states[d].subtree_end);
@@ -566,6 +570,8 @@ void session::impl::enter_states() {
     }
     return;
   }
+  entry_set_.ensure(c_.states.size());
+  default_entry_.ensure(c_.states.size());
   entry_set_.clear();
   default_entry_.clear();
   default_history_content_.clear();
@@ -588,7 +594,7 @@ void session::impl::enter_states() {
 
 void session::impl::enter_one(state_index s, bool by_default) {
   config_.set(s);
-  to_invoke_.set(s);
+  if (!c_.invokes.empty()) to_invoke_.set(s);
   constexpr auto work = hot_state::onentry | hot_state::data | hot_state::final | hot_state::initial_body;
   if (!(c_.hot_states[s].flags & work) && default_history_content_.empty()) return;
   {
@@ -989,7 +995,12 @@ void session::impl::deliver(event ev, std::string target) {
     return;
   }
   if (target.rfind("#_scxml_", 0) == 0) {
-    auto it = registry_->sessions.find(target.substr(8));
+    auto sid = target.substr(8);
+    if (!registry_) {  // no invoked children: only this session is known
+      if (sid != id_ || !enqueue_external(std::move(ev))) unreachable();
+      return;
+    }
+    auto it = registry_->sessions.find(sid);
     if (it == registry_->sessions.end() || !it->second->enqueue_external(std::move(ev))) unreachable();
     return;
   }
@@ -1071,6 +1082,10 @@ session& session::impl::make_child(const std::string& invokeid, std::shared_ptr<
   o.on_log = opts_.on_log;
   o.route = opts_.route;
   auto child_session = std::make_unique<session>(std::move(chart), ex_, clock_, std::move(o));
+  if (!registry_) {  // the first child: from now on the tree needs a registry for #_scxml_ targets
+    registry_ = std::make_shared<registry>();
+    registry_->sessions[id_] = this;
+  }
   auto& ci = *child_session->impl_;
   ci.parent_ = this;
   ci.invokeid_ = invokeid;
@@ -1176,7 +1191,7 @@ value session::impl::snapshot() {
   config_.for_each([&](state_index s) { configuration.emplace_back(c_.states[s].id); });
   o["configuration"] = std::move(configuration);
   boost::json::object history;
-  for (state_index h = 0; h < c_.states.size(); ++h) {
+  for (state_index h = 0; has_histories_ && h < c_.states.size(); ++h) {
     if (!has_history_[h]) continue;
     boost::json::array ids;
     for (auto s : history_[h]) ids.emplace_back(c_.states[s].id);
@@ -1338,11 +1353,10 @@ std::error_code session::impl::restore(const value& snap) {
     if (auto r = dm_->restore(*ctx); !r) return errc::bad_snapshot;
   }
   started_ = true;
-  if (!registry_) registry_ = std::make_shared<registry>();
   if (const auto* sid = o->if_contains("sessionid"); sid && sid->is_string() && opts_.session_id.empty() &&
-                                                      !registry_->sessions.count(std::string(sid->as_string())))
+                                                      !(registry_ && registry_->sessions.count(std::string(sid->as_string()))))
     id_ = std::string(sid->as_string());
-  registry_->sessions[id_] = this;
+  if (registry_) registry_->sessions[id_] = this;
   if (const auto* sc = o->if_contains("sendCounter"); sc && sc->is_int64()) send_counter_ = static_cast<std::uint64_t>(sc->as_int64());
   config_ = config;
   for (auto& [h, states] : history) {
@@ -1351,7 +1365,7 @@ std::error_code session::impl::restore(const value& snap) {
   }
   for (const auto& id : entered) {
     auto s = c_.find_state(id);
-    if (s != npos) entered_once_[s] = true;
+    if (s != npos && !entered_once_.empty()) entered_once_[s] = true;
   }
   running_ = status == "active";
   ended_ = !running_;

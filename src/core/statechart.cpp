@@ -206,6 +206,12 @@ void statechart::finalize() {
 }
 
 void statechart::build_hot_tables() {
+  atomic_mask = detail::bitset(states.size());
+  has_histories = false;
+  for (state_index s = 1; s < states.size(); ++s) {
+    if (is_atomic(s)) atomic_mask.set(s);
+    has_histories |= !states[s].histories.empty();
+  }
   hot_states.assign(states.size(), {});
   hot_transitions.assign(transitions.size(), {});
   hot_entry.clear();

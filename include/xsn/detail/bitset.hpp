@@ -12,6 +12,10 @@ class bitset {
   bitset() = default;
   /// A set that can hold `0 .. n-1`.
   explicit bitset(std::size_t n) : words_((n + 63) / 64, 0) {}
+  /// Sizes a default-constructed set for `0 .. n-1` (scratch sets are allocated on first use).
+  void ensure(std::size_t n) {
+    if (words_.empty()) words_.assign((n + 63) / 64, 0);
+  }
   void set(std::uint32_t i) noexcept { words_[i >> 6] |= bit(i); }
   void reset(std::uint32_t i) noexcept { words_[i >> 6] &= ~bit(i); }
   bool test(std::uint32_t i) const noexcept { return (words_[i >> 6] & bit(i)) != 0; }

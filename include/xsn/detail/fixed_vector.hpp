@@ -35,6 +35,7 @@ class fixed_vector {
     std::swap(cap_, o.cap_);
   }
   std::size_t size() const noexcept { return size_; }
+  std::size_t capacity() const noexcept { return cap_; }
   bool empty() const noexcept { return size_ == 0; }
   T& operator[](std::size_t i) noexcept { return data_[i]; }
   const T& operator[](std::size_t i) const noexcept { return data_[i]; }

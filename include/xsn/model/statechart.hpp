@@ -1,5 +1,7 @@
 #pragma once
 /// \file The immutable compiled statechart that parsers produce and sessions share.
+#include <xsn/detail/bitset.hpp>
+
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -226,6 +228,8 @@ class statechart {
   std::vector<hot_state> hot_states;
   std::vector<hot_transition> hot_transitions;
   std::vector<std::uint32_t> hot_entry;  ///< Static entry sets: state | `by_default_bit`.
+  detail::bitset atomic_mask;            ///< Atomic and final states (the root excluded).
+  bool has_histories = false;            ///< Some state has a history child.
 
   /// Interned event descriptors and names (descriptor `foo.*` is stored as `foo`).
   std::vector<std::string> names;
