@@ -42,6 +42,14 @@ void end_watch(delivery_hub& hub, watch_record& rec) noexcept {
   rec.active = false;
 }
 
+/// `t + d` for a positive `d`, saturating at the end of time instead of overflowing.
+clock::time_point saturating_add(clock::time_point t, clock::duration d) noexcept {
+  if (t.time_since_epoch().count() >= 0 && d > clock::time_point::max() - t) {
+    return clock::time_point::max();
+  }
+  return t + d;
+}
+
 bool starts_with(const std::string& s, const std::string& prefix) noexcept {
   return s.size() >= prefix.size() && s.compare(0, prefix.size(), prefix) == 0;
 }
@@ -170,7 +178,7 @@ struct memory_state_store::impl : std::enable_shared_from_this<impl> {
     slot.expires_at.reset();
     bytes += size_of(it->first, slot.value);
     if (o.ttl) {
-      slot.expires_at = now + *o.ttl;
+      slot.expires_at = saturating_add(now, *o.ttl);
       expiry.emplace(*slot.expires_at, &it->first);
       request_rearm();
     }

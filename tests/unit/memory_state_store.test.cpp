@@ -218,3 +218,17 @@ TEST_CASE("memory_state_store: expiry on an asio_clock", "[memory_state_store]")
   CHECK(store.health().entries == 0);
   CHECK(clk.pending() == 0);
 }
+
+TEST_CASE("memory_state_store: a huge TTL saturates instead of overflowing",
+          "[memory_state_store]") {
+  harness h;
+  h.clk.advance(1h);
+  h.put("k", "v", xsn::clock::duration::max());
+  std::optional<xsn::stored_value> got;
+  h.store->async_get("k", [&](std::error_code, std::optional<xsn::stored_value> v) { got = v; });
+  h.settle();
+  REQUIRE(got);
+  CHECK(got->expires_at == xsn::clock::time_point::max());
+  h.clk.advance(24h * 365 * 100);
+  CHECK(h.has("k"));
+}
