@@ -97,6 +97,14 @@ void circuit_breaker::transition(lock_type& lk, breaker_state to) {
   events_waiting_.store(true, std::memory_order_relaxed);
 }
 
+void circuit_breaker::restore(lock_type& lk, breaker_state s, clock::time_point last_transition) {
+  (void)lk;
+  const auto gate = gate_.load(std::memory_order_relaxed);
+  const auto generation = (gate & ~(generation_one - 1)) + generation_one;
+  last_transition_ = last_transition;
+  gate_.store(generation | (gate & track_bit) | static_cast<std::uint64_t>(s), std::memory_order_release);
+}
+
 void circuit_breaker::track_successes(lock_type& lk, bool on) {
   (void)lk;
   const auto gate = gate_.load(std::memory_order_relaxed);

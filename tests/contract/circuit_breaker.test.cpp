@@ -16,6 +16,7 @@
 #include <boost/asio/use_future.hpp>
 #include <boost/system/system_error.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <future>
@@ -24,6 +25,7 @@
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <thread>
 #include <tuple>
 #include <vector>
 
@@ -50,7 +52,115 @@ struct simple_impl {
   }
 };
 
-using implementations = std::tuple<simple_impl>;
+/**
+ * A minimal sliding-window policy written against the protected hooks only, standing in for the
+ * advanced bucketed breaker until it joins the list: it sees every call (success tracking on),
+ * judges durations (`measures_calls`), opens when the failure rate over the last `window` calls
+ * reaches `rate_percent` (slow calls count as failures), and can be restored from persisted state.
+ * With `rate_percent` 100 and `window` = threshold it opens after `threshold` consecutive failures,
+ * which is what the contract configures.
+ */
+class window_breaker final : public xsn::circuit_breaker {
+ public:
+  struct options {
+    std::uint32_t window = 3;
+    std::uint32_t rate_percent = 100;
+    xsn::clock::duration open_duration = 10s;
+    std::uint32_t trial_calls = 1;
+    xsn::clock::duration slow_call = xsn::clock::duration::max();
+  };
+
+  window_breaker(xsn::clock& clk, options opts) : circuit_breaker(clk, /*measures_calls=*/true), opts_(opts) {
+    auto lk = lock();
+    track_successes(lk, true);  // a window counts every call
+  }
+  /// A breaker restored as `s` since `since` (as from a state store).
+  window_breaker(xsn::clock& clk, options opts, breaker_state s, time_point since) : window_breaker(clk, opts) {
+    auto lk = lock();
+    restore(lk, s, since);
+    if (s == breaker_state::open) open_until_ = since + opts_.open_duration;
+  }
+
+  /// Durations the hooks were given, in order (0 when not measured).
+  std::vector<xsn::clock::duration> durations;
+
+ protected:
+  bool do_try_acquire(ticket& t) override {
+    auto lk = lock();
+    switch (state(lk)) {
+      case breaker_state::closed: t = current_ticket(lk); return true;
+      case breaker_state::open:
+        if (clock().now() < open_until_) return false;
+        transition(lk, breaker_state::half_open);
+        admitted_ = succeeded_ = 0;
+        [[fallthrough]];
+      case breaker_state::half_open:
+        if (admitted_ >= opts_.trial_calls) return false;
+        ++admitted_;
+        t = current_ticket(lk);
+        return true;
+    }
+    return false;
+  }
+  void do_record_success(ticket t, xsn::clock::duration elapsed) override {
+    record(t, elapsed >= opts_.slow_call, elapsed);
+  }
+  void do_record_failure(ticket t, xsn::clock::duration elapsed) override { record(t, true, elapsed); }
+  void do_release(ticket t) override {
+    auto lk = lock();
+    if (is_current(lk, t) && state(lk) == breaker_state::half_open && admitted_ > succeeded_) --admitted_;
+  }
+  xsn::breaker_health do_health() const override {
+    auto lk = lock();
+    return {state(lk), consecutive_, last_transition(lk)};
+  }
+
+ private:
+  void record(ticket t, bool failed, xsn::clock::duration elapsed) {
+    auto lk = lock();
+    durations.push_back(elapsed);
+    if (!is_current(lk, t)) return;
+    consecutive_ = failed ? consecutive_ + 1 : 0;
+    switch (state(lk)) {
+      case breaker_state::closed: {
+        calls_.push_back(failed);
+        if (calls_.size() > opts_.window) calls_.erase(calls_.begin());
+        const auto failures = static_cast<std::uint32_t>(std::count(calls_.begin(), calls_.end(), true));
+        if (calls_.size() == opts_.window && failures * 100 >= opts_.rate_percent * opts_.window) open(lk);
+        break;
+      }
+      case breaker_state::open: break;
+      case breaker_state::half_open:
+        if (failed) {
+          open(lk);
+        } else if (++succeeded_ >= opts_.trial_calls) {
+          transition(lk, breaker_state::closed);
+          calls_.clear();
+        }
+        break;
+    }
+  }
+  void open(lock_type& lk) {
+    open_until_ = clock().now() + opts_.open_duration;
+    transition(lk, breaker_state::open);
+  }
+
+  const options opts_;
+  std::vector<bool> calls_;
+  time_point open_until_{};
+  std::uint32_t consecutive_ = 0;
+  std::uint32_t admitted_ = 0;
+  std::uint32_t succeeded_ = 0;
+};
+
+struct window_impl {
+  static std::unique_ptr<xsn::circuit_breaker> make(xsn::clock& clk, const contract_config& c) {
+    return std::make_unique<window_breaker>(
+        clk, window_breaker::options{c.failure_threshold, 100, c.open_duration, c.trial_calls});
+  }
+};
+
+using implementations = std::tuple<simple_impl, window_impl>;
 
 /// A breaker under test with its manual clock and the state changes it reported.
 template <class Impl>
@@ -507,9 +617,9 @@ TEMPLATE_LIST_TEST_CASE("circuit_breaker contract: async_execute with use_future
 
   f.trip();
   auto rejected = f.breaker->async_execute(io.get_executor(), completes_with(io, started), boost::asio::use_future);
-  // No associated executor but use_future's own: posted to the system executor.
+  // An executor bound to the token: the rejection runs there.
   auto rejected_boost = f.breaker->template async_execute<void(boost::system::error_code)>(
-      completes_with(io, started), boost::asio::use_future);
+      completes_with(io, started), boost::asio::bind_executor(io, boost::asio::use_future));
   io.restart();
   io.run();
   CHECK(rejected.get() == xsn::errc::circuit_open);
@@ -520,6 +630,21 @@ TEMPLATE_LIST_TEST_CASE("circuit_breaker contract: async_execute with use_future
     CHECK(std::error_code(e.code()) == xsn::errc::circuit_open);
   }
   CHECK(started == 3);
+}
+
+TEMPLATE_LIST_TEST_CASE("circuit_breaker contract: a rejection without any executor runs on the system executor",
+                        "[circuit_breaker][contract]", implementations) {
+  fixture<TestType> f;
+  boost::asio::io_context io;
+  int started = 0;
+  f.trip();
+  std::promise<std::pair<std::error_code, std::thread::id>> got;
+  f.breaker->async_execute(completes_with(io, started),
+                           [&](std::error_code ec) { got.set_value({ec, std::this_thread::get_id()}); });
+  const auto [ec, thread] = got.get_future().get();
+  CHECK(ec == xsn::errc::circuit_open);
+  CHECK(thread != std::this_thread::get_id());
+  CHECK(started == 0);
 }
 
 TEMPLATE_LIST_TEST_CASE("circuit_breaker contract: async_execute around a Boost.Asio operation",
@@ -553,4 +678,45 @@ TEMPLATE_LIST_TEST_CASE("circuit_breaker contract: async_execute around a Boost.
   io.restart();
   io.run();
   CHECK(std::error_code(results.back()) == xsn::errc::circuit_open);
+}
+
+// ---- the policy hooks, through the test-only window policy ----
+
+TEST_CASE("circuit_breaker policy hooks: measured durations and slow calls", "[circuit_breaker]") {
+  xsn::manual_clock clk;
+  window_breaker b(clk, {.window = 4, .rate_percent = 50, .open_duration = 1s, .slow_call = 100ms});
+  b.execute([&] { clk.advance(30ms); });   // fast: success
+  b.execute([&] { clk.advance(150ms); });  // slow: a failure
+  CHECK(b.state() == breaker_state::closed);
+  b.execute([] {});
+  CHECK(b.state() == breaker_state::closed);
+  CHECK(b.execute([&] {
+    clk.advance(100ms);
+    return 1;
+  }) == 1);  // slow again: 2 of the last 4 calls failed
+  CHECK(b.state() == breaker_state::open);
+  CHECK(b.durations == std::vector<xsn::clock::duration>{30ms, 150ms, 0ms, 100ms});
+  // By hand, with and without a duration.
+  clk.advance(1s);
+  REQUIRE(b.try_acquire());
+  b.record_success(5ms);
+  CHECK(b.state() == breaker_state::closed);
+  CHECK(b.durations.back() == 5ms);
+}
+
+TEST_CASE("circuit_breaker policy hooks: a breaker restored from persisted state", "[circuit_breaker]") {
+  xsn::manual_clock clk;
+  clk.advance(1h);
+  const auto opened = clk.now() - 4s;
+  window_breaker b(clk, {.open_duration = 10s}, breaker_state::open, opened);
+  std::vector<breaker_state> to;
+  auto sub = b.on_state_change([&](breaker_state, breaker_state t, time_point) { to.push_back(t); });
+  CHECK(b.state() == breaker_state::open);
+  CHECK(b.health().last_transition == opened);
+  CHECK_FALSE(b.try_acquire());
+  clk.advance(6s);
+  CHECK(b.try_acquire());
+  b.record_success();
+  CHECK(b.state() == breaker_state::closed);
+  CHECK(to == std::vector<breaker_state>{breaker_state::half_open, breaker_state::closed});  // restore: no event
 }

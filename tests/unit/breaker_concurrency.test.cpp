@@ -174,7 +174,6 @@ TEST_CASE("breaker concurrency: a reset subscription is not called again", "[bre
     xsn::simple_circuit_breaker b(clk, {.failure_threshold = 1, .open_duration = 0s});
     auto calls = std::make_unique<std::atomic<int>>(0);
     auto sub = b.on_state_change([c = calls.get()](breaker_state, breaker_state, xsn::clock::time_point) { ++*c; });
-    std::latch reset_done(1);
     on_two_threads([&](int index) {
       if (index == 0) {
         for (int i = 0; i < 2'000; ++i) (void)b.execute([i] { return i % 2 == 0 ? failure : std::error_code{}; });
@@ -182,11 +181,9 @@ TEST_CASE("breaker concurrency: a reset subscription is not called again", "[bre
       }
       sub.reset();
       // From here on the listener is neither running nor called: its state may go away.
-      calls.reset();
-      reset_done.count_down();
+      calls.reset();  // ASan reports a listener call after this
       return 0;
     });
-    reset_done.wait();
     CHECK_FALSE(static_cast<bool>(sub));
   }
 }

@@ -57,6 +57,8 @@ using breaker_listener = std::function<void(breaker_state from, breaker_state to
 
 namespace detail {
 struct breaker_listeners;
+/// `async_execute` without an I/O executor.
+struct no_io_executor {};
 template <class Handler>
 class breaker_completion;
 template <class Signature>
@@ -80,7 +82,9 @@ struct breaker_signature<void(Error, Args...)> {
  *
  * After `reset` (or the destructor) returns, the listener is not called again and is not running
  * on another thread (it may still be running further up the calling thread's stack, when the
- * listener resets its own subscription). It may outlive the breaker: it then does nothing.
+ * listener resets its own subscription): `reset` waits for a listener running on another thread,
+ * so do not call it while holding a lock that listener takes. It may outlive the breaker: it then
+ * does nothing.
  */
 class breaker_subscription {
  public:
@@ -117,9 +121,9 @@ class breaker_subscription {
  *
  * What counts as a failure in `execute(f)`: `f` throws (the exception is recorded, then rethrown);
  * `f` returns a `std::error_code` that is non-zero; `f` returns a `bool` that is false. Any other
- * result is a success. In `async_execute`: the operation completes with a non-zero
- * `std::error_code` (`operation_aborted` included: a cancelled call counts as failed, so a
- * dependency that hangs until a timeout cancels it still opens the breaker).
+ * result is a success. In `async_execute`: the operation completes with a non-zero error code
+ * (`std::error_code` or `boost::system::error_code`), `operation_aborted` included: a cancelled
+ * call counts as failed, so a dependency that hangs until a timeout cancels it still opens.
  *
  * State changes: closed -> open, open -> half_open (lazily: on the first `try_acquire` after the
  * open duration, at that call's time), half_open -> closed or open. Which outcomes cause them is
@@ -148,8 +152,8 @@ class breaker_subscription {
  * handler has run or been destroyed. The clock must outlive the breaker.
  *
  * Implementing a policy: derive, implement the `do_*` hooks, and use the protected helpers
- * (`lock`, `transition`, `track_successes`, `is_current`) for the bookkeeping every breaker
- * shares. The public functions are non-virtual and deliver the state-change events.
+ * (`lock`, `transition`, `restore`, `track_successes`, `is_current`) for the bookkeeping every
+ * breaker shares. The public functions are non-virtual and deliver the state-change events.
  */
 class circuit_breaker {
  public:
@@ -224,8 +228,9 @@ class circuit_breaker {
    * With `boost::asio::use_future`, Boost.Asio turns only a `boost::system::error_code` into an
    * exception: with `void(std::error_code)` the future holds the code instead.
    *
-   * A rejection is never completed inline: it is posted to the handler's associated executor,
-   * or to `ex` when it has none. A permitted call completes wherever `op` completes it.
+   * A rejection is never completed inline: it is posted through `ex` and then runs on the
+   * handler's associated executor, or on `ex` when it has none (as an I/O object with executor
+   * `ex` completes). A permitted call completes wherever `op` completes it.
    * An exception thrown by `op` itself propagates; the permission is then given back.
    *
    * Completion signature: `Signature` (default `void(std::error_code)`).
@@ -234,22 +239,17 @@ class circuit_breaker {
             boost::asio::completion_token_for<Signature> Token>
     requires(boost::asio::execution::executor<Executor> || boost::asio::is_executor<Executor>::value)
   auto async_execute(const Executor& ex, Op&& op, Token&& token) {
-    return boost::asio::async_initiate<Token, Signature>(
-        [this, ex](auto&& handler, auto&& init_op) {
-          start_async<Signature>(ex, std::forward<decltype(handler)>(handler),
-                                 std::forward<decltype(init_op)>(init_op));
-        },
-        token, std::forward<Op>(op));
+    return initiate_async<Signature>(ex, std::forward<Op>(op), token);
   }
 
-  /// As above; a rejection goes to the handler's associated executor, or, when it has none,
-  /// `boost::asio::system_executor` (as `boost::asio::post(token)` does). Bind an executor to the
-  /// token (`bind_executor`) or pass one to control where.
+  /// As above without an I/O executor: a rejection is posted to the handler's associated
+  /// executor, or, when it has none, to `boost::asio::system_executor` (as
+  /// `boost::asio::post(token)` does, which starts Asio's system thread pool). Bind an executor to
+  /// the token (`bind_executor`) or pass one to control where.
   template <class Signature = void(std::error_code), class Op,
             boost::asio::completion_token_for<Signature> Token>
   auto async_execute(Op&& op, Token&& token) {
-    return async_execute<Signature>(boost::asio::system_executor(), std::forward<Op>(op),
-                                    std::forward<Token>(token));
+    return initiate_async<Signature>(detail::no_io_executor{}, std::forward<Op>(op), token);
   }
 
   /// Calls `fn(from, to, at)` on every state change until the returned subscription is reset or
@@ -273,6 +273,12 @@ class circuit_breaker {
    * tickets of the old one are no longer current. Requires `lk` to hold `lock()`.
    */
   void transition(lock_type& lk, breaker_state to);
+  /**
+   * Sets the state and the time of the last transition without an event, for a breaker restored
+   * from persisted state (typically in the derived constructor). Starts a new generation.
+   * Requires `lk` to hold `lock()`.
+   */
+  void restore(lock_type& lk, breaker_state s, clock::time_point last_transition);
   /**
    * While closed, successes skip the hooks unless tracking is on (the fast path). Turn it on when
    * a success would change something (`simple_circuit_breaker`: a failure count to reset), or
@@ -355,6 +361,15 @@ class circuit_breaker {
   template <class F>
   std::invoke_result_t<F> invoke_and_record(F&& f, ticket t, bool timed, clock::time_point start);
 
+  template <class Signature, class Executor, class Op, class Token>
+  auto initiate_async(const Executor& ex, Op&& op, Token& token) {
+    return boost::asio::async_initiate<Token, Signature>(
+        [this, ex](auto&& handler, auto&& init_op) {
+          start_async<Signature>(ex, std::forward<decltype(handler)>(handler),
+                                 std::forward<decltype(init_op)>(init_op));
+        },
+        token, std::forward<Op>(op));
+  }
   template <class Signature, class Executor, class Handler, class Op>
   void start_async(const Executor& ex, Handler&& handler, Op&& op);
 
@@ -424,7 +439,7 @@ class breaker_completion {
 // ---- templates ----
 
 template <std::invocable F>
-std::invoke_result_t<F> circuit_breaker::execute(F&& f) {
+inline std::invoke_result_t<F> circuit_breaker::execute(F&& f) {
   const ticket gate = gate_.load(std::memory_order_relaxed);
   if (!is_fast(gate)) [[unlikely]] return execute_slow(std::forward<F>(f));
   return invoke_and_record(std::forward<F>(f), gate, false, {});
@@ -445,7 +460,7 @@ std::invoke_result_t<F> circuit_breaker::execute_slow(F&& f) {
 }
 
 template <class F>
-std::invoke_result_t<F> circuit_breaker::invoke_and_record(F&& f, ticket t, bool timed,
+inline std::invoke_result_t<F> circuit_breaker::invoke_and_record(F&& f, ticket t, bool timed,
                                                            clock::time_point start) {
   using result = std::invoke_result_t<F>;
   if constexpr (std::is_void_v<result>) {
@@ -482,7 +497,12 @@ void circuit_breaker::start_async(const Executor& ex, Handler&& handler, Op&& op
   clock::time_point start{};
   if (!is_fast(t)) [[unlikely]] {
     if (!acquire_slow(t)) {
-      boost::asio::post(ex, detail::breaker_signature<Signature>::rejected(std::forward<Handler>(handler)));
+      auto rejected = detail::breaker_signature<Signature>::rejected(std::forward<Handler>(handler));
+      if constexpr (std::is_same_v<Executor, detail::no_io_executor>) {
+        boost::asio::post(std::move(rejected));  // the handler's executor, else the system executor
+      } else {
+        boost::asio::post(ex, std::move(rejected));  // as an I/O object completes: via `ex`
+      }
       return;
     }
     timed = measures_calls_;
