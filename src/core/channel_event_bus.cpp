@@ -15,7 +15,6 @@
 #include <algorithm>
 #include <atomic>
 #include <mutex>
-#include <shared_mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -32,6 +31,17 @@ using signal_channel = asio::experimental::concurrent_channel<void(boost::system
 /// The reply inbox `async_request` puts in `reply_to`.
 constexpr std::string_view reply_inbox = "$reply";
 
+/// Checks a consumer makes on an empty ring, pausing between them, before it announces a wait:
+/// about as long as a wake-up through the channel and the executor costs (a few microseconds),
+/// so a consumer that drains faster than its producers does not pay a wake-up per message.
+constexpr int consumer_spin_checks = 256;
+
+void cpu_pause() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
 /// Why a subscription stopped (its `closed` value).
 enum class close_reason : int { open = 0, unsubscribed, shutdown };
 
@@ -46,14 +56,17 @@ struct sub_state {
   const std::string address;
   const subscription_options opts;
   detail::mpmc_ring<bus_message> ring;
+  // Cache lines by writer, so that what publishers read on every push stays shared:
+  // read on every push, written once (close) or only while the queue is full (waiters).
+  alignas(128) std::atomic<close_reason> closed{close_reason::open};
+  std::atomic<std::size_t> space_waiters{0};  // publishers in the `wait` protocol
   // Set by a consumer about to wait on `ready`; whoever clears it sends the signal.
   alignas(128) std::atomic<bool> consumer_waiting{false};
-  // Publishers in the `wait` protocol (registered before their last push attempt).
-  alignas(128) std::atomic<std::size_t> space_waiters{0};
-  std::atomic<std::uint64_t> dropped{0};
+  // The consumer's own.
+  alignas(128) std::atomic<bool> receiving{false};  // an async_receive/async_wait is pending
+  // Written by publishers on overflow only.
+  alignas(128) std::atomic<std::uint64_t> dropped{0};
   std::atomic<std::uint64_t> rejected{0};
-  std::atomic<bool> receiving{false};  // an async_receive/async_wait is pending
-  std::atomic<close_reason> closed{close_reason::open};
   signal_channel ready;  // consumer waits here for messages
   signal_channel space;  // `wait` publishers wait here for room
   const event_bus::executor_type executor;
@@ -76,22 +89,14 @@ struct sub_state {
     space.close();
   }
 
-  /// After a push: wakes the consumer if it waits (Dekker with `arm_consumer`: the push's CAS and
-  /// this load are sequentially consistent, as are the consumer's store and its emptiness check).
+  /// After a push: wakes the consumer if it waits (Dekker with `consumer_op::look`: the push's
+  /// CAS and this load are sequentially consistent, as are the consumer's announcement and its
+  /// emptiness check, so one of the two sees the other).
   void notify_consumer() {
     if (consumer_waiting.load(std::memory_order_seq_cst) &&
         consumer_waiting.exchange(false, std::memory_order_seq_cst)) {
       ready.try_send(boost::system::error_code{});
     }
-  }
-
-  /// Consumer, before waiting: announces it, then re-checks. True when the ring turned out to be
-  /// non-empty (no wait needed).
-  bool arm_consumer() {
-    consumer_waiting.store(true, std::memory_order_seq_cst);
-    if (ring.empty()) return false;
-    consumer_waiting.store(false, std::memory_order_relaxed);
-    return true;
   }
 
   /// Consumer, after taking `n` messages: wakes up to `n` publishers waiting for room.
@@ -103,10 +108,10 @@ struct sub_state {
     }
   }
 
-  /// Consumer: takes up to `out.size()` messages.
-  std::size_t take(std::span<bus_message> out) {
-    std::size_t n = 0;
-    while (n < out.size() && ring.try_pop(out[n])) ++n;
+  /// Consumer: takes up to `out.size()` messages; with `wait_for_claimed`, waits for a message
+  /// whose slot a publisher has claimed but not yet written (0 then means empty).
+  std::size_t take(std::span<bus_message> out, bool wait_for_claimed = false) {
+    const std::size_t n = ring.pop_batch(out.data(), out.size(), wait_for_claimed);
     if (n != 0) release_space(n);
     return n;
   }
@@ -197,28 +202,44 @@ struct consumer_op {
 
   void look(bool initial) {
     bus_message msg;
-    bool armed = false;
-    for (;;) {  // at most twice: look, announce the wait, look again
-      if (ready(msg)) {
-        if (armed) s->consumer_waiting.store(false, std::memory_order_relaxed);
-        return finish(initial, {}, std::move(msg));
+    bool spun = false;
+    for (;;) {
+      if (ready(msg, false)) return finish(initial, {}, std::move(msg));
+      if (auto closed = s->closed_error(false)) return finish(initial, closed, {});
+      if (!spun) {  // a short spin before paying for a wake-up
+        spun = true;
+        bool arrived = false;
+        for (int i = 0; i < consumer_spin_checks && !arrived; ++i) {
+          cpu_pause();
+          arrived = s->ring.front_ready();
+        }
+        if (arrived) continue;
       }
-      if (auto closed = s->closed_error(false)) {
-        s->consumer_waiting.store(false, std::memory_order_relaxed);
-        return finish(initial, closed, {});
-      }
-      if (armed) return s->ready.async_receive(std::move(*this));
+      // Announce the wait, then look again (Dekker with `notify_consumer`): a publisher that
+      // pushed before the announcement is seen by `empty()`, one that pushes after it sees the
+      // announcement and signals.
       s->consumer_waiting.store(true, std::memory_order_seq_cst);
-      armed = true;
+      if (s->ring.empty()) {
+        if (auto closed = s->closed_error(false)) {
+          s->consumer_waiting.store(false, std::memory_order_relaxed);
+          return finish(initial, closed, {});
+        }
+        return s->ready.async_receive(std::move(*this));
+      }
+      s->consumer_waiting.store(false, std::memory_order_relaxed);
+      // Not empty: published, or claimed and about to be. Its publisher may not signal, so take
+      // it now, waiting for the write if needed (a drop-oldest publisher may also have taken it:
+      // then look again).
+      if (ready(msg, true)) return finish(initial, {}, std::move(msg));
     }
   }
 
   /// Takes a message (receive) or checks for one (wait).
-  bool ready(bus_message& msg) {
+  bool ready(bus_message& msg, bool wait_for_claimed) {
     if constexpr (TakesMessage) {
-      return s->take(std::span<bus_message>(&msg, 1)) == 1;
+      return s->take(std::span<bus_message>(&msg, 1), wait_for_claimed) == 1;
     } else {
-      return !s->ring.empty();
+      return wait_for_claimed ? !s->ring.empty() : s->ring.front_ready();
     }
   }
 
@@ -304,9 +325,88 @@ struct publish_wait_op {
   }
 };
 
+/**
+ * A reader-writer lock whose readers do not share a cache line: each thread counts itself in one
+ * of `stripes` padded counters, so concurrent publishers (readers) never contend; a writer
+ * (subscribe, unsubscribe, shutdown: rare) raises a flag and waits for every stripe to drain.
+ * `pthread_rwlock` would make every publisher do two atomic operations on one shared line.
+ */
+class striped_shared_mutex {
+ public:
+  /// Enters as a reader; returns the stripe to pass to `unlock_shared`.
+  std::size_t lock_shared() noexcept {
+    const std::size_t i = this_thread_stripe();
+    for (;;) {
+      stripes_[i].readers.fetch_add(1, std::memory_order_seq_cst);
+      if (!writer_.load(std::memory_order_seq_cst)) return i;
+      stripes_[i].readers.fetch_sub(1, std::memory_order_release);
+      std::lock_guard wait_for_writer(writer_mutex_);
+    }
+  }
+  void unlock_shared(std::size_t stripe) noexcept {
+    stripes_[stripe].readers.fetch_sub(1, std::memory_order_release);
+  }
+  void lock() {
+    writer_mutex_.lock();
+    writer_.store(true, std::memory_order_seq_cst);
+    for (auto& s : stripes_) {
+      detail::backoff b;
+      while (s.readers.load(std::memory_order_acquire) != 0) b.snooze();
+    }
+  }
+  void unlock() {
+    writer_.store(false, std::memory_order_release);
+    writer_mutex_.unlock();
+  }
+
+ private:
+  static constexpr std::size_t stripes = 16;
+  static std::size_t this_thread_stripe() noexcept {
+    static std::atomic<std::size_t> next{0};
+    thread_local const std::size_t mine = next.fetch_add(1, std::memory_order_relaxed) % stripes;
+    return mine;
+  }
+  struct alignas(128) stripe {
+    std::atomic<std::size_t> readers{0};
+  };
+  stripe stripes_[stripes];
+  std::atomic<bool> writer_{false};
+  std::mutex writer_mutex_;
+};
+
+/// RAII reader of a `striped_shared_mutex`.
+class shared_guard {
+ public:
+  explicit shared_guard(striped_shared_mutex& m) noexcept : m_(m), stripe_(m.lock_shared()) {}
+  ~shared_guard() { m_.unlock_shared(stripe_); }
+  shared_guard(const shared_guard&) = delete;
+  shared_guard& operator=(const shared_guard&) = delete;
+
+ private:
+  striped_shared_mutex& m_;
+  std::size_t stripe_;
+};
+
+/// Each publishing thread remembers its last lookup: a publisher usually sends to one address
+/// many times. Valid only for that bus and routing generation, and only read under the bus's
+/// shared lock, which keeps the vector alive.
+struct route_cache {
+  std::uint64_t bus = 0;
+  std::uint64_t generation = 0;
+  std::string address;
+  const std::vector<sub_ptr>* subs = nullptr;
+};
+thread_local route_cache last_route;
+
+/// FNV-1a, inline: addresses are short, and `std::hash`'s out-of-line murmur costs more than the
+/// rest of the lookup.
 struct string_hash {
   using is_transparent = void;
-  std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+  std::size_t operator()(std::string_view s) const noexcept {
+    std::uint64_t h = 14695981039346656037ull;
+    for (const char c : s) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+    return static_cast<std::size_t>(h);
+  }
 };
 
 }  // namespace
@@ -328,8 +428,15 @@ struct channel_bus_core : std::enable_shared_from_this<channel_bus_core> {
   std::atomic<std::uint64_t> next_correlation{1};
   std::atomic<std::uint64_t> unroutable{0};
 
-  mutable std::shared_mutex routes_mutex;
+  mutable striped_shared_mutex routes_mutex;
   std::unordered_map<std::string, std::vector<sub_ptr>, string_hash, std::equal_to<>> routes;
+  std::uint64_t routes_generation = 0;  // guarded by routes_mutex; bumped by every change
+  const std::uint64_t bus_id = next_bus_id();
+
+  static std::uint64_t next_bus_id() noexcept {
+    static std::atomic<std::uint64_t> next{1};
+    return next.fetch_add(1, std::memory_order_relaxed);
+  }
 
   mutable std::mutex req_mutex;
   xsn::clock* clock_;  // guarded by req_mutex; null once the bus is destroyed
@@ -348,6 +455,7 @@ struct channel_bus_core : std::enable_shared_from_this<channel_bus_core> {
     auto it = routes.find(address);
     if (it == routes.end()) it = routes.emplace(std::string(address), std::vector<sub_ptr>{}).first;
     it->second.push_back(s);
+    ++routes_generation;
     return s;
   }
 
@@ -357,6 +465,7 @@ struct channel_bus_core : std::enable_shared_from_this<channel_bus_core> {
     if (it == routes.end()) return;
     std::erase_if(it->second, [&](const sub_ptr& p) { return p.get() == &s; });
     if (it->second.empty()) routes.erase(it);
+    ++routes_generation;
   }
 
   // ---- publishing ----
@@ -366,20 +475,29 @@ struct channel_bus_core : std::enable_shared_from_this<channel_bus_core> {
   std::error_code route(bus_message& msg, std::vector<std::pair<sub_ptr, bus_message>>* waiters) {
     if (closed.load(std::memory_order_acquire)) return errc::bus_closed;
     if (msg.address.front() == '$') return deliver_reply(msg);
-    std::shared_lock lock(routes_mutex);
-    auto it = routes.find(msg.address);
-    if (it == routes.end()) {
-      unroutable.fetch_add(1, std::memory_order_relaxed);
-      return errc::no_subscriber;
+    shared_guard lock(routes_mutex);
+    route_cache& cache = last_route;
+    if (cache.bus != bus_id || cache.generation != routes_generation || cache.address != msg.address) {
+      auto it = routes.find(msg.address);
+      if (it == routes.end()) {
+        unroutable.fetch_add(1, std::memory_order_relaxed);
+        return errc::no_subscriber;
+      }
+      cache.bus = bus_id;
+      cache.generation = routes_generation;
+      cache.address = msg.address;
+      cache.subs = &it->second;
     }
-    const auto& subs = it->second;
+    const auto& subs = *cache.subs;
     std::error_code first;
     for (std::size_t i = 0, n = subs.size(); i < n; ++i) {
       sub_state& s = *subs[i];
-      const bool last = i + 1 == n;
+      // The last subscription takes `msg` itself, unless a refusal already happened: then `msg`
+      // must stay intact for the caller (`publish` moves from it only on success).
+      const bool original = i + 1 == n && (!first || waiters != nullptr);
       bus_message copy;
-      if (!last) copy = msg;
-      bus_message& m = last ? msg : copy;
+      if (!original) copy = msg;
+      bus_message& m = original ? msg : copy;
       switch (offer(s, m)) {
         case offer_result::queued: break;
         case offer_result::closed:
@@ -408,15 +526,18 @@ struct channel_bus_core : std::enable_shared_from_this<channel_bus_core> {
   }
 
   /// Completes request `id` if it is still pending; false when it was not.
-  bool complete_request(std::uint64_t id, std::error_code ec, bus_message msg, bool from_timer) {
-    pending_request req;
+  bool complete_request(std::uint64_t id, std::error_code ec, bus_message&& msg, bool from_timer) {
+    // Extracted as a node: Boost 1.81's `any_completion_handler` move-assignment recurses forever
+    // (it copies its argument as an lvalue into the type-erasing constructor), so handlers are
+    // only ever move-constructed here.
+    decltype(requests)::node_type node;
     {
       std::lock_guard lock(req_mutex);
       auto it = requests.find(id);
       if (it == requests.end()) return false;
-      req = std::move(it->second);
-      requests.erase(it);
+      node = requests.extract(it);
     }
+    pending_request& req = node.mapped();
     if (req.has_timer && !from_timer) post_cancel_timer(req.timer);
     post_completion(std::move(req.handler), ec, std::move(msg));
     return true;
@@ -487,7 +608,7 @@ struct channel_bus_core : std::enable_shared_from_this<channel_bus_core> {
     h.running = !closed.load(std::memory_order_acquire);
     h.unroutable = unroutable.load(std::memory_order_relaxed);
     {
-      std::shared_lock lock(routes_mutex);
+      shared_guard lock(routes_mutex);
       h.addresses = routes.size();
       for (const auto& [address, subs] : routes) {
         for (const auto& s : subs) {

@@ -35,7 +35,7 @@ std::unique_ptr<subscription> event_bus::subscribe(std::string_view address,
   return sub;
 }
 
-std::error_code event_bus::publish(bus_message msg) {
+std::error_code event_bus::publish(bus_message&& msg) {
   if (auto ec = check_address(msg.address)) return ec;
   return do_publish(std::move(msg));
 }

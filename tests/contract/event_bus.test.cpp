@@ -393,6 +393,33 @@ TEMPLATE_LIST_TEST_CASE("event_bus: overflow policy wait applies backpressure un
   CHECK(f.bus->health().subscriptions[0].waiting_publishers == 0);
 }
 
+TEMPLATE_LIST_TEST_CASE("event_bus: a refused publication leaves the message intact for a retry",
+                        "[bus][contract]", bus_implementations) {
+  fixture<TestType> f;
+  auto sub = f.bus->subscribe("m", {.capacity = 1});
+  REQUIRE_FALSE(f.bus->publish(msg("m", 1)));
+  auto m = msg("m", 2);
+  m.event.sendid = std::string(100, 's');  // not a small string: a move would empty it
+  CHECK(f.bus->publish(std::move(m)) == xsn::errc::queue_full);
+  CHECK(m.address == "m");  // NOLINT(bugprone-use-after-move): intact by contract
+  CHECK(m.event.sendid.size() == 100);
+  CHECK(seq_of(m) == 2);
+  auto nowhere = msg("nobody", 3);
+  CHECK(f.bus->publish(std::move(nowhere)) == xsn::errc::no_subscriber);
+  CHECK(nowhere.address == "nobody");  // NOLINT(bugprone-use-after-move)
+  ec_result retry;
+  f.bus->async_publish(std::move(m), retry.handler());
+  xsn::bus_message got;
+  REQUIRE(sub->try_receive(got));
+  f.settle();
+  CHECK_FALSE(retry.ec);
+  REQUIRE(sub->try_receive(got));
+  CHECK(got.event.sendid.size() == 100);
+  CHECK(seq_of(got) == 2);
+  const auto copy = msg("m", 4);
+  CHECK_FALSE(f.bus->publish(copy));  // the const& overload publishes a copy
+}
+
 TEMPLATE_LIST_TEST_CASE("event_bus: a waiting publisher can be cancelled", "[bus][contract]", bus_implementations) {
   fixture<TestType> f;
   auto sub = f.bus->subscribe("m", {.capacity = 1});

@@ -285,16 +285,20 @@ TEST_CASE("bus_concurrency: subscribing and unsubscribing while publishers run",
   std::atomic<std::uint64_t> published{0};
   thread_checks checks;
   {
+    std::vector<std::promise<void>> started(2);
+    std::vector<std::future<void>> running;
+    for (auto& s : started) running.push_back(s.get_future());
     std::vector<std::jthread> threads;
     for (int p = 0; p < 2; ++p) {
       threads.emplace_back([&, p] {
-        std::int64_t i = 0;
-        while (!stop.load(std::memory_order_relaxed)) {
-          checks.expect(!bus.publish(tagged("m", p, i++)));
+        for (std::int64_t i = 0; !stop.load(std::memory_order_relaxed); ++i) {
+          checks.expect(!bus.publish(tagged("m", p, i)));
           published.fetch_add(1, std::memory_order_relaxed);
+          if (i == 0) started[static_cast<std::size_t>(p)].set_value();
         }
       });
     }
+    for (auto& r : running) r.get();  // both publishers are publishing
     for (int round = 0; round < 2'000; ++round) {
       auto s = bus.subscribe("m", {.capacity = 2, .overflow = xsn::overflow_policy::drop_oldest});
       xsn::bus_message m;

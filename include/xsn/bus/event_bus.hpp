@@ -228,8 +228,12 @@ class event_bus {
    * Publishes without waiting: queues `msg` on every subscription of `msg.address`.
    * Returns `errc::invalid_address`, `errc::no_subscriber`, `errc::queue_full` (a `fail` or
    * `wait` subscription was full; the others got the message) or `errc::bus_closed`.
+   * `msg` is moved from only on success: after an error it is intact, so a publisher can retry,
+   * e.g. `if (bus.publish(std::move(m)) == errc::queue_full) bus.async_publish(std::move(m), tok);`.
    */
-  std::error_code publish(bus_message msg);
+  std::error_code publish(bus_message&& msg);
+  /// As above, publishing a copy of `msg`.
+  std::error_code publish(const bus_message& msg) { return publish(bus_message(msg)); }
 
   /**
    * Publishes, waiting for room in `wait` subscriptions that are full (backpressure). Completes
@@ -308,7 +312,7 @@ class event_bus {
                                                      subscription_options options,
                                                      std::error_code& ec) = 0;
   /// Implements `publish` (and delivers replies, whose address starts with `$`); the address is
-  /// non-empty.
+  /// non-empty. Moves from `msg` only on success.
   virtual std::error_code do_publish(bus_message&& msg) = 0;
   /// Implements `async_publish`; the address is non-empty.
   virtual void do_async_publish(bus_message&& msg, publish_handler handler) = 0;

@@ -154,27 +154,52 @@ class mpmc_ring {
 
   /// Moves the oldest element into `out` (destroying `out` and move-constructing it in place);
   /// false, and `out` untouched, when the ring is empty.
-  bool try_pop(T& out) noexcept {
+  bool try_pop(T& out) noexcept { return pop_batch(std::addressof(out), 1, true) == 1; }
+
+  /**
+   * Moves up to `max` (>= 1) of the oldest elements into `out[0..n)`, in order, and returns `n`.
+   * The ready elements are claimed with one CAS of the head, so a batch costs one contended
+   * operation, not one per element.
+   *
+   * With `wait_for_claimed`, 0 means empty: an element whose slot a producer has claimed but not
+   * yet written is waited for. Without it, 0 means "nothing published at the head" and the call
+   * never reads the producers' `tail` (a consumer that keeps finding the ring empty would
+   * otherwise take that cache line from the producers on every push).
+   */
+  std::size_t pop_batch(T* out, std::size_t max, bool wait_for_claimed) noexcept {
     backoff b;
     std::size_t head = head_.load(std::memory_order_relaxed);
     for (;;) {
-      const std::size_t index = head & (one_lap_ - 1);
-      slot& s = slots_[index];
-      const std::size_t stamp = s.stamp.load(std::memory_order_acquire);
-      if (head + 1 == stamp) {
-        if (head_.compare_exchange_weak(head, next(head), std::memory_order_seq_cst,
+      // Count the consecutive published slots from the head.
+      std::size_t n = 0;
+      std::size_t pos = head;
+      std::size_t stamp = 0;
+      while (n < max) {
+        stamp = slots_[pos & (one_lap_ - 1)].stamp.load(std::memory_order_acquire);
+        if (stamp != pos + 1) break;
+        ++n;
+        pos = next(pos);
+      }
+      if (n != 0) {
+        if (head_.compare_exchange_weak(head, pos, std::memory_order_seq_cst,
                                         std::memory_order_relaxed)) {
-          T* p = s.get();
-          std::destroy_at(std::addressof(out));
-          std::construct_at(std::addressof(out), std::move(*p));
-          std::destroy_at(p);
-          s.stamp.store(head + one_lap_, std::memory_order_release);
-          return true;
+          pos = head;
+          for (std::size_t i = 0; i < n; ++i) {
+            slot& s = slots_[pos & (one_lap_ - 1)];
+            T* p = s.get();
+            std::destroy_at(out + i);
+            std::construct_at(out + i, std::move(*p));
+            std::destroy_at(p);
+            s.stamp.store(pos + one_lap_, std::memory_order_release);
+            pos = next(pos);
+          }
+          return n;
         }
-        b.spin();
+        b.spin();  // another consumer (or a drop-oldest producer) moved the head
       } else if (stamp == head) {
+        if (!wait_for_claimed) return 0;
         std::atomic_thread_fence(std::memory_order_seq_cst);
-        if (tail_.load(std::memory_order_relaxed) == head) return false;  // empty
+        if (tail_.load(std::memory_order_relaxed) == head) return 0;  // empty
         b.spin();  // a producer has claimed the slot and is writing it
         head = head_.load(std::memory_order_relaxed);
       } else {
@@ -189,6 +214,13 @@ class mpmc_ring {
   bool empty() const noexcept {
     const std::size_t head = head_.load(std::memory_order_seq_cst);
     return tail_.load(std::memory_order_seq_cst) == head;
+  }
+  /// True when the oldest element is published and can be popped. Reads only the head and its
+  /// slot, never the producers' `tail` (which a spinning consumer would otherwise keep pulling
+  /// away from them); false does not mean empty.
+  bool front_ready() const noexcept {
+    const std::size_t head = head_.load(std::memory_order_relaxed);
+    return slots_[head & (one_lap_ - 1)].stamp.load(std::memory_order_acquire) == head + 1;
   }
   /// Elements ever pushed (claimed slots included).
   std::uint64_t pushed() const noexcept { return count(tail_.load(std::memory_order_acquire)); }
@@ -206,7 +238,9 @@ class mpmc_ring {
   }
 
  private:
-  struct slot {
+  // Whole cache lines per slot: a producer writing one slot does not take the line a consumer is
+  // reading the previous one from.
+  struct alignas(64) slot {
     std::atomic<std::size_t> stamp{0};
     alignas(T) unsigned char storage[sizeof(T)];
     T* get() noexcept { return std::launder(reinterpret_cast<T*>(storage)); }

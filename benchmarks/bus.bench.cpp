@@ -1,0 +1,232 @@
+/// \file Moving events between threads: `channel_event_bus` against a mutex + deque +
+/// condition_variable queue and moodycamel's `BlockingConcurrentQueue`.
+///
+/// Every variant moves the same item, an `xsn::bus_message` whose event carries a 64-byte payload
+/// (`event.data`, a JSON string: one allocation by the producer, freed by the consumer), built by
+/// the producer for each item. Producers run on their own `std::jthread`s (joined); the consumer
+/// drains on the benchmark's thread. One iteration moves `items_per_iteration` items;
+/// `items_per_second` is wall-clock. Each run checks that the consumer saw every item exactly once
+/// (count and sum of sequence numbers), or posts no figure.
+#include <xsn/bus/channel_event_bus.hpp>
+#include <xsn/runtime/clock.hpp>
+
+#include <benchmark/benchmark.h>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_future.hpp>
+#include <boost/json/string.hpp>
+#include <concurrentqueue/blockingconcurrentqueue.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+constexpr std::int64_t items_per_iteration = 1 << 20;
+constexpr std::size_t capacity = 10'000;  // the bus's default; the mutex queue is bounded alike
+constexpr std::size_t batch = 256;        // consumer's batch for the bus and moodycamel
+
+/// The item every variant moves: address, event name, 64-byte payload, sequence number.
+xsn::bus_message make_item(const std::string& address, const xsn::value& payload, std::uint64_t seq) {
+  xsn::bus_message m(address, xsn::event("tick", payload));
+  m.correlation_id = seq;  // summed by the consumer
+  return m;
+}
+
+xsn::value payload_64() { return xsn::value(boost::json::string(64, 'x')); }
+
+/// The sum of the sequence numbers `0 .. total - 1` (each producer sends a contiguous range), which
+/// the consumer must arrive at.
+std::uint64_t expected_sum(std::int64_t total) {
+  const auto t = static_cast<std::uint64_t>(total);
+  return t * (t - 1) / 2;
+}
+
+/// Runs `producers` threads, each producing its share of `total` items through `produce(first,
+/// count)`, while `consume(total)` drains on this thread and returns the sum of sequence numbers.
+template <class Produce, class Consume>
+bool run_round(int producers, std::int64_t total, Produce produce, Consume consume) {
+  std::uint64_t sum = 0;
+  {
+    std::vector<std::jthread> threads;
+    const std::int64_t share = total / producers;
+    for (int p = 0; p < producers; ++p) {
+      threads.emplace_back([&produce, p, share] {
+        produce(static_cast<std::uint64_t>(p * share), static_cast<std::uint64_t>(share));
+      });
+    }
+    sum = consume(total);
+  }  // joined
+  return sum == expected_sum(total);
+}
+
+/// Runs rounds while the benchmark wants iterations. `items_per_second` is set from wall-clock
+/// time measured here (not Google Benchmark's CPU time of this thread, which leaves out the
+/// producers and the time spent waiting; `UseRealTime()` would rename the benchmark).
+template <class Round>
+void run(benchmark::State& state, int producers, Round round) {
+  std::chrono::steady_clock::duration wall{};
+  for (auto _ : state) {
+    const auto start = std::chrono::steady_clock::now();
+    const bool ok = round(producers, items_per_iteration);
+    wall += std::chrono::steady_clock::now() - start;
+    if (!ok) {
+      state.SkipWithError("the consumer did not see every item exactly once");
+      return;
+    }
+  }
+  const double items = static_cast<double>(state.iterations()) * items_per_iteration;
+  state.counters["items_per_second"] = items / std::chrono::duration<double>(wall).count();
+}
+
+// ---- xsn::channel_event_bus ----
+
+/// Producers `publish` (non-blocking) and, when the subscription is full, wait for room with
+/// `async_publish(..., use_future)` (backpressure, `overflow_policy::wait`). The consumer runs the
+/// bus's io_context: `async_wait`, then `try_receive_batch` until empty.
+void bus_channel(benchmark::State& state, int producers) {
+  boost::asio::io_context ioc;
+  xsn::manual_clock clk;
+  xsn::channel_event_bus bus(ioc.get_executor(), clk);
+  auto sub = bus.subscribe("m1", {.capacity = capacity, .overflow = xsn::overflow_policy::wait});
+  const std::string address = "m1";
+  const xsn::value payload = payload_64();
+  std::vector<xsn::bus_message> buf(batch);
+
+  run(state, producers, [&](int n, std::int64_t total) {
+    return run_round(
+        n, total,
+        [&](std::uint64_t first, std::uint64_t count) {
+          for (std::uint64_t i = first; i < first + count; ++i) {
+            auto m = make_item(address, payload, i);
+            if (bus.publish(std::move(m)) == xsn::errc::queue_full) {
+              // `publish` moves only on success: `m` is intact.
+              bus.async_publish(std::move(m), boost::asio::use_future).get();
+            }
+          }
+        },
+        [&](std::int64_t expected) {
+          std::uint64_t sum = 0;
+          std::int64_t received = 0;
+          std::function<void(std::error_code)> on_ready = [&](std::error_code ec) {
+            if (ec) return;
+            while (std::size_t k = sub->try_receive_batch(buf)) {
+              for (std::size_t j = 0; j < k; ++j) sum += buf[j].correlation_id;
+              received += static_cast<std::int64_t>(k);
+            }
+            if (received < expected) sub->async_wait(on_ready);
+          };
+          sub->async_wait(on_ready);
+          ioc.restart();
+          ioc.run();  // until the last item: then nothing is pending
+          return sum;
+        });
+  });
+}
+
+// ---- mutex + deque + condition_variable ----
+
+/// The textbook bounded blocking queue: one lock per push and per pop, condition variables
+/// notified only when the other side waits.
+class mutex_deque_queue {
+ public:
+  void push(xsn::bus_message m) {
+    std::unique_lock lock(mutex_);
+    if (items_.size() >= capacity) {
+      ++producers_waiting_;
+      not_full_.wait(lock, [&] { return items_.size() < capacity; });
+      --producers_waiting_;
+    }
+    items_.push_back(std::move(m));
+    const bool wake = consumer_waiting_;
+    lock.unlock();
+    if (wake) not_empty_.notify_one();
+  }
+  xsn::bus_message pop() {
+    std::unique_lock lock(mutex_);
+    if (items_.empty()) {
+      consumer_waiting_ = true;
+      not_empty_.wait(lock, [&] { return !items_.empty(); });
+      consumer_waiting_ = false;
+    }
+    xsn::bus_message m = std::move(items_.front());
+    items_.pop_front();
+    const bool wake = producers_waiting_ != 0;
+    lock.unlock();
+    if (wake) not_full_.notify_one();
+    return m;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable not_empty_, not_full_;
+  std::deque<xsn::bus_message> items_;
+  bool consumer_waiting_ = false;
+  int producers_waiting_ = 0;
+};
+
+void baseline_mutex_deque(benchmark::State& state, int producers) {
+  mutex_deque_queue q;
+  const std::string address = "m1";
+  const xsn::value payload = payload_64();
+  run(state, producers, [&](int n, std::int64_t total) {
+    return run_round(
+        n, total,
+        [&](std::uint64_t first, std::uint64_t count) {
+          for (std::uint64_t i = first; i < first + count; ++i) q.push(make_item(address, payload, i));
+        },
+        [&](std::int64_t expected) {
+          std::uint64_t sum = 0;
+          for (std::int64_t i = 0; i < expected; ++i) sum += q.pop().correlation_id;
+          return sum;
+        });
+  });
+}
+
+// ---- moodycamel::BlockingConcurrentQueue ----
+
+/// Unbounded (moodycamel's fast path); a producer token per producer, bulk blocking dequeue.
+void baseline_moodycamel(benchmark::State& state, int producers) {
+  moodycamel::BlockingConcurrentQueue<xsn::bus_message> q;
+  const std::string address = "m1";
+  const xsn::value payload = payload_64();
+  std::vector<xsn::bus_message> buf(batch);
+  run(state, producers, [&](int n, std::int64_t total) {
+    return run_round(
+        n, total,
+        [&](std::uint64_t first, std::uint64_t count) {
+          moodycamel::ProducerToken token(q);
+          for (std::uint64_t i = first; i < first + count; ++i) q.enqueue(token, make_item(address, payload, i));
+        },
+        [&](std::int64_t expected) {
+          std::uint64_t sum = 0;
+          moodycamel::ConsumerToken token(q);
+          for (std::int64_t received = 0; received < expected;) {
+            const std::size_t k = q.wait_dequeue_bulk(token, buf.begin(), buf.size());
+            for (std::size_t j = 0; j < k; ++j) sum += buf[j].correlation_id;
+            received += static_cast<std::int64_t>(k);
+          }
+          return sum;
+        });
+  });
+}
+
+}  // namespace
+
+// Exact names: scripts and docs/benchmarks.md read them.
+BENCHMARK_CAPTURE(bus_channel, 1p1c_64B, 1)->Name("bus/channel/1p1c_64B")->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(bus_channel, 2p1c_64B, 2)->Name("bus/channel/2p1c_64B")->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(baseline_mutex_deque, 1p1c_64B, 1)
+    ->Name("baseline/mutex_deque/1p1c_64B")->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(baseline_mutex_deque, 2p1c_64B, 2)
+    ->Name("baseline/mutex_deque/2p1c_64B")->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(baseline_moodycamel, 1p1c_64B, 1)
+    ->Name("baseline/moodycamel/1p1c_64B")->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(baseline_moodycamel, 2p1c_64B, 2)
+    ->Name("baseline/moodycamel/2p1c_64B")->Unit(benchmark::kMillisecond);

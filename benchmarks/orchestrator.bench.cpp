@@ -1,0 +1,79 @@
+/// \file The orchestrator with 10,000 live toggle machines on one strand: events per second
+/// through `async_send` (each acknowledged after its snapshot is in the memory store), and the
+/// memory each machine costs (resident set growth / machines, including its stored snapshot).
+#include <xsn/bus/channel_event_bus.hpp>
+#include <xsn/orchestrator/orchestrator.hpp>
+#include <xsn/parse/scxml.hpp>
+#include <xsn/store/memory_state_store.hpp>
+
+#include <benchmark/benchmark.h>
+#include <boost/asio/io_context.hpp>
+
+#include <fstream>
+#include <string>
+
+namespace {
+
+constexpr std::string_view toggle_scxml = R"(<scxml xmlns="http://www.w3.org/2005/07/scxml" version="1.0" initial="off">
+  <state id="off"><transition event="toggle" target="on"/></state>
+  <state id="on"><transition event="toggle" target="off"/></state>
+</scxml>)";
+
+long rss_bytes() {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6)) * 1024;
+  return 0;
+}
+
+void orchestrator_10k(benchmark::State& state) {
+  constexpr int machines = 10'000;
+  auto parsed = xsn::parse_scxml(toggle_scxml, "toggle.scxml");
+  if (!parsed) return state.SkipWithError("parse failed");
+  boost::asio::io_context ioc;
+  xsn::manual_clock clk;
+  const long before = rss_bytes();
+  xsn::memory_state_store store(ioc.get_executor(), clk);
+  xsn::channel_event_bus bus(ioc.get_executor(), clk);
+  xsn::orchestrator orch(ioc.get_executor(), clk, bus, store);
+  orch.add_document("toggle", parsed.chart);
+  std::vector<std::string> ids;
+  int done = 0, failed = 0;
+  auto count = [&](std::error_code ec) {
+    ++done;
+    if (ec) ++failed;
+  };
+  for (int i = 0; i < machines; ++i) {
+    ids.push_back("m" + std::to_string(i));
+    orch.async_create(ids.back(), "toggle", count);
+  }
+  auto run_until = [&](int target) {
+    ioc.restart();
+    while (done < target && ioc.run_one() != 0) {
+    }
+  };
+  run_until(machines);
+  if (failed) return state.SkipWithError("create failed");
+  const long after = rss_bytes();
+  std::size_t next = 0;
+  for (auto _ : state) {
+    const int batch = 1000;
+    const int target = done + batch;
+    for (int i = 0; i < batch; ++i) orch.async_send(ids[next++ % machines], xsn::event("toggle"), count);
+    run_until(target);
+  }
+  if (failed) state.SkipWithError("send failed");
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * 1000);
+  state.counters["bytes_per_machine"] = static_cast<double>(after - before) / machines;
+  state.counters["machines"] = machines;
+  bool shut = false;
+  orch.async_shutdown(std::chrono::seconds(1), [&](std::error_code) { shut = true; });
+  ioc.restart();
+  while (!shut && ioc.run_one() != 0) {
+  }
+}
+
+}  // namespace
+
+BENCHMARK(orchestrator_10k)->Name("orchestrator/10k_machines")->Unit(benchmark::kMillisecond)->Iterations(20);
