@@ -431,6 +431,7 @@ struct channel_bus_core : std::enable_shared_from_this<channel_bus_core> {
   mutable striped_shared_mutex routes_mutex;
   std::unordered_map<std::string, std::vector<sub_ptr>, string_hash, std::equal_to<>> routes;
   std::uint64_t routes_generation = 0;  // guarded by routes_mutex; bumped by every change
+  std::vector<std::string> patterns;      // guarded by routes_mutex: subscribed addresses ending in `*`
   const std::uint64_t bus_id = next_bus_id();
 
   static std::uint64_t next_bus_id() noexcept {
@@ -453,10 +454,26 @@ struct channel_bus_core : std::enable_shared_from_this<channel_bus_core> {
     auto s = std::make_shared<sub_state>(next_sub_id.fetch_add(1, std::memory_order_relaxed),
                                          std::string(address), options, executor);
     auto it = routes.find(address);
-    if (it == routes.end()) it = routes.emplace(std::string(address), std::vector<sub_ptr>{}).first;
+    if (it == routes.end()) {
+      it = routes.emplace(std::string(address), std::vector<sub_ptr>{}).first;
+      if (address.back() == '*') patterns.emplace_back(address);
+    }
     it->second.push_back(s);
     ++routes_generation;
     return s;
+  }
+
+  /// The subscriptions of `address`: its own, else those of the longest pattern `prefix*`
+  /// that matches it. Called with routes_mutex held.
+  const std::vector<sub_ptr>* find_subscriptions(std::string_view address) const {
+    if (auto it = routes.find(address); it != routes.end()) return &it->second;
+    const std::string* best = nullptr;
+    for (const auto& p : patterns)
+      if (address.substr(0, p.size() - 1) == std::string_view(p).substr(0, p.size() - 1) &&
+          (!best || p.size() > best->size()))
+        best = &p;
+    if (!best) return nullptr;
+    return &routes.find(*best)->second;
   }
 
   void unsubscribe(const sub_state& s) {
@@ -464,7 +481,10 @@ struct channel_bus_core : std::enable_shared_from_this<channel_bus_core> {
     auto it = routes.find(s.address);
     if (it == routes.end()) return;
     std::erase_if(it->second, [&](const sub_ptr& p) { return p.get() == &s; });
-    if (it->second.empty()) routes.erase(it);
+    if (it->second.empty()) {
+      if (s.address.back() == '*') std::erase(patterns, s.address);
+      routes.erase(it);
+    }
     ++routes_generation;
   }
 
@@ -478,15 +498,15 @@ struct channel_bus_core : std::enable_shared_from_this<channel_bus_core> {
     shared_guard lock(routes_mutex);
     route_cache& cache = last_route;
     if (cache.bus != bus_id || cache.generation != routes_generation || cache.address != msg.address) {
-      auto it = routes.find(msg.address);
-      if (it == routes.end()) {
+      const auto* found = find_subscriptions(msg.address);
+      if (!found) {
         unroutable.fetch_add(1, std::memory_order_relaxed);
         return errc::no_subscriber;
       }
       cache.bus = bus_id;
       cache.generation = routes_generation;
       cache.address = msg.address;
-      cache.subs = &it->second;
+      cache.subs = found;
     }
     const auto& subs = *cache.subs;
     std::error_code first;

@@ -41,7 +41,6 @@ struct orchestrator::impl : std::enable_shared_from_this<impl> {
     std::string id;
     std::string document;
     std::unique_ptr<session> s;
-    std::unique_ptr<subscription> sub;
     store_version version = 0;        // of the last persisted snapshot; 0: not stored yet
     bool writing = false;             // a store write is in flight
     bool dirty = false;               // changed since the last write started
@@ -58,8 +57,10 @@ struct orchestrator::impl : std::enable_shared_from_this<impl> {
   // ---- machines ----
   std::error_code add_machine(const std::string& id, const std::string& document, const value* snapshot,
                               store_version version, machine_ptr& out);
-  void watch_bus(const machine_ptr& m);
-  void on_bus_ready(const machine_ptr& m);
+  std::error_code open_inbox();
+  void watch_inbox();
+  void on_inbox_ready();
+  void deliver(bus_message& msg);
   void process(const machine_ptr& m, const event& ev);
   void remove(const machine_ptr& m);
   void refresh_status(const machine& m);
@@ -89,6 +90,8 @@ struct orchestrator::impl : std::enable_shared_from_this<impl> {
   orchestrator_options opts;
   std::shared_ptr<spdlog::logger> log;
   std::unordered_map<std::string, machine_ptr> machines;  // strand only
+  std::unique_ptr<subscription> inbox;                     // `address_prefix*`: every machine's messages
+  std::atomic<std::uint64_t> inbox_id{0};                  // for health(), from any thread
   std::atomic<bool> accepting{true};                       // written on the strand only
 
   // What list/query/health read from any thread, updated on the strand.
@@ -118,9 +121,7 @@ std::error_code orchestrator::impl::add_machine(const std::string& id, const std
   m->id = id;
   m->document = document;
   m->version = version;
-  std::error_code ec;
-  m->sub = bus.subscribe(opts.address_prefix + id, opts.subscription, ec);
-  if (ec) return ec;
+  if (auto ec = open_inbox()) return ec;
   auto so = opts.session;
   so.session_id.clear();
   // Every macrostep, whatever caused it (an event, a timer, a child), is persisted: directly when
@@ -157,32 +158,49 @@ std::error_code orchestrator::impl::add_machine(const std::string& id, const std
   }
   machines.emplace(id, m);
   refresh_status(*m);
-  watch_bus(m);
   out = std::move(m);
   return {};
 }
 
-void orchestrator::impl::watch_bus(const machine_ptr& m) {
-  m->sub->async_wait(boost::asio::bind_executor(strand, [self = shared_from_this(), m](std::error_code ec) {
-    if (ec || m->gone) return;  // cancelled: the machine was stopped or the bus shut down
-    self->on_bus_ready(m);
+std::error_code orchestrator::impl::open_inbox() {
+  if (inbox) return {};
+  std::error_code ec;
+  inbox = bus.subscribe(opts.address_prefix + "*", opts.subscription, ec);
+  if (ec) return ec;
+  inbox_id = inbox->id();
+  watch_inbox();
+  return {};
+}
+
+void orchestrator::impl::watch_inbox() {
+  inbox->async_wait(boost::asio::bind_executor(strand, [self = shared_from_this()](std::error_code ec) {
+    if (ec || !self->inbox) return;  // cancelled: shutdown or destruction
+    self->on_inbox_ready();
   }));
 }
 
-void orchestrator::impl::on_bus_ready(const machine_ptr& m) {
-  std::array<bus_message, 32> batch;
-  auto n = m->sub->try_receive_batch(batch);
-  for (std::size_t i = 0; i < n && !m->gone; ++i) {
-    auto& msg = batch[i];
-    if (accepting) process(m, msg.event);
-    if (!msg.reply_to.empty()) {
-      boost::json::array states;
-      for (auto& s : m->s->active_atomic_states()) states.emplace_back(s);
-      (void)bus.reply(msg, event("xsn.reply", value(std::move(states))));
-    }
+void orchestrator::impl::on_inbox_ready() {
+  std::array<bus_message, 64> batch;
+  auto n = inbox->try_receive_batch(batch);
+  for (std::size_t i = 0; i < n; ++i) deliver(batch[i]);
+  if (inbox) watch_inbox();
+}
+
+void orchestrator::impl::deliver(bus_message& msg) {
+  auto id = std::string_view(msg.address).substr(opts.address_prefix.size());
+  auto it = machines.find(std::string(id));
+  if (it == machines.end()) {
+    log->warn("unroutable address={} event={}", msg.address, msg.event.name);
+    if (!msg.reply_to.empty()) (void)bus.reply(msg, event("xsn.error.unknown_machine"));
+    return;
   }
-  if (m->dirty) persist(m, {});
-  if (!m->gone) watch_bus(m);
+  auto& m = it->second;
+  if (accepting) process(m, msg.event);  // its macrostep is persisted by the posted flush
+  if (!msg.reply_to.empty()) {
+    boost::json::array states;
+    for (auto& st : m->s->active_atomic_states()) states.emplace_back(st);
+    (void)bus.reply(msg, event("xsn.reply", value(std::move(states))));
+  }
 }
 
 void orchestrator::impl::process(const machine_ptr& m, const event& ev) {
@@ -210,7 +228,6 @@ void orchestrator::impl::refresh_status(const machine& m) {
 
 void orchestrator::impl::remove(const machine_ptr& m) {
   m->gone = true;
-  if (m->sub) m->sub->cancel();
   machines.erase(m->id);
   std::lock_guard lock(status_mutex);
   status.erase(m->id);
@@ -333,9 +350,12 @@ void orchestrator::impl::restore_page(std::string start_after, std::size_t resto
 }
 
 void orchestrator::impl::finish_shutdown() {
+  if (inbox) {
+    inbox->cancel();
+    inbox.reset();
+  }
   for (auto& [id, m] : machines) {
     m->gone = true;
-    if (m->sub) m->sub->cancel();
     m->s.reset();  // cancels its timers and children
   }
   machines.clear();
@@ -369,9 +389,10 @@ orchestrator::~orchestrator() {
   // waits, no write is started any more. An owned pool then finishes its handlers and is joined.
   boost::asio::post(impl_->strand, [self = impl_] {
     self->accepting = false;
-    for (auto& [id, m] : self->machines) {
-      m->gone = true;
-      if (m->sub) m->sub->cancel();
+    for (auto& [id, m] : self->machines) m->gone = true;
+    if (self->inbox) {
+      self->inbox->cancel();
+      self->inbox.reset();
     }
   });
   impl_.reset();
@@ -452,13 +473,13 @@ void orchestrator::do_shutdown(clock::duration deadline, boost::asio::any_comple
   boost::asio::post(impl_->strand, [self = impl_, deadline, h = std::move(h)]() mutable {
     if (!self->accepting) return self->complete(std::move(h), std::error_code(errc::not_running));
     const auto until = self->clk.now() + deadline;
-    // Process what the bus already accepted for each machine, within the deadline.
-    for (auto& [id, m] : self->machines) {
-      std::array<bus_message, 32> batch;
+    // Process what the bus already accepted for the machines, within the deadline.
+    if (self->inbox) {
+      std::array<bus_message, 64> batch;
       while (self->clk.now() <= until) {
-        auto n = m->sub->try_receive_batch(batch);
+        auto n = self->inbox->try_receive_batch(batch);
         if (n == 0) break;
-        for (std::size_t i = 0; i < n; ++i) self->process(m, batch[i].event);
+        for (std::size_t i = 0; i < n; ++i) self->deliver(batch[i]);
       }
     }
     self->accepting = false;
@@ -500,6 +521,9 @@ orchestrator_health orchestrator::health() const {
   h.running = 0;
   for (auto& [id, st] : impl_->status) h.running += st.running ? 1 : 0;
   h.accepting = impl_->accepting.load();
+  if (auto id = impl_->inbox_id.load())
+    for (const auto& sub : impl_->bus.health().subscriptions)
+      if (sub.id == id) h.bus_backlog = sub.backlog;
   return h;
 }
 

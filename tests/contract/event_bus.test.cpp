@@ -120,6 +120,31 @@ TEMPLATE_LIST_TEST_CASE("event_bus: messages to an address arrive in publication
   CHECK_FALSE(sub->try_receive(m));
 }
 
+TEMPLATE_LIST_TEST_CASE("event_bus: a pattern prefix* receives addresses without their own subscription",
+                        "[bus][contract]", bus_implementations) {
+  fixture<TestType> f;
+  auto all = f.bus->subscribe("machine/*");
+  auto deep = f.bus->subscribe("machine/cell/*");
+  auto own = f.bus->subscribe("machine/own");
+  REQUIRE_FALSE(f.bus->publish(msg("machine/a", 1)));
+  REQUIRE_FALSE(f.bus->publish(msg("machine/cell/b", 2)));
+  REQUIRE_FALSE(f.bus->publish(msg("machine/own", 3)));
+  CHECK(f.bus->publish(msg("robot/x", 4)) == xsn::errc::no_subscriber);
+  xsn::bus_message m;
+  REQUIRE(all->try_receive(m));
+  CHECK(m.address == "machine/a");  // the full address is kept: the subscriber routes by it
+  CHECK_FALSE(all->try_receive(m));
+  REQUIRE(deep->try_receive(m));  // the longest matching pattern wins
+  CHECK(m.address == "machine/cell/b");
+  REQUIRE(own->try_receive(m));  // an address's own subscription wins over any pattern
+  CHECK(seq_of(m) == 3);
+  CHECK_FALSE(all->try_receive(m));
+  deep.reset();  // unsubscribing a pattern routes its addresses to the next one
+  REQUIRE_FALSE(f.bus->publish(msg("machine/cell/c", 5)));
+  REQUIRE(all->try_receive(m));
+  CHECK(m.address == "machine/cell/c");
+}
+
 TEMPLATE_LIST_TEST_CASE("event_bus: every subscription of a topic gets every message", "[bus][contract]",
                         bus_implementations) {
   fixture<TestType> f;

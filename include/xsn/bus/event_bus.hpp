@@ -7,7 +7,10 @@
 /// - **Addresses.** An address is a non-empty string. Every subscription of an address receives
 ///   every message published to it: a machine's address normally has one subscription (its
 ///   session), a topic has several. Addresses starting with `$` belong to the bus (reply inboxes):
-///   they cannot be subscribed to.
+///   they cannot be subscribed to. A subscription to a pattern `prefix*` receives the messages
+///   of every address that starts with `prefix` and has no subscription of its own (the longest
+///   matching pattern wins; the message keeps its full address), so one subscriber can serve many
+///   addresses, e.g. an orchestrator's `machine/*`.
 /// - **Bounded.** Each subscription holds at most `subscription_options::capacity` messages. What
 ///   a full subscription does is its `overflow_policy`; nothing grows without bound.
 /// - **Ordering.** Per subscription, FIFO in publication order: when the publication of `a`

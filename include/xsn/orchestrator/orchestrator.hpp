@@ -30,7 +30,8 @@ class circuit_breaker;
 
 /// How an orchestrator names, persists and runs its machines.
 struct orchestrator_options {
-  /// A machine `id` listens on bus address `address_prefix + id`.
+  /// A machine `id` listens on bus address `address_prefix + id`: the orchestrator subscribes
+  /// once, to the pattern `address_prefix*`, and routes by the rest of the address.
   std::string address_prefix = "machine/";
   /// A machine `id` is stored under key `key_prefix + id`.
   std::string key_prefix = "xsn/machines/";
@@ -38,8 +39,8 @@ struct orchestrator_options {
   bool persist = true;
   /// Compare-and-set attempts per write before the write is reported failed.
   int max_write_attempts = 5;
-  /// Bound and overflow policy of each machine's bus subscription.
-  subscription_options subscription{1024, overflow_policy::wait};
+  /// Bound and overflow policy of the orchestrator's bus subscription (shared by its machines).
+  subscription_options subscription{10'000, overflow_policy::wait};
   /// Template for every session (limits, queue capacities, native actions, log output).
   session_options session;
   /// Guards store writes when set (e.g. a `simple_circuit_breaker`); not owned.
@@ -53,7 +54,6 @@ struct machine_status {
   bool running = false;               ///< False once it reached a top-level final state.
   std::vector<std::string> states;    ///< Active atomic states.
   std::uint64_t version = 0;          ///< Store version of its last persisted snapshot.
-  std::size_t bus_backlog = 0;        ///< Messages waiting on its subscription.
 };
 
 /// The orchestrator's health: a structured report, cheap to take.
@@ -61,7 +61,7 @@ struct orchestrator_health {
   bool accepting = false;             ///< False once shutdown began.
   std::size_t machines = 0;           ///< Machines held.
   std::size_t running = 0;            ///< Machines not yet in a final state.
-  std::size_t bus_backlog = 0;        ///< Sum of the machines' subscription backlogs.
+  std::size_t bus_backlog = 0;        ///< Messages waiting in the machines' bus subscription.
   std::uint64_t events = 0;           ///< Events processed.
   std::uint64_t writes = 0;           ///< Snapshots persisted.
   std::uint64_t write_conflicts = 0;  ///< Compare-and-set conflicts retried.
