@@ -39,8 +39,9 @@ struct orchestrator_options {
   bool persist = true;
   /// Compare-and-set attempts per write before the write is reported failed.
   int max_write_attempts = 5;
-  /// Bound and overflow policy of the orchestrator's bus subscription (shared by its machines).
-  subscription_options subscription{10'000, overflow_policy::wait};
+  /// Bound and overflow policy of the orchestrator's bus subscription (shared by its machines;
+  /// the channel bus allocates its ring up front, about 320 bytes per slot).
+  subscription_options subscription{1024, overflow_policy::wait};
   /// Template for every session (limits, queue capacities, native actions, log output).
   session_options session;
   /// Guards store writes when set (e.g. a `simple_circuit_breaker`); not owned.
