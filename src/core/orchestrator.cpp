@@ -58,6 +58,7 @@ struct orchestrator::impl : std::enable_shared_from_this<impl> {
   std::error_code add_machine(const std::string& id, const std::string& document, const value* snapshot,
                               store_version version, machine_ptr& out);
   std::error_code open_inbox();
+  std::shared_ptr<const session_options> make_session_options();
   void watch_inbox();
   void on_inbox_ready();
   void deliver(bus_message& msg);
@@ -91,6 +92,7 @@ struct orchestrator::impl : std::enable_shared_from_this<impl> {
   std::shared_ptr<spdlog::logger> log;
   std::unordered_map<std::string, machine_ptr> machines;  // strand only
   std::unique_ptr<subscription> inbox;                     // `address_prefix*`: every machine's messages
+  std::shared_ptr<const session_options> session_opts;     // one copy for all machines
   std::atomic<std::uint64_t> inbox_id{0};                  // for health(), from any thread
   std::atomic<bool> accepting{true};                       // written on the strand only
 
@@ -122,11 +124,30 @@ std::error_code orchestrator::impl::add_machine(const std::string& id, const std
   m->document = document;
   m->version = version;
   if (auto ec = open_inbox()) return ec;
-  auto so = opts.session;
-  so.session_id.clear();
+  if (!session_opts) session_opts = make_session_options();
+  m->s = std::make_unique<session>(std::move(chart), strand, clk, session_opts);
+  m->s->set_user_data(m.get());
+  if (snapshot) {
+    const auto* o = snapshot->if_object();
+    if (!o || !o->contains("snapshot")) return errc::bad_snapshot;
+    if (auto rec = m->s->restore(o->at("snapshot"))) return rec;
+  } else {
+    m->s->start();
+  }
+  machines.emplace(id, m);
+  refresh_status(*m);
+  out = std::move(m);
+  return {};
+}
+
+std::shared_ptr<const session_options> orchestrator::impl::make_session_options() {
+  auto so = std::make_shared<session_options>(opts.session);
+  so->session_id.clear();
   // Every macrostep, whatever caused it (an event, a timer, a child), is persisted: directly when
   // an acknowledged send caused it, else by a flush posted to the strand.
-  so.on_macrostep = [this, mp = m.get()](session&) {
+  so->on_macrostep = [this](session& s) {
+    auto* mp = static_cast<machine*>(s.user_data());
+    if (!mp) return;
     mp->dirty = true;
     if (mp->flush_posted || mp->gone) return;
     mp->flush_posted = true;
@@ -139,7 +160,7 @@ std::error_code orchestrator::impl::add_machine(const std::string& id, const std
       if (m->dirty && !m->writing && !m->gone && self->accepting) self->persist(m, {});
     });
   };
-  so.route = [this](const std::string& target, event ev) {
+  so->route = [this](const std::string& target, event ev) {
     std::string address;
     if (target.rfind("xsn:", 0) == 0) address = opts.address_prefix + target.substr(4);
     else if (target.rfind("bus:", 0) == 0) address = target.substr(4);
@@ -148,18 +169,7 @@ std::error_code orchestrator::impl::add_machine(const std::string& id, const std
     ev.resolved_by = nullptr;
     return !bus.publish(bus_message(std::move(address), std::move(ev)));
   };
-  m->s = std::make_unique<session>(std::move(chart), strand, clk, std::move(so));
-  if (snapshot) {
-    const auto* o = snapshot->if_object();
-    if (!o || !o->contains("snapshot")) return errc::bad_snapshot;
-    if (auto rec = m->s->restore(o->at("snapshot"))) return rec;
-  } else {
-    m->s->start();
-  }
-  machines.emplace(id, m);
-  refresh_status(*m);
-  out = std::move(m);
-  return {};
+  return so;
 }
 
 std::error_code orchestrator::impl::open_inbox() {

@@ -46,19 +46,19 @@ struct registry {
 
 struct session::impl final : datamodel_host {
   impl(session& self, std::shared_ptr<const statechart> chart, boost::asio::any_io_executor ex,
-       xsn::clock& clk, session_options opts)
+       xsn::clock& clk, std::shared_ptr<const session_options> opts)
       : self_(self), chart_(std::move(chart)), c_(*chart_), ex_(std::move(ex)), clock_(clk),
-        opts_(std::move(opts)), config_(c_.states.size()), atomic_mask_(c_.atomic_mask) {
+        opts_holder_(std::move(opts)), opts_(*opts_holder_), config_(c_.states.size()), atomic_mask_(c_.atomic_mask) {
     // Only what every macrostep needs is allocated here; the rest when a chart uses it (history,
     // late binding, invokes) or on the first microstep that needs the general algorithm.
     id_ = opts_.session_id.empty() ? next_session_id() : opts_.session_id;
     has_histories_ = c_.has_histories;
     if (has_histories_) {
-      history_.resize(c_.states.size());
-      has_history_.assign(c_.states.size(), false);
+      cold().history_.resize(c_.states.size());
+      cold().has_history_.assign(c_.states.size(), false);
     }
-    if (c_.binding == binding_mode::late) entered_once_.assign(c_.states.size(), false);
-    if (!c_.invokes.empty()) to_invoke_.ensure(c_.states.size());
+    if (c_.binding == binding_mode::late) cold().entered_once_.assign(c_.states.size(), false);
+    if (!c_.invokes.empty()) cold().to_invoke_.ensure(c_.states.size());
     for (auto* v : {&enabled_, &domains_, &order_}) *v = detail::fixed_vector<std::uint32_t>(c_.states.size());
     natives_.resize(c_.native_actions.size());
     for (std::size_t i = 0; i < c_.native_actions.size(); ++i)
@@ -153,7 +153,9 @@ struct session::impl final : datamodel_host {
   const statechart& c_;
   boost::asio::any_io_executor ex_;
   xsn::clock& clock_;
-  session_options opts_;
+  std::shared_ptr<const session_options> opts_holder_;  // shared by sessions made alike
+  const session_options& opts_;
+  void* user_data_ = nullptr;
   std::unique_ptr<xsn::datamodel> dm_;
   std::string id_;
   std::vector<native_action_fn> natives_;
@@ -161,25 +163,19 @@ struct session::impl final : datamodel_host {
 
   detail::bitset config_;
   const detail::bitset& atomic_mask_;  // the chart's
-  detail::bitset exit_set_, entry_set_, default_entry_, to_invoke_;  // allocated on first use
-  std::vector<std::vector<state_index>> history_;
-  std::vector<bool> has_history_;
   bool has_histories_ = false;
-  std::vector<bool> entered_once_;
-  std::vector<std::pair<state_index, transition_index>> default_history_content_;
   // Scratch lists of the algorithm, sized once: at most one enabled transition per atomic state.
-  detail::fixed_vector<transition_index> enabled_, filtered_;
-  detail::fixed_vector<state_index> domains_, filtered_domains_;  // domains_[i]: of enabled_[i]
-  detail::fixed_vector<std::uint32_t> to_remove_;
+  detail::fixed_vector<transition_index> enabled_;
+  detail::fixed_vector<state_index> domains_;  // domains_[i]: of enabled_[i]
   detail::fixed_vector<std::uint32_t> order_;  // indices of enabled_ with a domain, by domain
   bool fast_ = false;
   bool cancelled_ = false;  // stop() was called inside a macrostep
   bool disjoint_ = true;  // enabled_ has pairwise disjoint domains (set by select_transitions)
-  std::vector<state_index> scratch_targets_;
   detail::ring_queue<event> external_, internal_;  // bounded by opts_ capacities
   bool running_ = false, started_ = false, ended_ = false, in_macrostep_ = false, drain_posted_ = false;
   std::uint32_t microsteps_ = 0;
   std::uint64_t send_counter_ = 0;
+
   struct pending_send {
     clock::timer_id timer = 0;
     std::string sendid;
@@ -187,19 +183,36 @@ struct session::impl final : datamodel_host {
     event ev;
     std::string target;
   };
-  std::map<std::uint64_t, pending_send> delayed_;  // delayed sends, in the order they were sent
-  std::uint64_t delayed_counter_ = 0;
-
   struct child {
     std::unique_ptr<session> s;
     std::uint32_t decl = npos;
   };
-  std::map<std::string, child> children_;
-  impl* parent_ = nullptr;
-  std::string invokeid_;  // our id in the parent
-  std::shared_ptr<registry> registry_;
-  std::unordered_map<std::string, value> data_overrides_;
-  std::string child_src_;  // the resolved src this child was loaded from (snapshots)
+  /// What a simple machine never needs (history, late binding, invokes, delayed sends, conflict
+  /// resolution, the general entry algorithm): allocated on first use, so that thousands of
+  /// simple sessions stay small.
+  struct cold_state {
+    detail::bitset exit_set_, entry_set_, default_entry_, to_invoke_;  // sized on first use
+    std::vector<std::vector<state_index>> history_;
+    std::vector<bool> has_history_;
+    std::vector<bool> entered_once_;
+    std::vector<std::pair<state_index, transition_index>> default_history_content_;
+    detail::fixed_vector<transition_index> filtered_;
+    detail::fixed_vector<state_index> filtered_domains_;
+    detail::fixed_vector<std::uint32_t> to_remove_;
+    std::vector<state_index> scratch_targets_;
+    std::map<std::uint64_t, pending_send> delayed_;  // delayed sends, in the order they were sent
+    std::uint64_t delayed_counter_ = 0;
+    std::map<std::string, child> children_;
+    impl* parent_ = nullptr;
+    std::string invokeid_;  // our id in the parent
+    std::shared_ptr<registry> registry_;
+    std::unordered_map<std::string, value> data_overrides_;
+  };
+  mutable std::unique_ptr<cold_state> cold_;
+  cold_state& cold() const {
+    if (!cold_) cold_ = std::make_unique<cold_state>();
+    return *cold_;
+  }
 };
 
 // ============================ lifecycle ============================
@@ -207,7 +220,7 @@ struct session::impl final : datamodel_host {
 void session::impl::start() {
   if (started_) return;
   started_ = true;
-  if (registry_) registry_->sessions[id_] = this;  // a child joins its parent's registry
+  if (cold_ && cold_->registry_) cold_->registry_->sessions[id_] = this;  // a child joins its parent's registry
   in_macrostep_ = true;
   if (auto r = dm_->setup(c_, *this); !r) raise_error("error.execution", r.error().message);
   if (c_.binding == binding_mode::early) {
@@ -235,7 +248,8 @@ void session::impl::start() {
 
 void session::impl::initialize_data(const data_decl& d) {
   result<void> r;
-  if (auto it = data_overrides_.find(d.id); it != data_overrides_.end()) {
+  if (auto it = cold_ ? cold_->data_overrides_.find(d.id) : decltype(cold_->data_overrides_)::iterator{};
+      cold_ && it != cold_->data_overrides_.end()) {
     data_decl o = d;
     o.expr = npos;
     o.src_error.clear();
@@ -307,10 +321,11 @@ void session::impl::stop() {
 }
 
 void session::impl::shutdown_resources() {
-  for (auto& [key, p] : delayed_) clock_.cancel(p.timer);
-  delayed_.clear();
-  children_.clear();
-  if (registry_) registry_->sessions.erase(id_);
+  if (!cold_) return;
+  for (auto& [key, p] : cold_->delayed_) clock_.cancel(p.timer);
+  cold_->delayed_.clear();
+  cold_->children_.clear();
+  if (cold_->registry_) cold_->registry_->sessions.erase(id_);
 }
 
 // ============================ macrostep ============================
@@ -320,7 +335,7 @@ void session::impl::process_external(const event& ev) {
   in_macrostep_ = true;
   microsteps_ = 0;
   dm_->set_event(ev);
-  if (!children_.empty()) handle_child_event(ev);
+  if (cold_ && !cold_->children_.empty()) handle_child_event(ev);
   if (select_transitions(&ev, name_id)) microstep();
   run_to_completion();
   in_macrostep_ = false;
@@ -329,7 +344,8 @@ void session::impl::process_external(const event& ev) {
 }
 
 void session::impl::handle_child_event(const event& ev) {
-  for (auto& [invokeid, ch] : children_) {
+  static std::map<std::string, child> no_children;  // never modified: stands for an absent cold_
+  for (auto& [invokeid, ch] : cold_ ? cold_->children_ : no_children) {
     const auto& inv = c_.invokes[ch.decl];
     if (!config_.test(inv.parent)) continue;
     if (invokeid == ev.invokeid) execute(inv.finalize);
@@ -340,8 +356,8 @@ void session::impl::handle_child_event(const event& ev) {
     }
   }
   if (ev.name.rfind("done.invoke.", 0) == 0 && !ev.invokeid.empty()) {
-    auto it = children_.find(ev.invokeid);
-    if (it != children_.end() && it->second.s && !it->second.s->running()) children_.erase(it);
+    auto it = cold().children_.find(ev.invokeid);
+    if (it != cold().children_.end() && it->second.s && !it->second.s->running()) cold().children_.erase(it);
   }
 }
 
@@ -431,8 +447,8 @@ void session::impl::effective_targets(const transition_node& t, std::vector<stat
   for (auto s : t.targets) {
     if (c_.states[s].kind != state_kind::history) {
       if (std::find(out.begin(), out.end(), s) == out.end()) out.push_back(s);
-    } else if (has_history_[s]) {
-      for (auto h : history_[s])
+    } else if (cold().has_history_[s]) {
+      for (auto h : cold().history_[s])
         if (std::find(out.begin(), out.end(), h) == out.end()) out.push_back(h);
     } else {
       effective_targets(c_.transitions[c_.states[s].initial], out);
@@ -441,17 +457,17 @@ void session::impl::effective_targets(const transition_node& t, std::vector<stat
 }
 
 void session::impl::remove_conflicts() {
-  if (!filtered_.capacity())
-    for (auto* v : {&filtered_, &filtered_domains_, &to_remove_}) *v = detail::fixed_vector<std::uint32_t>(c_.states.size());
-  filtered_.clear();
-  filtered_domains_.clear();
+  if (!cold().filtered_.capacity())
+    for (auto* v : {&cold().filtered_, &cold().filtered_domains_, &cold().to_remove_}) *v = detail::fixed_vector<std::uint32_t>(c_.states.size());
+  cold().filtered_.clear();
+  cold().filtered_domains_.clear();
   for (auto t1 : enabled_) {
     bool preempted = false;
     const auto d1 = domain_of(c_.transitions[t1]);  // (recomputed: domains_ is rebuilt below)
-    to_remove_.clear();
-    for (std::size_t j = 0; j < filtered_.size(); ++j) {
-      const auto t2 = filtered_[j];
-      const auto d2 = filtered_domains_[j];
+    cold().to_remove_.clear();
+    for (std::size_t j = 0; j < cold().filtered_.size(); ++j) {
+      const auto t2 = cold().filtered_[j];
+      const auto d2 = cold().filtered_domains_[j];
       if (d1 == npos || d2 == npos) continue;
       // Exit sets are the active states inside the domains' subtrees; subtrees nest or are disjoint.
       state_index inner = npos;
@@ -459,22 +475,22 @@ void session::impl::remove_conflicts() {
       else if (c_.is_descendant(d1, d2)) inner = d1;
       if (inner == npos || !config_.any_in(inner + 1, c_.states[inner].subtree_end)) continue;
       if (c_.is_descendant(c_.transitions[t1].source, c_.transitions[t2].source)) {
-        to_remove_.push_back(static_cast<std::uint32_t>(j));
+        cold().to_remove_.push_back(static_cast<std::uint32_t>(j));
       } else {
         preempted = true;
         break;
       }
     }
     if (preempted) continue;
-    for (auto k = to_remove_.size(); k-- > 0;) {
-      filtered_.erase_at(to_remove_[k]);
-      filtered_domains_.erase_at(to_remove_[k]);
+    for (auto k = cold().to_remove_.size(); k-- > 0;) {
+      cold().filtered_.erase_at(cold().to_remove_[k]);
+      cold().filtered_domains_.erase_at(cold().to_remove_[k]);
     }
-    filtered_.push_back(t1);
-    filtered_domains_.push_back(d1);
+    cold().filtered_.push_back(t1);
+    cold().filtered_domains_.push_back(d1);
   }
-  enabled_.swap(filtered_);
-  domains_.swap(filtered_domains_);
+  enabled_.swap(cold().filtered_);
+  domains_.swap(cold().filtered_domains_);
 }
 
 bool session::impl::disjoint_domains() const {
@@ -513,10 +529,10 @@ void session::impl::microstep() {
 }
 
 void session::impl::record_history(state_index s) {
-  if (!c_.invokes.empty()) to_invoke_.reset(s);
+  if (!c_.invokes.empty()) cold().to_invoke_.reset(s);
   if (!has_histories_) return;
   for (auto h : c_.states[s].histories) {
-    auto& v = history_[h];
+    auto& v = cold().history_[h];
     v.clear();
     if (c_.states[h].history == history_kind::deep) {
       config_.for_each_and(atomic_mask_, [&](state_index a) {
@@ -526,7 +542,7 @@ void session::impl::record_history(state_index s) {
       for (auto ch : c_.states[s].children)
         if (config_.test(ch)) v.push_back(ch);
     }
-    has_history_[h] = true;
+    cold().has_history_[h] = true;
   }
 }
 
@@ -551,12 +567,12 @@ void session::impl::exit_states() {
     }
     return;
   }
-  exit_set_.ensure(c_.states.size());
-  exit_set_.clear();
+  cold().exit_set_.ensure(c_.states.size());
+  cold().exit_set_.clear();
   for (auto d : domains_)
-    if (d != npos) exit_set_.add_range_of(config_, d + 1, c_.states[d].subtree_end);
-  if (bookkeeping) exit_set_.for_each([&](state_index s) { record_history(s); });
-  exit_set_.for_each_reverse([&](state_index s) { exit_one(s); });
+    if (d != npos) cold().exit_set_.add_range_of(config_, d + 1, c_.states[d].subtree_end);
+  if (bookkeeping) cold().exit_set_.for_each([&](state_index s) { record_history(s); });
+  cold().exit_set_.for_each_reverse([&](state_index s) { exit_one(s); });
 }
 
 void session::impl::enter_states() {
@@ -570,11 +586,11 @@ void session::impl::enter_states() {
     }
     return;
   }
-  entry_set_.ensure(c_.states.size());
-  default_entry_.ensure(c_.states.size());
-  entry_set_.clear();
-  default_entry_.clear();
-  default_history_content_.clear();
+  cold().entry_set_.ensure(c_.states.size());
+  cold().default_entry_.ensure(c_.states.size());
+  cold().entry_set_.clear();
+  cold().default_entry_.clear();
+  cold().default_history_content_.clear();
   for (auto ti : enabled_) {
     const auto& t = c_.transitions[ti];
     for (auto s : t.targets) add_descendants(s);
@@ -582,30 +598,30 @@ void session::impl::enter_states() {
     if (!t.history_target) {
       for (auto s : t.targets) add_ancestors(s, anc);
     } else {
-      scratch_targets_.clear();
-      effective_targets(t, scratch_targets_);
-      auto targets = scratch_targets_;
+      cold().scratch_targets_.clear();
+      effective_targets(t, cold().scratch_targets_);
+      auto targets = cold().scratch_targets_;
       for (auto s : targets) add_ancestors(s, anc);
     }
   }
-  entry_set_.for_each([&](state_index s) { enter_one(s, default_entry_.test(s)); });
-  default_history_content_.clear();
+  cold().entry_set_.for_each([&](state_index s) { enter_one(s, cold().default_entry_.test(s)); });
+  cold().default_history_content_.clear();
 }
 
 void session::impl::enter_one(state_index s, bool by_default) {
   config_.set(s);
-  if (!c_.invokes.empty()) to_invoke_.set(s);
+  if (!c_.invokes.empty()) cold().to_invoke_.set(s);
   constexpr auto work = hot_state::onentry | hot_state::data | hot_state::final | hot_state::initial_body;
-  if (!(c_.hot_states[s].flags & work) && default_history_content_.empty()) return;
+  if (!(c_.hot_states[s].flags & work) && (!cold_ || cold_->default_history_content_.empty())) return;
   {
     const auto& st = c_.states[s];
-    if (c_.binding == binding_mode::late && !entered_once_[s]) {
-      entered_once_[s] = true;
+    if (c_.binding == binding_mode::late && !cold().entered_once_[s]) {
+      cold().entered_once_[s] = true;
       for (auto d : st.data) initialize_data(c_.data[d]);
     }
     for (const auto& block : st.onentry) execute(block);
     if (by_default) execute(c_.transitions[st.initial].body);
-    for (auto& [state, ti] : default_history_content_)
+    for (auto& [state, ti] : cold().default_history_content_)
       if (state == s) execute(c_.transitions[ti].body);
     if (st.kind != state_kind::final_state) return;
     auto parent = st.parent;
@@ -634,37 +650,37 @@ void session::impl::enter_one(state_index s, bool by_default) {
 void session::impl::add_descendants(state_index s) {
   const auto& st = c_.states[s];
   if (st.kind == state_kind::history) {
-    if (has_history_[s]) {
-      auto stored = history_[s];
+    if (cold().has_history_[s]) {
+      auto stored = cold().history_[s];
       for (auto h : stored) add_descendants(h);
       for (auto h : stored) add_ancestors(h, st.parent);
     } else {
       const auto& def = c_.transitions[st.initial];
-      default_history_content_.emplace_back(st.parent, st.initial);
+      cold().default_history_content_.emplace_back(st.parent, st.initial);
       for (auto t : def.targets) add_descendants(t);
       for (auto t : def.targets) add_ancestors(t, st.parent);
     }
     return;
   }
-  entry_set_.set(s);
+  cold().entry_set_.set(s);
   if (st.kind == state_kind::compound) {
-    default_entry_.set(s);
+    cold().default_entry_.set(s);
     const auto& init = c_.transitions[st.initial];
     for (auto t : init.targets) add_descendants(t);
     for (auto t : init.targets) add_ancestors(t, s);
   } else if (st.kind == state_kind::parallel) {
     for (auto ch : st.children)
-      if (!entry_set_.any_in(ch + 1, c_.states[ch].subtree_end) && !entry_set_.test(ch)) add_descendants(ch);
+      if (!cold().entry_set_.any_in(ch + 1, c_.states[ch].subtree_end) && !cold().entry_set_.test(ch)) add_descendants(ch);
   }
 }
 
 void session::impl::add_ancestors(state_index s, state_index anc) {
   for (auto a = c_.states[s].parent; a != npos && a != anc; a = c_.states[a].parent) {
     if (a == 0) break;
-    entry_set_.set(a);
+    cold().entry_set_.set(a);
     if (c_.states[a].kind == state_kind::parallel) {
       for (auto ch : c_.states[a].children)
-        if (!entry_set_.any_in(ch + 1, c_.states[ch].subtree_end) && !entry_set_.test(ch)) add_descendants(ch);
+        if (!cold().entry_set_.any_in(ch + 1, c_.states[ch].subtree_end) && !cold().entry_set_.test(ch)) add_descendants(ch);
     }
   }
 }
@@ -696,17 +712,19 @@ void session::impl::exit_interpreter(bool reached_final) {
       donedata = done_data(s);
   });
   in_macrostep_ = false;
-  for (auto& [key, p] : delayed_) clock_.cancel(p.timer);
-  delayed_.clear();
+  if (cold_) {
+    for (auto& [key, p] : cold_->delayed_) clock_.cancel(p.timer);
+    cold_->delayed_.clear();
+  }
   internal_.clear();
   external_.clear();
-  if (reached_final && parent_) {
-    event done("done.invoke." + invokeid_, donedata);
+  if (reached_final && cold_ && cold_->parent_) {
+    event done("done.invoke." + cold().invokeid_, donedata);
     done.type = event_type::external;
-    done.invokeid = invokeid_;
+    done.invokeid = cold().invokeid_;
     done.origintype = std::string(scxml_processor);
     done.origin = "#_scxml_" + id_;
-    parent_->enqueue_external(std::move(done));
+    cold().parent_->enqueue_external(std::move(done));
   }
   if (opts_.on_done) opts_.on_done(self_, donedata);
 }
@@ -833,10 +851,10 @@ bool session::impl::exec_cancel(const cancel_action& c) {
     }
     id = *r;
   }
-  for (auto it = delayed_.begin(); it != delayed_.end();) {
+  for (auto it = cold().delayed_.begin(); it != cold().delayed_.end();) {
     if (it->second.sendid == id) {
       clock_.cancel(it->second.timer);
-      it = delayed_.erase(it);
+      it = cold().delayed_.erase(it);
     } else {
       ++it;
     }
@@ -963,18 +981,18 @@ bool session::impl::exec_send(const send_action& s, source_location) {
 }
 
 void session::impl::schedule_send(std::string sendid, event ev, std::string target, clock::time_point due) {
-  auto key = ++delayed_counter_;
+  auto key = ++cold().delayed_counter_;
   auto timer = clock_.schedule(due, [this, alive = std::weak_ptr<int>(life_), key] {
     if (!alive.expired()) fire_send(key);
   });
-  delayed_.emplace(key, pending_send{timer, std::move(sendid), due, std::move(ev), std::move(target)});
+  cold().delayed_.emplace(key, pending_send{timer, std::move(sendid), due, std::move(ev), std::move(target)});
 }
 
 void session::impl::fire_send(std::uint64_t key) {
-  auto it = delayed_.find(key);
-  if (it == delayed_.end()) return;
+  auto it = cold().delayed_.find(key);
+  if (it == cold().delayed_.end()) return;
   auto p = std::move(it->second);
-  delayed_.erase(it);
+  cold().delayed_.erase(it);
   deliver(std::move(p.ev), std::move(p.target));
 }
 
@@ -989,37 +1007,37 @@ void session::impl::deliver(event ev, std::string target) {
     return;
   }
   if (target == "#_parent") {
-    if (!parent_) return unreachable();
-    ev.invokeid = invokeid_;
-    if (!parent_->enqueue_external(std::move(ev))) unreachable();
+    if (!cold().parent_) return unreachable();
+    ev.invokeid = cold().invokeid_;
+    if (!cold().parent_->enqueue_external(std::move(ev))) unreachable();
     return;
   }
   if (target.rfind("#_scxml_", 0) == 0) {
     auto sid = target.substr(8);
-    if (!registry_) {  // no invoked children: only this session is known
+    if (!cold().registry_) {  // no invoked children: only this session is known
       if (sid != id_ || !enqueue_external(std::move(ev))) unreachable();
       return;
     }
-    auto it = registry_->sessions.find(sid);
-    if (it == registry_->sessions.end() || !it->second->enqueue_external(std::move(ev))) unreachable();
+    auto it = cold().registry_->sessions.find(sid);
+    if (it == cold().registry_->sessions.end() || !it->second->enqueue_external(std::move(ev))) unreachable();
     return;
   }
   if (target.rfind("#_", 0) != 0) {  // not an SCXML processor address: the embedding routes it
     if (!opts_.route || !opts_.route(target, std::move(ev))) unreachable();
     return;
   }
-  auto it = children_.find(target.substr(2));
-  if (it == children_.end() || !it->second.s || !it->second.s->impl_->enqueue_external(std::move(ev))) unreachable();
+  auto it = cold().children_.find(target.substr(2));
+  if (it == cold().children_.end() || !it->second.s || !it->second.s->impl_->enqueue_external(std::move(ev))) unreachable();
 }
 
 // ============================ invoke ============================
 
 void session::impl::start_invokes() {
-  to_invoke_.for_each([&](state_index s) {
+  cold().to_invoke_.for_each([&](state_index s) {
     for (auto i : c_.states[s].invokes)
       if (running_) invoke(c_.invokes[i], i);
   });
-  to_invoke_.clear();
+  cold().to_invoke_.clear();
 }
 
 void session::impl::invoke(const invoke_decl& inv, std::uint32_t index) {
@@ -1067,7 +1085,7 @@ void session::impl::invoke(const invoke_decl& inv, std::uint32_t index) {
   if (!data) return raise_error("error.execution", data.error().message);
   auto& child = make_child(invokeid, std::move(chart), index);
   if (data->is_object())
-    for (auto& [k, v] : data->as_object()) child.impl_->data_overrides_[std::string(k)] = v;
+    for (auto& [k, v] : data->as_object()) child.impl_->cold().data_overrides_[std::string(k)] = v;
   child.start();
 }
 
@@ -1082,15 +1100,15 @@ session& session::impl::make_child(const std::string& invokeid, std::shared_ptr<
   o.on_log = opts_.on_log;
   o.route = opts_.route;
   auto child_session = std::make_unique<session>(std::move(chart), ex_, clock_, std::move(o));
-  if (!registry_) {  // the first child: from now on the tree needs a registry for #_scxml_ targets
-    registry_ = std::make_shared<registry>();
-    registry_->sessions[id_] = this;
+  if (!cold().registry_) {  // the first child: from now on the tree needs a registry for #_scxml_ targets
+    cold().registry_ = std::make_shared<registry>();
+    cold().registry_->sessions[id_] = this;
   }
   auto& ci = *child_session->impl_;
-  ci.parent_ = this;
-  ci.invokeid_ = invokeid;
-  ci.registry_ = registry_;
-  auto& slot = children_[invokeid];
+  ci.cold().parent_ = this;
+  ci.cold().invokeid_ = invokeid;
+  ci.cold().registry_ = cold().registry_;
+  auto& slot = cold().children_[invokeid];
   slot.s = std::move(child_session);
   slot.decl = decl;
   return *slot.s;
@@ -1098,7 +1116,7 @@ session& session::impl::make_child(const std::string& invokeid, std::shared_ptr<
 
 void session::impl::cancel_invokes(state_index s) {
   for (auto i : c_.states[s].invokes) {
-    for (auto it = children_.begin(); it != children_.end();) {
+    for (auto it = cold().children_.begin(); it != cold().children_.end();) {
       if (it->second.decl != i) {
         ++it;
         continue;
@@ -1110,7 +1128,7 @@ void session::impl::cancel_invokes(state_index s) {
         const auto& id = it->first;
         external_.remove_if([&](const event& e) { return e.invokeid == id; });
       }
-      it = children_.erase(it);
+      it = cold().children_.erase(it);
     }
   }
 }
@@ -1192,9 +1210,9 @@ value session::impl::snapshot() {
   o["configuration"] = std::move(configuration);
   boost::json::object history;
   for (state_index h = 0; has_histories_ && h < c_.states.size(); ++h) {
-    if (!has_history_[h]) continue;
+    if (!cold().has_history_[h]) continue;
     boost::json::array ids;
-    for (auto s : history_[h]) ids.emplace_back(c_.states[s].id);
+    for (auto s : cold().history_[h]) ids.emplace_back(c_.states[s].id);
     history[c_.states[h].id] = std::move(ids);
   }
   o["historyValue"] = std::move(history);
@@ -1203,12 +1221,13 @@ value session::impl::snapshot() {
   if (c_.binding == binding_mode::late) {
     boost::json::array entered;
     for (state_index s = 0; s < c_.states.size(); ++s)
-      if (entered_once_[s]) entered.emplace_back(c_.states[s].id);
-    o["entered"] = std::move(entered);
+      if (cold().entered_once_[s]) entered.emplace_back(c_.states[s].id);
+    if (!entered.empty()) o["entered"] = std::move(entered);
   }
   boost::json::array pending;
   const auto now = clock_.now();
-  for (const auto& [key, p] : delayed_) {
+  static const std::map<std::uint64_t, pending_send> no_pending;
+  for (const auto& [key, p] : cold_ ? cold_->delayed_ : no_pending) {
     auto remaining = p.due > now ? p.due - now : clock::duration::zero();
     pending.push_back(boost::json::object{{"sendid", p.sendid},
                                           {"remaining_ns", std::chrono::nanoseconds(remaining).count()},
@@ -1216,13 +1235,15 @@ value session::impl::snapshot() {
                                           {"target", p.target},
                                           {"event", event_to_json(p.ev)}});
   }
-  o["pending"] = std::move(pending);
+  // Empty parts are left out: a stored snapshot of an idle machine stays small.
+  if (!pending.empty()) o["pending"] = std::move(pending);
   boost::json::array queue;
   external_.for_each([&](const event& ev) { queue.push_back(event_to_json(ev)); });
-  o["queue"] = std::move(queue);
-  o["sendCounter"] = send_counter_;
+  if (!queue.empty()) o["queue"] = std::move(queue);
+  if (send_counter_) o["sendCounter"] = send_counter_;
   boost::json::object children;
-  for (auto& [invokeid, ch] : children_) {
+  static std::map<std::string, child> no_children;  // never modified: stands for an absent cold_
+  for (auto& [invokeid, ch] : cold_ ? cold_->children_ : no_children) {
     if (!ch.s) continue;
     children[invokeid] = boost::json::object{{"invoke", ch.decl}, {"snapshot", ch.s->impl_->snapshot()}};
   }
@@ -1354,18 +1375,18 @@ std::error_code session::impl::restore(const value& snap) {
   }
   started_ = true;
   if (const auto* sid = o->if_contains("sessionid"); sid && sid->is_string() && opts_.session_id.empty() &&
-                                                      !(registry_ && registry_->sessions.count(std::string(sid->as_string()))))
+                                                      !(cold().registry_ && cold().registry_->sessions.count(std::string(sid->as_string()))))
     id_ = std::string(sid->as_string());
-  if (registry_) registry_->sessions[id_] = this;
+  if (cold_ && cold_->registry_) cold_->registry_->sessions[id_] = this;
   if (const auto* sc = o->if_contains("sendCounter"); sc && sc->is_int64()) send_counter_ = static_cast<std::uint64_t>(sc->as_int64());
   config_ = config;
   for (auto& [h, states] : history) {
-    history_[h] = std::move(states);
-    has_history_[h] = true;
+    cold().history_[h] = std::move(states);
+    cold().has_history_[h] = true;
   }
   for (const auto& id : entered) {
     auto s = c_.find_state(id);
-    if (s != npos && !entered_once_.empty()) entered_once_[s] = true;
+    if (s != npos && !cold().entered_once_.empty()) cold().entered_once_[s] = true;
   }
   running_ = status == "active";
   ended_ = !running_;
@@ -1375,7 +1396,7 @@ std::error_code session::impl::restore(const value& snap) {
   for (auto& k : kids) {
     auto& child = make_child(k.invokeid, std::move(k.chart), k.decl);
     if (auto ec = child.impl_->restore(*k.snap)) {
-      children_.erase(k.invokeid);
+      cold().children_.erase(k.invokeid);
       raise_error("error.execution", "invoked child '" + k.invokeid + "' could not be restored: " + ec.message());
     }
   }
@@ -1387,7 +1408,14 @@ std::error_code session::impl::restore(const value& snap) {
 
 session::session(std::shared_ptr<const statechart> chart, boost::asio::any_io_executor ex, xsn::clock& clk,
                  session_options opts)
-    : impl_(std::make_unique<impl>(*this, std::move(chart), std::move(ex), clk, std::move(opts))) {}
+    : impl_(std::make_unique<impl>(*this, std::move(chart), std::move(ex), clk,
+                                   std::make_shared<const session_options>(std::move(opts)))) {}
+session::session(std::shared_ptr<const statechart> chart, boost::asio::any_io_executor ex, xsn::clock& clk,
+                 std::shared_ptr<const session_options> shared)
+    : impl_(std::make_unique<impl>(*this, std::move(chart), std::move(ex), clk,
+                                   shared ? std::move(shared) : std::make_shared<const session_options>())) {}
+void session::set_user_data(void* p) noexcept { impl_->user_data_ = p; }
+void* session::user_data() const noexcept { return impl_->user_data_; }
 session::~session() = default;
 void session::start() { impl_->start(); }
 std::error_code session::send(event ev) { return impl_->send(std::move(ev)); }

@@ -66,8 +66,15 @@ class session {
   /// Creates a session; nothing runs until `start`.
   session(std::shared_ptr<const statechart> chart, boost::asio::any_io_executor ex, xsn::clock& clk,
           session_options opts = {});
+  /// Creates a session sharing `options` with other sessions (one copy for many machines).
+  session(std::shared_ptr<const statechart> chart, boost::asio::any_io_executor ex, xsn::clock& clk,
+          std::shared_ptr<const session_options> options);
   /// Cancels pending timers and child sessions.
   ~session();
+  /// Attaches a pointer of the embedding's (e.g. its record of this machine); not owned.
+  void set_user_data(void* p) noexcept;
+  /// What `set_user_data` attached, or null.
+  void* user_data() const noexcept;
   session(const session&) = delete;
   session& operator=(const session&) = delete;
 
