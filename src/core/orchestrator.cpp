@@ -534,6 +534,8 @@ orchestrator_health orchestrator::health() const {
   if (auto id = impl_->inbox_id.load())
     for (const auto& sub : impl_->bus.health().subscriptions)
       if (sub.id == id) h.bus_backlog = sub.backlog;
+  h.store_reachable = impl_->store.health().reachable;
+  if (impl_->opts.store_breaker) h.store_breaker = std::string(to_string(impl_->opts.store_breaker->state()));
   return h;
 }
 

@@ -139,6 +139,8 @@ TEST_CASE("machines are created, addressed by id, and persisted after every macr
   CHECK(h.events == 3);
   CHECK(h.writes == 4);
   CHECK(h.write_failures == 0);
+  CHECK(h.store_reachable);
+  CHECK(h.store_breaker.empty());
 }
 
 TEST_CASE("events reach machines through the bus, and machines send to each other") {

@@ -69,6 +69,8 @@ struct orchestrator_health {
   std::uint64_t write_failures = 0;   ///< Writes given up (the affected sends completed with the error).
   std::size_t writes_in_flight = 0;   ///< Store writes not yet completed.
   std::string last_error;             ///< The latest failure, empty when none.
+  bool store_reachable = false;       ///< The state store's own health report says it is reachable.
+  std::string store_breaker;          ///< State of `store_breaker` (`closed`, `open`, `half_open`), empty when none.
 };
 
 /**
