@@ -2,6 +2,8 @@
 // targets and validate. Every problem becomes a located diagnostic; nothing throws out.
 #include <xsn/parse/scxml.hpp>
 
+#include <xsn/detail/css_time.hpp>
+
 #include <pugixml.hpp>
 
 #include <algorithm>
@@ -44,8 +46,9 @@ std::vector<std::string> split_ws(std::string_view s) {
   return out;
 }
 
-/// Parses a CSS2 time value (`500ms`, `1.5s`, `2s`); false when malformed.
-bool parse_delay(std::string_view s, std::chrono::milliseconds& out) {
+}  // namespace
+
+bool detail::parse_css_time(std::string_view s, std::chrono::milliseconds& out) {
   auto words = split_ws(s);
   if (words.size() != 1) return false;
   std::string_view w = words[0];
@@ -66,6 +69,8 @@ bool parse_delay(std::string_view s, std::chrono::milliseconds& out) {
   out = std::chrono::milliseconds(static_cast<std::int64_t>(std::llround(v * scale)));
   return true;
 }
+
+namespace {
 
 class builder {
  public:
@@ -559,7 +564,7 @@ send_action builder::build_send(pugi::xml_node n) {
   s.typeexpr = expr_attr(n, "typeexpr");
   s.id = attr(n, "id");
   s.idlocation = expr_attr(n, "idlocation");
-  if (has(n, "delay") && !parse_delay(attr(n, "delay"), s.delay))
+  if (has(n, "delay") && !detail::parse_css_time(attr(n, "delay"), s.delay))
     error(n, "invalid delay '" + attr(n, "delay") + "' (expected e.g. '500ms' or '1.5s')");
   s.delayexpr = expr_attr(n, "delayexpr");
   if ((has(n, "delay") || has(n, "delayexpr")) && s.target == "#_internal")

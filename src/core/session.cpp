@@ -3,6 +3,7 @@
 #include <xsn/runtime/session.hpp>
 
 #include <xsn/detail/bitset.hpp>
+#include <xsn/detail/css_time.hpp>
 #include <xsn/detail/fixed_vector.hpp>
 #include <xsn/detail/ring_queue.hpp>
 #include <xsn/parse/scxml.hpp>
@@ -935,15 +936,7 @@ bool session::impl::exec_send(const send_action& s, source_location) {
     auto r = dm_->eval_string(s.delayexpr);
     if (!r) return fail(r.error());
     std::string text = *r;
-    // Reuse the parser's CSS2 rules through a tiny local copy of them.
-    auto unit_ms = text.size() > 2 && text.compare(text.size() - 2, 2, "ms") == 0;
-    auto unit_s = !unit_ms && !text.empty() && text.back() == 's';
-    char* end = nullptr;
-    std::string num = text.substr(0, text.size() - (unit_ms ? 2 : unit_s ? 1 : 0));
-    double v = std::strtod(num.c_str(), &end);
-    if (num.empty() || end != num.c_str() + num.size() || v < 0 || !(unit_ms || unit_s))
-      return fail(eval_error{"invalid delayexpr value '" + text + "'"});
-    delay = std::chrono::milliseconds(static_cast<std::int64_t>(v * (unit_s ? 1000 : 1)));
+    if (!detail::parse_css_time(text, delay)) return fail(eval_error{"invalid delayexpr value '" + text + "'"});
   }
   if (s.body) {
     auto r = content_data(*s.body);
