@@ -218,11 +218,9 @@ void orchestrator::impl::process(const machine_ptr& m, const event& ev) {
   if (log->should_log(spdlog::level::debug))
     log->debug("event machine={} session={} event={}", m->id, m->s->id(), ev.name);
   (void)m->s->process(ev);
-  {
-    std::lock_guard lock(status_mutex);
-    ++counters.events;
-  }
-  refresh_status(*m);
+  std::lock_guard lock(status_mutex);
+  ++counters.events;
+  // The status cache is refreshed by the flush that on_macrostep posts: once per burst of events.
 }
 
 void orchestrator::impl::refresh_status(const machine& m) {
