@@ -39,6 +39,7 @@ packages=(
   build-essential cmake ninja-build g++ git
   libboost1.81-dev libboost-json1.81-dev libpugixml-dev duktape-dev
   catch2 libbenchmark-dev libspdlog-dev libconcurrentqueue-dev
+  libhiredis-dev libnuma-dev redis-server  # the advanced target and its tests
   nodejs npm  # npm fetches the W3C SCXML test suite
 )
 

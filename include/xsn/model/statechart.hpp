@@ -197,6 +197,12 @@ struct hot_transition {
   std::uint32_t flags = 0;
 };
 
+/// Which specification's rules a chart runs by: W3C SCXML (documents from `parse_scxml`) or
+/// XState v5 (JSON machine configs, C++-built machines). One interpreter, one model; the flag picks
+/// the rules where the two differ (transition domains and `reenter`, event descriptor matching,
+/// platform event names).
+enum class chart_semantics : std::uint8_t { scxml, xstate };
+
 /// The binding mode of `<scxml binding>`.
 enum class binding_mode : std::uint8_t { early, late };
 
@@ -211,6 +217,7 @@ class statechart {
   std::string name;                     ///< `<scxml name>`.
   std::string datamodel = "null";       ///< `<scxml datamodel>`.
   binding_mode binding = binding_mode::early;
+  chart_semantics semantics = chart_semantics::scxml;  ///< Whose rules this chart runs by.
   std::string source_name;              ///< File name or label of the document.
   std::string base_dir;                 ///< Folder against which relative `src` resolve.
   std::vector<state_node> states;
