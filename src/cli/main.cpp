@@ -1,5 +1,6 @@
 // The `xsn` command-line tool: run, validate and test statechart documents.
 #include "test_script.hpp"
+#include "trace.hpp"
 
 #include <xsn/config.hpp>
 #include <xsn/parse/scxml.hpp>
@@ -22,11 +23,15 @@ int usage(std::ostream& os, int code) {
         "  xsn run FILE [--event NAME[=JSON]]... [--advance MS]... [--interactive] [--log]\n"
         "  xsn validate FILE\n"
         "  xsn test-script MACHINE SCRIPT.json [--verbose]\n"
+        "  xsn trace MACHINE STEPS.json [--test-fixtures]\n"
         "  xsn --version\n"
         "\n"
         "run: prints the active atomic states after each macrostep, one line, ids separated by\n"
         "spaces. Time is virtual: --advance MS moves the clock and fires due delayed events.\n"
-        "--interactive reads lines from stdin: 'NAME [JSON]' sends an event, '+MS' advances time.\n";
+        "--interactive reads lines from stdin: 'NAME [JSON]' sends an event, '+MS' advances time.\n"
+        "MACHINE is SCXML or an XState v5 machine config (.json).\n"
+        "trace: prints {\"value\": <XState state value>, \"status\": ...} after start and after each\n"
+        "step of STEPS.json (event objects {\"type\": NAME, ...} and {\"advance\": MS}).\n";
   return code;
 }
 
@@ -169,6 +174,7 @@ int main(int argc, char** argv) {
   try {
     if (cmd == "run") return cmd_run(args);
     if (cmd == "validate") return cmd_validate(args);
+    if (cmd == "trace") return xsn::cli::run_trace(args, std::cout, std::cerr);
     if (cmd == "test-script") {
       bool verbose = std::find(args.begin(), args.end(), "--verbose") != args.end();
       args.erase(std::remove(args.begin(), args.end(), "--verbose"), args.end());

@@ -2,6 +2,8 @@
 
 #include <xsn/detail/mpmc_ring.hpp>
 
+#include "logging_detail.hpp"
+
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/cancellation_type.hpp>
@@ -14,6 +16,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -42,20 +45,106 @@ void cpu_pause() noexcept {
 #endif
 }
 
+/**
+ * A `bus_message` as a subscription's ring holds it. What every message uses (address, name,
+ * data, the scalars) comes first and, with the slot's stamp, fills two cache lines; the five
+ * strings that are usually empty (`sendid`, `origin`, `origintype`, `invokeid`, `reply_to`) are
+ * constructed only when set. A typical message therefore writes, and moves from the publisher's
+ * core to the consumer's, two cache lines instead of five.
+ */
+class packed_message {
+ public:
+  explicit packed_message(bus_message&& m) noexcept
+      : correlation_id_(m.correlation_id), resolved_by_(m.event.resolved_by),
+        name_id_(m.event.name_id), type_(m.event.type), address_(std::move(m.address)),
+        name_(std::move(m.event.name)), data_(std::move(m.event.data)) {
+    for (unsigned i = 0; i < rare_count; ++i) {
+      std::string& field = rare(m, i);
+      if (field.empty()) continue;
+      std::construct_at(&rare_[i].s, std::move(field));
+      present_ |= static_cast<std::uint8_t>(1u << i);
+    }
+  }
+  ~packed_message() {
+    for (unsigned i = 0; i < rare_count; ++i)
+      if (present_ & (1u << i)) std::destroy_at(&rare_[i].s);
+  }
+  packed_message(const packed_message&) = delete;
+  packed_message& operator=(const packed_message&) = delete;
+
+  /// Moves the message into `out`, replacing what it held.
+  void unpack(bus_message& out) noexcept {
+    out.address = std::move(address_);
+    out.event.name = std::move(name_);
+    out.event.type = type_;
+    out.event.name_id = name_id_;
+    out.event.resolved_by = resolved_by_;
+    out.correlation_id = correlation_id_;
+    // Replaced, not assigned: the data keeps its memory resource, as a move would.
+    std::destroy_at(&out.event.data);
+    std::construct_at(&out.event.data, std::move(data_));
+    for (unsigned i = 0; i < rare_count; ++i) {
+      std::string& field = rare(out, i);
+      if (present_ & (1u << i)) {
+        field = std::move(rare_[i].s);
+      } else {
+        field.clear();
+      }
+    }
+  }
+
+ private:
+  static constexpr unsigned rare_count = 5;
+  static std::string& rare(bus_message& m, unsigned i) noexcept {
+    switch (i) {
+      case 0: return m.event.sendid;
+      case 1: return m.event.origin;
+      case 2: return m.event.origintype;
+      case 3: return m.event.invokeid;
+      default: return m.reply_to;
+    }
+  }
+  union rare_string {
+    rare_string() noexcept {}
+    ~rare_string() {}
+    std::string s;
+  };
+
+  std::uint64_t correlation_id_;
+  const void* resolved_by_;
+  std::uint32_t name_id_;
+  event_type type_;
+  std::uint8_t present_ = 0;  // bit i: rare_[i] is constructed
+  std::string address_;
+  std::string name_;
+  value data_;
+  rare_string rare_[rare_count];
+};
+
 /// Why a subscription stopped (its `closed` value).
 enum class close_reason : int { open = 0, unsubscribed, shutdown };
+
+std::string_view to_string(overflow_policy p) noexcept {
+  switch (p) {
+    case overflow_policy::wait: return "wait";
+    case overflow_policy::drop_oldest: return "drop_oldest";
+    case overflow_policy::fail: return "fail";
+  }
+  return "unknown";
+}
 
 /// One subscription's queue and signals, shared by its handle, the routing table and pending
 /// operations.
 struct sub_state {
-  sub_state(std::uint64_t i, std::string addr, subscription_options o, event_bus::executor_type ex)
+  sub_state(std::uint64_t i, std::string addr, subscription_options o, event_bus::executor_type ex,
+            std::shared_ptr<spdlog::logger> logger)
       : id(i), address(std::move(addr)), opts(o), ring(o.capacity), ready(ex, 1), space(ex, 1),
-        executor(std::move(ex)) {}
+        executor(std::move(ex)), log(std::move(logger)) {}
 
   const std::uint64_t id;
   const std::string address;
   const subscription_options opts;
-  detail::mpmc_ring<bus_message> ring;
+  detail::mpmc_ring<packed_message> ring;
   // Cache lines by writer, so that what publishers read on every push stays shared:
   // read on every push, written once (close) or only while the queue is full (waiters).
   alignas(128) std::atomic<close_reason> closed{close_reason::open};
@@ -67,9 +156,11 @@ struct sub_state {
   // Written by publishers on overflow only.
   alignas(128) std::atomic<std::uint64_t> dropped{0};
   std::atomic<std::uint64_t> rejected{0};
+  std::atomic<bool> overflowing{false};  // logged as begun, not yet as ended (logging only)
   signal_channel ready;  // consumer waits here for messages
   signal_channel space;  // `wait` publishers wait here for room
   const event_bus::executor_type executor;
+  const std::shared_ptr<spdlog::logger> log;  // `xsn.bus`, the bus's
 
   /// The error a closed subscription reports to a consumer or a waiting publisher.
   std::error_code closed_error(bool publisher) const noexcept {
@@ -111,9 +202,49 @@ struct sub_state {
   /// Consumer: takes up to `out.size()` messages; with `wait_for_claimed`, waits for a message
   /// whose slot a publisher has claimed but not yet written (0 then means empty).
   std::size_t take(std::span<bus_message> out, bool wait_for_claimed = false) {
-    const std::size_t n = ring.pop_batch(out.data(), out.size(), wait_for_claimed);
-    if (n != 0) release_space(n);
+    const std::size_t n = ring.consume_batch(out.size(), wait_for_claimed,
+        [&out](packed_message& m, std::size_t i) noexcept { m.unpack(out[i]); });
+    if (n != 0) {
+      release_space(n);
+      if (overflowing.load(std::memory_order_relaxed)) [[unlikely]] end_overflow();
+      if (log->should_log(spdlog::level::trace)) [[unlikely]] {
+        log->trace("receive subscription={} address={} count={}", id, detail::field(address), n);
+      }
+    }
     return n;
+  }
+
+  // ---- logging: overflow episodes, from the first refusal or drop to the consumer's next take ----
+
+  /// A publisher found the queue full: `what` happened (`dropped` the oldest, `rejected` the
+  /// message, or is `waiting` for room). The first of an episode is logged at `warn` (`info`
+  /// for a waiting publisher: nothing is lost), each one at `debug`.
+  void on_overflow(std::string_view what, const std::string* event) {
+    const auto begin_level = what == "waiting" ? spdlog::level::info : spdlog::level::warn;
+    if (!log->should_log(begin_level)) return;  // (debug enabled implies it)
+    if (!overflowing.load(std::memory_order_relaxed) &&
+        !overflowing.exchange(true, std::memory_order_relaxed) && log->should_log(begin_level)) {
+      log->log(begin_level, "overflow subscription={} address={} policy={} capacity={} dropped={} rejected={}",
+               id, detail::field(address), to_string(opts.overflow), opts.capacity,
+               dropped.load(std::memory_order_relaxed), rejected.load(std::memory_order_relaxed));
+    }
+    if (!log->should_log(spdlog::level::debug)) return;
+    if (event != nullptr) {
+      log->debug("{} subscription={} address={} event={}", what, id, detail::field(address),
+                 detail::field(*event));
+    } else {
+      log->debug("{} subscription={} address={}", what, id, detail::field(address));
+    }
+  }
+
+  /// The consumer made room after an overflow was logged.
+  void end_overflow() {
+    if (!overflowing.exchange(false, std::memory_order_relaxed)) return;
+    if (log->should_log(spdlog::level::info)) {
+      log->info("overflow_end subscription={} address={} dropped={} rejected={} backlog={}", id,
+                detail::field(address), dropped.load(std::memory_order_relaxed),
+                rejected.load(std::memory_order_relaxed), ring.size());
+    }
   }
 };
 
@@ -136,11 +267,15 @@ offer_result offer(sub_state& s, bus_message& m) {
     case overflow_policy::fail:
       if (!s.ring.try_push(m)) {
         s.rejected.fetch_add(1, std::memory_order_relaxed);
+        s.on_overflow("rejected", &m.event.name);
         return offer_result::full;
       }
       break;
     case overflow_policy::drop_oldest:
-      if (s.ring.force_push(m)) s.dropped.fetch_add(1, std::memory_order_relaxed);
+      if (s.ring.force_push(m)) {  // `m` is gone: the record names the subscription only
+        s.dropped.fetch_add(1, std::memory_order_relaxed);
+        s.on_overflow("dropped", nullptr);
+      }
       break;
   }
   s.notify_consumer();
@@ -418,11 +553,15 @@ struct channel_bus_core : std::enable_shared_from_this<channel_bus_core> {
     request_handler_t handler;
     clock::timer_id timer = 0;
     bool has_timer = false;
+    std::string address{};  // for the timeout record; set only when `warn` is logged
+    std::string event{};
   };
 
-  channel_bus_core(event_bus::executor_type ex, xsn::clock& clk) : executor(std::move(ex)), clock_(&clk) {}
+  channel_bus_core(event_bus::executor_type ex, xsn::clock& clk)
+      : executor(std::move(ex)), log(component_logger("xsn.bus")), clock_(&clk) {}
 
   const event_bus::executor_type executor;
+  const std::shared_ptr<spdlog::logger> log;  // `xsn.bus`
   std::atomic<bool> closed{false};
   std::atomic<std::uint64_t> next_sub_id{1};
   std::atomic<std::uint64_t> next_correlation{1};
@@ -452,7 +591,7 @@ struct channel_bus_core : std::enable_shared_from_this<channel_bus_core> {
       return nullptr;
     }
     auto s = std::make_shared<sub_state>(next_sub_id.fetch_add(1, std::memory_order_relaxed),
-                                         std::string(address), options, executor);
+                                         std::string(address), options, executor, log);
     auto it = routes.find(address);
     if (it == routes.end()) {
       it = routes.emplace(std::string(address), std::vector<sub_ptr>{}).first;
@@ -460,6 +599,11 @@ struct channel_bus_core : std::enable_shared_from_this<channel_bus_core> {
     }
     it->second.push_back(s);
     ++routes_generation;
+    lock.unlock();
+    if (log->should_log(spdlog::level::info)) {
+      log->info("subscribe subscription={} address={} capacity={} policy={}", s->id, field(s->address),
+                options.capacity, to_string(options.overflow));
+    }
     return s;
   }
 
@@ -501,6 +645,9 @@ struct channel_bus_core : std::enable_shared_from_this<channel_bus_core> {
       const auto* found = find_subscriptions(msg.address);
       if (!found) {
         unroutable.fetch_add(1, std::memory_order_relaxed);
+        if (log->should_log(spdlog::level::debug)) {
+          log->debug("unroutable address={} event={}", field(msg.address), field(msg.event.name));
+        }
         return errc::no_subscriber;
       }
       cache.bus = bus_id;
@@ -509,6 +656,10 @@ struct channel_bus_core : std::enable_shared_from_this<channel_bus_core> {
       cache.subs = found;
     }
     const auto& subs = *cache.subs;
+    if (log->should_log(spdlog::level::trace)) [[unlikely]] {
+      log->trace("publish address={} event={} subscriptions={}", field(msg.address), field(msg.event.name),
+                 subs.size());
+    }
     std::error_code first;
     for (std::size_t i = 0, n = subs.size(); i < n; ++i) {
       sub_state& s = *subs[i];
@@ -525,9 +676,13 @@ struct channel_bus_core : std::enable_shared_from_this<channel_bus_core> {
           break;
         case offer_result::full:
           if (waiters != nullptr && s.opts.overflow == overflow_policy::wait) {
+            s.on_overflow("waiting", &m.event.name);
             waiters->emplace_back(subs[i], std::move(m));
           } else {
-            if (s.opts.overflow == overflow_policy::wait) s.rejected.fetch_add(1, std::memory_order_relaxed);
+            if (s.opts.overflow == overflow_policy::wait) {
+              s.rejected.fetch_add(1, std::memory_order_relaxed);
+              s.on_overflow("rejected", &m.event.name);
+            }
             if (!first) first = errc::queue_full;
           }
           break;
@@ -559,6 +714,9 @@ struct channel_bus_core : std::enable_shared_from_this<channel_bus_core> {
     }
     pending_request& req = node.mapped();
     if (req.has_timer && !from_timer) post_cancel_timer(req.timer);
+    if (from_timer && log->should_log(spdlog::level::warn)) {
+      log->warn("request_timeout correlation={} address={} event={}", id, field(req.address), field(req.event));
+    }
     post_completion(std::move(req.handler), ec, std::move(msg));
     return true;
   }
@@ -598,7 +756,12 @@ struct channel_bus_core : std::enable_shared_from_this<channel_bus_core> {
           }
         });
       }
-      requests.emplace(id, pending_request{std::move(h)});
+      pending_request req{std::move(h)};
+      if (log->should_log(spdlog::level::warn)) {
+        req.address = msg.address;
+        req.event = msg.event.name;
+      }
+      requests.emplace(id, std::move(req));
     }
     if (auto ec = route(msg, nullptr)) {
       complete_request(id, ec, {}, false);
@@ -657,16 +820,22 @@ struct channel_bus_core : std::enable_shared_from_this<channel_bus_core> {
 
   void shutdown() {
     if (closed.exchange(true, std::memory_order_acq_rel)) return;
+    std::size_t closed_subs = 0;
     {
       std::unique_lock lock(routes_mutex);
       for (auto& [address, subs] : routes) {
         for (auto& s : subs) s->close(close_reason::shutdown);
+        closed_subs += subs.size();
       }
     }
     std::unordered_map<std::uint64_t, pending_request> pending;
     {
       std::lock_guard lock(req_mutex);
       pending.swap(requests);
+    }
+    if (log->should_log(spdlog::level::info)) {
+      log->info("shutdown subscriptions={} pending_requests={} unroutable={}", closed_subs, pending.size(),
+                unroutable.load(std::memory_order_relaxed));
     }
     for (auto& [id, req] : pending) {
       if (req.has_timer) post_cancel_timer(req.timer);
@@ -693,6 +862,11 @@ class channel_subscription final : public subscription {
   ~channel_subscription() override {
     if (auto c = core_.lock()) c->unsubscribe(*s_);
     s_->close(close_reason::unsubscribed);
+    if (s_->log->should_log(spdlog::level::info)) {
+      s_->log->info("unsubscribe subscription={} address={} backlog={} enqueued={} dropped={} rejected={}",
+                    s_->id, detail::field(s_->address), s_->ring.size(), s_->ring.pushed(),
+                    s_->dropped.load(std::memory_order_relaxed), s_->rejected.load(std::memory_order_relaxed));
+    }
   }
 
  protected:

@@ -1,15 +1,29 @@
 #include <xsn/resilience/circuit_breaker.hpp>
 #include <xsn/resilience/simple_circuit_breaker.hpp>
 
+#include "logging_detail.hpp"
+
 #include <algorithm>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 namespace xsn {
 namespace detail {
 
 /// The listeners of one breaker; shared with the subscriptions, which may outlive the breaker.
+/// Also the breaker's name and logger, which the header does not show.
 struct breaker_listeners {
+  breaker_listeners() : name("breaker-" + std::to_string(next_number())), log(component_logger("xsn.breaker")) {}
+
+  static std::uint64_t next_number() noexcept {
+    static std::atomic<std::uint64_t> next{1};
+    return next.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  std::string name;                     // set before the breaker is shared
+  std::shared_ptr<spdlog::logger> log;  // `xsn.breaker`
+
   struct entry {
     std::uint64_t id;
     breaker_listener fn;
@@ -75,6 +89,12 @@ circuit_breaker::circuit_breaker(xsn::clock& clk, bool measures_calls)
 
 circuit_breaker::~circuit_breaker() = default;
 
+const std::string& circuit_breaker::name() const noexcept { return listeners_->name; }
+
+void circuit_breaker::set_name(std::string name) {
+  if (!name.empty()) listeners_->name = std::move(name);
+}
+
 breaker_subscription circuit_breaker::on_state_change(breaker_listener fn) {
   if (!fn) return {};
   std::lock_guard lk(listeners_->mutex);
@@ -133,6 +153,9 @@ bool circuit_breaker::acquire_slow(ticket& t) {
   t = gate_.load(std::memory_order_acquire) & ~track_bit;
   const bool ok = do_try_acquire(t);
   deliver_events();
+  if (!ok && listeners_->log->should_log(spdlog::level::debug)) {
+    listeners_->log->debug("rejected breaker={} state={}", detail::field(listeners_->name), to_string(state()));
+  }
   return ok;
 }
 
@@ -142,6 +165,10 @@ void circuit_breaker::success_slow(ticket t, clock::duration elapsed) {
 }
 
 void circuit_breaker::failure_slow(ticket t, clock::duration elapsed) {
+  if (listeners_->log->should_log(spdlog::level::debug)) {
+    listeners_->log->debug("failure breaker={} state={} elapsed_ns={}", detail::field(listeners_->name),
+                           to_string(state()), elapsed.count());
+  }
   do_record_failure(t, elapsed);
   deliver_events();
 }
@@ -153,6 +180,15 @@ void circuit_breaker::release_slow(ticket t) {
 
 void circuit_breaker::throw_circuit_open() { throw std::system_error(make_error_code(errc::circuit_open)); }
 
+void circuit_breaker::log_transition(breaker_state from, breaker_state to, clock::time_point at) const {
+  // Opening means the dependency is failing: a warning; the way back is information.
+  const auto lvl = to == breaker_state::open ? spdlog::level::warn : spdlog::level::info;
+  auto& log = *listeners_->log;
+  if (!log.should_log(lvl)) return;
+  log.log(lvl, "transition breaker={} from={} to={} at_ns={}", detail::field(listeners_->name),
+          to_string(from), to_string(to), at.time_since_epoch().count());
+}
+
 void circuit_breaker::deliver_events() {
   // Our own queued events are visible to us; another thread's are delivered by that thread.
   if (!events_waiting_.load(std::memory_order_relaxed)) return;
@@ -163,6 +199,7 @@ void circuit_breaker::deliver_events() {
     const auto ev = queued_.front();
     queued_.pop_front();
     lk.unlock();
+    log_transition(ev.from, ev.to, ev.at);
     listeners_->notify(ev.from, ev.to, ev.at);
     lk.lock();
   }
@@ -185,7 +222,9 @@ simple_breaker_options checked(simple_breaker_options opts) {
 }  // namespace
 
 simple_circuit_breaker::simple_circuit_breaker(xsn::clock& clk, simple_breaker_options opts)
-    : circuit_breaker(clk), opts_(checked(opts)) {}
+    : circuit_breaker(clk), opts_(checked(std::move(opts))) {
+  set_name(opts_.name);
+}
 
 simple_circuit_breaker::~simple_circuit_breaker() = default;
 

@@ -1,5 +1,6 @@
 #include <xsn/config.hpp>
 #include <xsn/runtime/datamodel.hpp>
+#include <xsn/runtime/implementations.hpp>
 
 namespace xsn {
 
@@ -13,6 +14,7 @@ std::unique_ptr<datamodel> make_ecmascript_datamodel(script_limits) { return nul
 std::unique_ptr<datamodel> make_datamodel(std::string_view name, script_limits limits) {
   if (name.empty() || name == "null") return make_null_datamodel();
   if (name == "ecmascript") return make_ecmascript_datamodel(limits);
+  if (name == "xstate") return make_xstate_datamodel(nullptr);  // charts naming no implementations
   return nullptr;
 }
 

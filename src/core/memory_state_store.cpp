@@ -1,5 +1,7 @@
 #include <xsn/store/memory_state_store.hpp>
 
+#include "logging_detail.hpp"
+
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
 
@@ -63,21 +65,24 @@ struct memory_state_store::impl : std::enable_shared_from_this<impl> {
     std::optional<clock::time_point> expires_at;
   };
   using entry_map = std::map<std::string, value_slot, std::less<>>;
-  /// A result computed under the lock, completed after it.
+  /// A result computed under the lock, completed (and logged) after it.
   struct write_result {
     std::error_code ec;
-    store_version version = 0;
+    store_version version = 0;  // the new one; on a conflict, the current one
+    std::size_t entries = 0;    // the store's size, when it was full
+    std::size_t bytes = 0;
   };
 
   impl(executor_type ex, xsn::clock& c, memory_store_options o)
       : executor(std::move(ex)), strand(boost::asio::make_strand(executor)), clk(c), opts(o),
-        hub(std::make_shared<delivery_hub>()) {}
+        hub(std::make_shared<delivery_hub>()), log(detail::component_logger("xsn.store")) {}
 
   executor_type executor;
   boost::asio::strand<executor_type> strand;  // Watch callbacks, in order, one at a time.
   xsn::clock& clk;
   const memory_store_options opts;
   const std::shared_ptr<delivery_hub> hub;
+  const std::shared_ptr<spdlog::logger> log;  // `xsn.store`
 
   // Everything below is guarded by `mutex`.
   mutable std::mutex mutex;
@@ -124,6 +129,9 @@ struct memory_state_store::impl : std::enable_shared_from_this<impl> {
   /// Removes the entry at `it`, reporting `kind`; returns the next one.
   entry_map::iterator remove(entry_map::iterator it, watch_kind kind) {
     const auto version = it->second.version;
+    if (kind == watch_kind::expire && log->should_log(spdlog::level::debug)) {
+      log->debug("expired key={} version={}", detail::field(it->first), version);
+    }
     if (it->second.expires_at) expiry.erase({*it->second.expires_at, &it->first});
     bytes -= size_of(it->first, it->second.value);
     if (!watches.empty()) notify(it->first, kind, version);
@@ -164,7 +172,7 @@ struct memory_state_store::impl : std::enable_shared_from_this<impl> {
     if (!fits(it, key, value)) {
       sweep(now);
       it = entries.find(key);
-      if (!fits(it, key, value)) return {make_error_code(errc::store_full), 0};
+      if (!fits(it, key, value)) return {make_error_code(errc::store_full), 0, entries.size(), bytes};
     }
     if (it == entries.end()) {
       it = entries.emplace_hint(it, std::move(key), value_slot{});
@@ -184,6 +192,26 @@ struct memory_state_store::impl : std::enable_shared_from_this<impl> {
     }
     if (!watches.empty()) notify(it->first, watch_kind::put, slot.version);
     return {{}, slot.version};
+  }
+
+  // ---- logging, outside the lock ----
+
+  /// Logs the outcome of write `op` on `key`: a conflict (`info`), a full store (`warn`), or, at
+  /// `trace`, the success. `expected` is the version a conditional write asked for.
+  void log_write(std::string_view op, std::string_view key, const write_result& r,
+                 std::optional<store_version> expected = std::nullopt) const {
+    if (!r.ec) {
+      if (log->should_log(spdlog::level::trace))
+        log->trace("{} key={} version={}", op, detail::field(key), r.version);
+    } else if (r.ec == errc::version_conflict) {
+      if (log->should_log(spdlog::level::info))
+        log->info("conflict op={} key={} expected={} current={}", op, detail::field(key),
+                  expected.value_or(0), r.version);
+    } else if (r.ec == errc::store_full) {
+      if (log->should_log(spdlog::level::warn))
+        log->warn("full op={} key={} entries={} bytes={} max_entries={} max_bytes={}", op,
+                  detail::field(key), r.entries, r.bytes, opts.max_entries, opts.max_bytes);
+    }
   }
 
   // ---- the expiry timer ----
@@ -234,14 +262,21 @@ memory_state_store::memory_state_store(executor_type ex, xsn::clock& clk,
 
 memory_state_store::~memory_state_store() {
   std::vector<std::shared_ptr<watch_record>> watches;
+  std::size_t entries = 0;
+  std::size_t bytes = 0;
   {
     std::lock_guard lock(impl_->mutex);
     impl_->closed = true;
     if (impl_->timer) impl_->clk.cancel(*impl_->timer);
     impl_->timer.reset();
     watches.swap(impl_->watches);
+    entries = impl_->entries.size();
+    bytes = impl_->bytes;
   }
   for (auto& rec : watches) end_watch(*impl_->hub, *rec);
+  if (impl_->log->should_log(spdlog::level::info)) {
+    impl_->log->info("closed entries={} bytes={} watches={}", entries, bytes, watches.size());
+  }
 }
 
 const memory_store_options& memory_state_store::options() const noexcept { return impl_->opts; }
@@ -256,12 +291,17 @@ void memory_state_store::do_get(std::string key, get_handler handler) {
       result = stored_value{it->second.value, it->second.version, it->second.expires_at};
     }
   }
+  if (impl_->log->should_log(spdlog::level::trace)) {
+    impl_->log->trace("get key={} version={}", detail::field(key), result ? result->version : 0);
+  }
   complete(std::move(handler), std::error_code{}, std::move(result));
 }
 
 void memory_state_store::do_put(std::string key, std::string value, put_options opts,
                                 write_handler handler) {
   impl::write_result r;
+  // `store` moves the key away on success; keep it for the trace record only when one is wanted.
+  const std::string logged_key = impl_->log->should_log(spdlog::level::trace) ? key : std::string();
   {
     auto& s = *impl_;
     std::lock_guard lock(s.mutex);
@@ -269,6 +309,7 @@ void memory_state_store::do_put(std::string key, std::string value, put_options 
     auto it = s.find_live(key, now);
     r = s.store(it, std::move(key), std::move(value), opts, now);
   }
+  impl_->log_write("put", r.ec ? std::string_view(key) : std::string_view(logged_key), r);
   complete(std::move(handler), r.ec, r.version);
 }
 
@@ -276,6 +317,7 @@ void memory_state_store::do_compare_and_set(std::string key, store_version expec
                                             std::string value, put_options opts,
                                             write_handler handler) {
   impl::write_result r;
+  const std::string logged_key = impl_->log->should_log(spdlog::level::trace) ? key : std::string();
   {
     auto& s = *impl_;
     std::lock_guard lock(s.mutex);
@@ -288,6 +330,7 @@ void memory_state_store::do_compare_and_set(std::string key, store_version expec
       r = s.store(it, std::move(key), std::move(value), opts, now);
     }
   }
+  impl_->log_write("cas", r.ec ? std::string_view(key) : std::string_view(logged_key), r, expected);
   complete(std::move(handler), r.ec, r.version);
 }
 
@@ -306,6 +349,7 @@ void memory_state_store::do_erase(std::string key, std::optional<store_version> 
       r = {{}, current};
     }
   }
+  impl_->log_write("erase", key, r, expected);
   complete(std::move(handler), r.ec, r.version);
 }
 
@@ -365,6 +409,9 @@ watch_handle memory_state_store::do_watch(std::string prefix, watch_callback fn)
   {
     std::lock_guard lock(impl_->mutex);
     impl_->watches.push_back(rec);
+  }
+  if (impl_->log->should_log(spdlog::level::debug)) {
+    impl_->log->debug("watch prefix={}", detail::field(rec->prefix));
   }
   // `impl` is private to this class; the subscription reaches it through a plain function.
   const memory_subscription::remover remove = [](const std::shared_ptr<void>& store,

@@ -1,6 +1,7 @@
 // SCXML text -> statechart. Two passes: build the state tree in document order, then resolve
 // targets and validate. Every problem becomes a located diagnostic; nothing throws out.
 #include <xsn/parse/scxml.hpp>
+#include <xsn/parse/xstate.hpp>
 
 #include <xsn/detail/css_time.hpp>
 
@@ -772,11 +773,7 @@ parse_result load_scxml(const std::filesystem::path& path) {
 }
 
 parse_result load_document(const std::filesystem::path& path) {
-  if (path.extension() == ".json") {
-    parse_result r;
-    r.errors.push_back({path.string(), {1, 1}, "XState JSON machines are not supported by this build yet (SCXML only)"});
-    return r;
-  }
+  if (path.extension() == ".json") return load_xstate(path);
   return load_scxml(path);
 }
 

@@ -7,8 +7,14 @@
 #include <xsn/detail/fixed_vector.hpp>
 #include <xsn/detail/ring_queue.hpp>
 #include <xsn/parse/scxml.hpp>
+#include <xsn/parse/xstate.hpp>
+#include <xsn/runtime/implementations.hpp>
+
+#include "session_ext.hpp"
+#include "xstate_semantics.hpp"
 
 #include <boost/asio/post.hpp>
+#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
 #include <atomic>
@@ -70,6 +76,11 @@ struct session::impl final : datamodel_host {
   ~impl() override { shutdown_resources(); }
 
   // ---- datamodel_host ----
+  bool raise_internal(event ev) override {
+    if (!in_macrostep_ || internal_.size() >= opts_.internal_queue_capacity) return false;
+    raise(std::move(ev));
+    return true;
+  }
   bool in_state(std::string_view id) const override {
     auto s = c_.find_state(id);
     return s != npos && config_.test(s);
@@ -149,6 +160,37 @@ struct session::impl final : datamodel_host {
 
   void shutdown_resources();
 
+  // ---- XState semantics (the rules themselves are in xstate_semantics.cpp) ----
+  bool select_xstate(const event& ev, std::uint32_t name_id);
+  void xstate_enter_general();
+  void xstate_final_entered(state_index s);
+  bool xstate_in_final(state_index s) const;
+  bool xstate_eventless_microstep();
+  std::vector<state_index> xstate_before_;  // configuration before an eventless microstep
+  std::vector<state_index> xstate_order_;   // active states in the order they were entered
+  bool history_changed_ = false;
+  void xstate_fail(const std::string& message);
+  bool errored_ = false;  // XState: an action or guard failed; the session ended with status error
+
+  // ---- inspection and async_send (session_ext.hpp, session_inspect.cpp, session_async.cpp) ----
+  detail::session_ext& ext() {
+    auto& e = cold().ext_;
+    if (!e) e = std::make_unique<detail::session_ext>();
+    return *e;
+  }
+  const char* status_text() const noexcept {
+    return errored_ ? "error" : running_ ? "active" : ended_ && !cancelled_ ? "done" : started_ ? "stopped" : "created";
+  }
+  inspection_event inspection_base();
+  value inspection_state() {
+    return boost::json::object{{"status", status_text()}, {"value", state_value(0)}, {"context", dm_->save()}};
+  }
+  void inspect_started();
+  void inspect_received(const event& ev);
+  void inspect_step();
+  void after_macrostep(const event& ev);
+  void async_send(event ev, detail::macrostep_handler h);
+
   session& self_;
   std::shared_ptr<const statechart> chart_;
   const statechart& c_;
@@ -208,6 +250,7 @@ struct session::impl final : datamodel_host {
     std::string invokeid_;  // our id in the parent
     std::shared_ptr<registry> registry_;
     std::unordered_map<std::string, value> data_overrides_;
+    std::unique_ptr<detail::session_ext> ext_;  // inspection scratch, async_send waiters
   };
   mutable std::unique_ptr<cold_state> cold_;
   cold_state& cold() const {
@@ -222,6 +265,7 @@ void session::impl::start() {
   if (started_) return;
   started_ = true;
   if (cold_ && cold_->registry_) cold_->registry_->sessions[id_] = this;  // a child joins its parent's registry
+  if (opts_.inspect) [[unlikely]] inspect_started();
   in_macrostep_ = true;
   if (auto r = dm_->setup(c_, *this); !r) raise_error("error.execution", r.error().message);
   if (c_.binding == binding_mode::early) {
@@ -231,7 +275,7 @@ void session::impl::start() {
       if (auto r = dm_->declare(d); !r) raise_error("error.execution", r.error().message);
     for (auto d : c_.states[0].data) initialize_data(c_.data[d]);
   }
-  running_ = true;
+  running_ = !errored_;
   execute(c_.root_scripts);
   enabled_.assign(1, c_.states[0].initial);
   microsteps_ = 0;
@@ -240,11 +284,13 @@ void session::impl::start() {
   fast_ = c_.transitions[enabled_[0]].static_entry;
   enter_states();
   fast_ = false;
+  if (opts_.inspect) [[unlikely]] inspect_step();
   run_to_completion();
   in_macrostep_ = false;
   if (opts_.on_macrostep) opts_.on_macrostep(self_);
   if (!running_) exit_interpreter(!cancelled_);
   else if (!external_.empty()) post_drain();
+  if (opts_.inspect) [[unlikely]] after_macrostep(ext().current);
 }
 
 void session::impl::initialize_data(const data_decl& d) {
@@ -305,6 +351,7 @@ void session::impl::drain() {
   for (int batch = 0; batch < 64 && running_ && !external_.empty(); ++batch) {
     event ev = std::move(external_.front());
     external_.pop_front();
+    if (cold_ && cold_->ext_) [[unlikely]] cold_->ext_->waiters.popped();
     process_external(ev);
   }
   if (running_ && !external_.empty()) post_drain();
@@ -318,11 +365,14 @@ void session::impl::stop() {
     return;
   }
   running_ = false;
+  cancelled_ = true;  // status `stopped`, not `done`
   exit_interpreter(false);
+  if (opts_.inspect) [[unlikely]] after_macrostep(event("xstate.stop"));
 }
 
 void session::impl::shutdown_resources() {
   if (!cold_) return;
+  if (cold_->ext_) cold_->ext_->waiters.fail_all(ex_, std::make_error_code(std::errc::operation_canceled));
   for (auto& [key, p] : cold_->delayed_) clock_.cancel(p.timer);
   cold_->delayed_.clear();
   cold_->children_.clear();
@@ -336,12 +386,14 @@ void session::impl::process_external(const event& ev) {
   in_macrostep_ = true;
   microsteps_ = 0;
   dm_->set_event(ev);
+  if (opts_.inspect) [[unlikely]] inspect_received(ev);
   if (cold_ && !cold_->children_.empty()) handle_child_event(ev);
   if (select_transitions(&ev, name_id)) microstep();
   run_to_completion();
   in_macrostep_ = false;
   if (opts_.on_macrostep) opts_.on_macrostep(self_);
   if (!running_) exit_interpreter(!cancelled_);
+  if (cold_ && cold_->ext_) [[unlikely]] after_macrostep(ev);
 }
 
 void session::impl::handle_child_event(const event& ev) {
@@ -363,6 +415,7 @@ void session::impl::handle_child_event(const event& ev) {
 }
 
 void session::impl::run_to_completion() {
+  bool eventless = true;  // XState: false after an eventless microstep that changed nothing
   for (;;) {
     while (running_) {
       if (++microsteps_ > opts_.microstep_budget) {
@@ -371,15 +424,18 @@ void session::impl::run_to_completion() {
         if (opts_.on_log) opts_.on_log("error", "microstep budget exhausted in session " + id_);
         return;
       }
-      if (c_.has_eventless && select_transitions(nullptr, npos)) {
-        microstep();
+      if (c_.has_eventless && eventless && select_transitions(nullptr, npos)) {
+        if (c_.semantics == chart_semantics::xstate) eventless = xstate_eventless_microstep();
+        else microstep();
         continue;
       }
       if (internal_.empty()) break;
       event ev = std::move(internal_.front());
       internal_.pop_front();
       dm_->set_event(ev);
+      if (opts_.inspect) [[unlikely]] ext().current = ev;
       if (select_transitions(&ev, resolve(ev))) microstep();
+      eventless = true;
     }
     if (!running_) return;
     if (!c_.invokes.empty()) start_invokes();
@@ -390,11 +446,12 @@ void session::impl::run_to_completion() {
 bool session::impl::select_transitions(const event* ev, std::uint32_t name_id) {
   enabled_.clear();
   domains_.clear();
+  if (ev && c_.semantics == chart_semantics::xstate) return select_xstate(*ev, name_id);
   const auto* hs = c_.hot_states.data();
   const auto* ht = c_.hot_transitions.data();
   // A name that is no other name's token prefix can only match its own single descriptor.
   const bool exact_only = name_id != npos && c_.name_prefixes[name_id].size() == 1;
-  config_.for_each_and(atomic_mask_, [&](state_index atomic) {
+  const auto visit = [&](state_index atomic) {
     if (!ev && !(hs[atomic].flags & hot_state::eventless_in_chain)) return;
     for (auto s = atomic; s != npos; s = hs[s].parent) {
       const auto first = hs[s].first_transition, last = first + hs[s].transition_count;
@@ -422,7 +479,14 @@ bool session::impl::select_transitions(const event* ev, std::uint32_t name_id) {
         return;
       }
     }
-  });
+  };
+  if (c_.semantics == chart_semantics::xstate) {
+    // XState visits the atomic states in the order they became active (its `_nodes` set).
+    for (auto a : xstate_order_)
+      if (atomic_mask_.test(a)) visit(a);
+  } else {
+    config_.for_each_and(atomic_mask_, visit);
+  }
   disjoint_ = enabled_.size() <= 1 || disjoint_domains();
   if (!disjoint_) remove_conflicts();
   return !enabled_.empty();
@@ -431,6 +495,7 @@ bool session::impl::select_transitions(const event* ev, std::uint32_t name_id) {
 state_index session::impl::dynamic_domain(const transition_node& t) const {
   std::vector<state_index> targets;
   effective_targets(t, targets);
+  if (c_.semantics == chart_semantics::xstate) return detail::xstate_domain(c_, t, targets);
   if (targets.empty()) return npos;
   const auto src = t.source;
   if (t.internal && c_.states[src].kind == state_kind::compound &&
@@ -527,12 +592,14 @@ void session::impl::microstep() {
   for (auto ti : enabled_)
     if (ht[ti].flags & hot_transition::body) execute(c_.transitions[ti].body);
   enter_states();
+  if (opts_.inspect) [[unlikely]] inspect_step();
 }
 
 void session::impl::record_history(state_index s) {
   if (!c_.invokes.empty()) cold().to_invoke_.reset(s);
   if (!has_histories_) return;
   for (auto h : c_.states[s].histories) {
+    history_changed_ = true;
     auto& v = cold().history_[h];
     v.clear();
     if (c_.states[h].history == history_kind::deep) {
@@ -554,6 +621,7 @@ void session::impl::exit_one(state_index s) {
     if (flags & hot_state::invokes) cancel_invokes(s);
   }
   config_.reset(s);
+  if (c_.semantics == chart_semantics::xstate) std::erase(xstate_order_, s);
 }
 
 void session::impl::exit_states() {
@@ -587,6 +655,7 @@ void session::impl::enter_states() {
     }
     return;
   }
+  if (c_.semantics == chart_semantics::xstate) return xstate_enter_general();
   cold().entry_set_.ensure(c_.states.size());
   cold().default_entry_.ensure(c_.states.size());
   cold().entry_set_.clear();
@@ -611,6 +680,7 @@ void session::impl::enter_states() {
 
 void session::impl::enter_one(state_index s, bool by_default) {
   config_.set(s);
+  if (c_.semantics == chart_semantics::xstate) xstate_order_.push_back(s);
   if (!c_.invokes.empty()) cold().to_invoke_.set(s);
   constexpr auto work = hot_state::onentry | hot_state::data | hot_state::final | hot_state::initial_body;
   if (!(c_.hot_states[s].flags & work) && (!cold_ || cold_->default_history_content_.empty())) return;
@@ -625,6 +695,7 @@ void session::impl::enter_one(state_index s, bool by_default) {
     for (auto& [state, ti] : cold().default_history_content_)
       if (state == s) execute(c_.transitions[ti].body);
     if (st.kind != state_kind::final_state) return;
+    if (c_.semantics == chart_semantics::xstate) return xstate_final_entered(s);
     auto parent = st.parent;
     if (parent == 0) {
       running_ = false;
@@ -706,6 +777,7 @@ void session::impl::exit_interpreter(bool reached_final) {
   value donedata;
   // A session that reached a top-level final state keeps reporting its final configuration.
   config_.for_each_reverse([&](state_index s) {
+    if (errored_) return;  // XState: a failed machine keeps its configuration, runs no exit actions
     for (const auto& block : c_.states[s].onexit) execute(block);
     if (!c_.states[s].invokes.empty()) cancel_invokes(s);
     if (!reached_final) config_.reset(s);
@@ -719,6 +791,7 @@ void session::impl::exit_interpreter(bool reached_final) {
   }
   internal_.clear();
   external_.clear();
+  if (cold_ && cold_->ext_) cold_->ext_->waiters.fail_queued(ex_, errc::not_running);
   if (reached_final && cold_ && cold_->parent_) {
     event done("done.invoke." + cold().invokeid_, donedata);
     done.type = event_type::external;
@@ -741,6 +814,7 @@ void session::impl::raise(event ev) {
 }
 
 void session::impl::raise_error(std::string name, std::string message, std::string sendid) {
+  if (c_.semantics == chart_semantics::xstate) return xstate_fail(name + ": " + message);
   event ev(std::move(name), value(boost::json::object{{"message", message}}));
   ev.type = event_type::platform;
   ev.sendid = std::move(sendid);
@@ -754,6 +828,7 @@ bool session::impl::execute(const action_block& block) {
 }
 
 bool session::impl::exec(const action& a) {
+  if (opts_.inspect) [[unlikely]] detail::inspect_action(opts_.inspect, inspection_base(), a);
   struct visitor {
     impl& self;
     source_location loc;
@@ -965,7 +1040,7 @@ bool session::impl::exec_send(const send_action& s, source_location) {
     raise_error("error.execution", "unsupported send target '" + target + "'", ev.sendid);
     return false;
   }
-  if (delay.count() > 0) {
+  if (delay.count() > 0 || c_.semantics == chart_semantics::xstate) {  // XState: `after: {0: ...}` waits for the clock too
     schedule_send(sendid, std::move(ev), std::move(target), clock_.now() + std::chrono::duration_cast<clock::duration>(delay));
     return true;
   }
@@ -1092,6 +1167,7 @@ session& session::impl::make_child(const std::string& invokeid, std::shared_ptr<
   o.actions = opts_.actions;
   o.on_log = opts_.on_log;
   o.route = opts_.route;
+  o.inspect = opts_.inspect;
   auto child_session = std::make_unique<session>(std::move(chart), ex_, clock_, std::move(o));
   if (!cold().registry_) {  // the first child: from now on the tree needs a registry for #_scxml_ targets
     cold().registry_ = std::make_shared<registry>();
@@ -1119,7 +1195,15 @@ void session::impl::cancel_invokes(state_index s) {
       if (it->second.s && it->second.s->running()) {
         it->second.s->stop();
         const auto& id = it->first;
-        external_.remove_if([&](const event& e) { return e.invokeid == id; });
+        std::vector<std::size_t> dropped;  // positions, for async_send waiters
+        std::size_t pos = 0;
+        external_.remove_if([&](const event& e) {
+          const bool drop = e.invokeid == id;
+          if (drop) dropped.push_back(pos);
+          ++pos;
+          return drop;
+        });
+        if (cold().ext_) cold().ext_->waiters.removed(ex_, dropped);
       }
       it = cold().children_.erase(it);
     }
@@ -1175,9 +1259,23 @@ bool string_list(const value* v, std::vector<std::string>& out) {
   return true;
 }
 
+/// Reads XState's `[{"id": ...}]` (or the plain strings older snapshots hold); false when malformed.
+bool id_list(const value* v, std::vector<std::string>& out) {
+  if (!v || !v->is_array()) return false;
+  for (const auto& x : v->as_array()) {
+    const auto* o = x.if_object();
+    const auto* id = o ? o->if_contains("id") : &x;
+    if (!id || !id->is_string()) return false;
+    out.emplace_back(id->as_string());
+  }
+  return true;
+}
+
 }  // namespace
 
 value session::impl::state_value(state_index s) const {
+  if (s == 0 && c_.semantics == chart_semantics::xstate)
+    return state_value_of(c_, [this](state_index x) { return config_.test(x); });
   // XState's state value: an atomic child is its id; a compound child maps its id to its value;
   // a parallel state maps each region to its value.
   const auto& st = c_.states[s];
@@ -1196,7 +1294,7 @@ value session::impl::state_value(state_index s) const {
 
 value session::impl::snapshot() {
   boost::json::object o;
-  o["status"] = running_ ? "active" : ended_ && !cancelled_ ? "done" : started_ ? "stopped" : "created";
+  o["status"] = status_text();
   o["value"] = state_value(0);
   boost::json::array configuration;
   config_.for_each([&](state_index s) { configuration.emplace_back(c_.states[s].id); });
@@ -1205,7 +1303,7 @@ value session::impl::snapshot() {
   for (state_index h = 0; has_histories_ && h < c_.states.size(); ++h) {
     if (!cold().has_history_[h]) continue;
     boost::json::array ids;
-    for (auto s : cold().history_[h]) ids.emplace_back(c_.states[s].id);
+    for (auto s : cold().history_[h]) ids.emplace_back(boost::json::object{{"id", c_.states[s].id}});  // as XState
     history[c_.states[h].id] = std::move(ids);
   }
   o["historyValue"] = std::move(history);
@@ -1238,7 +1336,10 @@ value session::impl::snapshot() {
   static std::map<std::string, child> no_children;  // never modified: stands for an absent cold_
   for (auto& [invokeid, ch] : cold_ ? cold_->children_ : no_children) {
     if (!ch.s) continue;
-    children[invokeid] = boost::json::object{{"invoke", ch.decl}, {"snapshot", ch.s->impl_->snapshot()}};
+    // XState's entry (`snapshot`, `src`) plus the invoke declaration's index.
+    const auto& inv = c_.invokes[ch.decl];
+    children[invokeid] = boost::json::object{
+        {"snapshot", ch.s->impl_->snapshot()}, {"src", inv.src.empty() ? "inline" : inv.src}, {"invoke", ch.decl}};
   }
   o["children"] = std::move(children);
   return o;
@@ -1266,66 +1367,80 @@ std::shared_ptr<const statechart> session::impl::child_chart(std::uint32_t decl,
 
 std::error_code session::impl::restore(const value& snap) {
   if (started_) return errc::not_running;
+  // Every refusal says why, through `on_log` (label `error`).
+  auto bad = [this](const std::string& why) -> std::error_code {
+    if (opts_.on_log) opts_.on_log("error", "snapshot refused: " + why);
+    return errc::bad_snapshot;
+  };
   const auto* o = snap.if_object();
-  if (!o) return errc::bad_snapshot;
+  if (!o) return bad("not a JSON object");
   // Validate everything before changing anything.
   std::vector<std::string> ids;
-  if (!string_list(o->if_contains("configuration"), ids)) return errc::bad_snapshot;
+  if (!string_list(o->if_contains("configuration"), ids)) return bad("`configuration` is not an array of state ids");
   detail::bitset config(c_.states.size());
   for (const auto& id : ids) {
     auto s = c_.find_state(id);
-    if (s == npos || s == 0 || c_.states[s].kind == state_kind::history) return errc::bad_snapshot;
+    if (s == npos || s == 0 || c_.states[s].kind == state_kind::history)
+      return bad("`configuration`: '" + id + "' is no state of this chart, or a history state");
     config.set(s);
   }
   // A legal configuration: parents active, one child of a compound, every region of a parallel.
   for (state_index s = 1; s < c_.states.size(); ++s) {
     if (!config.test(s)) continue;
     auto p = c_.states[s].parent;
-    if (p != 0 && !config.test(p)) return errc::bad_snapshot;
+    if (p != 0 && !config.test(p)) return bad("`configuration`: '" + c_.states[s].id + "' is active without its parent");
   }
   for (state_index s = 0; s < c_.states.size(); ++s) {
     if (s != 0 && !config.test(s)) continue;
     const auto& st = c_.states[s];
     std::size_t active = 0;
     for (auto ch : st.children) active += config.test(ch) ? 1 : 0;
-    if (st.kind == state_kind::compound && active != 1 && !(s == 0 && ids.empty())) return errc::bad_snapshot;
-    if (st.kind == state_kind::parallel && active != st.children.size()) return errc::bad_snapshot;
+    if (st.kind == state_kind::compound && active != 1 && !(s == 0 && ids.empty()))
+      return bad("`configuration`: compound state '" + st.id + "' needs exactly one active child");
+    if (st.kind == state_kind::parallel && active != st.children.size())
+      return bad("`configuration`: every region of parallel state '" + st.id + "' must be active");
   }
   std::vector<std::pair<state_index, std::vector<state_index>>> history;
   if (const auto* h = o->if_contains("historyValue")) {
-    if (!h->is_object()) return errc::bad_snapshot;
+    if (!h->is_object()) return bad("`historyValue` is not an object");
     for (const auto& [hid, list] : h->as_object()) {
       auto hs = c_.find_state(hid);
       std::vector<std::string> stored;
-      if (hs == npos || c_.states[hs].kind != state_kind::history || !string_list(&list, stored)) return errc::bad_snapshot;
+      if (hs == npos || c_.states[hs].kind != state_kind::history || !id_list(&list, stored))
+        return bad("`historyValue`: '" + std::string(hid) + "' is no history state, or its entry is no list of states");
       std::vector<state_index> states;
       for (const auto& id : stored) {
         auto s = c_.find_state(id);
-        if (s == npos || !c_.is_descendant(s, c_.states[hs].parent)) return errc::bad_snapshot;
+        if (s == npos || !c_.is_descendant(s, c_.states[hs].parent))
+          return bad("`historyValue`: '" + std::string(hid) + "' cannot hold '" + id + "'");
         states.push_back(s);
       }
       history.emplace_back(hs, std::move(states));
     }
   }
   std::vector<std::string> entered;
-  if (!string_list(o->if_contains("entered"), entered)) return errc::bad_snapshot;
+  if (!string_list(o->if_contains("entered"), entered)) return bad("`entered` is not an array of state ids");
   struct pending_in { std::string sendid; clock::duration remaining; std::string target; event ev; };
   std::vector<pending_in> pending;
   if (const auto* p = o->if_contains("pending")) {
-    if (!p->is_array()) return errc::bad_snapshot;
+    if (!p->is_array()) return bad("`pending` is not an array");
     for (const auto& x : p->as_array()) {
       const auto* po = x.if_object();
       if (!po || !po->contains("event") || !po->contains("remaining_ns") || !po->at("remaining_ns").is_int64())
-        return errc::bad_snapshot;
+        return bad("`pending`: an entry needs `event` and an integer `remaining_ns`");
       pending_in in;
-      if (!event_from_json(po->at("event"), in.ev)) return errc::bad_snapshot;
+      if (!event_from_json(po->at("event"), in.ev)) return bad("`pending`: malformed event");
+      // Times beyond ~73 years are refused: adding them to the clock's time could overflow.
+      constexpr std::int64_t max_ns = std::int64_t(1) << 61;
       auto ns = po->at("remaining_ns").as_int64();
-      if (ns < 0) return errc::bad_snapshot;
+      if (ns < 0 || ns > max_ns) return bad("`pending`: `remaining_ns` out of range: " + std::to_string(ns));
       in.remaining = std::chrono::nanoseconds(ns);
       // With the due time on this clock's time base, the time that passed since the snapshot
       // counts (a restart on the same host); a due time further away than the remaining time
       // means another time base (another host, a reboot), and the remaining time is kept.
-      if (const auto* due = po->if_contains("due_ns"); due && due->is_int64()) {
+      if (const auto* due = po->if_contains("due_ns")) {
+        if (!due->is_int64() || due->as_int64() < 0 || due->as_int64() > max_ns)
+          return bad("`pending`: `due_ns` is not a time of a clock");
         auto left = clock::time_point(std::chrono::nanoseconds(due->as_int64())) - clock_.now();
         in.remaining = std::clamp(left, clock::duration::zero(), in.remaining);
       }
@@ -1336,43 +1451,75 @@ std::error_code session::impl::restore(const value& snap) {
   }
   std::vector<event> queue;
   if (const auto* q = o->if_contains("queue")) {
-    if (!q->is_array() || q->as_array().size() > opts_.queue_capacity) return errc::bad_snapshot;
+    if (!q->is_array() || q->as_array().size() > opts_.queue_capacity)
+      return bad("`queue` is not an array within the queue's capacity");
     for (const auto& x : q->as_array()) {
       event ev;
-      if (!event_from_json(x, ev)) return errc::bad_snapshot;
+      if (!event_from_json(x, ev)) return bad("`queue`: malformed event");
       queue.push_back(std::move(ev));
     }
   }
   struct child_in { std::string invokeid; std::uint32_t decl; const value* snap; std::shared_ptr<const statechart> chart; };
   std::vector<child_in> kids;
   if (const auto* ch = o->if_contains("children")) {
-    if (!ch->is_object()) return errc::bad_snapshot;
+    if (!ch->is_object()) return bad("`children` is not an object");
     for (const auto& [invokeid, entry] : ch->as_object()) {
       const auto* eo = entry.if_object();
-      if (!eo || !eo->contains("invoke") || !eo->at("invoke").is_int64() || !eo->contains("snapshot"))
-        return errc::bad_snapshot;
-      auto decl = eo->at("invoke").as_int64();
-      if (decl < 0 || static_cast<std::uint64_t>(decl) >= c_.invokes.size()) return errc::bad_snapshot;
+      if (!eo || !eo->contains("snapshot")) return bad("`children`: '" + std::string(invokeid) + "' has no `snapshot`");
+      // The declaration's index; XState's shape has none: then the `<invoke id>` it was made from.
+      std::int64_t decl = -1;
+      if (const auto* d = eo->if_contains("invoke")) {
+        if (!d->is_int64()) return bad("`children`: `invoke` of '" + std::string(invokeid) + "' is not an integer");
+        decl = d->as_int64();
+      } else {
+        for (std::size_t i = 0; i < c_.invokes.size(); ++i)
+          if (c_.invokes[i].id == invokeid) decl = static_cast<std::int64_t>(i);
+      }
+      if (decl < 0 || static_cast<std::uint64_t>(decl) >= c_.invokes.size())
+        return bad("`children`: '" + std::string(invokeid) + "' matches no <invoke> of this chart");
       std::string error;
       auto chart = child_chart(static_cast<std::uint32_t>(decl), error);
-      if (!chart) return errc::bad_snapshot;
+      if (!chart) return bad("`children`: '" + std::string(invokeid) + "': " + error);
       kids.push_back({std::string(invokeid), static_cast<std::uint32_t>(decl), &eo->at("snapshot"), std::move(chart)});
     }
   }
   std::string status = "active";
-  if (const auto* st = o->if_contains("status"); st && st->is_string()) status = std::string(st->as_string());
-  // Apply.
-  if (auto r = dm_->setup(c_, *this); !r) return errc::bad_snapshot;
-  if (const auto* ctx = o->if_contains("context")) {
-    if (auto r = dm_->restore(*ctx); !r) return errc::bad_snapshot;
+  if (const auto* st = o->if_contains("status")) {
+    if (!st->is_string()) return bad("`status` is not a string");
+    status = std::string(st->as_string());
+    if (status != "active" && status != "done" && status != "stopped" && status != "error")
+      return bad("unknown `status` '" + status + "'");
   }
-  started_ = true;
+  // Apply.
+  if (auto r = dm_->setup(c_, *this); !r) return bad("the datamodel cannot be set up: " + r.error().message);
+  if (const auto* ctx = o->if_contains("context")) {
+    if (auto r = dm_->restore(*ctx); !r) return bad("`context`: " + r.error().message);
+  }
+  const std::string old_id = id_;
+  const bool had_registry = cold_ && cold_->registry_;
   if (const auto* sid = o->if_contains("sessionid"); sid && sid->is_string() && opts_.session_id.empty() &&
                                                       !(cold().registry_ && cold().registry_->sessions.count(std::string(sid->as_string()))))
     id_ = std::string(sid->as_string());
   if (cold_ && cold_->registry_) cold_->registry_->sessions[id_] = this;
+  if (opts_.inspect) [[unlikely]]
+    detail::inspect_actor(opts_.inspect, inspection_base(), cold_ && cold_->parent_ ? std::string_view(cold_->parent_->id_) : "");
+  // Children first: a child whose snapshot does not fit fails the whole restore, undone here.
+  for (auto& k : kids) {
+    if (status != "active") break;
+    auto& child = make_child(k.invokeid, std::move(k.chart), k.decl);
+    if (!child.impl_->restore(*k.snap)) continue;
+    cold().children_.clear();
+    if (had_registry) cold().registry_->sessions.erase(id_);
+    else cold().registry_.reset();
+    id_ = old_id;
+    if (had_registry) cold().registry_->sessions[id_] = this;
+    return bad("child '" + k.invokeid + "' does not fit");
+  }
+  started_ = true;
   if (const auto* sc = o->if_contains("sendCounter"); sc && sc->is_int64()) send_counter_ = static_cast<std::uint64_t>(sc->as_int64());
   config_ = config;
+  xstate_order_.clear();
+  if (c_.semantics == chart_semantics::xstate) config_.for_each([&](state_index x) { xstate_order_.push_back(x); });
   for (auto& [h, states] : history) {
     cold().history_[h] = std::move(states);
     cold().has_history_[h] = true;
@@ -1383,18 +1530,163 @@ std::error_code session::impl::restore(const value& snap) {
   }
   running_ = status == "active";
   ended_ = !running_;
+  cancelled_ = status == "stopped" || status == "error";  // and stays so, not `done`
   if (!running_) return {};
   for (auto& p : pending) schedule_send(std::move(p.sendid), std::move(p.ev), std::move(p.target), clock_.now() + p.remaining);
   for (auto& ev : queue) external_.push_back(std::move(ev));
-  for (auto& k : kids) {
-    auto& child = make_child(k.invokeid, std::move(k.chart), k.decl);
-    if (auto ec = child.impl_->restore(*k.snap)) {
-      cold().children_.erase(k.invokeid);
-      raise_error("error.execution", "invoked child '" + k.invokeid + "' could not be restored: " + ec.message());
-    }
-  }
   if (!external_.empty() || !internal_.empty()) post_drain();
   return {};
+}
+
+// ============================ inspection and async_send ============================
+
+inspection_event session::impl::inspection_base() {
+  const impl* root = this;
+  while (root->cold_ && root->cold_->parent_) root = root->cold_->parent_;
+  inspection_event e;
+  e.root_id = root->id_;
+  e.actor = &self_;
+  e.session_id = id_;
+  e.chart = &c_;
+  return e;
+}
+
+void session::impl::inspect_started() {
+  ext().current = event("xstate.init");
+  const auto* parent = cold_ ? cold_->parent_ : nullptr;
+  detail::inspect_actor(opts_.inspect, inspection_base(), parent ? std::string_view(parent->id_) : std::string_view());
+  event init = ext().current;
+  if (parent) init.origin = "#_scxml_" + parent->id_;
+  detail::inspect_event(opts_.inspect, inspection_base(), init);
+}
+
+void session::impl::inspect_received(const event& ev) {
+  ext().current = ev;
+  detail::inspect_event(opts_.inspect, inspection_base(), ev);
+}
+
+void session::impl::inspect_step() {
+  detail::inspect_microstep(opts_.inspect, inspection_base(), &ext().current, inspection_state(),
+                            std::span<const transition_index>(enabled_.begin(), enabled_.end()));
+}
+
+void session::impl::after_macrostep(const event& ev) {
+  if (opts_.inspect) detail::inspect_snapshot(opts_.inspect, inspection_base(), ev, inspection_state());
+  if (cold_ && cold_->ext_ && !cold_->ext_->waiters.empty())
+    cold_->ext_->waiters.complete_processed(ex_, [&] { return self_.active_atomic_states(); });
+}
+
+void session::impl::async_send(event ev, detail::macrostep_handler h) {
+  if (!running_) return detail::post_completion(ex_, std::move(h), errc::not_running);
+  if (!enqueue_external(std::move(ev))) return detail::post_completion(ex_, std::move(h), errc::queue_full);
+  ext().waiters.add(external_.size(), std::move(h));
+}
+
+// ============================ XState semantics ============================
+
+bool session::impl::select_xstate(const event& ev, std::uint32_t name_id) {
+  detail::xstate_select(c_, config_, ev.name, name_id, [this](transition_index ti) {
+    const auto& h = c_.hot_transitions[ti];
+    if (h.cond != npos) {
+      auto r = dm_->eval_bool(h.cond);
+      if (!r) raise_error("error.execution", r.error().message);
+      if (!r || errored_) return true;  // stop looking: the session has failed
+      if (!*r) return false;
+    }
+    if (std::find(enabled_.begin(), enabled_.end(), ti) == enabled_.end()) {
+      enabled_.push_back(ti);
+      domains_.push_back(h.flags & hot_transition::history_target ? dynamic_domain(c_.transitions[ti]) : h.domain);
+    }
+    return true;
+  });
+  if (errored_) {
+    enabled_.clear();
+    domains_.clear();
+    return false;
+  }
+  disjoint_ = enabled_.size() <= 1 || disjoint_domains();
+  if (!disjoint_) remove_conflicts();
+  return !enabled_.empty();
+}
+
+void session::impl::xstate_enter_general() {
+  auto& entry = cold().entry_set_;
+  entry.ensure(c_.states.size());
+  entry.clear();
+  const detail::history_lookup stored = [this](state_index h, std::vector<state_index>& out) {
+    if (!has_histories_ || !cold().has_history_[h]) return false;
+    out.insert(out.end(), cold().history_[h].begin(), cold().history_[h].end());
+    return true;
+  };
+  std::vector<state_index> targets;
+  for (auto ti : enabled_) {
+    const auto& t = c_.transitions[ti];
+    if (t.targets.empty()) continue;
+    targets.clear();
+    effective_targets(t, targets);
+    detail::xstate_entry_set(c_, t, domain_of(t), targets, stored, entry);
+  }
+  entry.for_each([&](state_index s) { enter_one(s, false); });
+}
+
+bool session::impl::xstate_eventless_microstep() {
+  // XState stops selecting eventless transitions after one that left the snapshot as it was
+  // (same configuration, no history recorded) until the next internal event.
+  // Native actions change the context in place: a changed context counts as a new snapshot.
+  xstate_before_.clear();
+  config_.for_each([&](state_index s) { xstate_before_.push_back(s); });
+  history_changed_ = false;
+  value* context = xstate_context(*dm_);
+  const value context_before = context ? *context : value();
+  microstep();
+  if (history_changed_ || (context && *context != context_before)) return true;
+  std::size_t i = 0;
+  bool same = true;
+  config_.for_each([&](state_index s) { same = same && i < xstate_before_.size() && xstate_before_[i++] == s; });
+  return !(same && i == xstate_before_.size());
+}
+
+bool session::impl::xstate_in_final(state_index s) const {
+  const auto& st = c_.states[s];
+  if (st.kind == state_kind::compound) {
+    for (auto ch : st.children)
+      if (c_.states[ch].kind == state_kind::final_state && config_.test(ch)) return true;
+    return false;
+  }
+  if (st.kind == state_kind::parallel)
+    return std::all_of(st.children.begin(), st.children.end(), [&](state_index ch) { return xstate_in_final(ch); });
+  return st.kind == state_kind::final_state;
+}
+
+void session::impl::xstate_final_entered(state_index s) {
+  // XState enterStates: `xstate.done.state.<parent>` with the final state's output, then done
+  // events for each parallel ancestor now complete; the machine is done when none is left above.
+  auto done_of = [this](state_index p, value data) {
+    event done(c_.states[p].done_event, std::move(data));
+    done.type = event_type::platform;
+    done.name_id = c_.states[p].done_name_id;
+    raise(std::move(done));
+  };
+  const auto parent = c_.states[s].parent;
+  if (parent == 0) {
+    running_ = false;
+    return;
+  }
+  auto marker = c_.states[parent].kind == state_kind::parallel ? parent : c_.states[parent].parent;
+  if (c_.states[parent].kind == state_kind::compound) done_of(parent, done_data(s));
+  while (marker != 0 && marker != npos && c_.states[marker].kind == state_kind::parallel && xstate_in_final(marker)) {
+    done_of(marker, nullptr);
+    marker = c_.states[marker].parent;
+  }
+  if (marker == 0 || marker == npos) running_ = false;
+}
+
+void session::impl::xstate_fail(const std::string& message) {
+  if (errored_) return;
+  errored_ = true;
+  running_ = false;
+  cancelled_ = true;
+  if (opts_.on_log) opts_.on_log("error", message);
 }
 
 // ============================ public wrapper ============================
@@ -1423,6 +1715,24 @@ std::size_t session::queued() const noexcept { return impl_->external_.size(); }
 xsn::datamodel& session::datamodel() noexcept { return *impl_->dm_; }
 value session::snapshot() { return impl_->snapshot(); }
 std::error_code session::restore(const value& snap) { return impl_->restore(snap); }
+std::error_code session::restore_json(std::string_view text) {
+  boost::system::error_code ec;
+  auto v = boost::json::parse(text, ec);
+  if (ec) {
+    if (impl_->opts_.on_log) impl_->opts_.on_log("error", "snapshot refused: not JSON: " + ec.message());
+    return errc::bad_snapshot;
+  }
+  return impl_->restore(v);
+}
+void session::do_async_send(event ev, boost::asio::any_completion_handler<send_signature> h) {
+  // Queued from the session's executor, so that a strand makes this safe from any thread.
+  auto ex = impl_->ex_;
+  auto op = [this, ex, alive = std::weak_ptr<int>(impl_->life_), ev = std::move(ev), h = std::move(h)]() mutable {
+    if (!alive.expired()) return impl_->async_send(std::move(ev), std::move(h));
+    detail::post_completion(ex, std::move(h), std::make_error_code(std::errc::operation_canceled));  // destroyed
+  };
+  boost::asio::post(ex, std::move(op));
+}
 
 std::vector<state_index> session::configuration() const {
   std::vector<state_index> out;

@@ -1,5 +1,7 @@
 #include <xsn/model/statechart.hpp>
 
+#include "xstate_semantics.hpp"
+
 #include <algorithm>
 
 namespace xsn {
@@ -32,7 +34,9 @@ bool statechart::matches_slow(const transition_node& t, std::string_view name,
     return false;
   }
   for (auto d : t.events)
-    if (descriptor_matches(names[d], name)) return true;
+    if (semantics == chart_semantics::xstate ? detail::xstate_descriptor_matches(names[d], name)
+                                             : descriptor_matches(names[d], name))
+      return true;
   return false;
 }
 
@@ -168,8 +172,9 @@ void statechart::finalize() {
       if (d != npos) name_prefixes[n].push_back(d);
     }
   }
+  if (semantics == chart_semantics::xstate) detail::xstate_name_prefixes(*this);
   for (auto& s : states) {
-    s.done_event = "done.state." + s.id;
+    s.done_event = (semantics == chart_semantics::xstate ? "xstate.done.state." : "done.state.") + s.id;
     s.done_name_id = find_name(s.done_event);
     for (auto& b : s.onentry) resolve_names(*this, b);
     for (auto& b : s.onexit) resolve_names(*this, b);
@@ -188,7 +193,7 @@ void statechart::finalize() {
       return states[s].kind == state_kind::history;
     });
     t.domain = npos;
-    if (t.targets.empty() || t.history_target || t.source == npos) continue;
+    if (t.targets.empty() || t.history_target || t.source == npos || semantics == chart_semantics::xstate) continue;
     const auto src = t.source;
     bool all_inside = std::all_of(t.targets.begin(), t.targets.end(),
                                   [&](state_index s) { return is_descendant(s, src); });
@@ -202,6 +207,7 @@ void statechart::finalize() {
     t.static_entry = false;
     if (t.domain != npos) t.static_entry = entry_builder.build(t);
   }
+  if (semantics == chart_semantics::xstate) detail::xstate_finalize_transitions(*this);
   build_hot_tables();
 }
 

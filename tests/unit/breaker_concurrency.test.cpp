@@ -67,7 +67,7 @@ const std::error_code failure = std::make_error_code(std::errc::connection_reset
 
 }  // namespace
 
-TEST_CASE("breaker concurrency: two threads on the closed path", "[breaker][concurrency]") {
+TEST_CASE("breaker_concurrency: two threads on the closed path", "[breaker][concurrency]") {
   xsn::manual_clock clk;
   xsn::simple_circuit_breaker b(clk, {.failure_threshold = 3});
   transition_log log;
@@ -86,7 +86,7 @@ TEST_CASE("breaker concurrency: two threads on the closed path", "[breaker][conc
   CHECK(log.changes.empty());
 }
 
-TEST_CASE("breaker concurrency: failures from two threads open it once", "[breaker][concurrency]") {
+TEST_CASE("breaker_concurrency: failures from two threads open it once", "[breaker][concurrency]") {
   for (int round = 0; round < 50; ++round) {
     xsn::manual_clock clk;
     constexpr std::uint32_t threshold = 500;
@@ -112,7 +112,7 @@ TEST_CASE("breaker concurrency: failures from two threads open it once", "[break
   }
 }
 
-TEST_CASE("breaker concurrency: half-open admits exactly the permitted trials", "[breaker][concurrency]") {
+TEST_CASE("breaker_concurrency: half-open admits exactly the permitted trials", "[breaker][concurrency]") {
   xsn::manual_clock clk;
   constexpr std::uint32_t trials = 3;
   xsn::simple_circuit_breaker b(clk, {.failure_threshold = 1, .open_duration = 1s, .half_open_trial_calls = trials});
@@ -133,7 +133,7 @@ TEST_CASE("breaker concurrency: half-open admits exactly the permitted trials", 
   }
 }
 
-TEST_CASE("breaker concurrency: random outcomes keep the transitions a consistent chain", "[breaker][concurrency]") {
+TEST_CASE("breaker_concurrency: random outcomes keep the transitions a consistent chain", "[breaker][concurrency]") {
   xsn::manual_clock clk;
   // A zero open duration lets the breaker cycle through every state without touching the clock.
   xsn::simple_circuit_breaker b(clk, {.failure_threshold = 3, .open_duration = 0s, .half_open_trial_calls = 2});
@@ -168,7 +168,7 @@ TEST_CASE("breaker concurrency: random outcomes keep the transitions a consisten
   CHECK(b.health().state == b.state());
 }
 
-TEST_CASE("breaker concurrency: a reset subscription is not called again", "[breaker][concurrency]") {
+TEST_CASE("breaker_concurrency: a reset subscription is not called again", "[breaker][concurrency]") {
   for (int round = 0; round < 20; ++round) {
     xsn::manual_clock clk;
     xsn::simple_circuit_breaker b(clk, {.failure_threshold = 1, .open_duration = 0s});

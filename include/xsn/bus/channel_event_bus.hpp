@@ -22,8 +22,10 @@ struct channel_bus_core;  // Routing, requests; shared with subscriptions and pe
  * - `publish` never blocks. With the message moved in, one subscription on the address and its
  *   consumer busy (not waiting), it allocates nothing and makes no system call; several
  *   subscriptions get copies.
- * - Memory: each subscription allocates `capacity` slots of `sizeof(bus_message)` (about 300
- *   bytes) up front; the default capacity of 10,000 costs about 3 MB per subscription.
+ * - Memory: each subscription allocates `capacity` slots of 320 bytes (five cache lines) up
+ *   front; the default capacity of 10,000 costs about 3 MB per subscription. A message whose
+ *   `sendid`, `origin`, `origintype`, `invokeid` and `reply_to` are empty is stored in the first
+ *   two lines of its slot, so only those travel from the publisher's core to the consumer's.
  * - Consuming with `async_wait` + `try_receive_batch` moves messages without any channel or
  *   executor operation while the queue is non-empty; `async_receive` posts one handler per message.
  * - `async_publish` on a full `wait` subscription waits on its channel; waiting publishers are
@@ -31,6 +33,11 @@ struct channel_bus_core;  // Routing, requests; shared with subscriptions and pe
  *   already received the message by then.
  * - Replies travel to the inbox `$reply`; a reply to a request that has completed is refused
  *   with `errc::no_subscriber`.
+ * - Logging (`xsn/runtime/logging.hpp`, logger `xsn.bus`): subscribe, unsubscribe and shutdown
+ *   at `info`; the first refusal or drop of an overflow episode at `warn` (`info` when publishers
+ *   only wait for room) and its end, when the consumer makes room, at `info`; request timeouts at
+ *   `warn`; each drop, refusal and unroutable publication at `debug`; each publication and each
+ *   batch received at `trace`. With logging off a publication pays one relaxed load for it.
  *
  * Threading as `event_bus`: any member from any thread. Handlers, the clock's timers for request
  * timeouts, and timer cancellations run on the executor given at construction.

@@ -52,6 +52,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -67,6 +68,24 @@ struct bus_message {
   bus_message() = default;
   /// A message carrying `ev` to `addr`.
   bus_message(std::string addr, xsn::event ev) : address(std::move(addr)), event(std::move(ev)) {}
+
+  /// Copies every field.
+  bus_message(const bus_message&) = default;
+  /// Copies every field.
+  bus_message& operator=(const bus_message&) = default;
+  /// Moves every field (empty strings cheaply, as `xsn::event` does).
+  bus_message(bus_message&& o) noexcept
+      : address(std::move(o.address)), event(std::move(o.event)),
+        reply_to(xsn::event::take(o.reply_to)), correlation_id(o.correlation_id) {}
+  /// Moves every field.
+  bus_message& operator=(bus_message&& o) noexcept(std::is_nothrow_move_assignable_v<xsn::event>) {
+    address = std::move(o.address);
+    event = std::move(o.event);
+    xsn::event::assign(reply_to, o.reply_to);
+    correlation_id = o.correlation_id;
+    return *this;
+  }
+  ~bus_message() = default;
 };
 
 /// What a full subscription does with one more message.

@@ -56,9 +56,9 @@ class backoff {
  */
 template <class T>
 class mpmc_ring {
-  // Elements are only ever move-constructed (never assigned), so a claimed slot cannot be left
-  // half-written by an exception.
-  static_assert(std::is_nothrow_move_constructible_v<T> && std::is_nothrow_destructible_v<T>);
+  // Elements are only ever constructed in place by a non-throwing constructor (never assigned),
+  // so a claimed slot cannot be left half-written by an exception.
+  static_assert(std::is_nothrow_destructible_v<T>);
 
  public:
   /// A ring for `capacity` (>= 1) elements, allocated at once.
@@ -83,8 +83,10 @@ class mpmc_ring {
   /// Most elements held at once.
   std::size_t capacity() const noexcept { return cap_; }
 
-  /// Moves `v` in unless the ring is full; on false `v` is untouched.
-  bool try_push(T& v) noexcept {
+  /// Moves `v` in (as `T(std::move(v))`) unless the ring is full; on false `v` is untouched.
+  template <class U>
+  bool try_push(U& v) noexcept {
+    static_assert(std::is_nothrow_constructible_v<T, U&&>);
     backoff b;
     std::size_t tail = tail_.load(std::memory_order_relaxed);
     for (;;) {
@@ -112,9 +114,11 @@ class mpmc_ring {
     }
   }
 
-  /// Moves `v` in; when the ring is full, the oldest element is discarded first.
-  /// Returns true when an element was discarded.
-  bool force_push(T& v) noexcept {
+  /// Moves `v` in (as `T(std::move(v))`); when the ring is full, the oldest element is discarded
+  /// first. Returns true when an element was discarded.
+  template <class U>
+  bool force_push(U& v) noexcept {
+    static_assert(std::is_nothrow_constructible_v<T, U&&>);
     backoff b;
     std::size_t tail = tail_.load(std::memory_order_relaxed);
     for (;;) {
@@ -167,6 +171,17 @@ class mpmc_ring {
    * otherwise take that cache line from the producers on every push).
    */
   std::size_t pop_batch(T* out, std::size_t max, bool wait_for_claimed) noexcept {
+    static_assert(std::is_nothrow_move_constructible_v<T>);
+    return consume_batch(max, wait_for_claimed, [out](T& v, std::size_t i) noexcept {
+      std::destroy_at(out + i);
+      std::construct_at(out + i, std::move(v));
+    });
+  }
+
+  /// As `pop_batch`, but hands the `i`-th element to `take(T& element, std::size_t i)`, which
+  /// must not throw and may move from it; the ring destroys it afterwards.
+  template <class F>
+  std::size_t consume_batch(std::size_t max, bool wait_for_claimed, F&& take) noexcept {
     backoff b;
     std::size_t head = head_.load(std::memory_order_relaxed);
     for (;;) {
@@ -187,8 +202,7 @@ class mpmc_ring {
           for (std::size_t i = 0; i < n; ++i) {
             slot& s = slots_[pos & (one_lap_ - 1)];
             T* p = s.get();
-            std::destroy_at(out + i);
-            std::construct_at(out + i, std::move(*p));
+            take(*p, i);
             std::destroy_at(p);
             s.stamp.store(pos + one_lap_, std::memory_order_release);
             pos = next(pos);

@@ -130,6 +130,7 @@ struct invoke_decl {
 /// A state node: `<scxml>` (index 0), `<state>`, `<parallel>`, `<final>` or `<history>`.
 struct state_node {
   std::string id;                     ///< `id` attribute (generated when absent).
+  std::string key;                    ///< XState state key (its name in the parent's `states`); empty for SCXML.
   state_kind kind = state_kind::atomic;
   history_kind history = history_kind::none;
   state_index parent = npos;          ///< npos for the root.
@@ -159,6 +160,7 @@ struct transition_node {
   expr_index cond = npos;
   std::vector<state_index> targets;
   bool internal = false;              ///< `type="internal"`.
+  bool reenter = false;               ///< XState v5 `reenter: true`.
   action_block body;
   source_location loc;
   /// Precomputed transition domain when no target is a history state; npos otherwise or when
@@ -203,6 +205,8 @@ struct hot_transition {
 /// platform event names).
 enum class chart_semantics : std::uint8_t { scxml, xstate };
 
+struct xstate_program;  // <xsn/parse/xstate.hpp>: guards, action sites, delays, context of an XState chart
+
 /// The binding mode of `<scxml binding>`.
 enum class binding_mode : std::uint8_t { early, late };
 
@@ -218,6 +222,8 @@ class statechart {
   std::string datamodel = "null";       ///< `<scxml datamodel>`.
   binding_mode binding = binding_mode::early;
   chart_semantics semantics = chart_semantics::scxml;  ///< Whose rules this chart runs by.
+  /// XState charts: named guards, action sites, delays and the initial context (null for SCXML).
+  std::shared_ptr<const xstate_program> xstate;
   std::string source_name;              ///< File name or label of the document.
   std::string base_dir;                 ///< Folder against which relative `src` resolve.
   std::vector<state_node> states;

@@ -21,6 +21,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <string_view>
 #include <system_error>
 #include <type_traits>
@@ -148,6 +149,10 @@ class breaker_subscription {
  * in which case that thread delivers it. Listeners must not throw: a throwing listener
  * terminates the program (`std::terminate`).
  *
+ * Logging (`xsn/runtime/logging.hpp`, logger `xsn.breaker`): every transition, just before the
+ * listeners hear of it (`warn` when opening, `info` otherwise), with `name()`; rejections and
+ * failures at `debug`. The closed fast path never logs.
+ *
  * Lifetime: the breaker must outlive every `async_execute` it started until its completion
  * handler has run or been destroyed. The clock must outlive the breaker.
  *
@@ -173,6 +178,9 @@ class circuit_breaker {
   breaker_health health() const { return do_health(); }
   /// The clock the breaker reads time from.
   xsn::clock& clock() const noexcept { return clock_; }
+  /// The name its records on the `xsn.breaker` logger carry (see `set_name`); `breaker-N`, N
+  /// unique in the process, unless the implementation set one.
+  const std::string& name() const noexcept;
 
   /**
    * Asks permission for one call. True when closed; when open and the open duration has passed,
@@ -267,6 +275,10 @@ class circuit_breaker {
   /// Takes the breaker's lock.
   lock_type lock() const { return lock_type(mutex_); }
 
+  /// Names the breaker in its log records (e.g. after the dependency it guards); an empty `name`
+  /// keeps the default. Call it from the derived constructor, before the breaker is shared.
+  void set_name(std::string name);
+
   /**
    * Changes state (no-op when already `to`) and queues the event for the listeners; they are
    * called after the hook returns, outside the lock. Every transition starts a new generation:
@@ -332,6 +344,7 @@ class circuit_breaker {
   void release_slow(ticket t);
   [[noreturn]] static void throw_circuit_open();
   void deliver_events();
+  void log_transition(breaker_state from, breaker_state to, clock::time_point at) const;
 
   /// Gives back the permission of ticket `t` (an abandoned asynchronous call).
   void give_back(ticket t) {

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <string>
 
 namespace xsn {
 
@@ -18,6 +19,8 @@ struct simple_breaker_options {
   /// Trial calls admitted in half-open; at least 1. All of them must succeed to close; the first
   /// failure re-opens. Calls beyond them are rejected until the breaker has decided.
   std::uint32_t half_open_trial_calls = 1;
+  /// Its name in log records (`circuit_breaker::name`); empty: `breaker-N`.
+  std::string name{};
 };
 
 /**

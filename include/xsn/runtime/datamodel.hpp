@@ -25,6 +25,12 @@ class datamodel_host {
   virtual const std::string& session_name() const = 0;
   /// `_ioprocessors`: the supported event I/O processors with their `location`.
   virtual value io_processors() const = 0;
+  /// Queues `ev` on the internal queue (XState's `raise` from a native action); false when the
+  /// host cannot take it.
+  virtual bool raise_internal(event ev) {
+    (void)ev;
+    return false;
+  }
 };
 
 /// Budgets every script evaluation runs under.

@@ -5,8 +5,11 @@
 #include <xsn/runtime/datamodel.hpp>
 #include <xsn/runtime/errors.hpp>
 #include <xsn/runtime/event.hpp>
+#include <xsn/runtime/inspection.hpp>
 
+#include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/async_result.hpp>
 
 #include <cstdint>
 #include <functional>
@@ -52,6 +55,9 @@ struct session_options {
   std::function<bool(const std::string& target, event ev)> route;
   /// `_sessionid`; generated when empty.
   std::string session_id;
+  /// Receives the inspection stream (`@xstate.actor`, `event`, `snapshot`, `microstep`,
+  /// `action`); unset: nothing is built. Invoked children inherit it.
+  inspector inspect;
 };
 
 /**
@@ -88,6 +94,25 @@ class session {
   std::error_code process(const event& ev);
   /// Runs queued external events now (what the posted handler does).
   void drain();
+
+  /// Completion signature of `async_send`: the error, or the active atomic states (document
+  /// order) right after the macrostep the event caused.
+  using send_signature = void(std::error_code, std::vector<std::string>);
+  /**
+   * Queues `ev` and completes when the macrostep it caused has finished, with the active atomic
+   * states then. Fails with `errc::queue_full`, `errc::not_running` (not started, or ended
+   * before the event was processed) or `std::errc::operation_canceled` (the session was
+   * destroyed first, or the event was dropped because it carried the `invokeid` of a child being
+   * cancelled). The event is queued from the session's executor (the call is
+   * posted there, so with a strand it may be made from any thread); the handler runs on its
+   * associated executor, by default the session's, never inside this call. Works with callbacks,
+   * `use_future` (the error comes back as a value, not thrown) and `use_awaitable`.
+   */
+  template <boost::asio::completion_token_for<send_signature> Token>
+  auto async_send(event ev, Token&& token) {
+    return boost::asio::async_initiate<Token, send_signature>(
+        [this](auto h, event e) { do_async_send(std::move(e), std::move(h)); }, token, std::move(ev));
+  }
   /// Cancels the session: exits all states, as when the parent cancels an invocation.
   void stop();
 
@@ -110,22 +135,26 @@ class session {
 
   /**
    * The session as JSON, in XState's persisted-snapshot shape (`status`, `value`, `context`,
-   * `historyValue`, `children`) plus what SCXML needs to carry on exactly: the full
-   * `configuration`, pending delayed events with their remaining time, queued external events,
-   * late-binding state and the session id. Children invoked from an expression are not
-   * restorable. Take it between macrosteps (not from inside an action).
+   * `historyValue` as `{historyId: [{id}]}`, `children` as `{invokeid: {snapshot, src}}` with each
+   * child's own snapshot) plus what SCXML needs to carry on exactly: the full `configuration`,
+   * pending delayed events with their remaining time, queued external events, late-binding state
+   * and the session id. Children invoked from an expression are not restorable. Take it between
+   * macrosteps (not from inside an action).
    */
   value snapshot();
   /// Resumes from `snapshot()` of a session of the same chart, instead of `start`: no entry
   /// actions run; pending delayed events are rescheduled on this session's clock at their due
   /// time (overdue ones fire at once), or after their remaining time when the due time is not
   /// on this clock's time base. Fails with `errc::bad_snapshot`, changing nothing, when the
-  /// snapshot is malformed or does not fit.
+  /// snapshot (or a child's) is malformed or does not fit; `on_log` (label `error`) says why.
   std::error_code restore(const value& snapshot);
+  /// `restore` from JSON text; text that is not JSON fails with `errc::bad_snapshot` too.
+  std::error_code restore_json(std::string_view text);
 
   struct impl;  ///< Implementation, in src/core.
 
  private:
+  void do_async_send(event ev, boost::asio::any_completion_handler<send_signature> h);
   std::unique_ptr<impl> impl_;
 };
 

@@ -43,6 +43,10 @@ struct memory_store_options {
  *
  * Lifetime: the clock must outlive the store; destroy the store before its execution context,
  * or after it has stopped running. The destructor cancels the timer and ends every watch.
+ *
+ * Logging (`xsn/runtime/logging.hpp`, logger `xsn.store`): a compare-and-set or erase conflict
+ * at `info`, a write refused for lack of room at `warn`, the destruction at `info`; expiries and
+ * new watches at `debug`; every operation at `trace`. Fields: `op`, `key`, versions.
  */
 class memory_state_store final : public state_store {
  public:

@@ -1,0 +1,94 @@
+#pragma once
+/// \file Native C++ implementations for XState charts: XState's `setup()`/`provide()` for C++.
+#include <xsn/runtime/datamodel.hpp>
+#include <xsn/runtime/event.hpp>
+#include <xsn/runtime/value.hpp>
+
+#include <chrono>
+#include <concepts>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace xsn {
+
+class statechart;
+struct xstate_program;
+
+/// What a native action may do besides changing the context.
+class action_scope {
+ public:
+  virtual ~action_scope();
+  /// Raises `ev` on the machine's internal queue, like XState's `raise({type})`.
+  virtual void raise(event ev) = 0;
+};
+
+/// A named action: may change `context`; `params` are the use site's `params` (null when none).
+using action_fn = std::function<void(value& context, const event& ev, const value& params, action_scope& self)>;
+/// A named guard; must not change anything.
+using guard_fn = std::function<bool(const value& context, const event& ev, const value& params)>;
+/// A named delay (a non-numeric key of `after`), computed when the state is entered.
+using delay_fn = std::function<std::chrono::milliseconds(const value& context, const event& ev)>;
+
+/**
+ * Named actions, guards and delays for XState charts, the C++ counterpart of XState's
+ * `setup({actions, guards, delays})` and `machine.provide(...)`. Names are looked up once, by
+ * `bind`, never per event. An action or guard that throws puts the session in status `error`.
+ */
+class implementations {
+ public:
+  /// Binds action `name` to `fn`.
+  implementations& action(std::string name, action_fn fn);
+  /// Binds action `name` to a callable taking `(value& context, const event&, const value& params)`.
+  template <class F>
+    requires std::invocable<F&, value&, const event&, const value&>
+  implementations& action(std::string name, F f) {
+    return action(std::move(name), action_fn([f = std::move(f)](value& ctx, const event& ev, const value& p, action_scope&) mutable { f(ctx, ev, p); }));
+  }
+  /// Binds guard `name` to `fn`.
+  implementations& guard(std::string name, guard_fn fn);
+  /// Binds delay `name` to `fn`.
+  implementations& delay(std::string name, delay_fn fn);
+  /// Binds delay `name` to a fixed duration.
+  implementations& delay(std::string name, std::chrono::milliseconds ms);
+  /// Adds or replaces the implementations of `other` (XState's `provide`).
+  implementations& provide(const implementations& other);
+
+  /// The bound action `name`, or null.
+  const action_fn* find_action(const std::string& name) const;
+  /// The bound guard `name`, or null.
+  const guard_fn* find_guard(const std::string& name) const;
+  /// The bound delay `name`, or null.
+  const delay_fn* find_delay(const std::string& name) const;
+
+ private:
+  std::unordered_map<std::string, action_fn> actions_;
+  std::unordered_map<std::string, guard_fn> guards_;
+  std::unordered_map<std::string, delay_fn> delays_;
+};
+
+/// An XState chart's names resolved to implementations, in the chart's slot order.
+struct bound_implementations {
+  const xstate_program* program = nullptr;  ///< The chart's program these slots belong to.
+  std::vector<action_fn> actions;           ///< By `xstate_program::action_names` slot.
+  std::vector<guard_fn> guards;             ///< By `xstate_program::guard_names` slot.
+  std::vector<delay_fn> delays;             ///< By `xstate_program::delay_names` slot.
+};
+
+/// Resolves every action, guard and delay name `chart` uses, once. Fails with the first name not
+/// provided (`action 'x' is not provided`) or when `chart` is not an XState chart.
+result<std::shared_ptr<const bound_implementations>> bind(const statechart& chart, const implementations& impl);
+
+/// The datamodel of XState charts: the context as JSON, guards, actions and delays from `bound`
+/// (null: the chart must name none). Set it as `session_options::make_datamodel`.
+datamodel_factory xstate_datamodel(std::shared_ptr<const bound_implementations> bound);
+
+/// One `xstate` datamodel (what `xstate_datamodel` makes).
+std::unique_ptr<datamodel> make_xstate_datamodel(std::shared_ptr<const bound_implementations> bound);
+
+/// The context of a session's `xstate` datamodel; null for any other datamodel.
+value* xstate_context(datamodel& dm) noexcept;
+
+}  // namespace xsn

@@ -1,0 +1,221 @@
+// `xsn trace`: one JSON line `{"value": <XState state value>, "status": ...}` after start and after
+// every step. Time is simulated from 0; `{"advance": MS}` moves it by MS and then processes the
+// delayed events that fell due, in due order (what XState's SimulatedClock.increment does).
+#include "trace.hpp"
+
+#include <xsn/parse/scxml.hpp>
+#include <xsn/parse/xstate.hpp>
+#include <xsn/runtime/implementations.hpp>
+#include <xsn/runtime/session.hpp>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <algorithm>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+namespace xsn::cli {
+namespace {
+
+constexpr int exit_usage = 64;
+constexpr int exit_load = 2;
+
+/// The implementations the differential corpus may name.
+implementations test_fixtures() {
+  implementations impl;
+  impl.guard("yes", [](const value&, const event&, const value&) { return true; });
+  impl.guard("no", [](const value&, const event&, const value&) { return false; });
+  impl.action("noop", [](value&, const event&, const value&) {});
+  impl.action("raise", action_fn([](value&, const event&, const value& params, action_scope& self) {
+    const auto* o = params.if_object();
+    const auto* type = o ? o->if_contains("type") : nullptr;
+    if (!type || !type->is_string()) throw std::invalid_argument("raise needs params {\"type\": EVENT}");
+    event ev(std::string(type->as_string()), boost::json::object{{"type", *type}});
+    ev.type = event_type::internal;
+    self.raise(std::move(ev));
+  }));
+  return impl;
+}
+
+/**
+ * XState's SimulatedClock: `increment` moves time first, then fires the due timers one at a time in
+ * due order (ties: scheduling order), letting the machine process each event before the next; a
+ * timer set or cleared meanwhile makes it look again. Timers set during a flush start at the new time.
+ */
+class simulated_clock final : public clock {
+ public:
+  time_point now() const override { return now_; }
+  timer_id schedule(time_point due, callback fn) override {
+    changed_ = true;
+    timers_.emplace(next_, entry{due, std::move(fn)});
+    return next_++;
+  }
+  bool cancel(timer_id id) override {
+    changed_ = true;
+    return timers_.erase(id) > 0;
+  }
+  template <class Settle>
+  void increment(std::chrono::milliseconds ms, Settle&& settle) {
+    now_ += ms;
+    for (bool again = true; again;) {
+      again = false;
+      std::vector<std::pair<time_point, timer_id>> order;
+      for (const auto& [id, e] : timers_) order.emplace_back(e.due, id);
+      std::sort(order.begin(), order.end());
+      changed_ = false;
+      for (const auto& [due, id] : order) {
+        if (changed_) {
+          again = true;
+          break;
+        }
+        auto it = timers_.find(id);
+        if (it == timers_.end() || due > now_) continue;
+        auto fn = std::move(it->second.fn);
+        timers_.erase(it);
+        fn();
+        settle();
+      }
+    }
+  }
+
+ private:
+  struct entry {
+    time_point due;
+    callback fn;
+  };
+  time_point now_{};
+  timer_id next_ = 1;
+  std::map<timer_id, entry> timers_;
+  bool changed_ = false;
+};
+
+struct step {
+  bool advance = false;
+  std::int64_t ms = 0;
+  event ev;
+};
+
+bool read_steps(const std::string& path, std::vector<step>& out, std::string& error) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    error = path + ": cannot read file";
+    return false;
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  boost::system::error_code ec;
+  auto doc = boost::json::parse(ss.str(), ec);
+  if (ec || !doc.is_array()) {
+    error = path + ": " + (ec ? "invalid JSON: " + ec.message() : std::string("the steps must be a JSON array"));
+    return false;
+  }
+  const auto& a = doc.as_array();
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const auto* o = a[i].if_object();
+    const auto where = path + ": /" + std::to_string(i) + ": ";
+    if (!o) {
+      error = where + "a step must be an event object or {\"advance\": MS}";
+      return false;
+    }
+    step st;
+    if (const auto* adv = o->if_contains("advance")) {
+      if (!adv->is_int64() && !adv->is_uint64()) {
+        error = where + "'advance' must be a whole number of milliseconds";
+        return false;
+      }
+      st.advance = true;
+      st.ms = adv->is_int64() ? adv->as_int64() : static_cast<std::int64_t>(adv->as_uint64());
+      if (st.ms < 0) {
+        error = where + "'advance' cannot be negative";
+        return false;
+      }
+    } else {
+      const auto* type = o->if_contains("type");
+      if (!type || !type->is_string() || type->as_string().empty()) {
+        error = where + "an event needs a non-empty string 'type'";
+        return false;
+      }
+      st.ev = event(std::string(type->as_string()), *o);
+    }
+    out.push_back(std::move(st));
+  }
+  return true;
+}
+
+}  // namespace
+
+int run_trace(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  std::vector<std::string> pos;
+  bool fixtures = false;
+  for (const auto& a : args) {
+    if (a == "--test-fixtures") fixtures = true;
+    else if (!a.empty() && a[0] == '-') {
+      err << "xsn: unknown option '" << a << "'\n";
+      return exit_usage;
+    } else pos.push_back(a);
+  }
+  if (pos.size() != 2) {
+    err << "usage: xsn trace MACHINE STEPS.json [--test-fixtures]\n";
+    return exit_usage;
+  }
+  auto loaded = load_document(pos[0]);
+  if (!loaded) {
+    for (const auto& d : loaded.errors) err << d.to_string() << "\n";
+    return exit_load;
+  }
+  std::vector<step> steps;
+  std::string error;
+  if (!read_steps(pos[1], steps, error)) {
+    err << "xsn: " << error << "\n";
+    return exit_usage;
+  }
+  session_options opts;
+  if (loaded.chart->semantics == chart_semantics::xstate) {
+    auto bound = bind(*loaded.chart, fixtures ? test_fixtures() : implementations{});
+    if (!bound) {
+      err << pos[0] << ":1:1: " << bound.error().message << "\n";
+      return exit_load;
+    }
+    opts.make_datamodel = xstate_datamodel(*bound);
+  }
+  opts.on_log = [&err](std::string_view label, std::string_view message) {
+    if (label == "error") err << "xsn: " << message << "\n";
+  };
+  boost::asio::io_context ioc;
+  simulated_clock clk;
+  session s(loaded.chart, ioc.get_executor(), clk, std::move(opts));
+  const auto& chart = *loaded.chart;
+  value last_value;
+  auto print = [&] {
+    auto snap = s.snapshot();
+    std::string status(snap.as_object().at("status").as_string());
+    if (status == "stopped") status = "error";
+    // XState reports a failed machine with the value it had before the failing step.
+    value v = status == "error" ? last_value : state_value_of(chart, [&](state_index x) { return s.is_active(x); });
+    last_value = v;
+    out << boost::json::serialize(boost::json::object{{"value", std::move(v)}, {"status", status}}) << "\n";
+  };
+  auto settle = [&] {
+    ioc.restart();
+    ioc.poll();
+  };
+  s.start();
+  settle();
+  print();
+  for (auto& st : steps) {
+    if (st.advance) {
+      clk.increment(std::chrono::milliseconds(st.ms), settle);
+    } else if (s.running()) {
+      (void)s.send(std::move(st.ev));
+    }
+    settle();
+    print();
+  }
+  out.flush();
+  return 0;
+}
+
+}  // namespace xsn::cli

@@ -1,0 +1,877 @@
+// XState v5 JSON machine config -> statechart (semantics = xstate). Two passes: build the state
+// tree in XState's key order (preorder = XState's `order`), then resolve targets, initial states and
+// guards. Every problem becomes a diagnostic with line:col and the JSON pointer; nothing throws out.
+#include <xsn/parse/xstate.hpp>
+
+#include <boost/json/stream_parser.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <algorithm>
+#include <charconv>
+#include <fstream>
+#include <sstream>
+#include <unordered_map>
+
+namespace xsn {
+
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// Locating a JSON pointer in the source text (Boost.JSON keeps no positions).
+
+std::size_t skip_ws(std::string_view t, std::size_t i) {
+  while (i < t.size() && (t[i] == ' ' || t[i] == '\t' || t[i] == '\n' || t[i] == '\r')) ++i;
+  return i;
+}
+
+/// `t[i]` is the opening quote; returns the index after the closing one, decoding into `out`.
+std::size_t read_string(std::string_view t, std::size_t i, std::string* out) {
+  for (++i; i < t.size() && t[i] != '"'; ++i) {
+    char ch = t[i];
+    if (ch == '\\' && i + 1 < t.size()) {
+      ch = t[++i];
+      switch (ch) {
+        case 'n': ch = '\n'; break;
+        case 't': ch = '\t'; break;
+        case 'r': ch = '\r'; break;
+        case 'b': ch = '\b'; break;
+        case 'f': ch = '\f'; break;
+        default: break;
+      }
+    }
+    if (out) out->push_back(ch);
+  }
+  return i + 1;
+}
+
+std::size_t skip_value(std::string_view t, std::size_t i) {
+  i = skip_ws(t, i);
+  if (i >= t.size()) return i;
+  if (t[i] == '"') return read_string(t, i, nullptr);
+  if (t[i] != '{' && t[i] != '[') {
+    while (i < t.size() && t[i] != ',' && t[i] != '}' && t[i] != ']' && t[i] != ' ' && t[i] != '\n' && t[i] != '\r' && t[i] != '\t') ++i;
+    return i;
+  }
+  int depth = 0;
+  for (; i < t.size(); ++i) {
+    if (t[i] == '"') {
+      i = read_string(t, i, nullptr) - 1;
+    } else if (t[i] == '{' || t[i] == '[') {
+      ++depth;
+    } else if (t[i] == '}' || t[i] == ']') {
+      if (--depth == 0) return i + 1;
+    }
+  }
+  return i;
+}
+
+/// Offset of the value at JSON pointer `ptr` in well-formed JSON `t`, or npos.
+std::size_t locate(std::string_view t, std::string_view ptr) {
+  std::size_t i = skip_ws(t, 0);
+  while (!ptr.empty() && i < t.size()) {
+    ptr.remove_prefix(1);  // '/'
+    auto slash = ptr.find('/');
+    std::string token;
+    for (std::size_t k = 0; k < std::min(slash, ptr.size()); ++k) {
+      if (ptr[k] == '~' && k + 1 < ptr.size()) {
+        token.push_back(ptr[k + 1] == '1' ? '/' : '~');
+        ++k;
+      } else {
+        token.push_back(ptr[k]);
+      }
+    }
+    ptr = slash == std::string_view::npos ? std::string_view{} : ptr.substr(slash);
+    if (t[i] == '{') {
+      i = skip_ws(t, i + 1);
+      bool found = false;
+      while (i < t.size() && t[i] == '"') {
+        std::string key;
+        i = skip_ws(t, read_string(t, i, &key));
+        i = skip_ws(t, i + 1);  // ':'
+        if (key == token) {
+          found = true;
+          break;
+        }
+        i = skip_ws(t, skip_value(t, i));
+        if (i < t.size() && t[i] == ',') i = skip_ws(t, i + 1);
+      }
+      if (!found) return std::string::npos;
+    } else if (t[i] == '[') {
+      std::size_t index = 0;
+      auto [p, ec] = std::from_chars(token.data(), token.data() + token.size(), index);
+      if (ec != std::errc{}) return std::string::npos;
+      i = skip_ws(t, i + 1);
+      for (std::size_t k = 0; k < index && i < t.size(); ++k) {
+        i = skip_ws(t, skip_value(t, i));
+        if (i < t.size() && t[i] == ',') i = skip_ws(t, i + 1);
+      }
+    } else {
+      return std::string::npos;
+    }
+  }
+  return i < t.size() ? i : std::string::npos;
+}
+
+std::string escape_token(std::string_view key) {
+  std::string out;
+  for (char ch : key) {
+    if (ch == '~') out += "~0";
+    else if (ch == '/') out += "~1";
+    else out.push_back(ch);
+  }
+  return out;
+}
+
+/// JavaScript's own-property order: integer-like keys ascending first, then the rest as written.
+std::vector<const boost::json::key_value_pair*> js_order(const boost::json::object& o) {
+  std::vector<const boost::json::key_value_pair*> ints, rest;
+  auto is_index = [](std::string_view k) {
+    if (k.empty() || k.size() > 10 || (k.size() > 1 && k[0] == '0')) return false;
+    return std::all_of(k.begin(), k.end(), [](char c) { return c >= '0' && c <= '9'; }) && std::stoull(std::string(k)) < 4294967295ull;
+  };
+  for (const auto& kv : o) (is_index(kv.key()) ? ints : rest).push_back(&kv);
+  std::stable_sort(ints.begin(), ints.end(), [](auto* a, auto* b) {
+    return std::stoull(std::string(a->key())) < std::stoull(std::string(b->key()));
+  });
+  ints.insert(ints.end(), rest.begin(), rest.end());
+  return ints;
+}
+
+std::vector<std::string> split_path(std::string_view s) {
+  std::vector<std::string> out;
+  std::size_t b = 0;
+  for (;;) {
+    auto e = s.find('.', b);
+    out.emplace_back(s.substr(b, e == std::string_view::npos ? std::string_view::npos : e - b));
+    if (e == std::string_view::npos) return out;
+    b = e + 1;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+class xstate_builder {
+ public:
+  xstate_builder(std::string_view text, std::string file, std::vector<diagnostic>& errors)
+      : text_(text), file_(std::move(file)), errors_(errors) {
+    for (std::size_t i = 0; i < text_.size(); ++i)
+      if (text_[i] == '\n') line_starts_.push_back(i + 1);
+  }
+
+  std::shared_ptr<statechart> build(const value& root);
+
+ private:
+  using object = boost::json::object;
+
+  struct pending_transition {
+    transition_index t;
+    const value* target;   // may be null (targetless)
+    const value* guard;    // may be null
+    std::string ptr;       // of the transition config
+    bool bare = false;     // the config is the target string itself
+  };
+  struct pending_initial {
+    state_index s;
+    const value* initial;  // may be null
+    std::string ptr;
+  };
+  struct pending_history {
+    state_index s;
+    const value* target;  // may be null
+    std::string ptr;
+  };
+
+  // ---- diagnostics ----
+  source_location at_offset(std::size_t off) const {
+    if (off == std::string::npos) return {};
+    auto it = std::upper_bound(line_starts_.begin(), line_starts_.end(), off);
+    auto line = static_cast<std::uint32_t>(it - line_starts_.begin());
+    return {line, static_cast<std::uint32_t>(off - line_starts_[line - 1] + 1)};
+  }
+  source_location at(const std::string& ptr) const { return at_offset(locate(text_, ptr)); }
+  void error(const std::string& ptr, std::string msg) {
+    errors_.push_back({file_, at(ptr), std::move(msg) + " (at " + (ptr.empty() ? "/" : ptr) + ")"});
+  }
+
+  // ---- pass 1 ----
+  state_index add_state(const value& cfg, state_index parent, const std::string& key, const std::string& path_id,
+                        const std::string& ptr);
+  void add_transitions(state_index s, const object& cfg, const std::string& ptr);
+  void add_transition_list(state_index s, const std::string& descriptor, const value& v, const std::string& ptr,
+                           bool eventless);
+  transition_index add_transition(state_index s, const std::string& descriptor, const value& v, const std::string& ptr,
+                                  bool eventless);
+  void add_after(state_index s, const object& after, const std::string& ptr);
+  action_block actions(const value* v, const std::string& ptr);
+  void action_use(const value& v, const std::string& ptr, action_block& out);
+  std::uint32_t slot(std::vector<std::string>& names, std::unordered_map<std::string, std::uint32_t>& ids,
+                     const std::string& name);
+  expr_index add_expr(std::string text, xstate_program::expr_kind kind, std::uint32_t index, const std::string& ptr);
+  std::uint32_t intern(const std::string& name);
+  void check_common(const object& cfg, const std::string& ptr);
+
+  // ---- pass 2 ----
+  void resolve_initial(const pending_initial& p);
+  void resolve_history(const pending_history& p);
+  void resolve_transition(const pending_transition& p);
+  state_index resolve_target(state_index source, const std::string& target, const std::string& ptr);
+  state_index by_path(state_index from, const std::vector<std::string>& path, std::size_t first = 0) const;
+  state_index by_id(const std::string& ref) const;
+  std::uint32_t guard(const value& g, const std::string& ptr);
+  bool state_in(const value& v, const std::string& ptr, std::string prefix, std::vector<state_index>& out);
+  void order_transitions(state_index s);
+
+  std::string_view text_;
+  std::string file_;
+  std::vector<diagnostic>& errors_;
+  std::vector<std::size_t> line_starts_{0};
+  std::shared_ptr<statechart> c_;
+  std::shared_ptr<xstate_program> p_;
+  std::unordered_map<std::string, state_index> ids_;
+  std::unordered_map<std::string, std::uint32_t> names_, guard_ids_, action_ids_, delay_ids_;
+  std::vector<pending_transition> pending_;
+  std::vector<pending_initial> initials_;
+  std::vector<pending_history> histories_;
+  std::vector<std::string> state_ptr_;
+};
+
+std::uint32_t xstate_builder::intern(const std::string& name) {
+  auto [it, inserted] = names_.emplace(name, static_cast<std::uint32_t>(c_->names.size()));
+  if (inserted) c_->names.push_back(name);
+  return it->second;
+}
+
+std::uint32_t xstate_builder::slot(std::vector<std::string>& names, std::unordered_map<std::string, std::uint32_t>& ids,
+                                   const std::string& name) {
+  auto [it, inserted] = ids.emplace(name, static_cast<std::uint32_t>(names.size()));
+  if (inserted) names.push_back(name);
+  return it->second;
+}
+
+expr_index xstate_builder::add_expr(std::string text, xstate_program::expr_kind kind, std::uint32_t index,
+                                    const std::string& ptr) {
+  c_->expressions.push_back({std::move(text), at(ptr)});
+  p_->exprs.push_back({kind, index});
+  return static_cast<expr_index>(c_->expressions.size() - 1);
+}
+
+void xstate_builder::check_common(const object& cfg, const std::string& ptr) {
+  if (auto* d = cfg.if_contains("description"); d && !d->is_string()) error(ptr + "/description", "'description' must be a string");
+  if (auto* t = cfg.if_contains("tags")) {
+    bool ok = t->is_string();
+    if (t->is_array()) ok = std::all_of(t->as_array().begin(), t->as_array().end(), [](const value& x) { return x.is_string(); });
+    if (!ok) error(ptr + "/tags", "'tags' must be a string or an array of strings");
+  }
+}
+
+std::shared_ptr<statechart> xstate_builder::build(const value& root) {
+  c_ = std::make_shared<statechart>();
+  p_ = std::make_shared<xstate_program>();
+  c_->semantics = chart_semantics::xstate;
+  c_->datamodel = "xstate";
+  c_->source_name = file_;
+  if (!root.is_object()) {
+    error("", "an XState machine config must be a JSON object");
+    return nullptr;
+  }
+  const auto& cfg = root.as_object();
+  std::string machine_id = "(machine)";
+  if (auto* id = cfg.if_contains("id")) {
+    if (!id->is_string() || id->as_string().empty()) error("/id", "'id' must be a non-empty string");
+    else machine_id = std::string(id->as_string());
+  }
+  c_->name = machine_id;
+  if (auto* ctx = cfg.if_contains("context")) p_->context = *ctx;
+  if (auto* out = cfg.if_contains("output")) p_->output = *out;
+  // State 0 stands above the machine's root node.
+  c_->states.emplace_back();
+  c_->states[0].kind = state_kind::compound;
+  state_ptr_.emplace_back("");
+  auto root_index = add_state(root, 0, machine_id, machine_id, "");
+  c_->states[0].children.push_back(root_index);
+  c_->states[0].subtree_end = static_cast<state_index>(c_->states.size());
+  transition_node init;
+  init.source = 0;
+  init.targets.push_back(root_index);
+  c_->transitions.push_back(std::move(init));
+  c_->states[0].initial = static_cast<transition_index>(c_->transitions.size() - 1);
+  for (const auto& p : initials_) resolve_initial(p);
+  for (const auto& p : histories_) resolve_history(p);
+  for (const auto& p : pending_) resolve_transition(p);
+  for (state_index s = 0; s < c_->states.size(); ++s) order_transitions(s);
+  if (!errors_.empty()) return nullptr;
+  c_->xstate = p_;
+  c_->finalize();
+  return c_;
+}
+
+state_index xstate_builder::add_state(const value& v, state_index parent, const std::string& key,
+                                      const std::string& path_id, const std::string& ptr) {
+  const auto index = static_cast<state_index>(c_->states.size());
+  c_->states.emplace_back();
+  state_ptr_.push_back(ptr);
+  {
+    auto& st = c_->states[index];
+    st.parent = parent;
+    st.depth = c_->states[parent].depth + 1;
+    st.key = key;
+    st.id = path_id;
+    st.loc = at(ptr);
+  }
+  if (!v.is_object()) {
+    error(ptr, "state '" + path_id + "' must be an object");
+    c_->states[index].subtree_end = index + 1;
+    return index;
+  }
+  const auto& cfg = v.as_object();
+  check_common(cfg, ptr);
+  if (auto* id = cfg.if_contains("id"); id && index != 1) {
+    if (!id->is_string() || id->as_string().empty()) error(ptr + "/id", "'id' must be a non-empty string");
+    else c_->states[index].id = std::string(id->as_string()), c_->states[index].explicit_id = true;
+  }
+  if (index == 1) c_->states[index].explicit_id = cfg.contains("id");
+  if (auto [it, inserted] = ids_.emplace(c_->states[index].id, index); !inserted)
+    error(ptr + (cfg.contains("id") ? "/id" : ""), "duplicate state id '" + c_->states[index].id + "'");
+  if (cfg.contains("cond")) error(ptr + "/cond", "'cond' is XState v4; use 'guard' on a transition");
+  if (cfg.contains("invoke")) error(ptr + "/invoke", "'invoke' is not supported yet (actors are not implemented)");
+  if (index != 1 && cfg.contains("context")) error(ptr + "/context", "'context' belongs to the machine (the root), not to a state");
+  const object* states = nullptr;
+  if (auto* s = cfg.if_contains("states")) {
+    if (!s->is_object()) error(ptr + "/states", "'states' must be an object");
+    else states = &s->as_object();
+  }
+  const bool has_children = states && !states->empty();
+  // XState: type || (states ? compound : history ? history : atomic).
+  state_kind kind = has_children ? state_kind::compound : cfg.contains("history") ? state_kind::history : state_kind::atomic;
+  if (auto* t = cfg.if_contains("type")) {
+    std::string_view ty = t->is_string() ? std::string_view(t->as_string()) : std::string_view{};
+    if (ty == "atomic") kind = state_kind::atomic;
+    else if (ty == "compound") kind = state_kind::compound;
+    else if (ty == "parallel") kind = state_kind::parallel;
+    else if (ty == "final") kind = state_kind::final_state;
+    else if (ty == "history") kind = state_kind::history;
+    else error(ptr + "/type", "'type' must be one of atomic, compound, parallel, final, history");
+  }
+  c_->states[index].kind = kind;
+  if (kind == state_kind::history) {
+    if (index == 1) error(ptr, "the machine's root cannot be a history state");
+    else if (c_->states[parent].kind == state_kind::atomic || c_->states[parent].kind == state_kind::final_state)
+      error(ptr, "history state '" + path_id + "' needs a compound or parallel parent");
+    auto h = history_kind::shallow;
+    if (auto* hv = cfg.if_contains("history")) {
+      if (hv->is_string() && hv->as_string() == "deep") h = history_kind::deep;
+      else if (!(hv->is_string() && hv->as_string() == "shallow")) error(ptr + "/history", "'history' must be \"shallow\" or \"deep\"");
+    }
+    c_->states[index].history = h;
+    if (has_children) error(ptr + "/states", "a history state cannot have child states");
+    for (const char* k : {"on", "entry", "exit", "after", "always", "onDone"})
+      if (cfg.contains(k)) error(ptr + "/" + k, std::string("a history state cannot have '") + k + "'");
+    histories_.push_back({index, cfg.if_contains("target"), ptr});
+    c_->states[index].subtree_end = index + 1;
+    return index;
+  }
+  if (cfg.contains("history")) error(ptr + "/history", "'history' is only allowed on a history state");
+  if (kind == state_kind::atomic && has_children) error(ptr + "/type", "an atomic state cannot have child states");
+  if (kind == state_kind::final_state && has_children) error(ptr + "/states", "a final state cannot have child states");
+  if (kind == state_kind::compound && !has_children) error(ptr, "compound state '" + path_id + "' has no child states");
+  if (kind == state_kind::final_state) {
+    for (const char* k : {"on", "after", "always", "onDone"})
+      if (cfg.contains(k)) error(ptr + "/" + k, std::string("a final state cannot have '") + k + "'");
+    if (auto* out = cfg.if_contains("output")) {
+      p_->outputs.push_back(*out);
+      auto e = add_expr("output of " + path_id, xstate_program::expr_kind::output,
+                        static_cast<std::uint32_t>(p_->outputs.size() - 1), ptr + "/output");
+      donedata d;
+      d.body = content{};
+      d.body->expr = e;
+      c_->states[index].done = std::move(d);
+    }
+  }
+  if (states && kind != state_kind::atomic && kind != state_kind::final_state) {
+    for (const auto* kv : js_order(*states)) {
+      std::string k(kv->key());
+      auto child_ptr = ptr + "/states/" + escape_token(k);
+      if (k.empty()) error(child_ptr, "a state key cannot be empty");
+      auto child = add_state(kv->value(), index, k, path_id + "." + k, child_ptr);
+      if (c_->states[child].kind == state_kind::history) c_->states[index].histories.push_back(child);
+      else c_->states[index].children.push_back(child);
+    }
+  }
+  c_->states[index].subtree_end = static_cast<state_index>(c_->states.size());
+  if (kind == state_kind::compound) initials_.push_back({index, cfg.if_contains("initial"), ptr});
+  c_->states[index].onentry.push_back(actions(cfg.if_contains("entry"), ptr + "/entry"));
+  c_->states[index].onexit.push_back(actions(cfg.if_contains("exit"), ptr + "/exit"));
+  add_transitions(index, cfg, ptr);
+  if (c_->states[index].onentry.back().empty()) c_->states[index].onentry.pop_back();
+  if (c_->states[index].onexit.back().empty()) c_->states[index].onexit.pop_back();
+  return index;
+}
+
+action_block xstate_builder::actions(const value* v, const std::string& ptr) {
+  action_block out;
+  if (!v || v->is_null()) return out;
+  if (v->is_array()) {
+    const auto& a = v->as_array();
+    for (std::size_t i = 0; i < a.size(); ++i) action_use(a[i], ptr + "/" + std::to_string(i), out);
+  } else {
+    action_use(*v, ptr, out);
+  }
+  return out;
+}
+
+void xstate_builder::action_use(const value& v, const std::string& ptr, action_block& out) {
+  std::string name;
+  value params;
+  if (v.is_string()) {
+    name = std::string(v.as_string());
+  } else if (v.is_object()) {
+    const auto& o = v.as_object();
+    auto* type = o.if_contains("type");
+    if (!type || !type->is_string()) {
+      error(ptr, "an action object needs a string 'type'");
+      return;
+    }
+    name = std::string(type->as_string());
+    if (auto* p = o.if_contains("params")) params = *p;
+  } else {
+    error(ptr, "an action must be a name or an object {\"type\": name, \"params\": ...}");
+    return;
+  }
+  if (name.empty()) {
+    error(ptr, "an action name cannot be empty");
+    return;
+  }
+  p_->actions.push_back({slot(p_->action_names, action_ids_, name), std::move(params)});
+  action a;
+  a.op = script_action{add_expr("action " + name, xstate_program::expr_kind::action,
+                                static_cast<std::uint32_t>(p_->actions.size() - 1), ptr)};
+  a.loc = at(ptr);
+  out.push_back(std::move(a));
+}
+
+void xstate_builder::add_transitions(state_index s, const object& cfg, const std::string& ptr) {
+  if (auto* on = cfg.if_contains("on")) {
+    if (!on->is_object()) {
+      error(ptr + "/on", "'on' must be an object mapping event descriptors to transitions");
+    } else {
+      for (const auto* kv : js_order(on->as_object())) {
+        std::string d(kv->key());
+        auto tptr = ptr + "/on/" + escape_token(d);
+        if (d.empty()) {
+          error(tptr, "an empty event descriptor is not allowed; use 'always' for eventless transitions");
+          continue;
+        }
+        add_transition_list(s, d, kv->value(), tptr, false);
+      }
+    }
+  }
+  if (auto* done = cfg.if_contains("onDone")) add_transition_list(s, "xstate.done.state." + c_->states[s].id, *done, ptr + "/onDone", false);
+  if (auto* after = cfg.if_contains("after")) {
+    if (!after->is_object()) error(ptr + "/after", "'after' must be an object mapping delays to transitions");
+    else add_after(s, after->as_object(), ptr + "/after");
+  }
+  if (auto* always = cfg.if_contains("always")) add_transition_list(s, "", *always, ptr + "/always", true);
+}
+
+void xstate_builder::add_after(state_index s, const object& after, const std::string& ptr) {
+  for (const auto* kv : js_order(after)) {
+    std::string key(kv->key());
+    auto dptr = ptr + "/" + escape_token(key);
+    send_action send;
+    std::string delay_text = key;
+    std::int64_t ms = 0;
+    auto [end, ec] = std::from_chars(key.data(), key.data() + key.size(), ms);
+    const bool numeric = !key.empty() && ec == std::errc{} && end == key.data() + key.size();
+    if (numeric) {
+      if (ms < 0) {
+        error(dptr, "a delay cannot be negative");
+        continue;
+      }
+      delay_text = std::to_string(ms);
+      send.delay = std::chrono::milliseconds(ms);
+    } else if (key.empty() || std::isdigit(static_cast<unsigned char>(key[0])) || key[0] == '-' || key[0] == '.') {
+      error(dptr, "delay '" + key + "' must be a whole number of milliseconds or the name of a delay");
+      continue;
+    } else {
+      auto d = slot(p_->delay_names, delay_ids_, key);
+      send.delayexpr = add_expr("delay " + key, xstate_program::expr_kind::delay, d, dptr);
+    }
+    const std::string event = "xstate.after." + delay_text + "." + c_->states[s].id;
+    send.event = event;
+    send.id = event;
+    action a;
+    a.op = std::move(send);
+    a.loc = at(dptr);
+    if (c_->states[s].onentry.empty()) c_->states[s].onentry.emplace_back();
+    c_->states[s].onentry.back().push_back(std::move(a));
+    action cancel;
+    cancel.op = cancel_action{event, npos};
+    if (c_->states[s].onexit.empty()) c_->states[s].onexit.emplace_back();
+    c_->states[s].onexit.back().push_back(std::move(cancel));
+    add_transition_list(s, event, kv->value(), dptr, false);
+  }
+}
+
+void xstate_builder::add_transition_list(state_index s, const std::string& descriptor, const value& v,
+                                         const std::string& ptr, bool eventless) {
+  if (v.is_array()) {
+    const auto& a = v.as_array();
+    for (std::size_t i = 0; i < a.size(); ++i) add_transition(s, descriptor, a[i], ptr + "/" + std::to_string(i), eventless);
+  } else {
+    add_transition(s, descriptor, v, ptr, eventless);
+  }
+}
+
+transition_index xstate_builder::add_transition(state_index s, const std::string& descriptor, const value& v,
+                                                const std::string& ptr, bool eventless) {
+  transition_node t;
+  t.source = s;
+  t.loc = at(ptr);
+  if (!eventless) {
+    if (descriptor == "*") t.any_event = true;
+    else t.events.push_back(intern(descriptor));
+  }
+  pending_transition p{static_cast<transition_index>(c_->transitions.size()), nullptr, nullptr, ptr, false};
+  if (v.is_string()) {
+    p.target = &v;
+    p.bare = true;
+  } else if (v.is_object()) {
+    const auto& o = v.as_object();
+    p.target = o.if_contains("target");
+    p.guard = o.if_contains("guard");
+    if (o.contains("cond")) error(ptr + "/cond", "'cond' is XState v4; use 'guard'");
+    if (o.contains("internal")) error(ptr + "/internal", "'internal' is XState v4; use 'reenter'");
+    if (auto* r = o.if_contains("reenter")) {
+      if (!r->is_bool()) error(ptr + "/reenter", "'reenter' must be true or false");
+      else t.reenter = r->as_bool();
+    }
+    if (auto* d = o.if_contains("description"); d && !d->is_string()) error(ptr + "/description", "'description' must be a string");
+    t.body = actions(o.if_contains("actions"), ptr + "/actions");
+  } else if (!v.is_null()) {
+    error(ptr, "a transition must be a target string, an object or an array of them");
+  }
+  c_->transitions.push_back(std::move(t));
+  c_->states[s].transitions.push_back(p.t);
+  pending_.push_back(std::move(p));
+  return pending_.back().t;
+}
+
+// ---- pass 2 ----
+
+state_index xstate_builder::by_path(state_index from, const std::vector<std::string>& path, std::size_t first) const {
+  auto cur = from;
+  for (std::size_t i = first; i < path.size(); ++i) {
+    if (path[i].empty()) break;  // XState stops at an empty key
+    state_index next = npos;
+    const auto& st = c_->states[cur];
+    for (auto list : {&st.children, &st.histories})
+      for (auto ch : *list)
+        if (c_->states[ch].key == path[i]) next = ch;
+    if (next == npos) return npos;
+    cur = next;
+  }
+  return cur;
+}
+
+state_index xstate_builder::by_id(const std::string& ref) const {
+  if (auto it = ids_.find(ref); it != ids_.end()) return it->second;
+  auto path = split_path(ref);  // "#id.child.grandchild"
+  auto it = ids_.find(path[0]);
+  if (it == ids_.end()) return npos;
+  return by_path(it->second, path, 1);
+}
+
+state_index xstate_builder::resolve_target(state_index source, const std::string& target, const std::string& ptr) {
+  state_index r = npos;
+  if (target.empty()) {
+    error(ptr, "a target cannot be empty");
+    return npos;
+  }
+  if (target[0] == '#') {
+    r = by_id(target.substr(1));
+  } else if (target[0] == '.') {
+    r = by_path(source, split_path(target.substr(1)));
+  } else {
+    if (source == 1) {
+      error(ptr, "'" + target + "' is not a valid target from the root node; did you mean '." + target + "'?");
+      return npos;
+    }
+    r = by_path(c_->states[source].parent, split_path(target));
+  }
+  if (r == npos || r == 0) error(ptr, "unknown target '" + target + "' from state '" + c_->states[source].id + "'");
+  return r == 0 ? npos : r;
+}
+
+void xstate_builder::resolve_transition(const pending_transition& p) {
+  auto& t = c_->transitions[p.t];
+  if (p.target && !p.target->is_null()) {
+    auto one = [&](const value& x, const std::string& xptr) {
+      if (!x.is_string()) {
+        error(xptr, "a target must be a string");
+        return;
+      }
+      auto s = resolve_target(t.source, std::string(x.as_string()), xptr);
+      if (s != npos && std::find(t.targets.begin(), t.targets.end(), s) == t.targets.end()) t.targets.push_back(s);
+    };
+    const std::string base = p.bare ? p.ptr : p.ptr + "/target";
+    if (p.target->is_array()) {
+      const auto& a = p.target->as_array();
+      for (std::size_t i = 0; i < a.size(); ++i) one(a[i], base + "/" + std::to_string(i));
+    } else {
+      one(*p.target, base);
+    }
+  }
+  if (p.guard && !p.guard->is_null()) {
+    auto root = guard(*p.guard, p.ptr + "/guard");
+    if (root != npos) {
+      std::string text = p.guard->is_string() ? "guard " + std::string(p.guard->as_string()) : "guard " + boost::json::serialize(*p.guard);
+      c_->transitions[p.t].cond = add_expr(std::move(text), xstate_program::expr_kind::guard, root, p.ptr + "/guard");
+    }
+  }
+}
+
+std::uint32_t xstate_builder::guard(const value& g, const std::string& ptr) {
+  using op = xstate_program::guard_node::op;
+  xstate_program::guard_node node;
+  if (g.is_string()) {
+    if (g.as_string().empty()) {
+      error(ptr, "a guard name cannot be empty");
+      return npos;
+    }
+    node.name = slot(p_->guard_names, guard_ids_, std::string(g.as_string()));
+  } else if (g.is_object()) {
+    const auto& o = g.as_object();
+    auto* type = o.if_contains("type");
+    if (!type || !type->is_string() || type->as_string().empty()) {
+      error(ptr, "a guard object needs a non-empty string 'type'");
+      return npos;
+    }
+    std::string ty(type->as_string());
+    if (ty.rfind("xstate.", 0) == 0) ty = ty.substr(7);
+    if (ty == "and" || ty == "or" || ty == "not") {
+      node.kind = ty == "and" ? op::all : ty == "or" ? op::any : op::negate;
+      std::vector<std::pair<const value*, std::string>> subs;
+      if (auto* gs = o.if_contains("guards")) {
+        if (!gs->is_array()) {
+          error(ptr + "/guards", "'guards' of '" + ty + "' must be an array");
+          return npos;
+        }
+        for (std::size_t i = 0; i < gs->as_array().size(); ++i) subs.emplace_back(&gs->as_array()[i], ptr + "/guards/" + std::to_string(i));
+      } else if (auto* one = o.if_contains("guard"); one && ty == "not") {
+        subs.emplace_back(one, ptr + "/guard");
+      } else {
+        error(ptr, "guard '" + ty + "' needs " + (ty == "not" ? "'guard' or " : "") + "'guards'");
+        return npos;
+      }
+      if (ty == "not" && subs.size() != 1) {
+        error(ptr, "guard 'not' takes exactly one guard");
+        return npos;
+      }
+      for (auto& [sv, sptr] : subs) {
+        auto child = guard(*sv, sptr);
+        if (child == npos) return npos;
+        node.children.push_back(child);
+      }
+    } else if (ty == "stateIn") {
+      node.kind = op::state_in;
+      const value* sv = o.if_contains("state");
+      std::string sptr = ptr + "/state";
+      if (!sv) sv = o.if_contains("stateValue"), sptr = ptr + "/stateValue";
+      if (!sv) {
+        if (auto* params = o.if_contains("params"); params && params->is_object()) sv = params->as_object().if_contains("state"), sptr = ptr + "/params/state";
+      }
+      if (!sv) {
+        error(ptr, "guard 'stateIn' needs 'state' (\"#id\", a path or a state value)");
+        return npos;
+      }
+      if (!state_in(*sv, sptr, {}, node.states)) return npos;
+    } else {
+      node.name = slot(p_->guard_names, guard_ids_, std::string(type->as_string()));
+      if (auto* params = o.if_contains("params")) node.params = *params;
+    }
+  } else {
+    error(ptr, "a guard must be a name or an object {\"type\": ...}");
+    return npos;
+  }
+  p_->guards.push_back(std::move(node));
+  return static_cast<std::uint32_t>(p_->guards.size() - 1);
+}
+
+bool xstate_builder::state_in(const value& v, const std::string& ptr, std::string prefix, std::vector<state_index>& out) {
+  if (v.is_string()) {
+    std::string s(v.as_string());
+    state_index r = npos;
+    if (prefix.empty() && !s.empty() && s[0] == '#') r = by_id(s.substr(1));
+    else r = by_path(1, split_path(prefix.empty() ? s : prefix + "." + s));
+    if (s.empty() || r == npos) {
+      error(ptr, "stateIn: unknown state '" + (prefix.empty() ? s : prefix + "." + s) + "'");
+      return false;
+    }
+    out.push_back(r);
+    return true;
+  }
+  if (v.is_object()) {
+    for (const auto& kv : v.as_object()) {
+      std::string path = prefix.empty() ? std::string(kv.key()) : prefix + "." + std::string(kv.key());
+      auto kptr = ptr + "/" + escape_token(kv.key());
+      if (kv.value().is_object() && kv.value().as_object().empty()) {
+        auto r = by_path(1, split_path(path));
+        if (r == npos) {
+          error(kptr, "stateIn: unknown state '" + path + "'");
+          return false;
+        }
+        out.push_back(r);
+      } else if (!state_in(kv.value(), kptr, path, out)) {
+        return false;
+      }
+    }
+    return true;
+  }
+  error(ptr, "stateIn: the state must be \"#id\", a path string or a state value object");
+  return false;
+}
+
+void xstate_builder::resolve_initial(const pending_initial& p) {
+  auto& st = c_->states[p.s];
+  state_index target = npos;
+  if (!p.initial || p.initial->is_null()) {
+    error(p.ptr, "compound state '" + st.id + "' needs 'initial'");
+    return;
+  }
+  const value* key = p.initial;
+  std::string kptr = p.ptr + "/initial";
+  if (p.initial->is_object()) key = p.initial->as_object().if_contains("target"), kptr += "/target";
+  if (!key || !key->is_string()) {
+    error(kptr, "'initial' must be the key of a child state");
+    return;
+  }
+  for (auto list : {&st.children, &st.histories})
+    for (auto ch : *list)
+      if (c_->states[ch].key == key->as_string()) target = ch;
+  if (target == npos) {
+    error(kptr, "initial state '" + std::string(key->as_string()) + "' is not a child of '" + st.id + "'");
+    return;
+  }
+  transition_node t;
+  t.source = p.s;
+  t.targets.push_back(target);
+  c_->transitions.push_back(std::move(t));
+  c_->states[p.s].initial = static_cast<transition_index>(c_->transitions.size() - 1);
+}
+
+void xstate_builder::resolve_history(const pending_history& p) {
+  const auto parent = c_->states[p.s].parent;
+  transition_node t;
+  t.source = p.s;
+  if (!p.target || p.target->is_null()) {
+    // XState: the parent's initial state, or the parallel parent itself.
+    if (c_->states[parent].kind == state_kind::parallel) t.targets.push_back(parent);
+    else if (c_->states[parent].initial != npos) t.targets = c_->transitions[c_->states[parent].initial].targets;
+  } else {
+    std::vector<std::pair<const value*, std::string>> list;
+    if (p.target->is_array())
+      for (std::size_t i = 0; i < p.target->as_array().size(); ++i) list.emplace_back(&p.target->as_array()[i], p.ptr + "/target/" + std::to_string(i));
+    else list.emplace_back(p.target, p.ptr + "/target");
+    for (auto& [v, vptr] : list) {
+      if (!v->is_string()) {
+        error(vptr, "a history target must be a string");
+        continue;
+      }
+      std::string s(v->as_string());
+      auto r = !s.empty() && s[0] == '#' ? by_id(s.substr(1)) : by_path(parent, split_path(s));
+      if (r == npos || !c_->is_descendant(r, parent) || c_->states[r].kind == state_kind::history) {
+        error(vptr, "history target '" + s + "' is not a state inside '" + c_->states[parent].id + "'");
+        continue;
+      }
+      t.targets.push_back(r);
+    }
+  }
+  if (t.targets.empty()) return;  // parent errors were reported
+  c_->transitions.push_back(std::move(t));
+  c_->states[p.s].initial = static_cast<transition_index>(c_->transitions.size() - 1);
+}
+
+void xstate_builder::order_transitions(state_index s) {
+  // XState's candidates for an event: the exact descriptor first, then matching wildcards, longest
+  // first. An event matches at most one plain descriptor, so one static order serves every event.
+  auto& list = c_->states[s].transitions;
+  auto rank = [&](transition_index ti) -> std::size_t {
+    const auto& t = c_->transitions[ti];
+    if (t.any_event) return 1'000'000 - 1;
+    if (t.events.empty()) return 0;
+    const auto& d = c_->names[t.events[0]];
+    bool wild = d.size() >= 2 && d.compare(d.size() - 2, 2, ".*") == 0;
+    return wild ? 1'000'000 - d.size() : 0;
+  };
+  std::stable_sort(list.begin(), list.end(), [&](transition_index a, transition_index b) { return rank(a) < rank(b); });
+}
+
+bool read_file(const std::filesystem::path& p, std::string& out) {
+  std::ifstream in(p, std::ios::binary);
+  if (!in) return false;
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  out = ss.str();
+  return true;
+}
+
+}  // namespace
+
+parse_result parse_xstate(std::string_view text, std::string_view source_name) {
+  parse_result r;
+  std::string file(source_name);
+  boost::json::stream_parser p;
+  boost::system::error_code ec;
+  auto n = p.write_some(text.data(), text.size(), ec);
+  if (!ec) p.finish(ec);
+  if (ec) {
+    std::size_t line = 1, col = 1;
+    for (std::size_t i = 0; i < n && i < text.size(); ++i) {
+      if (text[i] == '\n') ++line, col = 1;
+      else ++col;
+    }
+    r.errors.push_back({file, {static_cast<std::uint32_t>(line), static_cast<std::uint32_t>(col)}, "invalid JSON: " + ec.message()});
+    return r;
+  }
+  value root = p.release();
+  try {
+    xstate_builder b(text, file, r.errors);
+    auto chart = b.build(root);
+    if (r.errors.empty() && chart) r.chart = std::move(chart);
+  } catch (const std::exception& e) {
+    r.errors.push_back({file, {}, std::string("internal error: ") + e.what()});
+  }
+  if (!r.errors.empty()) r.chart.reset();
+  std::stable_sort(r.errors.begin(), r.errors.end(), [](const diagnostic& a, const diagnostic& b) {
+    return std::tie(a.loc.line, a.loc.column) < std::tie(b.loc.line, b.loc.column);
+  });
+  return r;
+}
+
+parse_result load_xstate(const std::filesystem::path& path) {
+  std::string text;
+  if (!read_file(path, text)) {
+    parse_result r;
+    r.errors.push_back({path.string(), {}, "cannot read file"});
+    return r;
+  }
+  return parse_xstate(text, path.string());
+}
+
+value detail::state_value_at(const statechart& c, state_index s, const void* ctx, bool (*active)(const void*, state_index)) {
+  const auto& st = c.states[s];
+  auto key = [&](state_index ch) -> const std::string& { return c.states[ch].key.empty() ? c.states[ch].id : c.states[ch].key; };
+  if (st.kind == state_kind::parallel) {
+    boost::json::object o;
+    for (auto ch : st.children) o[key(ch)] = state_value_at(c, ch, ctx, active);
+    return o;
+  }
+  for (auto ch : st.children) {
+    if (!active(ctx, ch)) continue;
+    if (c.is_atomic(ch)) return value(key(ch));
+    return boost::json::object{{key(ch), state_value_at(c, ch, ctx, active)}};
+  }
+  return boost::json::object{};
+}
+
+}  // namespace xsn

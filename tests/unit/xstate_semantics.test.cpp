@@ -1,0 +1,347 @@
+#include <xsn/parse/xstate.hpp>
+
+#include "catch.hpp"
+
+#include <xsn/runtime/implementations.hpp>
+#include <xsn/runtime/session.hpp>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace {
+
+using boost::json::parse;
+
+/// An XState machine on a private io_context and manual clock, with recording implementations.
+struct machine {
+  boost::asio::io_context ioc;
+  xsn::manual_clock clk;
+  std::shared_ptr<const xsn::statechart> chart;
+  std::unique_ptr<xsn::session> s;
+  std::vector<std::string> log;  // every action call, "name" or "name:param"
+
+  explicit machine(const std::string& json, xsn::implementations extra = {}) {
+    auto r = xsn::parse_xstate(json, "test.json");
+    INFO((r.errors.empty() ? std::string() : r.errors.front().to_string()));
+    REQUIRE(r);
+    chart = r.chart;
+    xsn::implementations impl;
+    for (const auto* name : {"a", "b", "c", "enter", "leave", "act", "inc"})
+      impl.action(name, [this, name](xsn::value& ctx, const xsn::event& ev, const xsn::value& params) {
+        std::string entry = name;
+        if (const auto* o = params.if_object(); o && o->contains("tag")) entry += ":" + std::string(o->at("tag").as_string());
+        log.push_back(entry);
+        if (std::string_view(name) == "inc") ctx.as_object()["n"] = ctx.as_object()["n"].to_number<std::int64_t>() + 1;
+        (void)ev;
+      });
+    impl.action("record_event", [this](xsn::value&, const xsn::event& ev, const xsn::value&) {
+      log.push_back(ev.name + " " + boost::json::serialize(ev.data));
+    });
+    impl.action("raise", xsn::action_fn([](xsn::value&, const xsn::event&, const xsn::value& p, xsn::action_scope& self) {
+      self.raise(xsn::event(std::string(p.at("type").as_string())));
+    }));
+    impl.action("boom", [](xsn::value&, const xsn::event&, const xsn::value&) { throw std::runtime_error("boom"); });
+    impl.guard("yes", [](const xsn::value&, const xsn::event&, const xsn::value&) { return true; });
+    impl.guard("no", [](const xsn::value&, const xsn::event&, const xsn::value&) { return false; });
+    impl.guard("small", [](const xsn::value& ctx, const xsn::event&, const xsn::value& p) {
+      return ctx.at("n").to_number<std::int64_t>() < p.at("below").to_number<std::int64_t>();
+    });
+    impl.guard("explodes", [](const xsn::value&, const xsn::event&, const xsn::value&) -> bool { throw std::runtime_error("bad guard"); });
+    impl.delay("later", [](const xsn::value& ctx, const xsn::event&) {
+      return std::chrono::milliseconds(ctx.at("wait").to_number<std::int64_t>());
+    });
+    impl.provide(extra);
+    auto bound = xsn::bind(*chart, impl);
+    REQUIRE(bound);
+    xsn::session_options o;
+    o.make_datamodel = xsn::xstate_datamodel(*bound);
+    s = std::make_unique<xsn::session>(chart, ioc.get_executor(), clk, std::move(o));
+    s->start();
+    settle();
+  }
+  void settle() {
+    ioc.restart();
+    ioc.poll();
+  }
+  machine& send(const std::string& name, xsn::value data = nullptr) {
+    REQUIRE_FALSE(s->send(xsn::event(name, std::move(data))));
+    settle();
+    return *this;
+  }
+  machine& advance(int ms) {
+    clk.advance(std::chrono::milliseconds(ms));
+    settle();
+    return *this;
+  }
+  std::string value() const {
+    return boost::json::serialize(xsn::state_value_of(*chart, [this](xsn::state_index x) { return s->is_active(x); }));
+  }
+  std::string status() const { return std::string(s->snapshot().as_object().at("status").as_string()); }
+  xsn::value& context() { return *xsn::xstate_context(s->datamodel()); }
+  std::string take_log() {
+    std::string out;
+    for (const auto& l : log) out += (out.empty() ? "" : " ") + l;
+    log.clear();
+    return out;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("xstate_semantics: reenter false keeps the source, reenter true exits and re-enters it") {
+  machine m(R"({"initial": "p", "states": {"p": {"initial": "x", "entry": "enter", "exit": "leave",
+    "on": {"SELF": "p", "RE": {"target": "p", "reenter": true}, "KID": ".y", "KIDRE": {"target": ".y", "reenter": true}, "NONE": {"actions": "act"}},
+    "states": {"x": {"on": {"N": "y"}}, "y": {}}}}})");
+  CHECK(m.value() == R"({"p":"x"})");
+  CHECK(m.take_log() == "enter");
+  m.send("N");
+  m.send("SELF");  // not exited, children reset to the initial state
+  CHECK(m.value() == R"({"p":"x"})");
+  CHECK(m.take_log().empty());
+  m.send("KID");
+  CHECK(m.value() == R"({"p":"y"})");
+  CHECK(m.take_log().empty());
+  m.send("RE");
+  CHECK(m.value() == R"({"p":"x"})");
+  CHECK(m.take_log() == "leave enter");
+  m.send("KIDRE");
+  CHECK(m.value() == R"({"p":"y"})");
+  CHECK(m.take_log() == "leave enter");
+  m.send("NONE");
+  CHECK(m.take_log() == "act");
+}
+
+TEST_CASE("xstate_semantics: a root transition with reenter re-enters the root") {
+  machine m(R"({"initial": "a", "entry": "enter", "exit": "leave", "on": {"R": {"target": ".b", "reenter": true}, "S": ".b"},
+    "states": {"a": {}, "b": {}}})");
+  CHECK(m.take_log() == "enter");
+  m.send("S");
+  CHECK(m.value() == R"("b")");
+  CHECK(m.take_log().empty());
+  m.send("R");
+  CHECK(m.take_log() == "leave enter");
+}
+
+TEST_CASE("xstate_semantics: always transitions run after every microstep until none is enabled") {
+  machine m(R"({"initial": "a", "context": {"n": 0}, "states": {
+    "a": {"on": {"GO": "count"}},
+    "count": {"always": [{"target": "count", "reenter": true, "guard": {"type": "small", "params": {"below": 3}}, "actions": "inc"}, {"target": "done"}]},
+    "done": {}}})");
+  m.send("GO");
+  CHECK(m.value() == R"("done")");
+  CHECK(m.context().at("n").as_int64() == 3);
+  CHECK(m.take_log() == "inc inc inc");
+}
+
+TEST_CASE("xstate_semantics: after schedules xstate.after events on entry and cancels them on exit") {
+  machine m(R"({"id": "m", "initial": "a", "context": {"wait": 250}, "states": {
+    "a": {"after": {"100": "b"}, "on": {"LEAVE": "c"}},
+    "b": {"after": {"later": "c"}, "on": {"*": {"actions": "record_event"}}},
+    "c": {"on": {"BACK": "a"}}}})");
+  m.advance(99);
+  CHECK(m.value() == R"("a")");
+  m.advance(1);
+  CHECK(m.value() == R"("b")");
+  m.advance(249);
+  CHECK(m.value() == R"("b")");
+  m.advance(1);
+  CHECK(m.value() == R"("c")");
+  m.send("BACK");
+  m.advance(50);
+  m.send("LEAVE");  // exits a: its timer is cancelled
+  CHECK(m.clk.pending() == 0);
+  m.advance(1000);
+  CHECK(m.value() == R"("c")");
+}
+
+TEST_CASE("xstate_semantics: the after event is named xstate.after.<delay>.<stateId>") {
+  machine m(R"({"id": "m", "initial": "a", "states": {"a": {"after": {"10": {"actions": "record_event"}}}}})");
+  m.advance(10);
+  CHECK(m.take_log() == "xstate.after.10.m.a null");
+}
+
+TEST_CASE("xstate_semantics: done events carry the final state's output; a top-level final ends the machine") {
+  machine m(R"({"id": "m", "initial": "job", "states": {
+    "job": {"initial": "run", "onDone": {"target": "end", "actions": "record_event"},
+            "states": {"run": {"on": {"FINISH": "ok"}}, "ok": {"type": "final", "output": {"code": 7}}}},
+    "end": {"type": "final"}}})");
+  m.send("FINISH");
+  CHECK(m.take_log() == R"(xstate.done.state.m.job {"code":7})");
+  CHECK(m.value() == R"("end")");
+  CHECK(m.status() == "done");
+  CHECK(m.s->send(xsn::event("FINISH")) == xsn::errc::not_running);
+}
+
+TEST_CASE("xstate_semantics: a parallel state is done when every region is final") {
+  machine m(R"({"id": "m", "initial": "p", "states": {
+    "p": {"type": "parallel", "onDone": "after",
+          "states": {"r1": {"initial": "a", "states": {"a": {"on": {"F1": "f"}}, "f": {"type": "final"}}},
+                     "r2": {"initial": "a", "states": {"a": {"on": {"F2": "f"}}, "f": {"type": "final"}}}}},
+    "after": {}}})");
+  CHECK(m.value() == R"({"p":{"r1":"a","r2":"a"}})");
+  m.send("F1");
+  CHECK(m.value() == R"({"p":{"r1":"f","r2":"a"}})");
+  m.send("F2");
+  CHECK(m.value() == R"("after")");
+  CHECK(m.status() == "active");
+}
+
+TEST_CASE("xstate_semantics: a plain descriptor matches its name only; exact before wildcards, longest wildcard first") {
+  machine m(R"({"initial": "a", "states": {"a": {"on": {
+    "*": {"actions": {"type": "act", "params": {"tag": "any"}}},
+    "x.*": {"actions": {"type": "act", "params": {"tag": "x*"}}},
+    "x.y.*": {"actions": {"type": "act", "params": {"tag": "xy*"}}},
+    "x": {"actions": {"type": "act", "params": {"tag": "x"}}}}}}})");
+  m.send("x");
+  CHECK(m.take_log() == "act:x");
+  m.send("x.y");
+  CHECK(m.take_log() == "act:xy*");
+  m.send("x.z");
+  CHECK(m.take_log() == "act:x*");
+  m.send("xz");
+  CHECK(m.take_log() == "act:any");
+}
+
+TEST_CASE("xstate_semantics: shallow and deep history, with and without a default target") {
+  machine m(R"({"initial": "p", "states": {
+    "p": {"initial": "a", "on": {"OUT": "q"}, "states": {
+      "a": {"on": {"N": "b"}},
+      "b": {"initial": "b1", "states": {"b1": {"on": {"N": "b2"}}, "b2": {}}},
+      "deep": {"type": "history", "history": "deep"},
+      "shallow": {"type": "history"},
+      "dflt": {"type": "history", "target": "b.b2"}}},
+    "q": {"on": {"DEEP": "p.deep", "SHALLOW": "p.shallow", "DFLT": "p.dflt"}}}})");
+  m.send("DEEP");  // nothing stored yet: the parent's initial state
+  CHECK(m.value() == R"({"p":"a"})");
+  m.send("OUT").send("DFLT");
+  CHECK(m.value() == R"({"p":"a"})");  // stored now: a
+  m.send("N").send("N").send("OUT");
+  m.send("DEEP");
+  CHECK(m.value() == R"({"p":{"b":"b2"}})");
+  m.send("OUT").send("SHALLOW");
+  CHECK(m.value() == R"({"p":{"b":"b1"}})");
+}
+
+TEST_CASE("xstate_semantics: history default target is used before anything is stored") {
+  machine m(R"({"initial": "q", "states": {
+    "p": {"initial": "a", "states": {"a": {}, "b": {"initial": "b1", "states": {"b1": {}, "b2": {}}}, "h": {"type": "history", "target": "b.b2"}}},
+    "q": {"on": {"H": "p.h"}}}})");
+  m.send("H");
+  CHECK(m.value() == R"({"p":{"b":"b2"}})");
+}
+
+TEST_CASE("xstate_semantics: parallel regions take their own transitions; the parallel's only when no region has one") {
+  machine m(R"({"initial": "p", "states": {"p": {"type": "parallel", "on": {"T": {"actions": {"type": "act", "params": {"tag": "p"}}}, "U": {"actions": {"type": "act", "params": {"tag": "p"}}}},
+    "states": {"r1": {"initial": "a", "states": {"a": {"on": {"T": "b"}}, "b": {}}},
+               "r2": {"initial": "a", "states": {"a": {"on": {"T": "b"}}, "b": {}}}}}}})");
+  m.send("T");
+  CHECK(m.value() == R"({"p":{"r1":"b","r2":"b"}})");
+  CHECK(m.take_log().empty());
+  m.send("U");
+  CHECK(m.take_log() == "act:p");
+}
+
+TEST_CASE("xstate_semantics: stateIn and the and/or/not combinators") {
+  machine m(R"({"id": "m", "type": "parallel", "states": {
+    "mode": {"initial": "off", "states": {"off": {"on": {"ON": "on"}}, "on": {}}},
+    "door": {"initial": "closed", "states": {"closed": {"on": {
+      "OPEN": [{"target": "open", "guard": {"type": "and", "guards": [{"type": "stateIn", "state": "#m.mode.on"}, {"type": "not", "guard": "no"}]}},
+               {"actions": "act", "guard": {"type": "or", "guards": ["no", {"type": "stateIn", "state": {"mode": "off"}}]}}]}},
+      "open": {}}}}})");
+  m.send("OPEN");
+  CHECK(m.value() == R"({"mode":"off","door":"closed"})");
+  CHECK(m.take_log() == "act");
+  m.send("ON").send("OPEN");
+  CHECK(m.value() == R"({"mode":"on","door":"open"})");
+}
+
+TEST_CASE("xstate_semantics: actions see the event and params, change the context, raise events") {
+  machine m(R"({"initial": "a", "context": {"n": 0}, "states": {
+    "a": {"on": {"GO": {"target": "b", "actions": ["inc", "record_event", {"type": "raise", "params": {"type": "NEXT"}}]}}},
+    "b": {"on": {"NEXT": {"target": "c", "actions": "inc"}}},
+    "c": {}}})");
+  m.send("GO", parse(R"({"k": 1})"));
+  CHECK(m.value() == R"("c")");
+  CHECK(m.context().at("n").as_int64() == 2);
+  CHECK(m.take_log() == R"(inc GO {"k":1} inc)");
+}
+
+TEST_CASE("xstate_semantics: an action or guard that throws ends the machine with status error") {
+  machine m(R"({"initial": "a", "states": {"a": {"on": {"BAD": {"target": "b", "actions": "boom"}, "G": {"target": "b", "guard": "explodes"}}}, "b": {}}})");
+  m.send("BAD");
+  CHECK(m.status() == "error");
+  CHECK_FALSE(m.s->running());
+  machine g(R"({"initial": "a", "states": {"a": {"on": {"G": {"target": "b", "guard": "explodes"}}}, "b": {}}})");
+  g.send("G");
+  CHECK(g.status() == "error");
+  CHECK(g.value() == R"("a")");
+}
+
+TEST_CASE("xstate_semantics: bindings are resolved once, at bind time") {
+  auto r = xsn::parse_xstate(R"({"initial": "a", "states": {"a": {"on": {"T": {"target": "b", "guard": "ok", "actions": "count"}}, "after": {"soon": "b"}}, "b": {"on": {"T": "a"}}}})", "b.json");
+  REQUIRE(r);
+  int calls = 0;
+  std::shared_ptr<const xsn::bound_implementations> bound;
+  {
+    xsn::implementations impl;
+    impl.guard("ok", [](const xsn::value&, const xsn::event&, const xsn::value&) { return true; });
+    auto missing = xsn::bind(*r.chart, impl);
+    REQUIRE_FALSE(missing);
+    CHECK(missing.error().message == "action 'count' is not provided");
+    impl.action("count", [&calls](xsn::value&, const xsn::event&, const xsn::value&) { ++calls; });
+    CHECK(xsn::bind(*r.chart, impl).error().message == "delay 'soon' is not provided");
+    impl.delay("soon", std::chrono::milliseconds(5));
+    auto ok = xsn::bind(*r.chart, impl);
+    REQUIRE(ok);
+    bound = *ok;
+    CHECK(bound->actions.size() == 1);
+    CHECK(bound->guards.size() == 1);
+    CHECK(bound->delays.size() == 1);
+  }  // the implementations (and their name maps) are gone: sessions use the resolved slots only
+  boost::asio::io_context ioc;
+  xsn::manual_clock clk;
+  xsn::session_options o;
+  o.make_datamodel = xsn::xstate_datamodel(bound);
+  xsn::session s(r.chart, ioc.get_executor(), clk, std::move(o));
+  s.start();
+  for (int i = 0; i < 10; ++i) REQUIRE_FALSE(s.process(xsn::event("T")));
+  CHECK(calls == 5);
+  // Not an XState chart, or another chart: refused.
+  auto other = xsn::parse_xstate(R"({"initial": "a", "states": {"a": {}}})", "o.json");
+  REQUIRE(other);
+  auto scxml = xsn::parse_scxml(R"(<scxml xmlns="http://www.w3.org/2005/07/scxml" version="1.0"><state id="a"/></scxml>)", "s.scxml");
+  REQUIRE(scxml);
+  CHECK_FALSE(xsn::bind(*scxml.chart, {}));
+  xsn::session_options wrong;
+  wrong.make_datamodel = xsn::xstate_datamodel(bound);
+  xsn::session s2(other.chart, ioc.get_executor(), clk, std::move(wrong));
+  s2.start();
+  CHECK(s2.snapshot().as_object().at("status") == "error");
+}
+
+TEST_CASE("xstate_semantics: without bindings a machine naming no implementations runs; one naming some fails") {
+  boost::asio::io_context ioc;
+  xsn::manual_clock clk;
+  auto plain = xsn::parse_xstate(R"({"initial": "a", "states": {"a": {"on": {"T": "b"}}, "b": {}}})", "p.json");
+  REQUIRE(plain);
+  xsn::session s(plain.chart, ioc.get_executor(), clk);
+  s.start();
+  REQUIRE_FALSE(s.process(xsn::event("T")));
+  CHECK(s.snapshot().as_object().at("value") == parse(R"("b")"));
+  auto named = xsn::parse_xstate(R"({"initial": "a", "states": {"a": {"entry": "x"}}})", "n.json");
+  REQUIRE(named);
+  xsn::session n(named.chart, ioc.get_executor(), clk);
+  n.start();
+  CHECK(n.snapshot().as_object().at("status") == "error");
+}
+
+TEST_CASE("xstate_semantics: xstate.init is the event of the initial entry actions") {
+  machine m(R"({"initial": "a", "entry": "record_event", "states": {"a": {}}})");
+  CHECK(m.take_log() == "xstate.init null");
+}
