@@ -2,9 +2,13 @@
 // `implementations` list below (the advanced ones when they are built).
 #include <xsn/resilience/circuit_breaker.hpp>
 
+#include <xsn/config.hpp>
 #include <xsn/resilience/simple_circuit_breaker.hpp>
 #include <xsn/runtime/clock.hpp>
 #include <xsn/runtime/errors.hpp>
+#if XSN_WITH_ADVANCED
+#include <xsn/advanced/bucketed_circuit_breaker.hpp>
+#endif
 
 #include "catch.hpp"
 
@@ -160,7 +164,31 @@ struct window_impl {
   }
 };
 
+#if XSN_WITH_ADVANCED
+/// The real sliding-window breaker, configured to the contract: a count-based window of
+/// `failure_threshold` calls that must all have failed (rate 100 %, minimum = window) is exactly
+/// "`failure_threshold` consecutive failures"; half-open closes when all trials succeed and
+/// re-opens on the first failure; no backoff, no jitter, no slow calls.
+struct bucketed_impl {
+  static std::unique_ptr<xsn::circuit_breaker> make(xsn::clock& clk, const contract_config& c) {
+    xsn::advanced::bucketed_breaker_options o;
+    o.window = xsn::advanced::window_kind::count_based;
+    o.window_size = c.failure_threshold;
+    o.minimum_calls = c.failure_threshold;
+    o.failure_rate_threshold = 100;
+    o.half_open_permitted_calls = c.trial_calls;
+    o.half_open_successes_to_close = 0;  // all of them
+    o.open_duration = c.open_duration;
+    o.backoff_multiplier = 1;
+    o.max_open_duration = c.open_duration;
+    o.jitter = 0;
+    return std::make_unique<xsn::advanced::bucketed_circuit_breaker>(clk, std::move(o));
+  }
+};
+using implementations = std::tuple<simple_impl, window_impl, bucketed_impl>;
+#else
 using implementations = std::tuple<simple_impl, window_impl>;
+#endif
 
 /// A breaker under test with its manual clock and the state changes it reported.
 template <class Impl>

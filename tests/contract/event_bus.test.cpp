@@ -6,6 +6,9 @@
 #include <xsn/bus/channel_event_bus.hpp>
 #include <xsn/config.hpp>
 #include <xsn/runtime/clock.hpp>
+#if XSN_WITH_ADVANCED
+#include <xsn/advanced/numa_event_bus.hpp>
+#endif
 
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
@@ -44,7 +47,18 @@ struct bus_factory<xsn::channel_event_bus> {
   }
 };
 
+#if XSN_WITH_ADVANCED
+template <>
+struct bus_factory<xsn::advanced::numa_event_bus> {
+  static std::unique_ptr<xsn::event_bus> make(asio::any_io_executor ex, xsn::clock& clk) {
+    return std::make_unique<xsn::advanced::numa_event_bus>(std::move(ex), clk);
+  }
+};
+
+using bus_implementations = std::tuple<xsn::channel_event_bus, xsn::advanced::numa_event_bus>;
+#else
 using bus_implementations = std::tuple<xsn::channel_event_bus>;
+#endif
 
 namespace {
 

@@ -2,7 +2,13 @@
 
 #include "catch.hpp"
 
+#include <xsn/config.hpp>
 #include <xsn/store/memory_state_store.hpp>
+#if XSN_WITH_ADVANCED
+#include <xsn/advanced/redis_state_store.hpp>
+
+#include "redis_server.hpp"
+#endif
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_executor.hpp>
@@ -71,7 +77,67 @@ struct memory_fixture {
   xsn::memory_state_store store_;
 };
 
+#if XSN_WITH_ADVANCED
+/// `redis_state_store` on a private io_context and manual clock, against this process's own
+/// redis-server, under a key prefix of its own. Its I/O runs on the io_context, so waiting for
+/// a completion means running it; a store that stays silent for 10 s has stalled.
+struct redis_fixture {
+  static constexpr bool manual_time = true;
+  static constexpr bool bounded = true;
+
+  static xsn::advanced::redis_store_options options(capacity c) {
+    xsn::advanced::redis_store_options o;
+    o.port = xsn_test::shared_redis().port();
+    o.key_prefix = xsn_test::unique_prefix("contract");
+    o.max_entries = c.entries;
+    o.max_bytes = c.bytes;
+    // Generous: a loaded CI machine moving 1 MiB values must not time out (a stall is 10 s).
+    o.connect_timeout = std::chrono::seconds(5);
+    o.command_timeout = std::chrono::seconds(5);
+    return o;
+  }
+
+  explicit redis_fixture(capacity c = {}) : store_(ioc.get_executor(), clk, options(c)) {
+    bool connected = false;
+    store_.async_connect([&](std::error_code ec) {
+      if (ec) FAIL("cannot connect to redis-server: " << store_.last_error());
+      connected = true;
+    });
+    run_until([&] { return connected; });
+  }
+
+  xsn::state_store& store() { return store_; }
+  bool on_executor() { return ioc.get_executor().running_in_this_thread(); }
+  template <typename Pred>
+  void run_until(Pred done) {
+    ioc.restart();
+    while (!done()) {
+      if (ioc.run_one_for(std::chrono::seconds(10)) == 0) FAIL("the store stalled for 10 s");
+    }
+  }
+  /// Runs until nothing is in flight and no handler is ready: a barrier through Redis (every
+  /// earlier reply and watch message is in), then the handlers it made ready, which may start
+  /// more operations (a coroutine's next step), and so on.
+  void settle() {
+    for (int i = 0; i < 1000; ++i) {
+      bool flushed = false;
+      store_.async_flush([&](std::error_code) { flushed = true; });
+      run_until([&] { return flushed; });
+      if (ioc.poll() == 0 && store_.pending() == 0) return;
+    }
+    FAIL("the store never settled");
+  }
+  void advance(xsn::clock::duration d) { clk.advance(d); }
+
+  boost::asio::io_context ioc;
+  xsn::manual_clock clk;
+  xsn::advanced::redis_state_store store_;
+};
+
+using store_fixtures = std::tuple<memory_fixture, redis_fixture>;
+#else
 using store_fixtures = std::tuple<memory_fixture>;
+#endif
 
 struct write_result {
   std::error_code ec;

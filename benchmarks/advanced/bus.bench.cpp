@@ -1,0 +1,229 @@
+/// \file `xsn::advanced::numa_event_bus` against moodycamel's `BlockingConcurrentQueue` and
+/// `boost::lockfree::queue`, with 8- and 64-byte events, in the same `xsn_bench` run as the core
+/// bus (`benchmarks/bus.bench.cpp`, whose harness this one follows).
+///
+/// The bus and moodycamel move the same item as the core benchmarks: an `xsn::bus_message` whose
+/// event carries an 8- or 64-byte payload (`event.data`, a JSON string: 8 bytes fit in the
+/// string itself, 64 bytes are one allocation by the producer, freed by the consumer), built by
+/// the producer for each item. `boost::lockfree::queue` only takes trivially copyable types, so
+/// its items are plain 8- or 64-byte structs (sequence number + padding): it moves less than the
+/// others do. Producers run on their own `std::jthread`s (joined); the consumer drains on the
+/// benchmark's thread. One iteration moves `items_per_iteration` items; `items_per_second` is
+/// wall-clock. Each run checks that the consumer saw every item exactly once (count and sum of
+/// sequence numbers), or posts no figure.
+#include <xsn/advanced/numa_event_bus.hpp>
+#include <xsn/runtime/clock.hpp>
+
+#include <benchmark/benchmark.h>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_future.hpp>
+#include <boost/json/string.hpp>
+#include <boost/lockfree/queue.hpp>
+#include <concurrentqueue/blockingconcurrentqueue.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <thread>
+#include <type_traits>
+#include <vector>
+
+namespace {
+
+constexpr std::int64_t items_per_iteration = 1 << 20;
+constexpr std::size_t capacity = 10'000;  // the bus's default; the Boost queue is bounded alike
+constexpr std::size_t batch = 256;        // consumer's batch for the bus and moodycamel
+
+xsn::bus_message make_item(const std::string& address, const xsn::value& payload, std::uint64_t seq) {
+  xsn::bus_message m(address, xsn::event("tick", payload));
+  m.correlation_id = seq;  // summed by the consumer
+  return m;
+}
+
+xsn::value payload_of(std::size_t bytes) { return xsn::value(boost::json::string(bytes, 'x')); }
+
+std::uint64_t expected_sum(std::int64_t total) {
+  const auto t = static_cast<std::uint64_t>(total);
+  return t * (t - 1) / 2;
+}
+
+/// Runs `producers` threads, each producing a contiguous share of `total` items through
+/// `produce(first, count)`, while `consume(total)` drains on this thread and returns the sum of
+/// sequence numbers.
+template <class Produce, class Consume>
+bool run_round(int producers, std::int64_t total, Produce produce, Consume consume) {
+  std::uint64_t sum = 0;
+  {
+    std::vector<std::jthread> threads;
+    const std::int64_t share = total / producers;
+    for (int p = 0; p < producers; ++p) {
+      threads.emplace_back([&produce, p, share] {
+        produce(static_cast<std::uint64_t>(p * share), static_cast<std::uint64_t>(share));
+      });
+    }
+    sum = consume(total);
+  }  // joined
+  return sum == expected_sum(total);
+}
+
+/// Rounds while the benchmark wants iterations; `items_per_second` from wall-clock time.
+template <class Round>
+void run(benchmark::State& state, int producers, Round round) {
+  std::chrono::steady_clock::duration wall{};
+  for (auto _ : state) {
+    const auto start = std::chrono::steady_clock::now();
+    const bool ok = round(producers, items_per_iteration);
+    wall += std::chrono::steady_clock::now() - start;
+    if (!ok) {
+      state.SkipWithError("the consumer did not see every item exactly once");
+      return;
+    }
+  }
+  const double items = static_cast<double>(state.iterations()) * items_per_iteration;
+  state.counters["items_per_second"] = items / std::chrono::duration<double>(wall).count();
+}
+
+// ---- xsn::advanced::numa_event_bus ----
+
+/// As `bus/channel`: producers `publish` and, when the subscription is full, wait for room with
+/// `async_publish(..., use_future)`; the consumer runs the bus's io_context with `async_wait`
+/// then `try_receive_batch` until empty. The subscription is pinned to the node of the CPU the
+/// consumer runs on (the machine's topology).
+void bus_numa(benchmark::State& state, int producers, std::size_t payload_bytes) {
+  boost::asio::io_context ioc;
+  xsn::manual_clock clk;
+  xsn::advanced::numa_event_bus bus(ioc.get_executor(), clk);
+  auto sub = bus.subscribe("m1", {.capacity = capacity, .overflow = xsn::overflow_policy::wait});
+  const std::string address = "m1";
+  const xsn::value payload = payload_of(payload_bytes);
+  std::vector<xsn::bus_message> buf(batch);
+
+  run(state, producers, [&](int n, std::int64_t total) {
+    return run_round(
+        n, total,
+        [&](std::uint64_t first, std::uint64_t count) {
+          for (std::uint64_t i = first; i < first + count; ++i) {
+            auto m = make_item(address, payload, i);
+            if (bus.publish(std::move(m)) == xsn::errc::queue_full) {
+              bus.async_publish(std::move(m), boost::asio::use_future).get();  // intact: retry
+            }
+          }
+        },
+        [&](std::int64_t expected) {
+          std::uint64_t sum = 0;
+          std::int64_t received = 0;
+          std::function<void(std::error_code)> on_ready = [&](std::error_code ec) {
+            if (ec) return;
+            while (std::size_t k = sub->try_receive_batch(buf)) {
+              for (std::size_t j = 0; j < k; ++j) sum += buf[j].correlation_id;
+              received += static_cast<std::int64_t>(k);
+            }
+            if (received < expected) sub->async_wait(on_ready);
+          };
+          sub->async_wait(on_ready);
+          ioc.restart();
+          ioc.run();  // until the last item: then nothing is pending
+          return sum;
+        });
+  });
+}
+
+// ---- moodycamel::BlockingConcurrentQueue, 8-byte payload (the 64-byte one is in bus.bench.cpp) ----
+
+void baseline_moodycamel_8(benchmark::State& state, int producers) {
+  moodycamel::BlockingConcurrentQueue<xsn::bus_message> q;
+  const std::string address = "m1";
+  const xsn::value payload = payload_of(8);
+  std::vector<xsn::bus_message> buf(batch);
+  run(state, producers, [&](int n, std::int64_t total) {
+    return run_round(
+        n, total,
+        [&](std::uint64_t first, std::uint64_t count) {
+          moodycamel::ProducerToken token(q);
+          for (std::uint64_t i = first; i < first + count; ++i) q.enqueue(token, make_item(address, payload, i));
+        },
+        [&](std::int64_t expected) {
+          std::uint64_t sum = 0;
+          moodycamel::ConsumerToken token(q);
+          for (std::int64_t received = 0; received < expected;) {
+            const std::size_t k = q.wait_dequeue_bulk(token, buf.begin(), buf.size());
+            for (std::size_t j = 0; j < k; ++j) sum += buf[j].correlation_id;
+            received += static_cast<std::int64_t>(k);
+          }
+          return sum;
+        });
+  });
+}
+
+// ---- boost::lockfree::queue ----
+
+/// A trivially copyable item of exactly `Bytes` bytes: the sequence number and padding.
+template <std::size_t Bytes>
+struct pod_item {
+  std::uint64_t seq;
+  char pad[Bytes - sizeof(std::uint64_t)];
+};
+template <>
+struct pod_item<8> {
+  std::uint64_t seq;
+};
+static_assert(sizeof(pod_item<64>) == 64 && sizeof(pod_item<8>) == 8);
+static_assert(std::is_trivially_copyable_v<pod_item<64>>);
+
+/// Bounded (`capacity` nodes, allocated up front; `bounded_push` never allocates). The queue has
+/// no blocking wait: a producer that finds it full and a consumer that finds it empty pause, and
+/// yield after a few tries, which is how it is used without a condition variable.
+template <std::size_t Bytes>
+void baseline_boost_lockfree(benchmark::State& state, int producers) {
+  boost::lockfree::queue<pod_item<Bytes>> q(capacity);
+  run(state, producers, [&](int n, std::int64_t total) {
+    return run_round(
+        n, total,
+        [&](std::uint64_t first, std::uint64_t count) {
+          for (std::uint64_t i = first; i < first + count; ++i) {
+            pod_item<Bytes> item{};
+            item.seq = i;
+            for (int tries = 0; !q.bounded_push(item); ++tries) {
+              if (tries > 16) std::this_thread::yield();
+            }
+          }
+        },
+        [&](std::int64_t expected) {
+          std::uint64_t sum = 0;
+          pod_item<Bytes> item{};
+          for (std::int64_t received = 0; received < expected;) {
+            int tries = 0;
+            while (!q.pop(item)) {
+              if (++tries > 16) std::this_thread::yield();
+            }
+            sum += item.seq;
+            ++received;
+          }
+          return sum;
+        });
+  });
+}
+
+void baseline_boost_lockfree_64(benchmark::State& state, int producers) { baseline_boost_lockfree<64>(state, producers); }
+void baseline_boost_lockfree_8(benchmark::State& state, int producers) { baseline_boost_lockfree<8>(state, producers); }
+
+}  // namespace
+
+// Exact names: scripts and docs/benchmarks.md read them.
+BENCHMARK_CAPTURE(bus_numa, 1p1c_64B, 1, 64)->Name("bus/numa/1p1c_64B")->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(bus_numa, 2p1c_64B, 2, 64)->Name("bus/numa/2p1c_64B")->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(bus_numa, 1p1c_8B, 1, 8)->Name("bus/numa/1p1c_8B")->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(bus_numa, 2p1c_8B, 2, 8)->Name("bus/numa/2p1c_8B")->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(baseline_moodycamel_8, 1p1c_8B, 1)
+    ->Name("baseline/moodycamel/1p1c_8B")->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(baseline_moodycamel_8, 2p1c_8B, 2)
+    ->Name("baseline/moodycamel/2p1c_8B")->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(baseline_boost_lockfree_64, 1p1c_64B, 1)
+    ->Name("baseline/boost_lockfree/1p1c_64B")->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(baseline_boost_lockfree_64, 2p1c_64B, 2)
+    ->Name("baseline/boost_lockfree/2p1c_64B")->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(baseline_boost_lockfree_8, 1p1c_8B, 1)
+    ->Name("baseline/boost_lockfree/1p1c_8B")->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(baseline_boost_lockfree_8, 2p1c_8B, 2)
+    ->Name("baseline/boost_lockfree/2p1c_8B")->Unit(benchmark::kMillisecond);

@@ -1,0 +1,374 @@
+// Part of xsn_advanced: one Redis connection on an Asio strand (see redis_connection.hpp).
+#include "redis_connection.hpp"
+
+#include <xsn/runtime/errors.hpp>
+
+#include <hiredis/hiredis.h>
+
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/error.hpp>
+#include <boost/asio/write.hpp>
+
+#include <algorithm>
+#include <cstdlib>
+#include <optional>
+#include <string_view>
+#include <utility>
+
+namespace xsn::advanced::detail {
+
+namespace {
+
+constexpr std::size_t read_chunk = 64 * 1024;
+
+void free_reader(redisReader* r) { redisReaderFree(r); }
+
+std::error_code aborted() { return make_error_code(boost::asio::error::operation_aborted); }
+
+}  // namespace
+
+redis_link::redis_link(strand_type strand, redis_link_settings settings)
+    : strand_(std::move(strand)), settings_(std::move(settings)), resolver_(strand_),
+      socket_(strand_), connect_timer_(strand_), deadline_timer_(strand_),
+      backoff_timer_(strand_), reader_(redisReaderCreate(), &free_reader),
+      rng_(std::random_device{}()), in_(read_chunk) {
+  if (!reader_) throw std::bad_alloc();
+}
+
+redis_link::~redis_link() {
+  for (auto* r : handshake_replies_) freeReplyObject(r);
+}
+
+void redis_link::start() {
+  if (started_ || state_ == state::closed) return;
+  started_ = true;
+  connect();
+}
+
+void redis_link::submit(redis_command cmd) {
+  if (state_ == state::closed) {
+    cmd.done(aborted(), nullptr);
+    return;
+  }
+  queue_.push_back(std::move(cmd));
+  arm_deadline();
+  write();
+}
+
+void redis_link::hold(bool on) {
+  held_ = on;
+  if (!on) write();
+}
+
+void redis_link::close() {
+  if (state_ == state::closed) return;
+  state_ = state::closed;
+  ++gen_;
+  boost::system::error_code ignored;
+  resolver_.cancel();
+  socket_.close(ignored);
+  connect_timer_.cancel();
+  deadline_timer_.cancel();
+  backoff_timer_.cancel();
+  auto inflight = std::move(inflight_);
+  auto queue = std::move(queue_);
+  inflight_.clear();
+  queue_.clear();
+  for (auto& c : inflight) c.done(aborted(), nullptr);
+  for (auto& c : queue) c.done(aborted(), nullptr);
+}
+
+// ---- connecting ----
+
+void redis_link::connect() {
+  state_ = state::connecting;
+  const auto gen = ++gen_;
+  auto self = shared_from_this();
+  connect_timer_.expires_after(settings_.connect_timeout);
+  connect_timer_.async_wait([self, gen](boost::system::error_code ec) {
+    if (!ec && gen == self->gen_ && self->state_ == state::connecting) {
+      self->connect_failed(gen, "connect timed out");
+    }
+  });
+  resolver_.async_resolve(
+      settings_.host, std::to_string(settings_.port),
+      [self, gen](boost::system::error_code ec, boost::asio::ip::tcp::resolver::results_type eps) {
+        if (gen != self->gen_) return;
+        if (ec) return self->connect_failed(gen, "cannot resolve " + self->settings_.host + ": " +
+                                                     ec.message());
+        boost::asio::async_connect(
+            self->socket_, eps,
+            [self, gen](boost::system::error_code ec2, const boost::asio::ip::tcp::endpoint&) {
+              if (gen != self->gen_) return;
+              if (ec2) return self->connect_failed(gen, "cannot connect: " + ec2.message());
+              self->on_connected(gen);
+            });
+      });
+}
+
+void redis_link::on_connected(std::uint64_t gen) {
+  boost::system::error_code ignored;
+  socket_.set_option(boost::asio::ip::tcp::no_delay(true), ignored);
+  reader_.reset(redisReaderCreate());
+  if (!reader_) return connect_failed(gen, "out of memory");
+  out_.clear();
+  const auto commands = settings_.handshake ? settings_.handshake()
+                                            : std::vector<std::vector<std::string>>{};
+  handshake_left_ = commands.size();
+  for (const auto& c : commands) append(c);
+  read();
+  if (handshake_left_ == 0) {
+    handshake_replies_.clear();
+    connect_timer_.cancel();
+    state_ = state::ready;
+    failures_ = 0;
+    if (settings_.on_state) settings_.on_state(true, {});
+    write();
+    return;
+  }
+  writing_ = true;
+  auto self = shared_from_this();
+  boost::asio::async_write(socket_, boost::asio::buffer(out_),
+                           [self, gen](boost::system::error_code ec, std::size_t) {
+                             if (gen != self->gen_) return;
+                             self->writing_ = false;
+                             if (ec) return self->connect_failed(gen, "write: " + ec.message());
+                             self->write();
+                           });
+}
+
+void redis_link::connect_failed(std::uint64_t gen, const std::string& why) {
+  if (gen != gen_ || state_ != state::connecting) return;
+  ++gen_;
+  boost::system::error_code ignored;
+  resolver_.cancel();
+  socket_.close(ignored);
+  connect_timer_.cancel();
+  writing_ = false;
+  for (auto* r : handshake_replies_) freeReplyObject(r);
+  handshake_replies_.clear();
+  // Requests waiting for this attempt fail now: a clear error instead of a wait.
+  fail_queue(make_error_code(errc::store_unavailable));
+  ++failures_;
+  if (settings_.on_state) settings_.on_state(false, why);
+  schedule_reconnect();
+}
+
+void redis_link::drop(const std::string& why) {
+  if (state_ != state::ready) return;
+  ++gen_;
+  boost::system::error_code ignored;
+  socket_.close(ignored);
+  writing_ = false;
+  const auto now = steady::now();
+  // Reads still in time are resent; writes may have happened: their outcome is unknown.
+  auto inflight = std::move(inflight_);
+  inflight_.clear();
+  std::vector<redis_command> failed;
+  for (auto it = inflight.rbegin(); it != inflight.rend(); ++it) {
+    if (it->resend_if_lost && it->deadline > now) {
+      queue_.push_front(std::move(*it));
+    } else {
+      failed.push_back(std::move(*it));
+    }
+  }
+  state_ = state::backoff;
+  if (settings_.on_state) settings_.on_state(false, why);
+  for (auto it = failed.rbegin(); it != failed.rend(); ++it) {
+    const auto ec = it->deadline <= now ? std::make_error_code(std::errc::timed_out)
+                                        : make_error_code(errc::store_unavailable);
+    it->done(ec, nullptr);
+  }
+  schedule_reconnect();
+}
+
+void redis_link::schedule_reconnect() {
+  if (state_ == state::closed) return;
+  state_ = state::backoff;
+  // Full jitter: uniform in [0, min(max, initial * 2^failures)].
+  const auto initial = std::max<std::int64_t>(settings_.reconnect_initial.count(), 1);
+  const auto cap = std::max<std::int64_t>(settings_.reconnect_max.count(), initial);
+  std::int64_t ceiling = initial;
+  for (unsigned i = 0; i < failures_ && ceiling < cap; ++i) ceiling *= 2;
+  ceiling = std::min(ceiling, cap);
+  const auto delay = std::uniform_int_distribution<std::int64_t>(0, ceiling)(rng_);
+  backoff_timer_.expires_after(std::chrono::milliseconds(delay));
+  auto self = shared_from_this();
+  const auto gen = gen_;
+  backoff_timer_.async_wait([self, gen](boost::system::error_code ec) {
+    if (!ec && gen == self->gen_ && self->state_ == state::backoff) self->connect();
+  });
+  arm_deadline();
+}
+
+// ---- reading ----
+
+void redis_link::read() {
+  auto self = shared_from_this();
+  const auto gen = gen_;
+  socket_.async_read_some(boost::asio::buffer(in_),
+                          [self, gen](boost::system::error_code ec, std::size_t n) {
+                            if (gen != self->gen_) return;
+                            if (ec) {
+                              const auto why = ec == boost::asio::error::eof
+                                                   ? std::string("connection closed by Redis")
+                                                   : "read: " + ec.message();
+                              if (self->state_ == state::connecting) {
+                                return self->connect_failed(gen, why);
+                              }
+                              return self->drop(why);
+                            }
+                            self->on_read(n);
+                          });
+}
+
+void redis_link::on_read(std::size_t n) {
+  const auto gen = gen_;
+  if (redisReaderFeed(reader_.get(), in_.data(), n) != REDIS_OK) {
+    return state_ == state::connecting ? connect_failed(gen, "protocol error")
+                                       : drop("protocol error");
+  }
+  for (;;) {
+    void* raw = nullptr;
+    if (redisReaderGetReply(reader_.get(), &raw) != REDIS_OK) {
+      const std::string why = std::string("protocol error: ") + reader_->errstr;
+      return state_ == state::connecting ? connect_failed(gen, why) : drop(why);
+    }
+    if (!raw) break;
+    dispatch(static_cast<redisReply*>(raw));
+    if (gen != gen_) return;  // the reply broke or closed the connection
+  }
+  read();
+}
+
+void redis_link::dispatch(redisReply* reply) {
+  if (state_ == state::connecting && handshake_left_ > 0) {
+    handshake_replies_.push_back(reply);
+    if (--handshake_left_ > 0) return;
+    std::vector<const redisReply*> replies(handshake_replies_.begin(), handshake_replies_.end());
+    std::string why = settings_.handshake_done ? settings_.handshake_done(replies) : std::string{};
+    for (auto* r : handshake_replies_) freeReplyObject(r);
+    handshake_replies_.clear();
+    if (!why.empty()) return connect_failed(gen_, why);
+    connect_timer_.cancel();
+    state_ = state::ready;
+    failures_ = 0;
+    if (settings_.on_state) settings_.on_state(true, {});
+    write();
+    return;
+  }
+  std::unique_ptr<redisReply, void (*)(void*)> owned(reply, &freeReplyObject);
+  if (!inflight_.empty()) {
+    auto cmd = std::move(inflight_.front());
+    inflight_.pop_front();
+    if (cmd.script >= 0 && reply->type == REDIS_REPLY_ERROR && reply->str &&
+        std::string_view(reply->str, reply->len).starts_with("NOSCRIPT") && settings_.script_text) {
+      // The script was flushed from Redis; nothing ran. Resend it with its text.
+      cmd.args[0] = "EVAL";
+      cmd.args[1] = settings_.script_text(cmd.script);
+      cmd.script = -1;
+      queue_.push_front(std::move(cmd));
+      write();
+      return;
+    }
+    arm_deadline();
+    cmd.done({}, reply);
+    return;
+  }
+  if (settings_.on_push) return settings_.on_push(reply);
+  drop("unexpected reply");
+}
+
+// ---- writing ----
+
+void redis_link::append(const std::vector<std::string>& args) {
+  std::vector<const char*> argv;
+  std::vector<std::size_t> lens;
+  argv.reserve(args.size());
+  lens.reserve(args.size());
+  for (const auto& a : args) {
+    argv.push_back(a.data());
+    lens.push_back(a.size());
+  }
+  char* cmd = nullptr;
+  const int len =
+      redisFormatCommandArgv(&cmd, static_cast<int>(args.size()), argv.data(), lens.data());
+  if (len < 0 || !cmd) throw std::bad_alloc();
+  out_.append(cmd, static_cast<std::size_t>(len));
+  redisFreeCommand(cmd);
+}
+
+void redis_link::write() {
+  if (writing_ || state_ != state::ready || held_ || queue_.empty()) return;
+  out_.clear();
+  // Pipelining: everything queued goes out in one write.
+  while (!queue_.empty()) {
+    auto& cmd = queue_.front();
+    if (cmd.script >= 0 && settings_.script_sha) cmd.args[1] = settings_.script_sha(cmd.script);
+    append(cmd.args);
+    inflight_.push_back(std::move(queue_.front()));
+    queue_.pop_front();
+  }
+  writing_ = true;
+  auto self = shared_from_this();
+  const auto gen = gen_;
+  boost::asio::async_write(socket_, boost::asio::buffer(out_),
+                           [self, gen](boost::system::error_code ec, std::size_t) {
+                             if (gen != self->gen_) return;
+                             self->writing_ = false;
+                             if (ec) return self->drop("write: " + ec.message());
+                             self->write();
+                           });
+}
+
+// ---- deadlines ----
+
+void redis_link::arm_deadline() {
+  if (state_ == state::closed) return;
+  std::optional<steady::time_point> next;
+  if (!inflight_.empty()) next = inflight_.front().deadline;
+  if (!queue_.empty()) next = next ? std::min(*next, queue_.front().deadline) : queue_.front().deadline;
+  if (!next) return;  // an armed timer finds nothing to do and stops
+  if (deadline_armed_ && deadline_at_ <= *next) return;
+  deadline_armed_ = true;
+  deadline_at_ = *next;
+  deadline_timer_.expires_at(*next);
+  auto self = shared_from_this();
+  deadline_timer_.async_wait([self](boost::system::error_code ec) {
+    if (ec == boost::asio::error::operation_aborted) return;
+    self->deadline_armed_ = false;
+    self->on_deadline();
+  });
+}
+
+void redis_link::on_deadline() {
+  if (state_ == state::closed) return;
+  const auto now = steady::now();
+  if (!inflight_.empty() && inflight_.front().deadline <= now) {
+    // The reply is late: the connection is unhealthy, and later replies could not be matched
+    // once this one is given up. Drop it (reads in time are resent).
+    drop("command timed out");
+  }
+  // Unsent commands past their deadline were never written: nothing happened.
+  auto queue = std::move(queue_);
+  queue_.clear();
+  std::vector<redis_command> late;
+  for (auto& c : queue) {
+    if (c.deadline <= now) {
+      late.push_back(std::move(c));
+    } else {
+      queue_.push_back(std::move(c));
+    }
+  }
+  for (auto& c : late) c.done(make_error_code(errc::store_unavailable), nullptr);
+  arm_deadline();
+}
+
+void redis_link::fail_queue(std::error_code ec) {
+  auto queue = std::move(queue_);
+  queue_.clear();
+  for (auto& c : queue) c.done(ec, nullptr);
+}
+
+}  // namespace xsn::advanced::detail

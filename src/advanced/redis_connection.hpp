@@ -1,0 +1,151 @@
+#pragma once
+// Part of xsn_advanced (private): one Redis connection on an Asio strand. hiredis 0.14 encodes
+// commands and parses replies (redisFormatCommandArgv, redisReader); Asio does the socket,
+// the timeouts and the reconnects. hiredis' own async API is not used: in 0.14 it has no
+// timeouts and frees its context by itself on errors, which fights Asio's ownership model.
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <random>
+#include <string>
+#include <system_error>
+#include <vector>
+
+struct redisReply;
+struct redisReader;
+
+namespace xsn::advanced::detail {
+
+using steady = std::chrono::steady_clock;
+using strand_type = boost::asio::strand<boost::asio::any_io_executor>;
+
+/// A move-only `void(std::error_code, const redisReply*)` (std::function needs copies).
+class reply_callback {
+ public:
+  reply_callback() = default;
+  template <typename F>
+  reply_callback(F f) : f_(std::make_unique<model<F>>(std::move(f))) {}  // NOLINT: implicit
+  void operator()(std::error_code ec, const redisReply* r) { f_->call(ec, r); }
+  explicit operator bool() const noexcept { return f_ != nullptr; }
+
+ private:
+  struct concept_ {
+    virtual ~concept_() = default;
+    virtual void call(std::error_code, const redisReply*) = 0;
+  };
+  template <typename F>
+  struct model final : concept_ {
+    explicit model(F fn) : f(std::move(fn)) {}
+    void call(std::error_code ec, const redisReply* r) override { f(ec, r); }
+    F f;
+  };
+  std::unique_ptr<concept_> f_;
+};
+
+/// A command and what to do with its reply. `done` gets the reply (valid during the call) or
+/// an error with a null reply; it runs on the strand and must not throw.
+struct redis_command {
+  std::vector<std::string> args;
+  bool resend_if_lost = false;  ///< Idempotent: resent when the connection broke under it.
+  /// A script call (`args[1]` is then filled with its SHA1 when written), or -1.
+  int script = -1;
+  steady::time_point deadline;
+  reply_callback done;
+};
+
+/// Settings of one connection.
+struct redis_link_settings {
+  std::string host;
+  std::uint16_t port = 6379;
+  std::chrono::milliseconds connect_timeout{};
+  std::chrono::milliseconds reconnect_initial{};
+  std::chrono::milliseconds reconnect_max{};
+  /// Sent first on every connection (AUTH, SELECT, SCRIPT LOAD, SUBSCRIBE...).
+  std::function<std::vector<std::vector<std::string>>()> handshake;
+  /// Checks the handshake's replies; returns an error text, empty when the link may be used.
+  std::function<std::string(const std::vector<const redisReply*>&)> handshake_done;
+  /// A script's SHA1 (as loaded by the handshake) and its text, by number.
+  std::function<std::string(int)> script_sha;
+  std::function<std::string(int)> script_text;
+  /// Replies nobody waits for (pub/sub messages). None: such a reply breaks the connection.
+  std::function<void(const redisReply*)> on_push;
+  /// Told when the link becomes ready (true) or stops being ready (false), with the reason.
+  std::function<void(bool, const std::string&)> on_state;
+};
+
+/// One connection to Redis with a bounded set of commands in flight. Every member function must
+/// be called on the strand. Owned through a `shared_ptr` (its handlers hold it).
+class redis_link : public std::enable_shared_from_this<redis_link> {
+ public:
+  redis_link(strand_type strand, redis_link_settings settings);
+  ~redis_link();
+  redis_link(const redis_link&) = delete;
+  redis_link& operator=(const redis_link&) = delete;
+
+  /// Starts connecting (and reconnecting after failures) until `close`.
+  void start();
+  /// True once `start` was called.
+  bool started() const noexcept { return started_; }
+  /// Queues `cmd`; it is written as soon as the link is ready and not held.
+  void submit(redis_command cmd);
+  /// While held, nothing new is written (replies are still read).
+  void hold(bool on);
+  /// True when connected and past the handshake.
+  bool ready() const noexcept { return state_ == state::ready; }
+  /// Fails everything with `operation_aborted` and closes for good.
+  void close();
+  /// Commands queued or in flight.
+  std::size_t pending() const noexcept { return queue_.size() + inflight_.size(); }
+
+ private:
+  enum class state { idle, backoff, connecting, ready, closed };
+
+  void connect();
+  void on_connected(std::uint64_t gen);
+  void connect_failed(std::uint64_t gen, const std::string& why);
+  void drop(const std::string& why);
+  void schedule_reconnect();
+  void read();
+  void on_read(std::size_t n);
+  void dispatch(redisReply* reply);
+  void write();
+  void arm_deadline();
+  void on_deadline();
+  void fail_queue(std::error_code ec);
+  void append(const std::vector<std::string>& args);
+
+  strand_type strand_;
+  redis_link_settings settings_;
+  boost::asio::ip::tcp::resolver resolver_;
+  boost::asio::ip::tcp::socket socket_;
+  boost::asio::steady_timer connect_timer_;
+  boost::asio::steady_timer deadline_timer_;
+  boost::asio::steady_timer backoff_timer_;
+  std::unique_ptr<redisReader, void (*)(redisReader*)> reader_;
+  std::minstd_rand rng_;
+
+  state state_ = state::idle;
+  bool started_ = false;
+  bool held_ = false;
+  bool writing_ = false;
+  bool deadline_armed_ = false;
+  steady::time_point deadline_at_{};
+  std::uint64_t gen_ = 0;        ///< Connection attempt; stale handlers compare it.
+  unsigned failures_ = 0;        ///< Consecutive failed attempts, for the backoff.
+  std::size_t handshake_left_ = 0;
+  std::vector<redisReply*> handshake_replies_;
+  std::deque<redis_command> queue_;     ///< Not yet written.
+  std::deque<redis_command> inflight_;  ///< Written, waiting for replies in order.
+  std::string out_;                     ///< Being written.
+  std::vector<char> in_;                ///< Read buffer.
+};
+
+}  // namespace xsn::advanced::detail

@@ -1,0 +1,833 @@
+// Part of xsn_advanced: `state_store` on Redis (see redis_state_store.hpp for the guarantees).
+#include <xsn/advanced/redis_state_store.hpp>
+
+#include "redis_connection.hpp"
+#include "redis_scripts.hpp"
+
+#include <hiredis/hiredis.h>
+
+#include <boost/asio/append.hpp>
+#include <boost/asio/error.hpp>
+#include <boost/asio/post.hpp>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <charconv>
+#include <functional>
+#include <limits>
+#include <map>
+#include <mutex>
+#include <random>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace xsn::advanced {
+
+namespace {
+
+using detail::redis_command;
+using detail::redis_link;
+using detail::steady;
+
+// ---- watches: the same delivery guarantee as memory_state_store ----
+
+struct watch_record {
+  std::string prefix;
+  watch_callback fn;
+  bool active = true;  // guarded by delivery_hub::mutex
+};
+
+/// A callback runs holding `mutex`; ending a watch takes it (unless called from a callback).
+struct delivery_hub {
+  std::mutex mutex;
+  std::atomic<std::thread::id> running{};
+};
+
+void end_watch(delivery_hub& hub, watch_record& rec) noexcept {
+  if (hub.running.load(std::memory_order_acquire) == std::this_thread::get_id()) {
+    rec.active = false;
+    return;
+  }
+  std::lock_guard lock(hub.mutex);
+  rec.active = false;
+}
+
+bool starts_with(const std::string& s, const std::string& prefix) noexcept {
+  return s.size() >= prefix.size() && s.compare(0, prefix.size(), prefix) == 0;
+}
+
+// ---- encodings ----
+
+/// A time point as 20 digits: nanoseconds + 2^63, so that string order is time order.
+std::string encode_time(clock::time_point t) {
+  auto u = static_cast<std::uint64_t>(t.time_since_epoch().count()) ^ (std::uint64_t{1} << 63);
+  std::string s(20, '0');
+  for (auto it = s.rbegin(); it != s.rend() && u != 0; ++it, u /= 10) {
+    *it = static_cast<char>('0' + u % 10);
+  }
+  return s;
+}
+
+std::optional<clock::time_point> decode_time(std::string_view s) {
+  std::uint64_t u = 0;
+  if (s.size() != 20) return std::nullopt;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), u);
+  if (ec != std::errc{} || p != s.data() + s.size()) return std::nullopt;
+  const auto ns = static_cast<std::int64_t>(u ^ (std::uint64_t{1} << 63));
+  return clock::time_point(clock::duration(ns));
+}
+
+/// Milliseconds, rounded down (the expiry index only needs to be no later than the time).
+std::string to_ms(clock::time_point t) {
+  const auto ns = t.time_since_epoch().count();
+  auto ms = ns / 1'000'000;
+  if (ns % 1'000'000 != 0 && ns < 0) --ms;
+  return std::to_string(ms);
+}
+
+clock::time_point saturating_add(clock::time_point t, clock::duration d) noexcept {
+  if (t.time_since_epoch().count() >= 0 && d > clock::time_point::max() - t) {
+    return clock::time_point::max();
+  }
+  return t + d;
+}
+
+std::optional<std::uint64_t> to_u64(std::string_view s) {
+  std::uint64_t v = 0;
+  if (s.empty()) return std::nullopt;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc{} || p != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+/// The smallest string greater than every string starting with `prefix`, as a ZRANGEBYLEX max.
+std::string lex_max(std::string prefix) {
+  while (!prefix.empty() && static_cast<unsigned char>(prefix.back()) == 0xff) prefix.pop_back();
+  if (prefix.empty()) return "+";
+  prefix.back() = static_cast<char>(static_cast<unsigned char>(prefix.back()) + 1);
+  return "(" + prefix;
+}
+
+// ---- replies ----
+
+std::string_view str(const redisReply* r) {
+  if (!r || !r->str) return {};
+  return {r->str, r->len};
+}
+bool is_string(const redisReply* r) {
+  return r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS);
+}
+bool is_array(const redisReply* r, std::size_t n) {
+  return r && r->type == REDIS_REPLY_ARRAY && r->elements == n;
+}
+std::optional<std::size_t> to_size(const redisReply* r) {
+  if (!r || r->type != REDIS_REPLY_INTEGER || r->integer < 0) return std::nullopt;
+  return static_cast<std::size_t>(r->integer);
+}
+
+std::error_code bad_message() { return std::make_error_code(std::errc::bad_message); }
+
+}  // namespace
+
+struct redis_state_store::impl : std::enable_shared_from_this<impl> {
+  impl(executor_type ex, xsn::clock& c, redis_store_options o)
+      : executor(std::move(ex)), strand(boost::asio::make_strand(executor)), clk(c),
+        opts(std::move(o)), hub(std::make_shared<delivery_hub>()),
+        channel(opts.key_prefix + "w"),
+        keys{opts.key_prefix + "i", opts.key_prefix + "x", opts.key_prefix + "m",
+             opts.key_prefix + "c"} {
+    std::random_device rd;
+    instance = std::to_string(rd()) + "-" + std::to_string(rd());
+  }
+
+  executor_type executor;
+  detail::strand_type strand;
+  xsn::clock& clk;
+  const redis_store_options opts;
+  const std::shared_ptr<delivery_hub> hub;
+  const std::string channel;
+  const std::array<std::string, 4> keys;
+  std::string instance;  ///< Tells this store's flush messages from other processes'.
+  std::atomic<std::size_t> pending{0};
+
+  // Strand only.
+  std::shared_ptr<redis_link> cmd;
+  std::shared_ptr<redis_link> sub;
+  std::array<std::string, detail::redis_script_bodies.size()> shas;
+  std::vector<done_handler> connect_waiters;
+  struct flush_wait {
+    done_handler handler;
+    bool replied = false;
+    bool seen = false;
+  };
+  std::map<std::uint64_t, flush_wait> flushes;
+  std::uint64_t next_flush = 0;
+  std::vector<done_handler> flushes_after_subscribe;
+  bool holding = false;
+
+  // Guarded by `mutex`.
+  mutable std::mutex mutex;
+  bool closed = false;
+  bool reachable = false;
+  std::size_t entries = 0;
+  std::size_t bytes = 0;
+  std::string last_error;
+  std::vector<std::shared_ptr<watch_record>> watches;
+  bool subscribing = false;
+  std::optional<clock::timer_id> timer;
+  clock::time_point timer_due{};
+  std::uint64_t timer_generation = 0;
+
+  /// Completes `h(args...)` on the executor (never inline), without needing the store object.
+  template <typename Handler, typename... Args>
+  void complete(Handler h, Args&&... args) {
+    boost::asio::post(executor, boost::asio::append(std::move(h), std::forward<Args>(args)...));
+  }
+
+  /// Completes an `async_connect` or `async_flush`, which count in `pending` like operations.
+  void done(done_handler h, std::error_code ec) {
+    pending.fetch_sub(1, std::memory_order_relaxed);
+    complete(std::move(h), ec);
+  }
+
+  void set_error(std::string why) {
+    std::lock_guard lock(mutex);
+    last_error = std::move(why);
+  }
+
+  void set_counts(std::size_t n, std::size_t b) {
+    std::lock_guard lock(mutex);
+    entries = n;
+    bytes = b;
+  }
+
+  /// Maps an error reply; records its text.
+  std::error_code error_of(const redisReply* r) {
+    const auto text = std::string(str(r));
+    set_error("Redis: " + text);
+    if (text.starts_with("OOM")) return make_error_code(errc::store_full);
+    return bad_message();
+  }
+
+  // ---- links ----
+
+  std::vector<std::vector<std::string>> auth() const {
+    if (opts.password.empty()) return {};
+    if (!opts.username.empty()) return {{"AUTH", opts.username, opts.password}};
+    return {{"AUTH", opts.password}};
+  }
+
+  detail::redis_link_settings base_settings() const {
+    detail::redis_link_settings s;
+    s.host = opts.host;
+    s.port = opts.port;
+    s.connect_timeout = opts.connect_timeout;
+    s.reconnect_initial = opts.reconnect_initial;
+    s.reconnect_max = opts.reconnect_max;
+    return s;
+  }
+
+  void start() {
+    std::weak_ptr<impl> weak = weak_from_this();
+    auto s = base_settings();
+    s.handshake = [weak] {
+      auto self = weak.lock();
+      if (!self) return std::vector<std::vector<std::string>>{};
+      auto cmds = self->auth();
+      if (self->opts.database != 0) cmds.push_back({"SELECT", std::to_string(self->opts.database)});
+      for (auto body : detail::redis_script_bodies) {
+        cmds.push_back({"SCRIPT", "LOAD", std::string(detail::redis_prelude) + std::string(body)});
+      }
+      return cmds;
+    };
+    s.handshake_done = [weak](const std::vector<const redisReply*>& replies) -> std::string {
+      auto self = weak.lock();
+      if (!self) return "store destroyed";
+      return self->on_handshake(replies);
+    };
+    s.script_sha = [weak](int i) {
+      auto self = weak.lock();
+      return self ? self->shas[static_cast<std::size_t>(i)] : std::string{};
+    };
+    s.script_text = [](int i) {
+      return std::string(detail::redis_prelude) +
+             std::string(detail::redis_script_bodies[static_cast<std::size_t>(i)]);
+    };
+    s.on_state = [weak](bool up, const std::string& why) {
+      if (auto self = weak.lock()) self->on_command_link(up, why);
+    };
+    cmd = std::make_shared<redis_link>(strand, std::move(s));
+    cmd->start();
+  }
+
+  std::string on_handshake(const std::vector<const redisReply*>& replies) {
+    const auto n_auth = auth().size() + (opts.database != 0 ? 1 : 0);
+    if (replies.size() != n_auth + shas.size()) return "unexpected handshake";
+    for (std::size_t i = 0; i < n_auth; ++i) {
+      if (replies[i]->type == REDIS_REPLY_ERROR) {
+        return (i == 0 && !opts.password.empty() ? "AUTH failed: " : "SELECT failed: ") +
+               std::string(str(replies[i]));
+      }
+    }
+    for (std::size_t i = 0; i < shas.size(); ++i) {
+      const auto* r = replies[n_auth + i];
+      if (!is_string(r)) return "SCRIPT LOAD failed: " + std::string(str(r));
+      shas[i] = std::string(str(r));
+    }
+    return {};
+  }
+
+  void on_command_link(bool up, const std::string& why) {
+    {
+      std::lock_guard lock(mutex);
+      reachable = up;
+      if (!up) last_error = why;
+    }
+    auto waiters = std::move(connect_waiters);
+    connect_waiters.clear();
+    const auto ec = up ? std::error_code{} : make_error_code(errc::store_unavailable);
+    for (auto& w : waiters) done(std::move(w), ec);
+    if (up) sweep();  // learns the counters and the earliest expiry
+  }
+
+  void start_subscriber() {
+    std::weak_ptr<impl> weak = weak_from_this();
+    auto s = base_settings();
+    s.handshake = [weak] {
+      auto self = weak.lock();
+      if (!self) return std::vector<std::vector<std::string>>{};
+      auto cmds = self->auth();
+      cmds.push_back({"SUBSCRIBE", self->channel});
+      return cmds;
+    };
+    s.handshake_done = [weak](const std::vector<const redisReply*>& replies) -> std::string {
+      if (replies.empty()) return "unexpected handshake";
+      for (const auto* r : replies) {
+        if (r->type == REDIS_REPLY_ERROR) return "subscriber: " + std::string(str(r));
+      }
+      const auto* last = replies.back();
+      if (!is_array(last, 3) || str(last->element[0]) != "subscribe") return "SUBSCRIBE failed";
+      (void)weak;
+      return {};
+    };
+    s.on_push = [weak](const redisReply* r) {
+      if (auto self = weak.lock()) self->on_message(r);
+    };
+    s.on_state = [weak](bool up, const std::string& why) {
+      if (auto self = weak.lock()) self->on_subscriber(up, why);
+    };
+    sub = std::make_shared<redis_link>(strand, std::move(s));
+    holding = true;
+    cmd->hold(true);  // later writes wait for the subscription (see the class comment)
+    sub->start();
+  }
+
+  void on_subscriber(bool up, const std::string& why) {
+    if (!up) set_error("subscriber: " + why);
+    if (holding) {
+      holding = false;
+      cmd->hold(false);
+      auto waiting = std::move(flushes_after_subscribe);
+      flushes_after_subscribe.clear();
+      for (auto& h : waiting) flush(std::move(h));
+    }
+    if (!up) {
+      // Flush markers will not arrive on a broken subscription.
+      auto waits = std::move(flushes);
+      flushes.clear();
+      for (auto& [id, w] : waits) done(std::move(w.handler), make_error_code(errc::store_unavailable));
+    }
+  }
+
+  void on_message(const redisReply* r) {
+    if (!is_array(r, 3) || str(r->element[0]) != "message") return;  // (un)subscribe replies
+    const auto payload = str(r->element[2]);
+    if (payload.size() < 2 || payload[1] != ' ') return set_error("junk on the watch channel");
+    const char kind = payload[0];
+    const auto rest = payload.substr(2);
+    if (kind == 's') return on_flush_marker(rest);
+    const auto space = rest.find(' ');
+    const auto version = to_u64(rest.substr(0, space));
+    if (space == std::string_view::npos || !version || (kind != 'p' && kind != 'e' && kind != 'x')) {
+      return set_error("junk on the watch channel");
+    }
+    watch_event ev{std::string(rest.substr(space + 1)),
+                   kind == 'p' ? watch_kind::put : kind == 'e' ? watch_kind::erase : watch_kind::expire,
+                   *version};
+    std::vector<std::shared_ptr<watch_record>> matching;
+    {
+      std::lock_guard lock(mutex);
+      for (const auto& w : watches) {
+        if (starts_with(ev.key, w->prefix)) matching.push_back(w);
+      }
+    }
+    for (auto& rec : matching) {
+      boost::asio::post(strand, [hub = hub, rec, ev] {
+        std::lock_guard lock(hub->mutex);
+        if (!rec->active) return;
+        hub->running.store(std::this_thread::get_id(), std::memory_order_release);
+        struct clear_running {
+          delivery_hub& h;
+          ~clear_running() { h.running.store(std::thread::id{}, std::memory_order_release); }
+        } guard{*hub};
+        rec->fn(ev);
+      });
+    }
+  }
+
+  // ---- flush ----
+
+  void flush(done_handler h) {
+    if (sub && holding) {
+      // The first subscription is under way: the barrier has to include its messages.
+      flushes_after_subscribe.push_back(std::move(h));
+      return;
+    }
+    if (!sub || !sub->ready()) {
+      // No subscription to wait for: a round trip on the command connection is the barrier.
+      submit_plain({"PING"}, [weak = weak_from_this(), h = std::move(h)](
+                                 std::error_code ec, const redisReply*) mutable {
+        const auto self = weak.lock();
+        if (!self) return;  // the store and its links are gone
+        self->complete_on_strand(std::move(h), ec);
+      });
+      return;
+    }
+    const auto id = next_flush++;
+    flushes.emplace(id, flush_wait{std::move(h)});
+    submit_plain({"PUBLISH", channel, "s " + instance + ":" + std::to_string(id)},
+                 [weak = weak_from_this(), id](std::error_code ec, const redisReply* r) {
+                   const auto self = weak.lock();
+                   if (!self) return;  // the store and its links are gone
+                   auto it = self->flushes.find(id);
+                   if (it == self->flushes.end()) return;
+                   if (ec || !r || r->type == REDIS_REPLY_ERROR) {
+                     auto handler = std::move(it->second.handler);
+                     self->flushes.erase(it);
+                     return self->done(std::move(handler), ec ? ec : bad_message());
+                   }
+                   it->second.replied = true;
+                   self->finish_flush(it);
+                 });
+  }
+
+  void on_flush_marker(std::string_view rest) {
+    const auto colon = rest.rfind(':');
+    if (colon == std::string_view::npos || rest.substr(0, colon) != instance) return;
+    const auto id = to_u64(rest.substr(colon + 1));
+    if (!id) return;
+    auto it = flushes.find(*id);
+    if (it == flushes.end()) return;
+    it->second.seen = true;
+    finish_flush(it);
+  }
+
+  void finish_flush(std::map<std::uint64_t, flush_wait>::iterator it) {
+    if (!it->second.replied || !it->second.seen) return;
+    auto h = std::move(it->second.handler);
+    flushes.erase(it);
+    complete_on_strand(std::move(h), std::error_code{});
+  }
+
+  /// Completes after the watch deliveries already posted to the strand.
+  void complete_on_strand(done_handler h, std::error_code ec) {
+    boost::asio::post(strand, [self = shared_from_this(), h = std::move(h), ec]() mutable {
+      self->done(std::move(h), ec);
+    });
+  }
+
+  // ---- commands ----
+
+  void submit_plain(std::vector<std::string> args,
+                    detail::reply_callback done) {
+    redis_command c;
+    c.args = std::move(args);
+    c.deadline = steady::now() + opts.command_timeout;
+    c.done = std::move(done);
+    cmd->submit(std::move(c));
+  }
+
+  /// `EVALSHA <script> 4 keys... P now now_ms extra...`.
+  redis_command script_call(detail::redis_script script, clock::time_point now,
+                            std::vector<std::string> extra) const {
+    redis_command c;
+    c.script = script;
+    c.args.reserve(10 + extra.size());
+    c.args.insert(c.args.end(), {"EVALSHA", "", "4", keys[0], keys[1], keys[2], keys[3],
+                                 opts.key_prefix, encode_time(now), to_ms(now)});
+    for (auto& e : extra) c.args.push_back(std::move(e));
+    c.deadline = steady::now() + opts.command_timeout;
+    return c;
+  }
+
+  /// Counts an operation in; false (and nothing counted) when `max_pending` is reached.
+  bool admit() {
+    if (pending.fetch_add(1, std::memory_order_relaxed) >= opts.max_pending) {
+      pending.fetch_sub(1, std::memory_order_relaxed);
+      return false;
+    }
+    return true;
+  }
+
+  /// Sends `c` from the strand; `done` runs there with the reply, then the count goes down.
+  void send(redis_command c) {
+    auto done = std::move(c.done);
+    c.done = [weak = weak_from_this(), done = std::move(done)](std::error_code ec,
+                                                                 const redisReply* r) mutable {
+        const auto self = weak.lock();
+        if (!self) return;  // the store and its links are gone
+      self->pending.fetch_sub(1, std::memory_order_relaxed);
+      done(ec, r);
+    };
+    boost::asio::post(strand, [self = shared_from_this(), c = std::move(c)]() mutable {
+      self->cmd->submit(std::move(c));
+    });
+  }
+
+  // ---- writes ----
+
+  /// Parses `{status, version, entries, bytes}`; notes the expiry of a successful write.
+  void on_write_reply(std::error_code ec, const redisReply* r, write_handler h,
+                      std::optional<clock::time_point> expires) {
+    if (ec) return complete(std::move(h), ec, store_version{0});
+    if (r->type == REDIS_REPLY_ERROR) return complete(std::move(h), error_of(r), store_version{0});
+    const auto version = is_array(r, 4) ? to_u64(str(r->element[1])) : std::nullopt;
+    const auto n = is_array(r, 4) ? to_size(r->element[2]) : std::nullopt;
+    const auto b = is_array(r, 4) ? to_size(r->element[3]) : std::nullopt;
+    if (!version || !n || !b) {
+      set_error("malformed reply to a write");
+      return complete(std::move(h), bad_message(), store_version{0});
+    }
+    set_counts(*n, *b);
+    const auto status = str(r->element[0]);
+    if (status == "ok") {
+      if (expires) note_expiry(*expires);
+      return complete(std::move(h), std::error_code{}, *version);
+    }
+    if (status == "conflict") return complete(std::move(h), make_error_code(errc::version_conflict), *version);
+    if (status == "full") return complete(std::move(h), make_error_code(errc::store_full), store_version{0});
+    set_error("malformed reply to a write");
+    complete(std::move(h), bad_message(), store_version{0});
+  }
+
+  void write(std::string key, std::string value, put_options o, std::optional<store_version> expected,
+             write_handler h) {
+    if (!admit()) return complete(std::move(h), make_error_code(errc::queue_full), store_version{0});
+    const auto now = clk.now();
+    std::optional<clock::time_point> expires;
+    std::string backstop = "0";
+    if (o.ttl) {
+      expires = saturating_add(now, *o.ttl);
+      if (opts.expiry_backstop) {
+        const auto ttl_ms = std::chrono::ceil<std::chrono::milliseconds>(*o.ttl).count();
+        const auto extra = opts.expiry_backstop->count();
+        const auto cap = std::numeric_limits<std::int64_t>::max() / 4;
+        backstop = std::to_string(std::min(cap, ttl_ms) + std::min(cap, extra));
+      }
+    }
+    auto c = script_call(detail::script_write, now,
+                         {std::move(key), std::move(value), expires ? encode_time(*expires) : "-",
+                          expires ? to_ms(*expires) : "0", backstop,
+                          std::to_string(opts.max_entries), std::to_string(opts.max_bytes),
+                          expected ? std::to_string(*expected) : std::string{}});
+    c.done = [weak = weak_from_this(), h = std::move(h), expires](std::error_code ec,
+                                                                    const redisReply* r) mutable {
+        const auto self = weak.lock();
+        if (!self) return;  // the store and its links are gone
+      self->on_write_reply(ec, r, std::move(h), expires);
+    };
+    send(std::move(c));
+  }
+
+  void erase(std::string key, std::optional<store_version> expected, write_handler h) {
+    if (!admit()) return complete(std::move(h), make_error_code(errc::queue_full), store_version{0});
+    auto c = script_call(detail::script_erase, clk.now(),
+                         {std::move(key), expected ? std::to_string(*expected) : std::string{}});
+    c.done = [weak = weak_from_this(), h = std::move(h)](std::error_code ec,
+                                                           const redisReply* r) mutable {
+        const auto self = weak.lock();
+        if (!self) return;  // the store and its links are gone
+      self->on_write_reply(ec, r, std::move(h), std::nullopt);
+    };
+    send(std::move(c));
+  }
+
+  // ---- reads ----
+
+  /// A stored value from `version`, `expiry`, `value` replies; none when malformed.
+  static std::optional<stored_value> value_of(const redisReply* v, const redisReply* e,
+                                              const redisReply* d) {
+    const auto version = to_u64(str(v));
+    if (!version || !is_string(e) || !d || d->type != REDIS_REPLY_STRING) return std::nullopt;
+    stored_value out{std::string(str(d)), *version, std::nullopt};
+    if (str(e) != "-") {
+      out.expires_at = decode_time(str(e));
+      if (!out.expires_at) return std::nullopt;
+    }
+    return out;
+  }
+
+  void get(std::string key, get_handler h) {
+    if (!admit()) return complete(std::move(h), make_error_code(errc::queue_full), std::optional<stored_value>{});
+    auto c = script_call(detail::script_get, clk.now(), {std::move(key)});
+    c.resend_if_lost = true;
+    c.done = [weak = weak_from_this(), h = std::move(h)](std::error_code ec,
+                                                           const redisReply* r) mutable {
+        const auto self = weak.lock();
+        if (!self) return;  // the store and its links are gone
+      std::optional<stored_value> none;
+      if (ec) return self->complete(std::move(h), ec, none);
+      if (r->type == REDIS_REPLY_ERROR) return self->complete(std::move(h), self->error_of(r), none);
+      if (is_array(r, 3) && str(r->element[0]) == "none") {
+        const auto n = to_size(r->element[1]);
+        const auto b = to_size(r->element[2]);
+        if (n && b) self->set_counts(*n, *b);
+        return self->complete(std::move(h), std::error_code{}, none);
+      }
+      std::optional<stored_value> v;
+      if (is_array(r, 4) && str(r->element[0]) == "ok") {
+        v = value_of(r->element[1], r->element[2], r->element[3]);
+      }
+      if (!v) {
+        self->set_error("malformed reply to a get");
+        return self->complete(std::move(h), bad_message(), none);
+      }
+      self->complete(std::move(h), std::error_code{}, std::move(v));
+    };
+    send(std::move(c));
+  }
+
+  void list(std::string prefix, list_options o, list_handler h) {
+    if (!admit()) return complete(std::move(h), make_error_code(errc::queue_full), std::vector<entry>{});
+    std::string min = !o.start_after.empty() && o.start_after >= prefix ? "(" + o.start_after
+                      : prefix.empty()                                  ? "-"
+                                                                        : "[" + prefix;
+    auto c = script_call(detail::script_list, clk.now(),
+                         {std::move(min), lex_max(prefix), std::to_string(o.limit)});
+    c.resend_if_lost = true;
+    c.done = [weak = weak_from_this(), h = std::move(h)](std::error_code ec,
+                                                           const redisReply* r) mutable {
+        const auto self = weak.lock();
+        if (!self) return;  // the store and its links are gone
+      std::vector<entry> out;
+      if (ec) return self->complete(std::move(h), ec, std::move(out));
+      if (r->type == REDIS_REPLY_ERROR) return self->complete(std::move(h), self->error_of(r), std::move(out));
+      if (r->type != REDIS_REPLY_ARRAY || r->elements % 4 != 0) {
+        self->set_error("malformed reply to a list");
+        return self->complete(std::move(h), bad_message(), std::move(out));
+      }
+      out.reserve(r->elements / 4);
+      for (std::size_t i = 0; i < r->elements; i += 4) {
+        auto v = value_of(r->element[i + 1], r->element[i + 2], r->element[i + 3]);
+        if (!v || r->element[i]->type != REDIS_REPLY_STRING) {
+          self->set_error("malformed reply to a list");
+          return self->complete(std::move(h), bad_message(), std::vector<entry>{});
+        }
+        out.emplace_back(std::string(str(r->element[i])), std::move(*v));
+      }
+      self->complete(std::move(h), std::error_code{}, std::move(out));
+    };
+    send(std::move(c));
+  }
+
+  // ---- expiry: a timer on the store's clock, then a sweep script ----
+
+  /// Arms the timer for `due` unless it is armed earlier already (on the strand).
+  void note_expiry(clock::time_point due) {
+    std::lock_guard lock(mutex);
+    if (closed || (timer && timer_due <= due)) return;
+    if (timer) clk.cancel(*timer);
+    const auto generation = ++timer_generation;
+    timer_due = due;
+    timer = clk.schedule(due, [weak = weak_from_this(), generation] {
+      auto self = weak.lock();
+      if (!self) return;
+      boost::asio::post(self->strand, [self, generation] {
+        {
+          std::lock_guard guard(self->mutex);
+          if (self->closed) return;
+          if (generation == self->timer_generation) self->timer.reset();
+        }
+        self->sweep();
+      });
+    });
+  }
+
+  /// Sweeps expired entries (reporting them) and re-arms for the next expiry (on the strand).
+  void sweep() {
+    {
+      std::lock_guard lock(mutex);
+      if (closed) return;
+    }
+    const auto now = clk.now();
+    auto c = script_call(detail::script_sweep, now, {"1000"});
+    c.done = [weak = weak_from_this(), now](std::error_code ec, const redisReply* r) {
+        const auto self = weak.lock();
+        if (!self) return;  // the store and its links are gone
+      if (ec) return;  // the next write, connect or timer tries again
+      if (r->type == REDIS_REPLY_ERROR) return (void)self->error_of(r);
+      const auto n = is_array(r, 3) ? to_size(r->element[0]) : std::nullopt;
+      const auto b = is_array(r, 3) ? to_size(r->element[1]) : std::nullopt;
+      if (!n || !b || !is_string(r->element[2])) return self->set_error("malformed reply to a sweep");
+      self->set_counts(*n, *b);
+      if (str(r->element[2]) == "-") return;
+      const auto next = decode_time(str(r->element[2]));
+      if (!next) return self->set_error("malformed expiry in Redis");
+      if (*next <= now) return self->sweep();  // more than one batch was due
+      self->note_expiry(*next);
+    };
+    cmd->submit(std::move(c));
+  }
+
+  // ---- shutdown ----
+
+  void close_links() {
+    if (cmd) cmd->close();
+    if (sub) sub->close();
+    auto waiters = std::move(connect_waiters);
+    connect_waiters.clear();
+    for (auto& w : waiters) done(std::move(w), make_error_code(boost::asio::error::operation_aborted));
+    auto waits = std::move(flushes);
+    flushes.clear();
+    for (auto& [id, w] : waits) {
+      done(std::move(w.handler), make_error_code(boost::asio::error::operation_aborted));
+    }
+    auto waiting = std::move(flushes_after_subscribe);
+    flushes_after_subscribe.clear();
+    for (auto& h : waiting) done(std::move(h), make_error_code(boost::asio::error::operation_aborted));
+  }
+};
+
+redis_state_store::redis_state_store(executor_type ex, xsn::clock& clk, redis_store_options opts)
+    : state_store(ex), impl_(std::make_shared<impl>(std::move(ex), clk, std::move(opts))) {
+  if (impl_->opts.key_prefix.empty() || impl_->opts.max_pending == 0) {
+    throw std::system_error(make_error_code(errc::invalid_argument),
+                            "redis_state_store: empty key_prefix or max_pending 0");
+  }
+  boost::asio::post(impl_->strand, [self = impl_] { self->start(); });
+}
+
+std::shared_ptr<redis_state_store> redis_state_store::create(executor_type ex, xsn::clock& clk,
+                                                             redis_store_options opts) {
+  return std::make_shared<redis_state_store>(std::move(ex), clk, std::move(opts));
+}
+
+redis_state_store::~redis_state_store() {
+  std::vector<std::shared_ptr<watch_record>> watches;
+  {
+    std::lock_guard lock(impl_->mutex);
+    impl_->closed = true;
+    if (impl_->timer) impl_->clk.cancel(*impl_->timer);
+    impl_->timer.reset();
+    watches.swap(impl_->watches);
+  }
+  for (auto& rec : watches) end_watch(*impl_->hub, *rec);
+  boost::asio::post(impl_->strand, [self = impl_] { self->close_links(); });
+}
+
+const redis_store_options& redis_state_store::options() const noexcept { return impl_->opts; }
+
+std::size_t redis_state_store::pending() const noexcept {
+  return impl_->pending.load(std::memory_order_relaxed);
+}
+
+std::string redis_state_store::last_error() const {
+  std::lock_guard lock(impl_->mutex);
+  return impl_->last_error;
+}
+
+void redis_state_store::do_connect(done_handler handler) {
+  if (!impl_->admit()) return impl_->complete(std::move(handler), make_error_code(errc::queue_full));
+  boost::asio::post(impl_->strand, [self = impl_, h = std::move(handler)]() mutable {
+    if (self->cmd->ready()) return self->done(std::move(h), std::error_code{});
+    self->connect_waiters.push_back(std::move(h));
+  });
+}
+
+void redis_state_store::do_flush(done_handler handler) {
+  if (!impl_->admit()) return impl_->complete(std::move(handler), make_error_code(errc::queue_full));
+  boost::asio::post(impl_->strand,
+                    [self = impl_, h = std::move(handler)]() mutable { self->flush(std::move(h)); });
+}
+
+void redis_state_store::do_get(std::string key, get_handler handler) {
+  impl_->get(std::move(key), std::move(handler));
+}
+
+void redis_state_store::do_put(std::string key, std::string value, put_options opts,
+                               write_handler handler) {
+  impl_->write(std::move(key), std::move(value), opts, std::nullopt, std::move(handler));
+}
+
+void redis_state_store::do_compare_and_set(std::string key, store_version expected,
+                                           std::string value, put_options opts,
+                                           write_handler handler) {
+  impl_->write(std::move(key), std::move(value), opts, expected, std::move(handler));
+}
+
+void redis_state_store::do_erase(std::string key, std::optional<store_version> expected,
+                                 write_handler handler) {
+  impl_->erase(std::move(key), expected, std::move(handler));
+}
+
+void redis_state_store::do_list(std::string prefix, list_options opts, list_handler handler) {
+  impl_->list(std::move(prefix), std::move(opts), std::move(handler));
+}
+
+namespace {
+
+/// A Redis store's watch, as held by a `watch_handle`.
+class redis_subscription final : public watch_handle::subscription {
+ public:
+  using remover = void (*)(const std::shared_ptr<void>&, const watch_record*);
+
+  redis_subscription(std::weak_ptr<void> store, remover remove, std::shared_ptr<delivery_hub> hub,
+                     std::shared_ptr<watch_record> rec)
+      : store_(std::move(store)), remove_(remove), hub_(std::move(hub)), rec_(std::move(rec)) {}
+
+  void cancel() noexcept override {
+    if (!rec_) return;
+    if (auto s = store_.lock()) remove_(s, rec_.get());
+    end_watch(*hub_, *rec_);
+    rec_.reset();
+  }
+
+ private:
+  std::weak_ptr<void> store_;
+  remover remove_;
+  std::shared_ptr<delivery_hub> hub_;
+  std::shared_ptr<watch_record> rec_;
+};
+
+}  // namespace
+
+watch_handle redis_state_store::do_watch(std::string prefix, watch_callback fn) {
+  auto rec = std::make_shared<watch_record>(watch_record{std::move(prefix), std::move(fn), true});
+  bool first = false;
+  {
+    std::lock_guard lock(impl_->mutex);
+    impl_->watches.push_back(rec);
+    first = !impl_->subscribing;
+    impl_->subscribing = true;
+  }
+  // Posted before any write initiated after this returns, so those writes wait for it.
+  if (first) boost::asio::post(impl_->strand, [self = impl_] { self->start_subscriber(); });
+  const redis_subscription::remover remove = [](const std::shared_ptr<void>& store,
+                                                const watch_record* r) {
+    auto& s = *static_cast<impl*>(store.get());
+    std::lock_guard lock(s.mutex);
+    std::erase_if(s.watches, [r](const auto& w) { return w.get() == r; });
+  };
+  return watch_handle(std::make_unique<redis_subscription>(std::weak_ptr<void>(impl_), remove,
+                                                           impl_->hub, std::move(rec)));
+}
+
+store_health redis_state_store::do_health() const {
+  std::lock_guard lock(impl_->mutex);
+  return {impl_->reachable, impl_->entries, impl_->bytes, impl_->opts.max_entries,
+          impl_->opts.max_bytes};
+}
+
+}  // namespace xsn::advanced

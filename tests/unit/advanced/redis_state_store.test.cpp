@@ -1,0 +1,460 @@
+#include <xsn/advanced/redis_state_store.hpp>
+
+#include "catch.hpp"
+#include "redis_server.hpp"
+
+#include <xsn/bus/channel_event_bus.hpp>
+#include <xsn/orchestrator/orchestrator.hpp>
+#include <xsn/parse/scxml.hpp>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/json/parse.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <future>
+#include <memory>
+#include <optional>
+#include <string>
+#include <system_error>
+#include <tuple>
+#include <vector>
+
+// The Redis store beyond the common contract (tests/contract/state_store.test.cpp): AUTH, key
+// prefixes, junk in Redis, faults (crash and restart, a slow server, killed connections, no
+// server), bounds, and the orchestrator running on it. Each test waits for completions by
+// running the io_context; 10 s without any completion is a stall.
+
+using namespace std::chrono_literals;
+using xsn::advanced::redis_state_store;
+using xsn::advanced::redis_store_options;
+
+namespace {
+
+const std::error_code ok{};
+const std::error_code unavailable = xsn::make_error_code(xsn::errc::store_unavailable);
+const std::error_code bad_message = std::make_error_code(std::errc::bad_message);
+
+/// Initiates with a callback that fulfils a future of the completion's arguments (Boost 1.81's
+/// `as_tuple(use_future)` does not compile).
+template <typename... Args, typename Initiate>
+std::future<std::tuple<Args...>> start(Initiate initiate) {
+  auto p = std::make_shared<std::promise<std::tuple<Args...>>>();
+  auto f = p->get_future();
+  initiate([p](Args... a) { p->set_value(std::tuple<Args...>(std::move(a)...)); });
+  return f;
+}
+using ec_t = std::error_code;
+using version_t = xsn::store_version;
+
+/// An io_context and a manual clock; stores are made on them.
+struct env {
+  boost::asio::io_context ioc;
+  xsn::manual_clock clk;
+
+  redis_store_options options(const xsn_test::redis_server& server) const {
+    redis_store_options o;
+    o.port = server.port();
+    o.key_prefix = xsn_test::unique_prefix("unit");
+    o.connect_timeout = 5s;  // generous for loaded machines; a stall is 10 s
+    o.command_timeout = 5s;
+    o.reconnect_initial = 5ms;
+    o.reconnect_max = 20ms;
+    return o;
+  }
+  std::unique_ptr<redis_state_store> make(redis_store_options o) {
+    return std::make_unique<redis_state_store>(ioc.get_executor(), clk, std::move(o));
+  }
+
+  template <typename T>
+  T wait(std::future<T> f) {
+    ioc.restart();
+    while (f.wait_for(0s) != std::future_status::ready) {
+      if (ioc.run_one_for(10s) == 0) FAIL("the store stalled for 10 s");
+    }
+    return f.get();
+  }
+
+  std::error_code connect(redis_state_store& s) {
+    return std::get<0>(wait(start<ec_t>([&](auto h) { s.async_connect(std::move(h)); })));
+  }
+  std::error_code flush(redis_state_store& s) {
+    return std::get<0>(wait(start<ec_t>([&](auto h) { s.async_flush(std::move(h)); })));
+  }
+  std::tuple<std::error_code, xsn::store_version> put(xsn::state_store& s, std::string k,
+                                                      std::string v) {
+    return wait(start<ec_t, version_t>([&](auto h) { s.async_put(std::move(k), std::move(v), std::move(h)); }));
+  }
+  std::tuple<std::error_code, xsn::store_version> cas(xsn::state_store& s, std::string k,
+                                                      xsn::store_version e, std::string v) {
+    return wait(start<ec_t, version_t>([&](auto h) { s.async_compare_and_set(std::move(k), e, std::move(v), std::move(h)); }));
+  }
+  std::tuple<std::error_code, std::optional<xsn::stored_value>> get(xsn::state_store& s,
+                                                                    std::string k) {
+    return wait(start<ec_t, std::optional<xsn::stored_value>>([&](auto h) { s.async_get(std::move(k), std::move(h)); }));
+  }
+  std::tuple<std::error_code, std::vector<xsn::state_store::entry>> list(xsn::state_store& s,
+                                                                         std::string p) {
+    return wait(start<ec_t, std::vector<xsn::state_store::entry>>([&](auto h) { s.async_list(std::move(p), std::move(h)); }));
+  }
+  /// Connects, retrying while attempts fail (the server is coming back).
+  void reconnect(redis_state_store& s) {
+    for (int i = 0; i < 200; ++i) {
+      if (!connect(s)) return;
+    }
+    FAIL("never reconnected: " << s.last_error());
+  }
+};
+
+}  // namespace
+
+TEST_CASE("redis_state_store: AUTH with requirepass", "[redis]") {
+  xsn_test::redis_server server({"s3cret pass", false, {}});
+  env e;
+  auto o = e.options(server);
+  o.password = "s3cret pass";
+  auto store = e.make(o);
+  REQUIRE(e.connect(*store) == ok);
+  CHECK(std::get<0>(e.put(*store, "k", "v")) == ok);
+  CHECK(std::get<1>(e.get(*store, "k"))->value == "v");
+
+  SECTION("a wrong password is a clear error, not a hang") {
+    o.password = "wrong";
+    auto bad = e.make(o);
+    CHECK(e.connect(*bad) == unavailable);
+    CHECK(bad->last_error().find("AUTH failed") != std::string::npos);
+    CHECK(std::get<0>(e.put(*bad, "k", "x")) == unavailable);
+    CHECK_FALSE(bad->health().reachable);
+  }
+  SECTION("no password where one is required") {
+    o.password.clear();
+    auto bad = e.make(o);
+    CHECK(e.connect(*bad) == unavailable);
+    CHECK(bad->last_error().find("NOAUTH") != std::string::npos);
+  }
+}
+
+TEST_CASE("redis_state_store: AUTH as an ACL user limited to its prefix", "[redis]") {
+  auto& server = xsn_test::shared_redis();
+  env e;
+  auto o = e.options(server);
+  const std::string user = "app" + std::to_string(::getpid());
+  REQUIRE(server.command({"ACL", "SETUSER", user, "reset", "on", ">user-pw", "~" + o.key_prefix + "*",
+                          "&" + o.key_prefix + "*", "+@all"})
+              .str == "OK");
+  o.username = user;
+  o.password = "user-pw";
+  auto store = e.make(o);
+  REQUIRE(e.connect(*store) == ok);
+  std::vector<xsn::watch_event> seen;
+  auto w = store->watch("", [&](const xsn::watch_event& ev) { seen.push_back(ev); });
+  const auto [ec, v] = e.put(*store, "k", "v");
+  CHECK(ec == ok);
+  CHECK(std::get<1>(e.get(*store, "k"))->version == v);
+  REQUIRE(e.flush(*store) == ok);
+  CHECK(seen.size() == 1);
+
+  SECTION("a wrong password for the user fails to connect") {
+    o.password = "nope";
+    auto bad = e.make(o);
+    CHECK(e.connect(*bad) == unavailable);
+    CHECK(bad->last_error().find("AUTH failed") != std::string::npos);
+  }
+  SECTION("outside its key pattern the user gets an error, not a crash") {
+    o.key_prefix = "elsewhere:";
+    auto other = e.make(o);
+    REQUIRE(e.connect(*other) == ok);
+    CHECK(std::get<0>(e.put(*other, "k", "v")) == bad_message);
+    CHECK(other->last_error().find("NOPERM") != std::string::npos);
+  }
+}
+
+TEST_CASE("redis_state_store: key prefixes keep applications apart", "[redis]") {
+  auto& server = xsn_test::shared_redis();
+  env e;
+  auto a = e.make(e.options(server));
+  auto b = e.make(e.options(server));
+  REQUIRE(e.connect(*a) == ok);
+  REQUIRE(e.connect(*b) == ok);
+  std::vector<xsn::watch_event> seen_b;
+  auto w = b->watch("", [&](const xsn::watch_event& ev) { seen_b.push_back(ev); });
+
+  REQUIRE(std::get<0>(e.put(*a, "k", "from a")) == ok);
+  REQUIRE(std::get<0>(e.put(*a, "only-a", "x")) == ok);
+  CHECK_FALSE(std::get<1>(e.get(*b, "k")));
+  REQUIRE(std::get<0>(e.put(*b, "k", "from b")) == ok);
+  CHECK(std::get<1>(e.get(*a, "k"))->value == "from a");
+  CHECK(std::get<1>(e.list(*b, "")).size() == 1);
+  CHECK(std::get<1>(e.list(*a, "")).size() == 2);
+  REQUIRE(e.flush(*b) == ok);
+  REQUIRE(seen_b.size() == 1);  // a's writes are not b's
+  CHECK(seen_b[0].key == "k");
+  CHECK(a->health().entries == 2);
+  CHECK(b->health().entries == 1);
+}
+
+TEST_CASE("redis_state_store: junk under the prefix is an error, never a crash", "[redis]") {
+  auto& server = xsn_test::shared_redis();
+  env e;
+  auto o = e.options(server);
+  const auto p = o.key_prefix;
+  auto store = e.make(o);
+  REQUIRE(e.connect(*store) == ok);
+  REQUIRE(std::get<0>(e.put(*store, "good", "v")) == ok);
+
+  SECTION("a malformed record") {
+    server.command({"HSET", p + "m", "bad", "not a record"});
+    server.command({"ZADD", p + "i", "0", "bad"});
+    CHECK(std::get<0>(e.get(*store, "bad")) == bad_message);
+    CHECK(std::get<0>(e.put(*store, "bad", "x")) == bad_message);
+    CHECK(std::get<0>(e.list(*store, "")) == bad_message);
+    CHECK(store->last_error().find("malformed record") != std::string::npos);
+    CHECK(std::get<1>(e.get(*store, "good"))->value == "v");  // the rest still works
+  }
+  SECTION("a record with a malformed expiry") {
+    server.command({"HSET", p + "m", "bad", "12 99x 3"});
+    CHECK(std::get<0>(e.get(*store, "bad")) == bad_message);
+  }
+  SECTION("a value that is not a string") {
+    server.command({"HSET", p + "m", "h", "7 - 2"});
+    server.command({"HSET", p + "d:h", "f", "v"});
+    CHECK(std::get<0>(e.get(*store, "h")) == bad_message);
+    CHECK(store->last_error().find("WRONGTYPE") != std::string::npos);
+  }
+  SECTION("counters of the wrong type") {
+    server.command({"DEL", p + "c"});
+    server.command({"SET", p + "c", "junk"});
+    CHECK(std::get<0>(e.put(*store, "x", "v")) == bad_message);
+    server.command({"DEL", p + "c"});
+    server.command({"HSET", p + "c", "b", "junk"});
+    CHECK(std::get<0>(e.put(*store, "x", "v")) == bad_message);
+  }
+  SECTION("junk on the watch channel is ignored") {
+    std::vector<xsn::watch_event> seen;
+    auto w = store->watch("", [&](const xsn::watch_event& ev) { seen.push_back(ev); });
+    REQUIRE(e.flush(*store) == ok);
+    for (const char* junk : {"", "p", "p x k", "z 1 k", "p 99999999999999999999999 k", "s nope"}) {
+      server.command({"PUBLISH", p + "w", junk});
+    }
+    REQUIRE(std::get<0>(e.put(*store, "after", "v")) == ok);
+    REQUIRE(e.flush(*store) == ok);
+    REQUIRE(seen.size() == 1);
+    CHECK(seen[0].key == "after");
+  }
+  SECTION("a value deleted behind the store's back reads as expired") {
+    std::vector<xsn::watch_event> seen;
+    auto w = store->watch("", [&](const xsn::watch_event& ev) { seen.push_back(ev); });
+    server.command({"DEL", p + "d:good"});
+    CHECK_FALSE(std::get<1>(e.get(*store, "good")));
+    REQUIRE(e.flush(*store) == ok);
+    REQUIRE(seen.size() == 1);
+    CHECK(seen[0].kind == xsn::watch_kind::expire);
+    CHECK(store->health().entries == 0);
+  }
+}
+
+TEST_CASE("redis_state_store: scripts flushed from Redis are sent again", "[redis]") {
+  auto& server = xsn_test::shared_redis();
+  env e;
+  auto store = e.make(e.options(server));
+  REQUIRE(e.connect(*store) == ok);
+  REQUIRE(std::get<0>(e.put(*store, "k", "1")) == ok);
+  REQUIRE(server.command({"SCRIPT", "FLUSH"}).str == "OK");
+  const auto [ec, v] = e.put(*store, "k", "2");
+  CHECK(ec == ok);
+  CHECK(std::get<1>(e.get(*store, "k"))->version == v);
+}
+
+TEST_CASE("redis_state_store: killed and restarted with appendonly, no acknowledged write is lost",
+          "[redis]") {
+  xsn_test::redis_server server({"", true, {}});
+  env e;
+  auto store = e.make(e.options(server));
+  REQUIRE(e.connect(*store) == ok);
+  std::vector<xsn::store_version> versions;
+  for (int i = 0; i < 20; ++i) {
+    const auto [ec, v] = e.put(*store, "k" + std::to_string(i), "v" + std::to_string(i));
+    REQUIRE(ec == ok);
+    versions.push_back(v);
+  }
+  server.kill();
+  // Gone: a clear error, for reads and writes alike.
+  CHECK(std::get<0>(e.put(*store, "during", "x")) == unavailable);
+  CHECK(std::get<0>(e.get(*store, "k0")) == unavailable);
+  CHECK_FALSE(store->health().reachable);
+
+  REQUIRE(server.start());
+  e.reconnect(*store);
+  for (int i = 0; i < 20; ++i) {
+    const auto [ec, v] = e.get(*store, "k" + std::to_string(i));
+    REQUIRE(ec == ok);
+    REQUIRE(v);
+    CHECK(v->value == "v" + std::to_string(i));
+    CHECK(v->version == versions[static_cast<std::size_t>(i)]);
+  }
+  CHECK_FALSE(std::get<1>(e.get(*store, "during")));
+  const auto [ec, v] = e.put(*store, "after", "x");
+  CHECK(ec == ok);
+  CHECK(v > versions.back());  // the version counter survived too
+  CHECK(store->health().entries == 21);
+}
+
+TEST_CASE("redis_state_store: a slow Redis is a command timeout, not a hang", "[redis]") {
+  xsn_test::redis_server server;
+  env e;
+  auto o = e.options(server);
+  o.command_timeout = 300ms;
+  auto store = e.make(o);
+  REQUIRE(e.connect(*store) == ok);
+  const auto v1 = std::get<1>(e.put(*store, "k", "1"));
+  {
+    // Every client's commands wait 1.5 s (acknowledged before it starts, unlike DEBUG SLEEP).
+    REQUIRE(server.command({"CLIENT", "PAUSE", "1500", "ALL"}).str == "OK");
+    const auto [ec, v] = e.cas(*store, "k", v1, "2");
+    // Sent and unanswered: timed out (the outcome is unknown); not sent: unavailable.
+    CHECK((ec == std::errc::timed_out || ec == unavailable));
+    CHECK(v == 0);
+  }
+  // The server wakes up; the store reconnects. The CAS may or may not have happened: read back.
+  e.reconnect(*store);
+  const auto [ec, cur] = e.get(*store, "k");
+  REQUIRE(ec == ok);
+  REQUIRE(cur);
+  CHECK((cur->value == "1" || cur->value == "2"));
+  CHECK(std::get<0>(e.cas(*store, "k", cur->version, "3")) == ok);
+}
+
+TEST_CASE("redis_state_store: a killed connection is reopened", "[redis]") {
+  xsn_test::redis_server server;
+  env e;
+  auto store = e.make(e.options(server));
+  REQUIRE(e.connect(*store) == ok);
+  REQUIRE(std::get<0>(e.put(*store, "k", "v")) == ok);
+  const auto killed = server.command({"CLIENT", "KILL", "TYPE", "normal"});
+  CHECK(killed.integer >= 1);
+  // A read in flight on the dead connection is resent on the new one.
+  const auto [ec, v] = e.get(*store, "k");
+  CHECK(ec == ok);
+  REQUIRE(v);
+  CHECK(v->value == "v");
+  CHECK(std::get<0>(e.put(*store, "k", "w")) == ok);
+  CHECK(store->health().reachable);
+}
+
+TEST_CASE("redis_state_store: no Redis is a clear error within the connect timeout", "[redis]") {
+  env e;
+  redis_store_options o;
+  {
+    xsn_test::redis_server gone;  // a port that was just free, now closed again
+    o.port = gone.port();
+  }
+  o.connect_timeout = 500ms;
+  o.reconnect_initial = 5ms;
+  o.reconnect_max = 20ms;
+  auto store = e.make(o);
+  CHECK(e.connect(*store) == unavailable);
+  CHECK(std::get<0>(e.put(*store, "k", "v")) == unavailable);
+  CHECK(std::get<0>(e.get(*store, "k")) == unavailable);
+  CHECK_FALSE(store->health().reachable);
+  CHECK(store->last_error().find("connect") != std::string::npos);
+}
+
+TEST_CASE("redis_state_store: bounded pending operations fail at once past the limit", "[redis]") {
+  auto& server = xsn_test::shared_redis();
+  env e;
+  auto o = e.options(server);
+  o.max_pending = 4;
+  auto store = e.make(o);
+  REQUIRE(e.connect(*store) == ok);
+  std::vector<std::future<std::tuple<std::error_code, xsn::store_version>>> futures;
+  for (int i = 0; i < 10; ++i) {
+    futures.push_back(start<ec_t, version_t>([&](auto h) { store->async_put("k" + std::to_string(i), "v", std::move(h)); }));
+  }
+  int ok_count = 0;
+  int full_count = 0;
+  for (auto& f : futures) {
+    const auto ec = std::get<0>(e.wait(std::move(f)));
+    if (!ec) ++ok_count;
+    if (ec == xsn::errc::queue_full) ++full_count;
+  }
+  CHECK(ok_count == 4);
+  CHECK(full_count == 6);
+  CHECK(std::get<0>(e.put(*store, "later", "v")) == ok);  // room again
+}
+
+TEST_CASE("redis_state_store: bad options are rejected", "[redis]") {
+  env e;
+  redis_store_options o;
+  o.key_prefix.clear();
+  CHECK_THROWS_AS(e.make(o), std::system_error);
+  o.key_prefix = "x:";
+  o.max_pending = 0;
+  CHECK_THROWS_AS(e.make(o), std::system_error);
+}
+
+namespace {
+
+const char* counter_doc = R"(<scxml xmlns="http://www.w3.org/2005/07/scxml" version="1.0" datamodel="ecmascript">
+  <datamodel><data id="n" expr="0"/></datamodel>
+  <state id="idle"><transition event="inc"><assign location="n" expr="n + 1"/></transition>
+    <transition event="go" target="busy"/></state>
+  <state id="busy"><transition event="back" target="idle"/></state></scxml>)";
+
+}  // namespace
+
+TEST_CASE("redis_state_store: the orchestrator runs on it unchanged and restores from it", "[redis]") {
+  auto& server = xsn_test::shared_redis();
+  env e;
+  auto o = e.options(server);
+  auto parsed = xsn::parse_scxml(counter_doc, "counter.scxml");
+  REQUIRE(parsed);
+  std::shared_ptr<xsn::state_store> store = redis_state_store::create(e.ioc.get_executor(), e.clk, o);
+  REQUIRE(e.connect(static_cast<redis_state_store&>(*store)) == ok);
+
+  auto run = [&](auto initiate) {
+    std::promise<std::error_code> p;
+    initiate([&p](std::error_code ec) { p.set_value(ec); });
+    return e.wait(p.get_future());
+  };
+  {
+    xsn::channel_event_bus bus(e.ioc.get_executor(), e.clk);
+    xsn::orchestrator orch(e.ioc.get_executor(), e.clk, bus, *store);
+    orch.add_document("counter", parsed.chart);
+    for (const char* id : {"a", "b", "c"}) {
+      REQUIRE(run([&](auto h) { orch.async_create(id, "counter", h); }) == ok);
+    }
+    for (int i = 0; i < 3; ++i) REQUIRE(run([&](auto h) { orch.async_send("a", xsn::event("inc"), h); }) == ok);
+    REQUIRE(run([&](auto h) { orch.async_send("b", xsn::event("go"), h); }) == ok);
+    REQUIRE(run([&](auto h) { orch.async_shutdown(1s, h); }) == ok);
+    bus.shutdown();
+    e.ioc.restart();
+    e.ioc.poll();
+  }
+  CHECK(std::get<1>(e.list(*store, "xsn/machines/")).size() == 3);
+  {
+    xsn::channel_event_bus bus(e.ioc.get_executor(), e.clk);
+    xsn::orchestrator orch(e.ioc.get_executor(), e.clk, bus, *store);
+    orch.add_document("counter", parsed.chart);
+    std::promise<std::pair<std::error_code, std::size_t>> p;
+    orch.async_restore([&p](std::error_code ec, std::size_t n) { p.set_value({ec, n}); });
+    const auto [ec, n] = e.wait(p.get_future());
+    REQUIRE(ec == ok);
+    INFO("orchestrator: " << orch.health().last_error << "; store: " << store->health().entries
+                          << " entries, last error: "
+                          << static_cast<redis_state_store&>(*store).last_error());
+    CHECK(n == 3);
+    e.ioc.restart();
+    e.ioc.poll();
+    CHECK(orch.query("b")->states == std::vector<std::string>{"busy"});
+    CHECK(orch.query("a")->states == std::vector<std::string>{"idle"});
+    REQUIRE(run([&](auto h) { orch.async_send("a", xsn::event("inc"), h); }) == ok);
+    const auto stored = std::get<1>(e.get(*store, "xsn/machines/a"));
+    REQUIRE(stored);
+    const auto doc = boost::json::parse(stored->value);
+    CHECK(doc.at("snapshot").at("context").at("n").to_number<std::int64_t>() == 4);
+    REQUIRE(run([&](auto h) { orch.async_shutdown(1s, h); }) == ok);
+    bus.shutdown();
+    e.ioc.restart();
+    e.ioc.poll();
+  }
+}
