@@ -2,6 +2,8 @@
 /// per iteration through `session::process` (the whole macrostep runs synchronously).
 #include "bench_checks.hpp"
 
+#include <xsn/parse/xstate.hpp>
+#include <xsn/runtime/implementations.hpp>
 #include <xsn/xsn.hpp>
 
 #include <benchmark/benchmark.h>
@@ -37,6 +39,38 @@ constexpr std::string_view parallel_scxml = R"(<?xml version="1.0"?>
   </parallel>
 </scxml>
 )";
+
+// The same two machines as XState v5 JSON (benchmarks/machines/*.json), with a C++ entry action.
+constexpr std::string_view toggle_xstate = R"({"id": "toggle", "initial": "off", "states": {
+  "off": {"on": {"toggle": "on"}}, "on": {"on": {"toggle": "off"}}}})";
+
+constexpr std::string_view parallel_xstate = R"({"id": "parallel", "initial": "p", "states": {"p": {
+  "type": "parallel", "states": {
+    "a": {"initial": "a1", "states": {
+      "a1": {"entry": ["count"], "on": {"next": "a2"}}, "a2": {"entry": ["count"], "on": {"next": "a3"}},
+      "a3": {"entry": ["count"], "on": {"next": "a1"}}}},
+    "b": {"initial": "b1", "states": {
+      "b1": {"entry": ["count"], "on": {"next": "b2"}}, "b2": {"entry": ["count"], "on": {"next": "b3"}},
+      "b3": {"entry": ["count"], "on": {"next": "b1"}}}}}}}})";
+
+/// Parses an XState machine above and binds `impl`; on failure marks the run failed.
+std::shared_ptr<const xsn::statechart> parse_xstate_or_skip(benchmark::State& state, std::string_view text,
+                                                            std::string_view name, const xsn::implementations& impl,
+                                                            xsn::session_options& o) {
+  auto r = xsn::parse_xstate(text, name);
+  if (!r) {
+    const auto msg = "parse failed: " + (r.errors.empty() ? std::string("no chart") : r.errors.front().to_string());
+    state.SkipWithError(msg.c_str());
+    return nullptr;
+  }
+  auto bound = xsn::bind(*r.chart, impl);
+  if (!bound) {
+    state.SkipWithError(bound.error().message.c_str());
+    return nullptr;
+  }
+  o.make_datamodel = xsn::xstate_datamodel(*bound);
+  return r.chart;
+}
 
 /// Parses one of the machines above; on failure marks the run failed and returns null.
 std::shared_ptr<const xsn::statechart> parse_or_skip(benchmark::State& state, std::string_view text,
@@ -102,7 +136,54 @@ void interpreter_parallel(benchmark::State& state) {
   state.SetItemsProcessed(events);
 }
 
+/// Runs `session::process(ev)` per iteration; false (run marked failed) when it fails.
+bool drive(benchmark::State& state, xsn::session& s, const xsn::event& ev) {
+  for (auto _ : state) {
+    if (s.process(ev)) {
+      state.SkipWithError("session::process failed");
+      return false;
+    }
+  }
+  return true;
+}
+
+void interpreter_xstate_toggle(benchmark::State& state) {
+  xsn::session_options o;
+  const auto chart = parse_xstate_or_skip(state, toggle_xstate, "toggle.json", {}, o);
+  if (!chart) return;
+  boost::asio::io_context ioc;
+  xsn::manual_clock clk;
+  xsn::session s(chart, ioc.get_executor(), clk, std::move(o));
+  s.start();
+  if (!drive(state, s, resolved_event(*chart, "toggle"))) return;
+  const auto events = static_cast<std::int64_t>(state.iterations());
+  xsn_bench::check_toggle(state, s.is_active(chart->find_state("toggle.on")), events);
+  state.SetItemsProcessed(events);
+}
+
+void interpreter_xstate_parallel(benchmark::State& state) {
+  std::int64_t counter = 0;
+  xsn::implementations impl;
+  impl.action("count", [&counter](xsn::value&, const xsn::event&, const xsn::value&) {
+    ++counter;
+    benchmark::DoNotOptimize(counter);
+  });
+  xsn::session_options o;
+  const auto chart = parse_xstate_or_skip(state, parallel_xstate, "parallel.json", impl, o);
+  if (!chart) return;
+  boost::asio::io_context ioc;
+  xsn::manual_clock clk;
+  xsn::session s(chart, ioc.get_executor(), clk, std::move(o));
+  s.start();
+  if (!drive(state, s, resolved_event(*chart, "next"))) return;
+  const auto events = static_cast<std::int64_t>(state.iterations());
+  xsn_bench::check_parallel(state, counter, events);
+  state.SetItemsProcessed(events);
+}
+
 }  // namespace
 
 BENCHMARK(interpreter_toggle)->Name("interpreter/toggle");
 BENCHMARK(interpreter_parallel)->Name("interpreter/parallel");
+BENCHMARK(interpreter_xstate_toggle)->Name("interpreter/xstate_toggle");
+BENCHMARK(interpreter_xstate_parallel)->Name("interpreter/xstate_parallel");

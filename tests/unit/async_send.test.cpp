@@ -17,7 +17,6 @@
 #include <future>
 #include <optional>
 #include <string>
-#include <thread>
 #include <tuple>
 #include <vector>
 
@@ -227,41 +226,4 @@ TEST_CASE("async_send: through a strand, completions on the handler's executor")
   REQUIRE(a.called);
   CHECK(a.st == states{"on"});
 }
-
-#if XSN_WITH_ECMASCRIPT
-TEST_CASE("async_send: from several threads onto a strand, every send completes once") {
-  boost::asio::io_context ioc;
-  xsn::manual_clock clk;  // not used by this machine (no delays): only the strand runs the session
-  auto strand = boost::asio::make_strand(ioc);
-  xsn::session s(chart(R"(<datamodel><data id="n" expr="0"/></datamodel>
-    <state id="s"><transition event="add"><assign location="n" expr="n + 1"/></transition></state>)",
-                       " datamodel=\"ecmascript\""),
-                 strand, clk);
-  std::promise<void> started;
-  boost::asio::post(strand, [&] {
-    s.start();
-    started.set_value();
-  });
-  auto guard = boost::asio::make_work_guard(ioc);
-  std::thread runner([&] { ioc.run(); });
-  started.get_future().get();
-  constexpr int per_thread = 200;
-  auto produce = [&] {
-    std::vector<std::future<std::tuple<std::error_code, states>>> done;
-    for (int i = 0; i < per_thread; ++i) done.push_back(s.async_send(xsn::event("add"), boost::asio::use_future));
-    int ok = 0;
-    for (auto& f : done) ok += std::get<0>(f.get()) ? 0 : 1;
-    return ok;
-  };
-  auto a = std::async(std::launch::async, produce);
-  auto b = std::async(std::launch::async, produce);
-  const int ok = a.get() + b.get();
-  std::promise<std::string> n;
-  boost::asio::post(strand, [&] { n.set_value(boost::json::serialize(s.snapshot().as_object()["context"])); });
-  const auto count = n.get_future().get();
-  guard.reset();
-  runner.join();
-  CHECK(ok == 2 * per_thread);
-  CHECK(count == "{\"n\":" + std::to_string(2 * per_thread) + "}");
-}
-#endif
+// The multi-threaded case is in session_concurrency.test.cpp (CI runs it under ThreadSanitizer).
