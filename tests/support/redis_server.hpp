@@ -7,8 +7,11 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -21,7 +24,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
-#include <thread>
+#include <string_view>
 #include <vector>
 
 namespace xsn_test {
@@ -84,9 +87,13 @@ class redis_server {
   }
 
   /// (Re)starts on the same port and directory (so with `appendonly` it replays its file).
-  /// Returns false when the server exited or did not answer within 10 s.
+  /// Readiness is awaited, not polled: the server runs `--supervised systemd` and sends
+  /// `READY=1` to a notify socket of ours; its exit is seen through a pidfd. Returns false when
+  /// the server exited or was not ready within 10 s.
   bool start() {
     if (pid_ > 0) return true;
+    const std::string notify_path = (dir_ / "notify.sock").string();
+    const int notify = open_notify_socket(notify_path);
     std::vector<std::string> args{binary_,
                                   "--port", std::to_string(port_),
                                   "--bind", "127.0.0.1",
@@ -94,6 +101,7 @@ class redis_server {
                                   "--logfile", (dir_ / "redis.log").string(),
                                   "--save", "",
                                   "--daemonize", "no",
+                                  "--supervised", "systemd",
                                   "--appendonly", cfg_.appendonly ? "yes" : "no",
                                   "--appendfsync", "always"};
     if (!cfg_.requirepass.empty()) {
@@ -104,26 +112,28 @@ class redis_server {
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
+    // The environment is built before fork: the child only calls execve.
+    std::vector<std::string> env_strings{"NOTIFY_SOCKET=" + notify_path};
+    for (char** e = environ; *e; ++e) {
+      if (std::string_view(*e).rfind("NOTIFY_SOCKET=", 0) != 0) env_strings.emplace_back(*e);
+    }
+    std::vector<char*> envp;
+    for (auto& e : env_strings) envp.push_back(e.data());
+    envp.push_back(nullptr);
     const pid_t pid = ::fork();
-    if (pid < 0) throw std::runtime_error("fork failed");
+    if (pid < 0) {
+      ::close(notify);
+      throw std::runtime_error("fork failed");
+    }
     if (pid == 0) {
-      ::execv(binary_.c_str(), argv.data());
+      ::execve(binary_.c_str(), argv.data(), envp.data());
       ::_exit(127);
     }
     pid_ = pid;
-    // Process startup: connect with retries until a deadline (not a test wait).
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (std::chrono::steady_clock::now() < deadline) {
-      int status = 0;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {  // exited: port taken, bad option...
-        pid_ = -1;
-        return false;
-      }
-      if (ping()) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    kill();
-    return false;
+    const bool ready = wait_ready(notify);
+    ::close(notify);
+    if (!ready && pid_ > 0) kill();
+    return ready;
   }
 
   /// Runs one command on a fresh blocking connection (authenticated with `requirepass`).
@@ -135,6 +145,48 @@ class redis_server {
   }
 
  private:
+  /// A datagram socket bound at `path` for the server's sd_notify messages.
+  static int open_notify_socket(const std::string& path) {
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (path.size() >= sizeof addr.sun_path) throw std::runtime_error("notify socket path too long: " + path);
+    path.copy(addr.sun_path, path.size());
+    ::unlink(path.c_str());
+    const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+      if (fd >= 0) ::close(fd);
+      throw std::runtime_error("cannot bind the notify socket " + path);
+    }
+    return fd;
+  }
+
+  /// Blocks until the server sends READY=1 (true), exits or 10 s pass (false; pid_ = -1 if it exited).
+  bool wait_ready(int notify) {
+    const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0));
+    if (pidfd < 0) throw std::runtime_error("pidfd_open failed");
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    bool ready = false;
+    for (;;) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      pollfd fds[2] = {{notify, POLLIN, 0}, {pidfd, POLLIN, 0}};
+      if (left.count() <= 0 || ::poll(fds, 2, static_cast<int>(left.count())) <= 0) break;  // timed out
+      if (fds[1].revents & POLLIN) {  // exited: port taken, bad option...
+        int status = 0;
+        ::waitpid(pid_, &status, 0);
+        pid_ = -1;
+        break;
+      }
+      char buf[512];
+      const auto n = ::recv(notify, buf, sizeof buf - 1, 0);
+      if (n > 0 && std::string_view(buf, static_cast<std::size_t>(n)).find("READY=1") != std::string_view::npos) {
+        ready = true;
+        break;
+      }
+    }
+    ::close(pidfd);
+    return ready;
+  }
+
   static std::uint16_t free_port() {
     const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0) throw std::runtime_error("socket failed");
@@ -189,17 +241,6 @@ class redis_server {
     return out;
   }
 
-  bool ping() const {
-    auto c = connect();
-    if (!c) return false;
-    auto* r = static_cast<redisReply*>(redisCommand(c.get(), "PING"));
-    if (!r) return false;
-    // NOAUTH also means the server is up and answering.
-    const bool up = r->type == REDIS_REPLY_STATUS ||
-                    (r->type == REDIS_REPLY_ERROR && std::string(r->str, r->len).starts_with("NOAUTH"));
-    freeReplyObject(r);
-    return up;
-  }
 
   redis_server_config cfg_;
   std::string binary_;
