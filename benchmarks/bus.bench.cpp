@@ -10,6 +10,8 @@
 #include <xsn/bus/channel_event_bus.hpp>
 #include <xsn/runtime/clock.hpp>
 
+#include "bus_harness.hpp"
+
 #include <benchmark/benchmark.h>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_future.hpp>
@@ -28,62 +30,7 @@
 
 namespace {
 
-constexpr std::int64_t items_per_iteration = 1 << 20;
-constexpr std::size_t capacity = 10'000;  // the bus's default; the mutex queue is bounded alike
-constexpr std::size_t batch = 256;        // consumer's batch for the bus and moodycamel
-
-/// The item every variant moves: address, event name, 64-byte payload, sequence number.
-xsn::bus_message make_item(const std::string& address, const xsn::value& payload, std::uint64_t seq) {
-  xsn::bus_message m(address, xsn::event("tick", payload));
-  m.correlation_id = seq;  // summed by the consumer
-  return m;
-}
-
-xsn::value payload_64() { return xsn::value(boost::json::string(64, 'x')); }
-
-/// The sum of the sequence numbers `0 .. total - 1` (each producer sends a contiguous range), which
-/// the consumer must arrive at.
-std::uint64_t expected_sum(std::int64_t total) {
-  const auto t = static_cast<std::uint64_t>(total);
-  return t * (t - 1) / 2;
-}
-
-/// Runs `producers` threads, each producing its share of `total` items through `produce(first,
-/// count)`, while `consume(total)` drains on this thread and returns the sum of sequence numbers.
-template <class Produce, class Consume>
-bool run_round(int producers, std::int64_t total, Produce produce, Consume consume) {
-  std::uint64_t sum = 0;
-  {
-    std::vector<std::jthread> threads;
-    const std::int64_t share = total / producers;
-    for (int p = 0; p < producers; ++p) {
-      threads.emplace_back([&produce, p, share] {
-        produce(static_cast<std::uint64_t>(p * share), static_cast<std::uint64_t>(share));
-      });
-    }
-    sum = consume(total);
-  }  // joined
-  return sum == expected_sum(total);
-}
-
-/// Runs rounds while the benchmark wants iterations. `items_per_second` is set from wall-clock
-/// time measured here (not Google Benchmark's CPU time of this thread, which leaves out the
-/// producers and the time spent waiting; `UseRealTime()` would rename the benchmark).
-template <class Round>
-void run(benchmark::State& state, int producers, Round round) {
-  std::chrono::steady_clock::duration wall{};
-  for (auto _ : state) {
-    const auto start = std::chrono::steady_clock::now();
-    const bool ok = round(producers, items_per_iteration);
-    wall += std::chrono::steady_clock::now() - start;
-    if (!ok) {
-      state.SkipWithError("the consumer did not see every item exactly once");
-      return;
-    }
-  }
-  const double items = static_cast<double>(state.iterations()) * items_per_iteration;
-  state.counters["items_per_second"] = items / std::chrono::duration<double>(wall).count();
-}
+using namespace xsn_bench::bus_harness;
 
 // ---- xsn::channel_event_bus ----
 
@@ -96,7 +43,7 @@ void bus_channel(benchmark::State& state, int producers) {
   xsn::channel_event_bus bus(ioc.get_executor(), clk);
   auto sub = bus.subscribe("m1", {.capacity = capacity, .overflow = xsn::overflow_policy::wait});
   const std::string address = "m1";
-  const xsn::value payload = payload_64();
+  const xsn::value payload = payload_of(64);
   std::vector<xsn::bus_message> buf(batch);
 
   run(state, producers, [&](int n, std::int64_t total) {
@@ -174,7 +121,7 @@ class mutex_deque_queue {
 void baseline_mutex_deque(benchmark::State& state, int producers) {
   mutex_deque_queue q;
   const std::string address = "m1";
-  const xsn::value payload = payload_64();
+  const xsn::value payload = payload_of(64);
   run(state, producers, [&](int n, std::int64_t total) {
     return run_round(
         n, total,
@@ -195,7 +142,7 @@ void baseline_mutex_deque(benchmark::State& state, int producers) {
 void baseline_moodycamel(benchmark::State& state, int producers) {
   moodycamel::BlockingConcurrentQueue<xsn::bus_message> q;
   const std::string address = "m1";
-  const xsn::value payload = payload_64();
+  const xsn::value payload = payload_of(64);
   std::vector<xsn::bus_message> buf(batch);
   run(state, producers, [&](int n, std::int64_t total) {
     return run_round(

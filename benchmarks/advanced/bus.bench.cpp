@@ -14,6 +14,8 @@
 #include <xsn/advanced/numa_event_bus.hpp>
 #include <xsn/runtime/clock.hpp>
 
+#include "../bus_harness.hpp"
+
 #include <benchmark/benchmark.h>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_future.hpp>
@@ -31,58 +33,7 @@
 
 namespace {
 
-constexpr std::int64_t items_per_iteration = 1 << 20;
-constexpr std::size_t capacity = 10'000;  // the bus's default; the Boost queue is bounded alike
-constexpr std::size_t batch = 256;        // consumer's batch for the bus and moodycamel
-
-xsn::bus_message make_item(const std::string& address, const xsn::value& payload, std::uint64_t seq) {
-  xsn::bus_message m(address, xsn::event("tick", payload));
-  m.correlation_id = seq;  // summed by the consumer
-  return m;
-}
-
-xsn::value payload_of(std::size_t bytes) { return xsn::value(boost::json::string(bytes, 'x')); }
-
-std::uint64_t expected_sum(std::int64_t total) {
-  const auto t = static_cast<std::uint64_t>(total);
-  return t * (t - 1) / 2;
-}
-
-/// Runs `producers` threads, each producing a contiguous share of `total` items through
-/// `produce(first, count)`, while `consume(total)` drains on this thread and returns the sum of
-/// sequence numbers.
-template <class Produce, class Consume>
-bool run_round(int producers, std::int64_t total, Produce produce, Consume consume) {
-  std::uint64_t sum = 0;
-  {
-    std::vector<std::jthread> threads;
-    const std::int64_t share = total / producers;
-    for (int p = 0; p < producers; ++p) {
-      threads.emplace_back([&produce, p, share] {
-        produce(static_cast<std::uint64_t>(p * share), static_cast<std::uint64_t>(share));
-      });
-    }
-    sum = consume(total);
-  }  // joined
-  return sum == expected_sum(total);
-}
-
-/// Rounds while the benchmark wants iterations; `items_per_second` from wall-clock time.
-template <class Round>
-void run(benchmark::State& state, int producers, Round round) {
-  std::chrono::steady_clock::duration wall{};
-  for (auto _ : state) {
-    const auto start = std::chrono::steady_clock::now();
-    const bool ok = round(producers, items_per_iteration);
-    wall += std::chrono::steady_clock::now() - start;
-    if (!ok) {
-      state.SkipWithError("the consumer did not see every item exactly once");
-      return;
-    }
-  }
-  const double items = static_cast<double>(state.iterations()) * items_per_iteration;
-  state.counters["items_per_second"] = items / std::chrono::duration<double>(wall).count();
-}
+using namespace xsn_bench::bus_harness;
 
 // ---- xsn::advanced::numa_event_bus ----
 

@@ -1,0 +1,76 @@
+#pragma once
+/// \file The harness the bus benchmarks share (benchmarks/bus.bench.cpp and
+/// benchmarks/advanced/bus.bench.cpp): the item every queue moves, producer threads joined per
+/// round, the exactly-once check and wall-clock `items_per_second`.
+#include <xsn/bus/event_bus.hpp>
+
+#include <benchmark/benchmark.h>
+#include <boost/json/string.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace xsn_bench::bus_harness {
+
+inline constexpr std::int64_t items_per_iteration = 1 << 20;
+inline constexpr std::size_t capacity = 10'000;  // the bus's default; the baseline queues are bounded alike
+inline constexpr std::size_t batch = 256;        // consumer's batch for the bus and moodycamel
+
+/// The item every variant moves: address, event name, 64-byte payload, sequence number.
+inline xsn::bus_message make_item(const std::string& address, const xsn::value& payload, std::uint64_t seq) {
+  xsn::bus_message m(address, xsn::event("tick", payload));
+  m.correlation_id = seq;  // summed by the consumer
+  return m;
+}
+
+/// A JSON string payload of `bytes` bytes (8 fit in the string itself, 64 are one allocation).
+inline xsn::value payload_of(std::size_t bytes) { return xsn::value(boost::json::string(bytes, 'x')); }
+
+/// The sum of the sequence numbers `0 .. total - 1` (each producer sends a contiguous range), which
+/// the consumer must arrive at.
+inline std::uint64_t expected_sum(std::int64_t total) {
+  const auto t = static_cast<std::uint64_t>(total);
+  return t * (t - 1) / 2;
+}
+
+/// Runs `producers` threads, each producing its share of `total` items through `produce(first,
+/// count)`, while `consume(total)` drains on this thread and returns the sum of sequence numbers.
+template <class Produce, class Consume>
+bool run_round(int producers, std::int64_t total, Produce produce, Consume consume) {
+  std::uint64_t sum = 0;
+  {
+    std::vector<std::jthread> threads;
+    const std::int64_t share = total / producers;
+    for (int p = 0; p < producers; ++p) {
+      threads.emplace_back([&produce, p, share] {
+        produce(static_cast<std::uint64_t>(p * share), static_cast<std::uint64_t>(share));
+      });
+    }
+    sum = consume(total);
+  }  // joined
+  return sum == expected_sum(total);
+}
+
+/// Runs rounds while the benchmark wants iterations. `items_per_second` is set from wall-clock
+/// time measured here (not Google Benchmark's CPU time of this thread, which leaves out the
+/// producers and the time spent waiting; `UseRealTime()` would rename the benchmark).
+template <class Round>
+void run(benchmark::State& state, int producers, Round round) {
+  std::chrono::steady_clock::duration wall{};
+  for (auto _ : state) {
+    const auto start = std::chrono::steady_clock::now();
+    const bool ok = round(producers, items_per_iteration);
+    wall += std::chrono::steady_clock::now() - start;
+    if (!ok) {
+      state.SkipWithError("the consumer did not see every item exactly once");
+      return;
+    }
+  }
+  const double items = static_cast<double>(state.iterations()) * items_per_iteration;
+  state.counters["items_per_second"] = items / std::chrono::duration<double>(wall).count();
+}
+
+}  // namespace xsn_bench::bus_harness
