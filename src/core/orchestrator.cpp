@@ -5,6 +5,8 @@
 
 #include <xsn/resilience/circuit_breaker.hpp>
 
+#include "logging_detail.hpp"
+
 #include <boost/asio/append.hpp>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/post.hpp>
@@ -13,7 +15,6 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
-#include <spdlog/sinks/null_sink.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -27,12 +28,6 @@ namespace xsn {
 namespace {
 
 using done_handler = boost::asio::any_completion_handler<orchestrator::done_signature>;
-
-/// The component logger: `xsn.orchestrator` if the application registered one, else silent.
-std::shared_ptr<spdlog::logger> component_logger() {
-  if (auto l = spdlog::get("xsn.orchestrator")) return l;
-  return std::make_shared<spdlog::logger>("xsn.orchestrator", std::make_shared<spdlog::sinks::null_sink_mt>());
-}
 
 }  // namespace
 
@@ -52,7 +47,7 @@ struct orchestrator::impl : std::enable_shared_from_this<impl> {
 
   impl(boost::asio::any_io_executor ex, xsn::clock& c, event_bus& b, state_store& st, orchestrator_options o)
       : strand(boost::asio::make_strand(std::move(ex))), clk(c), bus(b), store(st), opts(std::move(o)),
-        log(component_logger()) {}
+        log(detail::component_logger("xsn.orchestrator")) {}
 
   // ---- machines ----
   std::error_code add_machine(const std::string& id, const std::string& document, const value* snapshot,
@@ -62,6 +57,7 @@ struct orchestrator::impl : std::enable_shared_from_this<impl> {
   void watch_inbox();
   void on_inbox_ready();
   void deliver(bus_message& msg);
+  void note_unroutable(const bus_message& msg);
   void process(const machine_ptr& m, const event& ev);
   void remove(const machine_ptr& m);
   void refresh_status(const machine& m);
@@ -200,7 +196,7 @@ void orchestrator::impl::deliver(bus_message& msg) {
   auto id = std::string_view(msg.address).substr(opts.address_prefix.size());
   auto it = machines.find(std::string(id));
   if (it == machines.end()) {
-    log->warn("unroutable address={} event={}", msg.address, msg.event.name);
+    note_unroutable(msg);
     if (!msg.reply_to.empty()) (void)bus.reply(msg, event("xsn.error.unknown_machine"));
     return;
   }
@@ -213,10 +209,26 @@ void orchestrator::impl::deliver(bus_message& msg) {
   }
 }
 
+// Counted in health; logged at warn for the 1st, 2nd, 4th, 8th... so a sender that keeps
+// addressing a missing machine cannot flood the log, and at debug for every one.
+void orchestrator::impl::note_unroutable(const bus_message& msg) {
+  std::uint64_t n;
+  {
+    std::lock_guard lock(status_mutex);
+    n = ++counters.unroutable;
+  }
+  const bool power_of_two = (n & (n - 1)) == 0;
+  const auto level = power_of_two ? spdlog::level::warn : spdlog::level::debug;
+  if (log->should_log(level))
+    log->log(level, "unroutable address={} event={} count={}", detail::field(msg.address),
+             detail::field(msg.event.name), n);
+}
+
 void orchestrator::impl::process(const machine_ptr& m, const event& ev) {
   if (!m->s->running()) return;
   if (log->should_log(spdlog::level::debug))
-    log->debug("event machine={} session={} event={}", m->id, m->s->id(), ev.name);
+    log->debug("event machine={} session={} event={}", detail::field(m->id), detail::field(m->s->id()),
+               detail::field(ev.name));
   (void)m->s->process(ev);
   std::lock_guard lock(status_mutex);
   ++counters.events;
@@ -285,7 +297,7 @@ void orchestrator::impl::start_write(const machine_ptr& m, int attempt) {
           std::lock_guard lock(self->status_mutex);
           ++self->counters.write_conflicts;
         }
-        self->log->warn("write conflict machine={} version={} attempt={}", m->id, m->version, attempt);
+        self->log->warn("write conflict machine={} version={} attempt={}", detail::field(m->id), m->version, attempt);
         // Someone else wrote this key: this process runs the machine, so its state wins; learn
         // the current version and write again.
         self->store.async_get(self->key(m->id),
@@ -314,7 +326,7 @@ void orchestrator::impl::finish_write(const machine_ptr& m, std::error_code ec) 
     if (auto it = status.find(m->id); it != status.end()) it->second.version = m->version;
   }
   if (ec) {
-    log->error("write failed machine={} error={}", m->id, ec.message());
+    log->error("write failed machine={} error={}", detail::field(m->id), detail::field(ec.message()));
     m->dirty = true;  // the state is still unsaved: the next event or shutdown writes it again
   }
   for (auto& a : acks) complete(std::move(a), ec);
@@ -345,7 +357,7 @@ void orchestrator::impl::restore_page(std::string start_after, std::size_t resto
           auto rec = jec || !o ? std::error_code(errc::bad_snapshot)
                                : self->add_machine(id, document, &doc, stored.version, m);
           if (rec) {
-            self->log->error("restore failed machine={} error={}", id, rec.message());
+            self->log->error("restore failed machine={} error={}", detail::field(id), detail::field(rec.message()));
             std::lock_guard lock(self->status_mutex);
             self->counters.last_error = "restore of machine " + id + " failed: " + rec.message();
             continue;
@@ -418,7 +430,8 @@ void orchestrator::do_create(std::string id, std::string document, boost::asio::
     if (id.empty()) return self->complete(std::move(h), std::error_code(errc::invalid_argument));
     impl::machine_ptr m;
     if (auto ec = self->add_machine(id, document, nullptr, 0, m)) return self->complete(std::move(h), ec);
-    self->log->info("created machine={} document={} session={}", id, document, m->s->id());
+    self->log->info("created machine={} document={} session={}", detail::field(id), detail::field(document),
+                    detail::field(m->s->id()));
     if (!self->opts.persist) return self->complete(std::move(h), std::error_code{});
     // First write: create-only, so an id that is already stored is refused rather than overwritten.
     auto text = self->stored_text(*m);

@@ -3,6 +3,8 @@
 #include "catch.hpp"
 
 #include <xsn/bus/channel_event_bus.hpp>
+#include <xsn/orchestrator/orchestrator.hpp>
+#include <xsn/parse/scxml.hpp>
 #include <xsn/resilience/simple_circuit_breaker.hpp>
 #include <xsn/runtime/clock.hpp>
 #include <xsn/store/memory_state_store.hpp>
@@ -407,4 +409,39 @@ TEST_CASE("logging: configure refuses bad arguments", "[logging]") {
   xsn::logging::reset();
   REQUIRE(seen.size() == 2);  // the conflict, the destruction
   CHECK(seen[0] == "conflict op=cas key=\"a \\\"b\\\"=\\n\" expected=3 current=0");
+}
+
+TEST_CASE("logging: the orchestrator quotes its fields and backs off on unroutable messages", "[logging]") {
+  log_capture cap(level::info);
+  runtime rt;
+  xsn::channel_event_bus bus(rt.ioc.get_executor(), rt.clk);
+  xsn::memory_state_store store(rt.ioc.get_executor(), rt.clk);
+  xsn::orchestrator orch(rt.ioc.get_executor(), rt.clk, bus, store);
+  auto doc = xsn::parse_scxml(R"(<scxml xmlns="http://www.w3.org/2005/07/scxml" version="1.0"><state id="s"/></scxml>)",
+                              "one.scxml");
+  REQUIRE(doc);
+  orch.add_document("one state", doc.chart);
+  std::optional<std::error_code> created;
+  orch.async_create("cell 1", "one state", [&](std::error_code ec) { created = ec; });
+  rt.settle();
+  REQUIRE(created == std::error_code{});
+  auto made = cap.find("xsn.orchestrator", "created");
+  REQUIRE(made.size() == 1);
+  CHECK(made[0].fields["machine"] == "cell 1");
+  CHECK(made[0].fields["document"] == "one state");
+
+  for (int i = 0; i < 5; ++i) CHECK_FALSE(bus.publish(xsn::bus_message("machine/ghost", xsn::event("lost"))));
+  rt.settle();
+  auto warned = cap.find("xsn.orchestrator", "unroutable");
+  REQUIRE(warned.size() == 3);  // the 1st, 2nd and 4th
+  CHECK(warned[0].severity == level::warn);
+  CHECK(warned[0].fields["address"] == "machine/ghost");
+  CHECK(warned[0].fields["event"] == "lost");
+  CHECK(warned[2].fields["count"] == "4");
+  CHECK(orch.health().unroutable == 5);
+
+  std::optional<std::error_code> down;
+  orch.async_shutdown(std::chrono::seconds(1), [&](std::error_code ec) { down = ec; });
+  rt.settle();
+  CHECK(down == std::error_code{});
 }

@@ -67,6 +67,7 @@ struct orchestrator_health {
   std::uint64_t writes = 0;           ///< Snapshots persisted.
   std::uint64_t write_conflicts = 0;  ///< Compare-and-set conflicts retried.
   std::uint64_t write_failures = 0;   ///< Writes given up (the affected sends completed with the error).
+  std::uint64_t unroutable = 0;       ///< Bus messages addressed to a machine it does not hold (dropped).
   std::size_t writes_in_flight = 0;   ///< Store writes not yet completed.
   std::string last_error;             ///< The latest failure, empty when none.
   bool store_reachable = false;       ///< The state store's own health report says it is reachable.
