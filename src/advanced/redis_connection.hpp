@@ -16,6 +16,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <vector>
 
@@ -50,15 +51,28 @@ class reply_callback {
   std::unique_ptr<concept_> f_;
 };
 
+/// Appends `s` to `out` as a RESP bulk string.
+void append_bulk(std::string& out, std::string_view s);
+
 /// A command and what to do with its reply. `done` gets the reply (valid during the call) or
 /// an error with a null reply; it runs on the strand and must not throw.
 struct redis_command {
-  std::vector<std::string> args;
-  bool resend_if_lost = false;  ///< Idempotent: resent when the connection broke under it.
-  /// A script call (`args[1]` is then filled with its SHA1 when written), or -1.
+  std::vector<std::string> args;  ///< A plain command (when `script` is -1).
+  bool resend_if_lost = false;    ///< Idempotent: resent when the connection broke under it.
+  /// A script call, or -1: `EVALSHA <its SHA1>` (or `EVAL <its text>` after a `NOSCRIPT`)
+  /// followed by `script_args`, already in RESP (one buffer, no string per argument).
   int script = -1;
+  bool script_as_text = false;  ///< Send the script's text (`EVAL`): Redis had lost it.
+  std::string script_args;      ///< RESP bulk strings of the arguments after the script.
+  std::size_t script_argc = 0;  ///< How many.
   steady::time_point deadline;
   reply_callback done;
+
+  /// Appends one argument of a script call.
+  void arg(std::string_view s) {
+    append_bulk(script_args, s);
+    ++script_argc;
+  }
 };
 
 /// Settings of one connection.
@@ -121,6 +135,7 @@ class redis_link : public std::enable_shared_from_this<redis_link> {
   void on_deadline();
   void fail_queue(std::error_code ec);
   void append(const std::vector<std::string>& args);
+  void append_script(const redis_command& cmd);
 
   strand_type strand_;
   redis_link_settings settings_;

@@ -135,9 +135,8 @@ struct redis_state_store::impl : std::enable_shared_from_this<impl> {
   impl(executor_type ex, xsn::clock& c, redis_store_options o)
       : executor(std::move(ex)), strand(boost::asio::make_strand(executor)), clk(c),
         opts(std::move(o)), hub(std::make_shared<delivery_hub>()),
-        channel(opts.key_prefix + "w"),
-        keys{opts.key_prefix + "i", opts.key_prefix + "x", opts.key_prefix + "m",
-             opts.key_prefix + "c"} {
+        channel(opts.key_prefix + "w"), max_entries_arg(std::to_string(opts.max_entries)),
+        max_bytes_arg(std::to_string(opts.max_bytes)) {
     std::random_device rd;
     instance = std::to_string(rd()) + "-" + std::to_string(rd());
   }
@@ -148,7 +147,8 @@ struct redis_state_store::impl : std::enable_shared_from_this<impl> {
   const redis_store_options opts;
   const std::shared_ptr<delivery_hub> hub;
   const std::string channel;
-  const std::array<std::string, 4> keys;
+  const std::string max_entries_arg;  ///< The limits as the write script receives them.
+  const std::string max_bytes_arg;
   std::string instance;  ///< Tells this store's flush messages from other processes'.
   std::atomic<std::size_t> pending{0};
 
@@ -237,8 +237,8 @@ struct redis_state_store::impl : std::enable_shared_from_this<impl> {
       if (!self) return std::vector<std::vector<std::string>>{};
       auto cmds = self->auth();
       if (self->opts.database != 0) cmds.push_back({"SELECT", std::to_string(self->opts.database)});
-      for (auto body : detail::redis_script_bodies) {
-        cmds.push_back({"SCRIPT", "LOAD", std::string(detail::redis_prelude) + std::string(body)});
+      for (std::size_t i = 0; i < detail::redis_script_bodies.size(); ++i) {
+        cmds.push_back({"SCRIPT", "LOAD", detail::redis_script_text(i)});
       }
       return cmds;
     };
@@ -252,8 +252,7 @@ struct redis_state_store::impl : std::enable_shared_from_this<impl> {
       return self ? self->shas[static_cast<std::size_t>(i)] : std::string{};
     };
     s.script_text = [](int i) {
-      return std::string(detail::redis_prelude) +
-             std::string(detail::redis_script_bodies[static_cast<std::size_t>(i)]);
+      return detail::redis_script_text(static_cast<std::size_t>(i));
     };
     s.on_state = [weak](bool up, const std::string& why) {
       if (auto self = weak.lock()) self->on_command_link(up, why);
@@ -449,17 +448,29 @@ struct redis_state_store::impl : std::enable_shared_from_this<impl> {
     cmd->submit(std::move(c));
   }
 
-  /// `EVALSHA <script> 4 keys... P now now_ms extra...`.
+  /// `EVALSHA <script> 0 P now now_ms`; the caller appends the script's own arguments (`bytes`
+  /// of them, roughly) with `redis_command::arg`. No declared keys: see redis_scripts.hpp.
   redis_command script_call(detail::redis_script script, clock::time_point now,
-                            std::vector<std::string> extra) const {
+                            std::size_t bytes) const {
     redis_command c;
     c.script = script;
-    c.args.reserve(10 + extra.size());
-    c.args.insert(c.args.end(), {"EVALSHA", "", "4", keys[0], keys[1], keys[2], keys[3],
-                                 opts.key_prefix, encode_time(now), to_ms(now)});
-    for (auto& e : extra) c.args.push_back(std::move(e));
+    c.script_args.reserve(bytes + opts.key_prefix.size() + 128);
+    c.arg("0");
+    c.arg(opts.key_prefix);
+    c.arg(encode_time(now));
+    c.arg(to_ms(now));
     c.deadline = steady::now() + opts.command_timeout;
     return c;
+  }
+
+  /// The Redis key of `key`'s record: `P d:<key>`.
+  std::string record_name(const std::string& key) const {
+    std::string name;
+    name.reserve(opts.key_prefix.size() + 2 + key.size());
+    name += opts.key_prefix;
+    name += "d:";
+    name += key;
+    return name;
   }
 
   /// Counts an operation in; false (and nothing counted) when `max_pending` is reached.
@@ -527,11 +538,16 @@ struct redis_state_store::impl : std::enable_shared_from_this<impl> {
         backstop = std::to_string(std::min(cap, ttl_ms) + std::min(cap, extra));
       }
     }
-    auto c = script_call(detail::script_write, now,
-                         {std::move(key), std::move(value), expires ? encode_time(*expires) : "-",
-                          expires ? to_ms(*expires) : "0", backstop,
-                          std::to_string(opts.max_entries), std::to_string(opts.max_bytes),
-                          expected ? std::to_string(*expected) : std::string{}});
+    auto c = script_call(detail::script_write, now, 2 * key.size() + value.size());
+    c.arg(key);
+    c.arg(value);
+    c.arg(expires ? encode_time(*expires) : "-");
+    c.arg(expires ? to_ms(*expires) : "0");
+    c.arg(backstop);
+    c.arg(max_entries_arg);
+    c.arg(max_bytes_arg);
+    c.arg(expected ? std::to_string(*expected) : std::string{});
+    c.arg(record_name(key));
     c.done = [weak = weak_from_this(), h = std::move(h), expires](std::error_code ec,
                                                                     const redisReply* r) mutable {
         const auto self = weak.lock();
@@ -543,8 +559,9 @@ struct redis_state_store::impl : std::enable_shared_from_this<impl> {
 
   void erase(std::string key, std::optional<store_version> expected, write_handler h) {
     if (!admit()) return complete(std::move(h), make_error_code(errc::queue_full), store_version{0});
-    auto c = script_call(detail::script_erase, clk.now(),
-                         {std::move(key), expected ? std::to_string(*expected) : std::string{}});
+    auto c = script_call(detail::script_erase, clk.now(), key.size());
+    c.arg(key);
+    c.arg(expected ? std::to_string(*expected) : std::string{});
     c.done = [weak = weak_from_this(), h = std::move(h)](std::error_code ec,
                                                            const redisReply* r) mutable {
         const auto self = weak.lock();
@@ -571,7 +588,9 @@ struct redis_state_store::impl : std::enable_shared_from_this<impl> {
 
   void get(std::string key, get_handler h) {
     if (!admit()) return complete(std::move(h), make_error_code(errc::queue_full), std::optional<stored_value>{});
-    auto c = script_call(detail::script_get, clk.now(), {std::move(key)});
+    auto c = script_call(detail::script_get, clk.now(), 2 * key.size());
+    c.arg(key);
+    c.arg(record_name(key));
     c.resend_if_lost = true;
     c.done = [weak = weak_from_this(), h = std::move(h)](std::error_code ec,
                                                            const redisReply* r) mutable {
@@ -604,8 +623,10 @@ struct redis_state_store::impl : std::enable_shared_from_this<impl> {
     std::string min = !o.start_after.empty() && o.start_after >= prefix ? "(" + o.start_after
                       : prefix.empty()                                  ? "-"
                                                                         : "[" + prefix;
-    auto c = script_call(detail::script_list, clk.now(),
-                         {std::move(min), lex_max(prefix), std::to_string(o.limit)});
+    auto c = script_call(detail::script_list, clk.now(), 2 * min.size());
+    c.arg(min);
+    c.arg(lex_max(prefix));
+    c.arg(std::to_string(o.limit));
     c.resend_if_lost = true;
     c.done = [weak = weak_from_this(), h = std::move(h)](std::error_code ec,
                                                            const redisReply* r) mutable {
@@ -662,7 +683,8 @@ struct redis_state_store::impl : std::enable_shared_from_this<impl> {
       if (closed) return;
     }
     const auto now = clk.now();
-    auto c = script_call(detail::script_sweep, now, {"1000"});
+    auto c = script_call(detail::script_sweep, now, 0);
+    c.arg("1000");
     c.done = [weak = weak_from_this(), now](std::error_code ec, const redisReply* r) {
         const auto self = weak.lock();
         if (!self) return;  // the store and its links are gone

@@ -57,11 +57,12 @@ struct redis_store_options {
  * Atomicity: each operation is one Lua script (`EVALSHA`; scripts are loaded at every connect,
  * and a `NOSCRIPT` reply, which means nothing ran, is resent as `EVAL`). Versions come from one
  * counter per prefix, so they are store-wide and monotonic as long as Redis keeps its data
- * (use `appendonly yes`, see docs/redis.md). Layout under prefix `P`: `P d:<key>` the value,
- * `P m` a hash of `version expiry size` per key, `P i` a sorted set of the keys (listing is
- * `ZRANGEBYLEX` on it: ordered pages in O(log n + page), never `KEYS`, no full `SCAN` per page),
- * `P x` the keys with a TTL by expiry, `P c` the version and byte counters, `P w` the channel
- * of change messages. Not for Redis Cluster (the scripts touch keys they do not declare).
+ * (use `appendonly yes`, see docs/redis.md). Layout under prefix `P` (layout 2, docs/redis.md):
+ * `P d:<key>` one hash per entry with its value and its `version expiry size`, `P i` a sorted
+ * set of the keys (listing is `ZRANGEBYLEX` on it: ordered pages in O(log n + page), never
+ * `KEYS`, no full `SCAN` per page), `P x` and `P t` the keys with a TTL (by expiry; version and
+ * size), `P c` the version, entry and byte counters, `P w` the channel of change messages. Not
+ * for Redis Cluster (the scripts touch keys they do not declare).
  *
  * TTL and the clock: `expires_at = clk.now() + ttl` is computed here and kept exactly in the
  * record; every script receives `clk.now()` and treats a value whose `expires_at` has passed
