@@ -2,6 +2,8 @@
 #include <xsn/advanced/numa_event_bus.hpp>
 
 #include <xsn/advanced/detail/numa_ring.hpp>
+#include <xsn/detail/bus_router.hpp>
+#include <xsn/detail/packed_message.hpp>
 
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/associated_executor.hpp>
@@ -20,7 +22,6 @@
 #include <stdexcept>
 #include <type_traits>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 namespace xsn::advanced {
@@ -30,9 +31,6 @@ numa_subscription::~numa_subscription() = default;
 
 namespace {
 
-/// The reply inbox `async_request` puts in `reply_to`.
-constexpr std::string_view reply_inbox = "$reply";
-
 /// Checks a consumer makes of an empty ring, pausing between them, before it parks: about the
 /// cost of a wake-up through the executor, so a consumer that drains faster than its producers
 /// does not pay one wake-up per message.
@@ -41,10 +39,9 @@ constexpr int consumer_spin_checks = 256;
 using receive_handler_t = asio::any_completion_handler<void(std::error_code, bus_message)>;
 using wait_handler_t = asio::any_completion_handler<void(std::error_code)>;
 using publish_handler_t = asio::any_completion_handler<void(std::error_code)>;
-using request_handler_t = asio::any_completion_handler<void(std::error_code, bus_message)>;
 
-/// Why a subscription stopped.
-enum class close_reason : int { open = 0, unsubscribed, shutdown };
+using xsn::detail::close_reason;
+using xsn::detail::offer_result;
 
 /// The executor `h` completes on, kept busy while an operation waits (Asio's outstanding-work
 /// rule).
@@ -132,7 +129,7 @@ struct sub_state : std::enable_shared_from_this<sub_state> {
   const std::string address;
   const subscription_options opts;
   const int node;  // node id of the shard
-  detail::numa_ring<bus_message> ring;
+  detail::numa_ring<xsn::detail::packed_message> ring;
   const event_bus::executor_type executor;
   // Read by publishers on every push; written once, or while the queue is full.
   alignas(detail::index_padding) std::atomic<close_reason> closed{close_reason::open};
@@ -208,7 +205,7 @@ struct sub_state : std::enable_shared_from_this<sub_state> {
         spun = true;
         bool arrived = false;
         for (int i = 0; i < consumer_spin_checks && !arrived; ++i) {
-          detail::ring_backoff::pause();
+          xsn::detail::cpu_pause();
           arrived = ring.front_ready();
         }
         if (arrived) continue;
@@ -286,7 +283,8 @@ struct sub_state : std::enable_shared_from_this<sub_state> {
 
   /// Consumer: takes up to `max` messages, then lets waiting publishers fill the room.
   std::size_t take(bus_message* out, std::size_t max, bool wait_for_claimed) {
-    const std::size_t n = ring.pop_batch(out, max, wait_for_claimed);
+    const std::size_t n = ring.consume_batch(max, wait_for_claimed,
+        [out](xsn::detail::packed_message& m, std::size_t i) noexcept { m.unpack(out[i]); });
     if (n != 0 && opts.overflow == overflow_policy::wait &&
         space_waiters.load(std::memory_order_seq_cst) != 0) {
       admit_waiters();
@@ -394,9 +392,6 @@ void advance(const publish_ptr& op) {
   }
 }
 
-/// What offering a message to one subscription did.
-enum class offer_result { queued, full, closed };
-
 /// Non-blocking delivery under the subscription's policy; moves from `m` only when queued. A
 /// `wait` subscription with waiting publishers counts as full, so a newcomer does not overtake.
 offer_result offer(sub_state& s, bus_message& m) {
@@ -419,118 +414,18 @@ offer_result offer(sub_state& s, bus_message& m) {
   return offer_result::queued;
 }
 
-/**
- * A reader-writer lock for the routing table whose readers (publishers) each count themselves on
- * their own cache line, so they never contend; writers (subscribe, unsubscribe, shutdown) raise
- * a flag and wait for the readers in flight.
- */
-class route_lock {
- public:
-  std::size_t lock_shared() noexcept {
-    const std::size_t i = stripe_of_this_thread();
-    for (;;) {
-      stripes_[i].readers.fetch_add(1, std::memory_order_seq_cst);
-      if (!writer_.load(std::memory_order_seq_cst)) return i;
-      stripes_[i].readers.fetch_sub(1, std::memory_order_release);
-      std::lock_guard wait_for_writer(writer_mutex_);
-    }
-  }
-  void unlock_shared(std::size_t i) noexcept { stripes_[i].readers.fetch_sub(1, std::memory_order_release); }
-  void lock() {
-    writer_mutex_.lock();
-    writer_.store(true, std::memory_order_seq_cst);
-    for (auto& s : stripes_) {
-      detail::ring_backoff b;
-      while (s.readers.load(std::memory_order_acquire) != 0) b.wait();
-    }
-  }
-  void unlock() {
-    writer_.store(false, std::memory_order_release);
-    writer_mutex_.unlock();
-  }
-
- private:
-  static constexpr std::size_t stripe_count = 16;
-  static std::size_t stripe_of_this_thread() noexcept {
-    static std::atomic<std::size_t> next{0};
-    thread_local const std::size_t mine = next.fetch_add(1, std::memory_order_relaxed) % stripe_count;
-    return mine;
-  }
-  struct alignas(detail::index_padding) stripe {
-    std::atomic<std::size_t> readers{0};
-  };
-  stripe stripes_[stripe_count];
-  std::atomic<bool> writer_{false};
-  std::mutex writer_mutex_;
-};
-
-class shared_route_guard {
- public:
-  explicit shared_route_guard(route_lock& l) noexcept : l_(l), stripe_(l.lock_shared()) {}
-  ~shared_route_guard() { l_.unlock_shared(stripe_); }
-  shared_route_guard(const shared_route_guard&) = delete;
-  shared_route_guard& operator=(const shared_route_guard&) = delete;
-
- private:
-  route_lock& l_;
-  std::size_t stripe_;
-};
-
-/// FNV-1a: addresses are short.
-struct address_hash {
-  using is_transparent = void;
-  std::size_t operator()(std::string_view s) const noexcept {
-    std::uint64_t h = 14695981039346656037ull;
-    for (const char c : s) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ull;
-    return static_cast<std::size_t>(h);
-  }
-};
-
-/// Each publishing thread remembers its last lookup (valid for one bus and routing generation,
-/// read only under the bus's shared lock, which keeps the vector alive).
-struct route_cache {
-  std::uint64_t bus = 0;
-  std::uint64_t generation = 0;
-  std::string address;
-  const std::vector<sub_ptr>* subs = nullptr;
-};
-thread_local route_cache last_route;
-
 }  // namespace
 
 namespace detail {
 
-struct numa_bus_core : std::enable_shared_from_this<numa_bus_core> {
-  struct pending_request {
-    request_handler_t handler;
-    clock::timer_id timer = 0;
-    bool has_timer = false;
-  };
-
+/// The NUMA bus's core: the routing and requests it shares with the channel bus (`bus_router`),
+/// plus the topology its shards follow.
+struct numa_bus_core : xsn::detail::bus_router<numa_bus_core, sub_state>,
+                       std::enable_shared_from_this<numa_bus_core> {
   numa_bus_core(event_bus::executor_type ex, xsn::clock& clk, numa_topology t)
-      : executor(std::move(ex)), topology(std::move(t)), clock_(&clk) {}
+      : bus_router(std::move(ex), clk), topology(std::move(t)) {}
 
-  const event_bus::executor_type executor;
   const numa_topology topology;
-  std::atomic<bool> closed{false};
-  std::atomic<std::uint64_t> next_sub_id{1};
-  std::atomic<std::uint64_t> next_correlation{1};
-  std::atomic<std::uint64_t> unroutable{0};
-  const std::uint64_t bus_id = next_bus_id();
-
-  mutable route_lock routes_lock;
-  std::unordered_map<std::string, std::vector<sub_ptr>, address_hash, std::equal_to<>> routes;
-  std::uint64_t generation = 0;     // guarded by routes_lock
-  std::vector<std::string> patterns;  // guarded by routes_lock: addresses ending in `*`
-
-  mutable std::mutex req_mutex;
-  xsn::clock* clock_;  // guarded by req_mutex; null once the bus is destroyed
-  std::unordered_map<std::uint64_t, pending_request> requests;
-
-  static std::uint64_t next_bus_id() noexcept {
-    static std::atomic<std::uint64_t> next{1};
-    return next.fetch_add(1, std::memory_order_relaxed);
-  }
 
   /// The node id of the CPU this thread runs on (the first node when unknown).
   int calling_thread_node() const noexcept {
@@ -539,8 +434,7 @@ struct numa_bus_core : std::enable_shared_from_this<numa_bus_core> {
     return topology.nodes[static_cast<std::size_t>(index < 0 ? 0 : index)].id;
   }
 
-  // ---- subscriptions ----
-
+  /// A subscription whose ring is on node `node` (`calling_thread_node`: this thread's).
   sub_ptr subscribe(std::string_view address, subscription_options options, int node, std::error_code& ec) {
     if (node == numa_subscription_options::calling_thread_node) node = calling_thread_node();
     if (topology.index_of_node(node) < 0) {
@@ -553,201 +447,8 @@ struct numa_bus_core : std::enable_shared_from_this<numa_bus_core> {
     }
     auto s = std::make_shared<sub_state>(next_sub_id.fetch_add(1, std::memory_order_relaxed),
                                          std::string(address), options, node, node, executor);
-    std::unique_lock lock(routes_lock);
-    if (closed.load(std::memory_order_acquire)) {
-      ec = errc::bus_closed;
-      return nullptr;
-    }
-    auto it = routes.find(address);
-    if (it == routes.end()) {
-      it = routes.emplace(std::string(address), std::vector<sub_ptr>{}).first;
-      if (address.back() == '*') patterns.emplace_back(address);
-    }
-    it->second.push_back(s);
-    ++generation;
+    if ((ec = add(s))) return nullptr;
     return s;
-  }
-
-  void unsubscribe(const sub_state& s) {
-    std::unique_lock lock(routes_lock);
-    auto it = routes.find(s.address);
-    if (it == routes.end()) return;
-    std::erase_if(it->second, [&](const sub_ptr& p) { return p.get() == &s; });
-    if (it->second.empty()) {
-      if (s.address.back() == '*') std::erase(patterns, s.address);
-      routes.erase(it);
-    }
-    ++generation;
-  }
-
-  /// The subscriptions of `address`, else those of the longest matching pattern. Under the lock.
-  const std::vector<sub_ptr>* find(std::string_view address) const {
-    if (auto it = routes.find(address); it != routes.end()) return &it->second;
-    const std::string* best = nullptr;
-    for (const auto& p : patterns) {
-      const std::string_view prefix = std::string_view(p).substr(0, p.size() - 1);
-      if (address.starts_with(prefix) && (!best || p.size() > best->size())) best = &p;
-    }
-    if (!best) return nullptr;
-    return &routes.find(*best)->second;
-  }
-
-  // ---- publishing ----
-
-  /// Offers `msg` to every subscription of its address; full `wait` subscriptions are collected
-  /// in `waiters` (with their copy) when it is not null. Moves from `msg` only on success.
-  std::error_code route(bus_message& msg, std::vector<std::pair<sub_ptr, bus_message>>* waiters) {
-    if (closed.load(std::memory_order_acquire)) return errc::bus_closed;
-    if (msg.address.front() == '$') return deliver_reply(msg);
-    shared_route_guard lock(routes_lock);
-    route_cache& cache = last_route;
-    if (cache.bus != bus_id || cache.generation != generation || cache.address != msg.address) {
-      const auto* found = find(msg.address);
-      if (!found) {
-        unroutable.fetch_add(1, std::memory_order_relaxed);
-        return errc::no_subscriber;
-      }
-      cache.bus = bus_id;
-      cache.generation = generation;
-      cache.address = msg.address;
-      cache.subs = found;
-    }
-    const auto& subs = *cache.subs;
-    std::error_code first;
-    for (std::size_t i = 0, n = subs.size(); i < n; ++i) {
-      sub_state& s = *subs[i];
-      // The last subscription takes `msg` itself unless a refusal already happened (then `msg`
-      // must stay intact for the caller).
-      const bool original = i + 1 == n && (!first || waiters != nullptr);
-      bus_message copy;
-      if (!original) copy = msg;
-      bus_message& m = original ? msg : copy;
-      switch (offer(s, m)) {
-        case offer_result::queued: break;
-        case offer_result::closed:
-          if (!first) first = s.closed_error(true);
-          break;
-        case offer_result::full:
-          if (waiters != nullptr && s.opts.overflow == overflow_policy::wait) {
-            waiters->emplace_back(subs[i], std::move(m));
-          } else {
-            if (s.opts.overflow == overflow_policy::wait) s.rejected.fetch_add(1, std::memory_order_relaxed);
-            if (!first) first = errc::queue_full;
-          }
-          break;
-      }
-    }
-    return first;
-  }
-
-  // ---- requests ----
-
-  std::error_code deliver_reply(bus_message& msg) {
-    if (msg.address != reply_inbox) return errc::no_subscriber;
-    if (!complete_request(msg.correlation_id, {}, std::move(msg), false)) return errc::no_subscriber;
-    return {};
-  }
-
-  /// Completes request `id` if still pending; false when it was not.
-  bool complete_request(std::uint64_t id, std::error_code ec, bus_message&& msg, bool from_timer) {
-    // Extracted as a node: handlers are only ever move-constructed (Boost 1.81's
-    // `any_completion_handler` move-assignment is broken).
-    decltype(requests)::node_type node;
-    {
-      std::lock_guard lock(req_mutex);
-      auto it = requests.find(id);
-      if (it == requests.end()) return false;
-      node = requests.extract(it);
-    }
-    pending_request& req = node.mapped();
-    if (req.has_timer && !from_timer) post_cancel_timer(req.timer);
-    asio::post(executor, asio::append(std::move(req.handler), ec, std::move(msg)));
-    return true;
-  }
-
-  void post_cancel_timer(clock::timer_id timer) {
-    asio::post(executor, [w = weak_from_this(), timer] {
-      if (auto c = w.lock()) {
-        std::lock_guard lock(c->req_mutex);
-        if (c->clock_ != nullptr) c->clock_->cancel(timer);
-      }
-    });
-  }
-
-  void start_request(bus_message&& msg, event_bus::duration timeout, request_handler_t h) {
-    const std::uint64_t id = next_correlation.fetch_add(1, std::memory_order_relaxed);
-    msg.reply_to = std::string(reply_inbox);
-    msg.correlation_id = id;
-    auto slot = asio::get_associated_cancellation_slot(h);
-    {
-      std::unique_lock lock(req_mutex);
-      if (closed.load(std::memory_order_acquire)) {
-        lock.unlock();
-        asio::post(executor, asio::append(std::move(h), std::error_code(errc::bus_closed), bus_message{}));
-        return;
-      }
-      if (slot.is_connected()) {
-        slot.assign([w = weak_from_this(), id](asio::cancellation_type) {
-          if (auto c = w.lock()) c->complete_request(id, std::make_error_code(std::errc::operation_canceled), {}, false);
-        });
-      }
-      requests.emplace(id, pending_request{std::move(h)});
-    }
-    if (auto ec = route(msg, nullptr)) {
-      complete_request(id, ec, {}, false);
-      return;
-    }
-    asio::post(executor, [w = weak_from_this(), id, timeout] {  // the clock is only used here
-      if (auto c = w.lock()) c->arm_timer(id, timeout);
-    });
-  }
-
-  void arm_timer(std::uint64_t id, event_bus::duration timeout) {
-    std::lock_guard lock(req_mutex);
-    if (clock_ == nullptr) return;
-    auto it = requests.find(id);
-    if (it == requests.end()) return;
-    it->second.timer = clock_->schedule(clock_->now() + timeout, [w = weak_from_this(), id] {
-      if (auto c = w.lock()) c->complete_request(id, errc::request_timeout, {}, true);
-    });
-    it->second.has_timer = true;
-  }
-
-  // ---- health, shutdown ----
-
-  template <class Fn>
-  void for_each_sub(Fn fn) const {
-    shared_route_guard lock(routes_lock);
-    for (const auto& [address, subs] : routes) {
-      for (const auto& s : subs) fn(*s);
-    }
-  }
-
-  bus_health health() const {
-    bus_health h;
-    h.running = !closed.load(std::memory_order_acquire);
-    h.unroutable = unroutable.load(std::memory_order_relaxed);
-    {
-      shared_route_guard lock(routes_lock);
-      h.addresses = routes.size();
-    }
-    for_each_sub([&](const sub_state& s) {
-      subscription_health sh;
-      sh.id = s.id;
-      sh.address = s.address;
-      sh.overflow = s.opts.overflow;
-      sh.capacity = s.opts.capacity;
-      sh.backlog = s.ring.size();
-      sh.enqueued = s.ring.pushed();
-      sh.dropped = s.dropped.load(std::memory_order_relaxed);
-      sh.rejected = s.rejected.load(std::memory_order_relaxed);
-      sh.waiting_publishers = s.space_waiters.load(std::memory_order_relaxed);
-      h.subscriptions.push_back(std::move(sh));
-    });
-    std::sort(h.subscriptions.begin(), h.subscriptions.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
-    std::lock_guard lock(req_mutex);
-    h.pending_requests = requests.size();
-    return h;
   }
 
   std::vector<numa_shard_health> shards() const {
@@ -762,30 +463,15 @@ struct numa_bus_core : std::enable_shared_from_this<numa_bus_core> {
     return out;
   }
 
-  void shutdown() {
-    if (closed.exchange(true, std::memory_order_acq_rel)) return;
-    {
-      std::unique_lock lock(routes_lock);
-      for (auto& [address, subs] : routes) {
-        for (auto& s : subs) s->close(close_reason::shutdown);
-      }
-    }
-    std::unordered_map<std::uint64_t, pending_request> pending;
-    {
-      std::lock_guard lock(req_mutex);
-      pending.swap(requests);
-    }
-    for (auto& [id, req] : pending) {
-      if (req.has_timer) post_cancel_timer(req.timer);
-      asio::post(executor, asio::append(std::move(req.handler), std::error_code(errc::bus_closed), bus_message{}));
-    }
-  }
+  // ---- what bus_router asks of its bus (this one keeps no records) ----
 
-  /// The bus is going away: never touch the clock again.
-  void forget_clock() {
-    std::lock_guard lock(req_mutex);
-    clock_ = nullptr;
-  }
+  offer_result offer(sub_state& s, bus_message& m) { return advanced::offer(s, m); }
+  void on_full(sub_state&, const bus_message&, bool) {}
+  void on_unroutable(const bus_message&) {}
+  void on_publish(const bus_message&, std::size_t) {}
+  bool keeps_request_details() const { return false; }
+  void on_request_timeout(std::uint64_t, const pending_request&) {}
+  void on_shutdown(std::size_t, std::size_t) {}
 };
 
 }  // namespace detail
@@ -798,7 +484,7 @@ class ring_subscription final : public numa_subscription {
       : numa_subscription(s->id, s->address, s->opts, s->node), s_(std::move(s)), core_(std::move(core)) {}
 
   ~ring_subscription() override {
-    if (auto c = core_.lock()) c->unsubscribe(*s_);
+    if (auto c = core_.lock()) c->remove(*s_);
     s_->close(close_reason::unsubscribed);
   }
 

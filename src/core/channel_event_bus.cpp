@@ -1,6 +1,8 @@
 #include <xsn/bus/channel_event_bus.hpp>
 
+#include <xsn/detail/bus_router.hpp>
 #include <xsn/detail/mpmc_ring.hpp>
+#include <xsn/detail/packed_message.hpp>
 
 #include "logging_detail.hpp"
 
@@ -17,9 +19,7 @@
 #include <algorithm>
 #include <atomic>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 namespace xsn {
@@ -31,98 +31,15 @@ namespace {
 /// kept for the next waiter (signals are hints: the waiter re-checks the ring).
 using signal_channel = asio::experimental::concurrent_channel<void(boost::system::error_code)>;
 
-/// The reply inbox `async_request` puts in `reply_to`.
-constexpr std::string_view reply_inbox = "$reply";
-
 /// Checks a consumer makes on an empty ring, pausing between them, before it announces a wait:
 /// about as long as a wake-up through the channel and the executor costs (a few microseconds),
 /// so a consumer that drains faster than its producers does not pay a wake-up per message.
 constexpr int consumer_spin_checks = 256;
 
-void cpu_pause() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#endif
-}
+using detail::packed_message;
 
-/**
- * A `bus_message` as a subscription's ring holds it. What every message uses (address, name,
- * data, the scalars) comes first and, with the slot's stamp, fills two cache lines; the five
- * strings that are usually empty (`sendid`, `origin`, `origintype`, `invokeid`, `reply_to`) are
- * constructed only when set. A typical message therefore writes, and moves from the publisher's
- * core to the consumer's, two cache lines instead of five.
- */
-class packed_message {
- public:
-  explicit packed_message(bus_message&& m) noexcept
-      : correlation_id_(m.correlation_id), resolved_by_(m.event.resolved_by),
-        name_id_(m.event.name_id), type_(m.event.type), address_(std::move(m.address)),
-        name_(std::move(m.event.name)), data_(std::move(m.event.data)) {
-    for (unsigned i = 0; i < rare_count; ++i) {
-      std::string& field = rare(m, i);
-      if (field.empty()) continue;
-      std::construct_at(&rare_[i].s, std::move(field));
-      present_ |= static_cast<std::uint8_t>(1u << i);
-    }
-  }
-  ~packed_message() {
-    for (unsigned i = 0; i < rare_count; ++i)
-      if (present_ & (1u << i)) std::destroy_at(&rare_[i].s);
-  }
-  packed_message(const packed_message&) = delete;
-  packed_message& operator=(const packed_message&) = delete;
-
-  /// Moves the message into `out`, replacing what it held.
-  void unpack(bus_message& out) noexcept {
-    out.address = std::move(address_);
-    out.event.name = std::move(name_);
-    out.event.type = type_;
-    out.event.name_id = name_id_;
-    out.event.resolved_by = resolved_by_;
-    out.correlation_id = correlation_id_;
-    // Replaced, not assigned: the data keeps its memory resource, as a move would.
-    std::destroy_at(&out.event.data);
-    std::construct_at(&out.event.data, std::move(data_));
-    for (unsigned i = 0; i < rare_count; ++i) {
-      std::string& field = rare(out, i);
-      if (present_ & (1u << i)) {
-        field = std::move(rare_[i].s);
-      } else {
-        field.clear();
-      }
-    }
-  }
-
- private:
-  static constexpr unsigned rare_count = 5;
-  static std::string& rare(bus_message& m, unsigned i) noexcept {
-    switch (i) {
-      case 0: return m.event.sendid;
-      case 1: return m.event.origin;
-      case 2: return m.event.origintype;
-      case 3: return m.event.invokeid;
-      default: return m.reply_to;
-    }
-  }
-  union rare_string {
-    rare_string() noexcept {}
-    ~rare_string() {}
-    std::string s;
-  };
-
-  std::uint64_t correlation_id_;
-  const void* resolved_by_;
-  std::uint32_t name_id_;
-  event_type type_;
-  std::uint8_t present_ = 0;  // bit i: rare_[i] is constructed
-  std::string address_;
-  std::string name_;
-  value data_;
-  rare_string rare_[rare_count];
-};
-
-/// Why a subscription stopped (its `closed` value).
-enum class close_reason : int { open = 0, unsubscribed, shutdown };
+using detail::close_reason;
+using detail::offer_result;
 
 std::string_view to_string(overflow_policy p) noexcept {
   switch (p) {
@@ -250,9 +167,6 @@ struct sub_state {
 
 using sub_ptr = std::shared_ptr<sub_state>;
 
-/// What offering a message to one subscription did.
-enum class offer_result { queued, full, closed };
-
 /// Non-blocking delivery to one subscription under its policy; moves from `m` only when queued.
 /// A `wait` subscription that has waiting publishers counts as full, so a newcomer does not
 /// overtake them.
@@ -289,7 +203,6 @@ bool is_cancel(const boost::system::error_code& ec) {
 using receive_handler_t = asio::any_completion_handler<void(std::error_code, bus_message)>;
 using wait_handler_t = asio::any_completion_handler<void(std::error_code)>;
 using publish_handler_t = asio::any_completion_handler<void(std::error_code)>;
-using request_handler_t = asio::any_completion_handler<void(std::error_code, bus_message)>;
 
 /// Keeps the handler's own executor busy while an operation waits (Asio's outstanding-work rule;
 /// the channel tracks the bus's executor itself).
@@ -345,7 +258,7 @@ struct consumer_op {
         spun = true;
         bool arrived = false;
         for (int i = 0; i < consumer_spin_checks && !arrived; ++i) {
-          cpu_pause();
+          detail::cpu_pause();
           arrived = s->ring.front_ready();
         }
         if (arrived) continue;
@@ -460,146 +373,26 @@ struct publish_wait_op {
   }
 };
 
-/**
- * A reader-writer lock whose readers do not share a cache line: each thread counts itself in one
- * of `stripes` padded counters, so concurrent publishers (readers) never contend; a writer
- * (subscribe, unsubscribe, shutdown: rare) raises a flag and waits for every stripe to drain.
- * `pthread_rwlock` would make every publisher do two atomic operations on one shared line.
- */
-class striped_shared_mutex {
- public:
-  /// Enters as a reader; returns the stripe to pass to `unlock_shared`.
-  std::size_t lock_shared() noexcept {
-    const std::size_t i = this_thread_stripe();
-    for (;;) {
-      stripes_[i].readers.fetch_add(1, std::memory_order_seq_cst);
-      if (!writer_.load(std::memory_order_seq_cst)) return i;
-      stripes_[i].readers.fetch_sub(1, std::memory_order_release);
-      std::lock_guard wait_for_writer(writer_mutex_);
-    }
-  }
-  void unlock_shared(std::size_t stripe) noexcept {
-    stripes_[stripe].readers.fetch_sub(1, std::memory_order_release);
-  }
-  void lock() {
-    writer_mutex_.lock();
-    writer_.store(true, std::memory_order_seq_cst);
-    for (auto& s : stripes_) {
-      detail::backoff b;
-      while (s.readers.load(std::memory_order_acquire) != 0) b.snooze();
-    }
-  }
-  void unlock() {
-    writer_.store(false, std::memory_order_release);
-    writer_mutex_.unlock();
-  }
-
- private:
-  static constexpr std::size_t stripes = 16;
-  static std::size_t this_thread_stripe() noexcept {
-    static std::atomic<std::size_t> next{0};
-    thread_local const std::size_t mine = next.fetch_add(1, std::memory_order_relaxed) % stripes;
-    return mine;
-  }
-  struct alignas(128) stripe {
-    std::atomic<std::size_t> readers{0};
-  };
-  stripe stripes_[stripes];
-  std::atomic<bool> writer_{false};
-  std::mutex writer_mutex_;
-};
-
-/// RAII reader of a `striped_shared_mutex`.
-class shared_guard {
- public:
-  explicit shared_guard(striped_shared_mutex& m) noexcept : m_(m), stripe_(m.lock_shared()) {}
-  ~shared_guard() { m_.unlock_shared(stripe_); }
-  shared_guard(const shared_guard&) = delete;
-  shared_guard& operator=(const shared_guard&) = delete;
-
- private:
-  striped_shared_mutex& m_;
-  std::size_t stripe_;
-};
-
-/// Each publishing thread remembers its last lookup: a publisher usually sends to one address
-/// many times. Valid only for that bus and routing generation, and only read under the bus's
-/// shared lock, which keeps the vector alive.
-struct route_cache {
-  std::uint64_t bus = 0;
-  std::uint64_t generation = 0;
-  std::string address;
-  const std::vector<sub_ptr>* subs = nullptr;
-};
-thread_local route_cache last_route;
-
-/// FNV-1a, inline: addresses are short, and `std::hash`'s out-of-line murmur costs more than the
-/// rest of the lookup.
-struct string_hash {
-  using is_transparent = void;
-  std::size_t operator()(std::string_view s) const noexcept {
-    std::uint64_t h = 14695981039346656037ull;
-    for (const char c : s) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ull;
-    return static_cast<std::size_t>(h);
-  }
-};
-
 }  // namespace
 
 namespace detail {
 
-struct channel_bus_core : std::enable_shared_from_this<channel_bus_core> {
-  struct pending_request {
-    request_handler_t handler;
-    clock::timer_id timer = 0;
-    bool has_timer = false;
-    std::string address{};  // for the timeout record; set only when `warn` is logged
-    std::string event{};
-  };
-
+/// The channel bus's core: the shared routing and requests (`bus_router`), plus its records.
+struct channel_bus_core : bus_router<channel_bus_core, sub_state>,
+                         std::enable_shared_from_this<channel_bus_core> {
   channel_bus_core(event_bus::executor_type ex, xsn::clock& clk)
-      : executor(std::move(ex)), log(component_logger("xsn.bus")), clock_(&clk) {}
+      : bus_router(std::move(ex), clk), log(component_logger("xsn.bus")) {}
 
-  const event_bus::executor_type executor;
   const std::shared_ptr<spdlog::logger> log;  // `xsn.bus`
-  std::atomic<bool> closed{false};
-  std::atomic<std::uint64_t> next_sub_id{1};
-  std::atomic<std::uint64_t> next_correlation{1};
-  std::atomic<std::uint64_t> unroutable{0};
-
-  mutable striped_shared_mutex routes_mutex;
-  std::unordered_map<std::string, std::vector<sub_ptr>, string_hash, std::equal_to<>> routes;
-  std::uint64_t routes_generation = 0;  // guarded by routes_mutex; bumped by every change
-  std::vector<std::string> patterns;      // guarded by routes_mutex: subscribed addresses ending in `*`
-  const std::uint64_t bus_id = next_bus_id();
-
-  static std::uint64_t next_bus_id() noexcept {
-    static std::atomic<std::uint64_t> next{1};
-    return next.fetch_add(1, std::memory_order_relaxed);
-  }
-
-  mutable std::mutex req_mutex;
-  xsn::clock* clock_;  // guarded by req_mutex; null once the bus is destroyed
-  std::unordered_map<std::uint64_t, pending_request> requests;
-
-  // ---- subscriptions ----
 
   sub_ptr subscribe(std::string_view address, subscription_options options, std::error_code& ec) {
-    std::unique_lock lock(routes_mutex);
     if (closed.load(std::memory_order_acquire)) {
       ec = errc::bus_closed;
       return nullptr;
     }
     auto s = std::make_shared<sub_state>(next_sub_id.fetch_add(1, std::memory_order_relaxed),
                                          std::string(address), options, executor, log);
-    auto it = routes.find(address);
-    if (it == routes.end()) {
-      it = routes.emplace(std::string(address), std::vector<sub_ptr>{}).first;
-      if (address.back() == '*') patterns.emplace_back(address);
-    }
-    it->second.push_back(s);
-    ++routes_generation;
-    lock.unlock();
+    if ((ec = add(s))) return nullptr;
     if (log->should_log(spdlog::level::info)) {
       log->info("subscribe subscription={} address={} capacity={} policy={}", s->id, field(s->address),
                 options.capacity, to_string(options.overflow));
@@ -607,246 +400,34 @@ struct channel_bus_core : std::enable_shared_from_this<channel_bus_core> {
     return s;
   }
 
-  /// The subscriptions of `address`: its own, else those of the longest pattern `prefix*`
-  /// that matches it. Called with routes_mutex held.
-  const std::vector<sub_ptr>* find_subscriptions(std::string_view address) const {
-    if (auto it = routes.find(address); it != routes.end()) return &it->second;
-    const std::string* best = nullptr;
-    for (const auto& p : patterns)
-      if (address.substr(0, p.size() - 1) == std::string_view(p).substr(0, p.size() - 1) &&
-          (!best || p.size() > best->size()))
-        best = &p;
-    if (!best) return nullptr;
-    return &routes.find(*best)->second;
+  // ---- what bus_router asks of its bus ----
+
+  offer_result offer(sub_state& s, bus_message& m) { return xsn::offer(s, m); }
+  void on_full(sub_state& s, const bus_message& m, bool waiting) {
+    s.on_overflow(waiting ? "waiting" : "rejected", &m.event.name);
   }
-
-  void unsubscribe(const sub_state& s) {
-    std::unique_lock lock(routes_mutex);
-    auto it = routes.find(s.address);
-    if (it == routes.end()) return;
-    std::erase_if(it->second, [&](const sub_ptr& p) { return p.get() == &s; });
-    if (it->second.empty()) {
-      if (s.address.back() == '*') std::erase(patterns, s.address);
-      routes.erase(it);
+  void on_unroutable(const bus_message& msg) {
+    if (log->should_log(spdlog::level::debug)) {
+      log->debug("unroutable address={} event={}", field(msg.address), field(msg.event.name));
     }
-    ++routes_generation;
   }
-
-  // ---- publishing ----
-
-  /// Offers `msg` to every subscription of its address; full `wait` subscriptions are collected
-  /// in `waiters` (with their copy of the message) when it is not null.
-  std::error_code route(bus_message& msg, std::vector<std::pair<sub_ptr, bus_message>>* waiters) {
-    if (closed.load(std::memory_order_acquire)) return errc::bus_closed;
-    if (msg.address.front() == '$') return deliver_reply(msg);
-    shared_guard lock(routes_mutex);
-    route_cache& cache = last_route;
-    if (cache.bus != bus_id || cache.generation != routes_generation || cache.address != msg.address) {
-      const auto* found = find_subscriptions(msg.address);
-      if (!found) {
-        unroutable.fetch_add(1, std::memory_order_relaxed);
-        if (log->should_log(spdlog::level::debug)) {
-          log->debug("unroutable address={} event={}", field(msg.address), field(msg.event.name));
-        }
-        return errc::no_subscriber;
-      }
-      cache.bus = bus_id;
-      cache.generation = routes_generation;
-      cache.address = msg.address;
-      cache.subs = found;
-    }
-    const auto& subs = *cache.subs;
+  void on_publish(const bus_message& msg, std::size_t subscriptions) {
     if (log->should_log(spdlog::level::trace)) [[unlikely]] {
       log->trace("publish address={} event={} subscriptions={}", field(msg.address), field(msg.event.name),
-                 subs.size());
+                 subscriptions);
     }
-    std::error_code first;
-    for (std::size_t i = 0, n = subs.size(); i < n; ++i) {
-      sub_state& s = *subs[i];
-      // The last subscription takes `msg` itself, unless a refusal already happened: then `msg`
-      // must stay intact for the caller (`publish` moves from it only on success).
-      const bool original = i + 1 == n && (!first || waiters != nullptr);
-      bus_message copy;
-      if (!original) copy = msg;
-      bus_message& m = original ? msg : copy;
-      switch (offer(s, m)) {
-        case offer_result::queued: break;
-        case offer_result::closed:
-          if (!first) first = s.closed_error(true);
-          break;
-        case offer_result::full:
-          if (waiters != nullptr && s.opts.overflow == overflow_policy::wait) {
-            s.on_overflow("waiting", &m.event.name);
-            waiters->emplace_back(subs[i], std::move(m));
-          } else {
-            if (s.opts.overflow == overflow_policy::wait) {
-              s.rejected.fetch_add(1, std::memory_order_relaxed);
-              s.on_overflow("rejected", &m.event.name);
-            }
-            if (!first) first = errc::queue_full;
-          }
-          break;
-      }
-    }
-    return first;
   }
-
-  // ---- requests ----
-
-  std::error_code deliver_reply(bus_message& msg) {
-    if (msg.address != reply_inbox) return errc::no_subscriber;
-    const std::uint64_t id = msg.correlation_id;
-    if (!complete_request(id, {}, std::move(msg), false)) return errc::no_subscriber;
-    return {};
-  }
-
-  /// Completes request `id` if it is still pending; false when it was not.
-  bool complete_request(std::uint64_t id, std::error_code ec, bus_message&& msg, bool from_timer) {
-    // Extracted as a node: Boost 1.81's `any_completion_handler` move-assignment recurses forever
-    // (it copies its argument as an lvalue into the type-erasing constructor), so handlers are
-    // only ever move-constructed here.
-    decltype(requests)::node_type node;
-    {
-      std::lock_guard lock(req_mutex);
-      auto it = requests.find(id);
-      if (it == requests.end()) return false;
-      node = requests.extract(it);
-    }
-    pending_request& req = node.mapped();
-    if (req.has_timer && !from_timer) post_cancel_timer(req.timer);
-    if (from_timer && log->should_log(spdlog::level::warn)) {
+  bool keeps_request_details() const { return log->should_log(spdlog::level::warn); }
+  void on_request_timeout(std::uint64_t id, const pending_request& req) {
+    if (log->should_log(spdlog::level::warn)) {
       log->warn("request_timeout correlation={} address={} event={}", id, field(req.address), field(req.event));
     }
-    post_completion(std::move(req.handler), ec, std::move(msg));
-    return true;
   }
-
-  void post_completion(request_handler_t h, std::error_code ec, bus_message msg) {
-    // The cancellation slot keeps our canceller, which only holds a weak reference and finds no
-    // request once this one completed; it is not cleared here because slots may only be touched
-    // from the thread that emits on them.
-    asio::post(executor, asio::append(std::move(h), ec, std::move(msg)));
-  }
-
-  void post_cancel_timer(clock::timer_id timer) {
-    asio::post(executor, [w = weak_from_this(), timer] {
-      if (auto c = w.lock()) {
-        std::lock_guard lock(c->req_mutex);
-        if (c->clock_ != nullptr) c->clock_->cancel(timer);
-      }
-    });
-  }
-
-  void start_request(bus_message&& msg, event_bus::duration timeout, request_handler_t h) {
-    const std::uint64_t id = next_correlation.fetch_add(1, std::memory_order_relaxed);
-    msg.reply_to = std::string(reply_inbox);
-    msg.correlation_id = id;
-    auto slot = asio::get_associated_cancellation_slot(h);
-    {
-      std::unique_lock lock(req_mutex);
-      if (closed.load(std::memory_order_acquire)) {
-        lock.unlock();
-        post_completion(std::move(h), errc::bus_closed, {});
-        return;
-      }
-      if (slot.is_connected()) {
-        slot.assign([w = weak_from_this(), id](asio::cancellation_type) {
-          if (auto c = w.lock()) {
-            c->complete_request(id, std::make_error_code(std::errc::operation_canceled), {}, false);
-          }
-        });
-      }
-      pending_request req{std::move(h)};
-      if (log->should_log(spdlog::level::warn)) {
-        req.address = msg.address;
-        req.event = msg.event.name;
-      }
-      requests.emplace(id, std::move(req));
-    }
-    if (auto ec = route(msg, nullptr)) {
-      complete_request(id, ec, {}, false);
-      return;
-    }
-    // The clock is only touched on the executor.
-    asio::post(executor, [w = weak_from_this(), id, timeout] {
-      if (auto c = w.lock()) c->arm_timer(id, timeout);
-    });
-  }
-
-  void arm_timer(std::uint64_t id, event_bus::duration timeout) {
-    std::lock_guard lock(req_mutex);
-    if (clock_ == nullptr) return;
-    auto it = requests.find(id);
-    if (it == requests.end()) return;  // answered already
-    it->second.timer = clock_->schedule(clock_->now() + timeout, [w = weak_from_this(), id] {
-      if (auto c = w.lock()) c->complete_request(id, errc::request_timeout, {}, true);
-    });
-    it->second.has_timer = true;
-  }
-
-  // ---- health, shutdown ----
-
-  bus_health health() const {
-    bus_health h;
-    h.running = !closed.load(std::memory_order_acquire);
-    h.unroutable = unroutable.load(std::memory_order_relaxed);
-    {
-      shared_guard lock(routes_mutex);
-      h.addresses = routes.size();
-      for (const auto& [address, subs] : routes) {
-        for (const auto& s : subs) {
-          subscription_health sh;
-          sh.id = s->id;
-          sh.address = s->address;
-          sh.overflow = s->opts.overflow;
-          sh.capacity = s->opts.capacity;
-          sh.backlog = s->ring.size();
-          sh.enqueued = s->ring.pushed();
-          sh.dropped = s->dropped.load(std::memory_order_relaxed);
-          sh.rejected = s->rejected.load(std::memory_order_relaxed);
-          sh.waiting_publishers = s->space_waiters.load(std::memory_order_relaxed);
-          h.subscriptions.push_back(std::move(sh));
-        }
-      }
-    }
-    std::sort(h.subscriptions.begin(), h.subscriptions.end(),
-              [](const auto& a, const auto& b) { return a.id < b.id; });
-    {
-      std::lock_guard lock(req_mutex);
-      h.pending_requests = requests.size();
-    }
-    return h;
-  }
-
-  void shutdown() {
-    if (closed.exchange(true, std::memory_order_acq_rel)) return;
-    std::size_t closed_subs = 0;
-    {
-      std::unique_lock lock(routes_mutex);
-      for (auto& [address, subs] : routes) {
-        for (auto& s : subs) s->close(close_reason::shutdown);
-        closed_subs += subs.size();
-      }
-    }
-    std::unordered_map<std::uint64_t, pending_request> pending;
-    {
-      std::lock_guard lock(req_mutex);
-      pending.swap(requests);
-    }
+  void on_shutdown(std::size_t subscriptions, std::size_t requests) {
     if (log->should_log(spdlog::level::info)) {
-      log->info("shutdown subscriptions={} pending_requests={} unroutable={}", closed_subs, pending.size(),
+      log->info("shutdown subscriptions={} pending_requests={} unroutable={}", subscriptions, requests,
                 unroutable.load(std::memory_order_relaxed));
     }
-    for (auto& [id, req] : pending) {
-      if (req.has_timer) post_cancel_timer(req.timer);
-      post_completion(std::move(req.handler), errc::bus_closed, {});
-    }
-  }
-
-  /// The bus is going away: the clock may be destroyed after this, so never touch it again.
-  void forget_clock() {
-    std::lock_guard lock(req_mutex);
-    clock_ = nullptr;
   }
 };
 
@@ -860,7 +441,7 @@ class channel_subscription final : public subscription {
       : subscription(s->id, s->address, s->opts), s_(std::move(s)), core_(std::move(core)) {}
 
   ~channel_subscription() override {
-    if (auto c = core_.lock()) c->unsubscribe(*s_);
+    if (auto c = core_.lock()) c->remove(*s_);
     s_->close(close_reason::unsubscribed);
     if (s_->log->should_log(spdlog::level::info)) {
       s_->log->info("unsubscribe subscription={} address={} backlog={} enqueued={} dropped={} rejected={}",

@@ -44,6 +44,16 @@ class backoff {
   unsigned step_ = 0;
 };
 
+/// Where an `mpmc_ring` keeps its slots by default: ordinary memory, aligned to a cache line.
+struct heap_ring_memory {
+  /// `bytes` aligned to `align`; throws `std::bad_alloc`.
+  void* allocate(std::size_t bytes, std::size_t align) { return ::operator new(bytes, std::align_val_t{align}); }
+  /// Frees what `allocate` returned.
+  void deallocate(void* p, std::size_t bytes, std::size_t align) noexcept {
+    ::operator delete(p, bytes, std::align_val_t{align});
+  }
+};
+
 /**
  * Bounded FIFO of exactly `capacity` elements (any capacity >= 1), safe for any number of
  * producers and consumers. The design is crossbeam's `ArrayQueue` (after Dmitry Vyukov's bounded
@@ -53,20 +63,22 @@ class backoff {
  *
  * A thread preempted between claiming a slot and publishing it makes the threads that need that
  * slot spin, then yield, until it resumes; otherwise no operation waits.
+ *
+ * `Memory` allocates the slots (`allocate(bytes, align)`, `deallocate(p, bytes, align)`), e.g. on
+ * a NUMA node (`xsn::advanced::detail::numa_ring`).
  */
-template <class T>
+template <class T, class Memory = heap_ring_memory>
 class mpmc_ring {
   // Elements are only ever constructed in place by a non-throwing constructor (never assigned),
   // so a claimed slot cannot be left half-written by an exception.
   static_assert(std::is_nothrow_destructible_v<T>);
 
  public:
-  /// A ring for `capacity` (>= 1) elements, allocated at once.
-  explicit mpmc_ring(std::size_t capacity)
-      : cap_(capacity < 1 ? 1 : capacity),
-        one_lap_(std::bit_ceil(cap_ + 1)),
-        slots_(std::make_unique<slot[]>(cap_)) {
-    for (std::size_t i = 0; i < cap_; ++i) slots_[i].stamp.store(i, std::memory_order_relaxed);
+  /// A ring for `capacity` (>= 1) elements, allocated at once from `memory`.
+  explicit mpmc_ring(std::size_t capacity, Memory memory = {})
+      : cap_(capacity < 1 ? 1 : capacity), one_lap_(std::bit_ceil(cap_ + 1)), memory_(std::move(memory)) {
+    slots_ = static_cast<slot*>(memory_.allocate(cap_ * sizeof(slot), alignof(slot)));
+    for (std::size_t i = 0; i < cap_; ++i) ::new (static_cast<void*>(slots_ + i)) slot(i);
   }
   ~mpmc_ring() {
     std::size_t h = head_.load(std::memory_order_relaxed);
@@ -76,6 +88,8 @@ class mpmc_ring {
       slots_[index].get()->~T();
       h = index + 1 < cap_ ? h + 1 : (h & ~(one_lap_ - 1)) + one_lap_;
     }
+    std::destroy_n(slots_, cap_);
+    memory_.deallocate(slots_, cap_ * sizeof(slot), alignof(slot));
   }
   mpmc_ring(const mpmc_ring&) = delete;
   mpmc_ring& operator=(const mpmc_ring&) = delete;
@@ -103,8 +117,9 @@ class mpmc_ring {
         }
         b.spin();
       } else if (stamp + one_lap_ == tail + 1) {
-        std::atomic_thread_fence(std::memory_order_seq_cst);
-        if (head_.load(std::memory_order_relaxed) + one_lap_ == tail) return false;  // full
+        // Sequentially consistent (not a fence, which ThreadSanitizer does not model): pairs with
+        // a consumer's CAS of the head followed by its check for waiting publishers.
+        if (head_.load(std::memory_order_seq_cst) + one_lap_ == tail) return false;  // full
         b.spin();
         tail = tail_.load(std::memory_order_relaxed);
       } else {
@@ -135,7 +150,6 @@ class mpmc_ring {
         }
         b.spin();
       } else if (stamp + one_lap_ == tail + 1) {
-        std::atomic_thread_fence(std::memory_order_seq_cst);
         // Full: the slot holds the oldest element. Take it from the consumers by moving the head
         // past it, then reuse the slot for `v`.
         std::size_t head = tail - one_lap_;
@@ -212,8 +226,7 @@ class mpmc_ring {
         b.spin();  // another consumer (or a drop-oldest producer) moved the head
       } else if (stamp == head) {
         if (!wait_for_claimed) return 0;
-        std::atomic_thread_fence(std::memory_order_seq_cst);
-        if (tail_.load(std::memory_order_relaxed) == head) return 0;  // empty
+        if (tail_.load(std::memory_order_seq_cst) == head) return 0;  // empty
         b.spin();  // a producer has claimed the slot and is writing it
         head = head_.load(std::memory_order_relaxed);
       } else {
@@ -236,6 +249,16 @@ class mpmc_ring {
     const std::size_t head = head_.load(std::memory_order_relaxed);
     return slots_[head & (one_lap_ - 1)].stamp.load(std::memory_order_acquire) == head + 1;
   }
+  /// As `front_ready`, but waits while the oldest slot is claimed and not yet written; false only
+  /// when the ring is empty.
+  bool wait_front_ready() const noexcept {
+    backoff b;
+    for (;;) {
+      if (front_ready()) return true;
+      if (empty()) return false;
+      b.snooze();
+    }
+  }
   /// Elements ever pushed (claimed slots included).
   std::uint64_t pushed() const noexcept { return count(tail_.load(std::memory_order_acquire)); }
   /// Elements ever taken out, popped or discarded.
@@ -255,7 +278,8 @@ class mpmc_ring {
   // Whole cache lines per slot: a producer writing one slot does not take the line a consumer is
   // reading the previous one from.
   struct alignas(64) slot {
-    std::atomic<std::size_t> stamp{0};
+    explicit slot(std::size_t s) noexcept : stamp(s) {}
+    std::atomic<std::size_t> stamp;
     alignas(T) unsigned char storage[sizeof(T)];
     T* get() noexcept { return std::launder(reinterpret_cast<T*>(storage)); }
   };
@@ -275,7 +299,8 @@ class mpmc_ring {
   alignas(128) std::atomic<std::size_t> tail_{0};
   alignas(128) const std::size_t cap_;
   const std::size_t one_lap_;
-  std::unique_ptr<slot[]> slots_;
+  [[no_unique_address]] Memory memory_;
+  slot* slots_ = nullptr;
 };
 
 }  // namespace xsn::detail

@@ -283,3 +283,54 @@ TEST_CASE("numa_event_bus: messages for pinned subscriptions wake their consumer
   f.settle();
   CHECK(last == xsn::errc::bus_closed);
 }
+
+TEST_CASE("numa_event_bus: every field crosses the packed ring, set or empty, into a reused message",
+          "[bus][numa]") {
+  fixture f;
+  auto sub = f.bus.subscribe_pinned("m", on_node(1, 2, xsn::overflow_policy::drop_oldest));
+  const std::string long_text(100, 'x');  // not a small string
+  static const int chart = 0;
+  auto full = msg("m", 1);
+  full.event.type = xsn::event_type::internal;
+  full.event.sendid = "s";
+  full.event.origin = long_text;
+  full.event.origintype = "t";
+  full.event.invokeid = long_text;
+  full.event.name_id = 7;
+  full.event.resolved_by = &chart;
+  full.reply_to = "r";
+  full.correlation_id = 9;
+  auto dropped = full;  // all rare fields set: discarded by drop_oldest below, so its strings must be freed
+  REQUIRE_FALSE(f.bus.publish(std::move(dropped)));
+  const auto sent = full;
+  REQUIRE_FALSE(f.bus.publish(std::move(full)));
+  CHECK(full.event.origin.empty());  // moved from
+  REQUIRE_FALSE(f.bus.publish(msg("m", 2)));  // full: the first copy goes
+  CHECK(f.bus.health().subscriptions.at(0).dropped == 1);
+
+  xsn::bus_message got = msg("other", 0);
+  got.event.origintype = long_text;
+  REQUIRE(sub->try_receive(got));
+  CHECK(got.address == "m");
+  CHECK(got.event.name == "e");
+  CHECK(got.event.type == xsn::event_type::internal);
+  CHECK(got.event.sendid == "s");
+  CHECK(got.event.origin == long_text);
+  CHECK(got.event.origintype == "t");
+  CHECK(got.event.invokeid == long_text);
+  CHECK(got.event.data == sent.event.data);
+  CHECK(got.event.name_id == 7);
+  CHECK(got.event.resolved_by == &chart);
+  CHECK(got.reply_to == "r");
+  CHECK(got.correlation_id == 9);
+  REQUIRE(sub->try_receive(got));  // into the same object: what the first left must be gone
+  CHECK(seq_of(got) == 2);
+  CHECK(got.event.type == xsn::event_type::external);
+  CHECK(got.event.sendid.empty());
+  CHECK(got.event.origin.empty());
+  CHECK(got.event.origintype.empty());
+  CHECK(got.event.invokeid.empty());
+  CHECK(got.reply_to.empty());
+  CHECK(got.correlation_id == 0);
+  CHECK_FALSE(sub->try_receive(got));
+}
