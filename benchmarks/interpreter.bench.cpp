@@ -2,6 +2,7 @@
 /// per iteration through `session::process` (the whole macrostep runs synchronously).
 #include "bench_checks.hpp"
 
+#include <xsn/model/builder.hpp>
 #include <xsn/parse/xstate.hpp>
 #include <xsn/runtime/implementations.hpp>
 #include <xsn/xsn.hpp>
@@ -181,9 +182,33 @@ void interpreter_xstate_parallel(benchmark::State& state) {
   state.SetItemsProcessed(events);
 }
 
+/// The toggle machine written with the C++ builder (`<xsn/model/builder.hpp>`): same model as
+/// `xstate_toggle`, so the same cost is expected.
+void interpreter_builder_toggle(benchmark::State& state) {
+  auto m = xsn::machine("toggle").initial("off")
+               .state("off", xsn::on("toggle", "on"))
+               .state("on", xsn::on("toggle", "off"))
+               .build();
+  if (!m) {
+    state.SkipWithError(m.error().message.c_str());
+    return;
+  }
+  xsn::session_options o;
+  o.make_datamodel = m->datamodel();
+  boost::asio::io_context ioc;
+  xsn::manual_clock clk;
+  xsn::session s(m->chart, ioc.get_executor(), clk, std::move(o));
+  s.start();
+  if (!drive(state, s, resolved_event(*m->chart, "toggle"))) return;
+  const auto events = static_cast<std::int64_t>(state.iterations());
+  xsn_bench::check_toggle(state, s.is_active(m->chart->find_state("toggle.on")), events);
+  state.SetItemsProcessed(events);
+}
+
 }  // namespace
 
 BENCHMARK(interpreter_toggle)->Name("interpreter/toggle");
 BENCHMARK(interpreter_parallel)->Name("interpreter/parallel");
 BENCHMARK(interpreter_xstate_toggle)->Name("interpreter/xstate_toggle");
 BENCHMARK(interpreter_xstate_parallel)->Name("interpreter/xstate_parallel");
+BENCHMARK(interpreter_builder_toggle)->Name("interpreter/builder_toggle");

@@ -1,10 +1,12 @@
-// `xsn trace`: one JSON line `{"value": <XState state value>, "status": ...}` after start and after
-// every step. Time is simulated from 0; `{"advance": MS}` moves it by MS and then processes the
-// delayed events that fell due, in due order (what XState's SimulatedClock.increment does).
+// `xsn trace`: one JSON line `{"value": <XState state value>, "status": ...}` (plus `tags`, sorted,
+// and the machine's `output` when there are any) after start and after every step. Time is
+// simulated from 0; `{"advance": MS}` moves it by MS and then processes the delayed events that
+// fell due, in due order (what XState's SimulatedClock.increment does).
 #include "trace.hpp"
 
 #include <xsn/parse/scxml.hpp>
 #include <xsn/parse/xstate.hpp>
+#include <xsn/runtime/actors.hpp>
 #include <xsn/runtime/implementations.hpp>
 #include <xsn/runtime/session.hpp>
 
@@ -23,9 +25,17 @@ namespace {
 constexpr int exit_usage = 64;
 constexpr int exit_load = 2;
 
-/// The implementations the differential corpus may name.
-implementations test_fixtures() {
+/// The implementations the differential corpus may name; `actors` is the root config's
+/// `fixtureActors` ({name: machine config}), child machines every machine of the tree may invoke.
+implementations test_fixtures(const value* actors = nullptr, int depth = 0) {
   implementations impl;
+  if (const auto* named = actors ? actors->if_object() : nullptr; named && depth < 4) {
+    for (const auto& [name, config] : *named) {
+      auto child = parse_xstate(boost::json::serialize(config), "fixtureActors/" + std::string(name));
+      if (!child) throw std::invalid_argument(child.errors.front().to_string());
+      impl.actor(std::string(name), actor_logic::machine(child.chart, test_fixtures(actors, depth + 1)));
+    }
+  }
   impl.guard("yes", [](const value&, const event&, const value&) { return true; });
   impl.guard("no", [](const value&, const event&, const value&) { return false; });
   impl.action("noop", [](value&, const event&, const value&) {});
@@ -174,7 +184,23 @@ int run_trace(const std::vector<std::string>& args, std::ostream& out, std::ostr
   }
   session_options opts;
   if (loaded.chart->semantics == chart_semantics::xstate) {
-    auto bound = bind(*loaded.chart, fixtures ? test_fixtures() : implementations{});
+    value config;  // the machine's own JSON, for its `fixtureActors`
+    if (fixtures) {
+      std::ifstream in(pos[0], std::ios::binary);
+      std::stringstream text;
+      text << in.rdbuf();
+      boost::system::error_code ec;
+      config = boost::json::parse(text.str(), ec);
+    }
+    const auto* named = config.is_object() ? config.as_object().if_contains("fixtureActors") : nullptr;
+    implementations impl;
+    try {
+      if (fixtures) impl = test_fixtures(named);
+    } catch (const std::exception& e) {
+      err << e.what() << "\n";
+      return exit_load;
+    }
+    auto bound = bind(*loaded.chart, impl);
     if (!bound) {
       err << pos[0] << ":1:1: " << bound.error().message << "\n";
       return exit_load;
@@ -196,7 +222,13 @@ int run_trace(const std::vector<std::string>& args, std::ostream& out, std::ostr
     // XState reports a failed machine with the value it had before the failing step.
     value v = status == "error" ? last_value : state_value_of(chart, [&](state_index x) { return s.is_active(x); });
     last_value = v;
-    out << boost::json::serialize(boost::json::object{{"value", std::move(v)}, {"status", status}}) << "\n";
+    boost::json::object rec{{"value", std::move(v)}, {"status", status}};
+    // XState's `snapshot.tags` (sorted: a set) and `snapshot.output`, when there are any.
+    auto tags = s.tags();
+    std::sort(tags.begin(), tags.end());
+    if (!tags.empty() && status != "error") rec["tags"] = boost::json::array(tags.begin(), tags.end());
+    if (auto o = s.output(); !o.is_null()) rec["output"] = std::move(o);
+    out << boost::json::serialize(rec) << "\n";
   };
   auto settle = [&] {
     ioc.restart();

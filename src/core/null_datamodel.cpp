@@ -1,4 +1,4 @@
-#include <xsn/runtime/datamodel.hpp>
+#include "null_datamodel.hpp"
 
 #include <cctype>
 
@@ -62,5 +62,7 @@ class null_datamodel final : public datamodel {
 }  // namespace
 
 std::unique_ptr<datamodel> make_null_datamodel() { return std::make_unique<null_datamodel>(); }
+
+bool detail::is_null_datamodel(const datamodel& dm) noexcept { return dynamic_cast<const null_datamodel*>(&dm) != nullptr; }
 
 }  // namespace xsn

@@ -10,7 +10,9 @@
 #include <xsn/parse/xstate.hpp>
 #include <xsn/runtime/implementations.hpp>
 
+#include "null_datamodel.hpp"
 #include "session_ext.hpp"
+#include "xstate_actors.hpp"
 #include "xstate_semantics.hpp"
 
 #include <boost/asio/post.hpp>
@@ -47,11 +49,13 @@ std::string value_text(const value& v) {
 /// Sessions of one tree (a root and its invoked children), by id, for `#_scxml_<id>` targets.
 struct registry {
   std::unordered_map<std::string, session::impl*> sessions;
+  /// XState actors by `systemId`: the session owning each as a child, and its id there.
+  std::unordered_map<std::string, std::pair<session::impl*, std::string>> system;
 };
 
 }  // namespace
 
-struct session::impl final : datamodel_host {
+struct session::impl final : datamodel_host, detail::actor_host {
   impl(session& self, std::shared_ptr<const statechart> chart, boost::asio::any_io_executor ex,
        xsn::clock& clk, std::shared_ptr<const session_options> opts)
       : self_(self), chart_(std::move(chart)), c_(*chart_), ex_(std::move(ex)), clock_(clk),
@@ -72,6 +76,17 @@ struct session::impl final : datamodel_host {
       if (auto it = opts_.actions.find(c_.native_actions[i]); it != opts_.actions.end()) natives_[i] = it->second;
     dm_ = opts_.make_datamodel ? opts_.make_datamodel() : make_datamodel(c_.datamodel, opts_.limits);
     if (!dm_) dm_ = make_null_datamodel();
+    xstate_ = c_.semantics == chart_semantics::xstate;
+    track_order_ = xstate_ && c_.has_eventless;
+    inspect_ = static_cast<bool>(opts_.inspect);
+    dm_reads_event_ = !detail::is_null_datamodel(*dm_);
+    borrows_event_ = xstate_context(*dm_) != nullptr;
+    quick_rtc_ = !c_.has_eventless && c_.invokes.empty() && opts_.microstep_budget > 0;
+    has_invokes_ = !c_.invokes.empty();
+    bookkeeping_ = has_histories_ || has_invokes_;
+    xstate_walk_ = xstate_ && c_.states.size() > 1 &&
+                   std::none_of(c_.hot_states.begin(), c_.hot_states.end(), [](const hot_state& h) { return h.flags & hot_state::childless; });
+    if (xstate_walk_) region_found_ = detail::bitset(c_.states.size());
   }
   ~impl() override { shutdown_resources(); }
 
@@ -102,6 +117,9 @@ struct session::impl final : datamodel_host {
 
   // ---- the algorithm ----
   void process_external(const event& ev);
+  /// Datamodels may keep a reference to the event they are given: when a macrostep ends (and its
+  /// external event with it), an empty event stands in until the next one.
+  void release_event();
   std::uint32_t resolve(const event& ev) const noexcept {
     if (ev.resolved_by == &c_) return ev.name_id;
     return ev.name_id < c_.names.size() && c_.names[ev.name_id] == ev.name ? ev.name_id : c_.find_name(ev.name);
@@ -113,9 +131,10 @@ struct session::impl final : datamodel_host {
   bool disjoint_domains() const;
   void exit_states();
   void record_history(state_index s);
-  void exit_one(state_index s);
+  void exit_one(state_index s) __attribute__((always_inline));
   void enter_states();
-  void enter_one(state_index s, bool by_default);
+  void enter_one(state_index s, bool by_default) __attribute__((always_inline));
+  void enter_content(state_index s, bool by_default);  // enter_one's executable content, done events
   void add_descendants(state_index s);
   void add_ancestors(state_index s, state_index anc);
   void effective_targets(const transition_node& t, std::vector<state_index>& out) const;
@@ -149,8 +168,22 @@ struct session::impl final : datamodel_host {
   void start_invokes();
   void invoke(const invoke_decl& inv, std::uint32_t index);
   void cancel_invokes(state_index s);
-  session& make_child(const std::string& invokeid, std::shared_ptr<const statechart> chart, std::uint32_t decl);
+  session& make_child(const std::string& invokeid, std::shared_ptr<const statechart> chart, std::uint32_t decl,
+                      datamodel_factory dm = {});
   std::shared_ptr<const statechart> child_chart(std::uint32_t decl, std::string& error);
+
+  // ---- XState actors (see xstate_actors.hpp) ----
+  void actor_send_to(const std::string& to, event ev) override;
+  void actor_send_parent(event ev) override;
+  std::string actor_spawn(std::shared_ptr<const bound_actor> logic, spawn_options opts) override;
+  void actor_stop_child(const std::string& id) override;
+  void actor_from_child(const std::string& id, event ev, bool final) override;
+  void invoke_xstate(std::uint32_t index);
+  std::string start_actor(std::shared_ptr<const bound_actor> logic, const std::string& id, const std::string& system_id,
+                          const value& input, std::uint32_t decl, const value* restore_from);
+  void remove_child(const std::string& id);
+  bool deliver_to_child(const std::string& id, event ev);
+  registry& ensure_registry();
 
   // ---- snapshots ----
   value snapshot();
@@ -162,11 +195,22 @@ struct session::impl final : datamodel_host {
 
   // ---- XState semantics (the rules themselves are in xstate_semantics.cpp) ----
   bool select_xstate(const event& ev, std::uint32_t name_id);
+  bool xstate_select_in(state_index s, const event& ev, std::uint32_t name_id);
+  void xstate_select_walk(const event& ev, std::uint32_t name_id);
+  /// The state's own transitions (XState: true when one was enabled, or the session failed).
+  bool xstate_select_own(state_index s, const event& ev, std::uint32_t name_id) __attribute__((always_inline));
   void xstate_enter_general();
   void xstate_final_entered(state_index s);
   bool xstate_in_final(state_index s) const;
   bool xstate_eventless_microstep();
-  std::vector<state_index> xstate_before_;  // configuration before an eventless microstep
+  void xstate_begin_microstep();
+  value xstate_output() const {  // XState getMachineOutput: the root's static `output` once done
+    const bool done = c_.semantics == chart_semantics::xstate && ended_ && !cancelled_ && !errored_ && c_.xstate;
+    return done ? c_.xstate->output : value();
+  }
+  void xstate_end_microstep();
+  std::vector<state_index> xstate_before_;  // xstate_order_ before the current microstep
+  bool xstate_same_nodes_ = false;          // the last microstep left the node set and history as they were
   std::vector<state_index> xstate_order_;   // active states in the order they were entered
   bool history_changed_ = false;
   void xstate_fail(const std::string& message);
@@ -212,6 +256,19 @@ struct session::impl final : datamodel_host {
   detail::fixed_vector<state_index> domains_;  // domains_[i]: of enabled_[i]
   detail::fixed_vector<std::uint32_t> order_;  // indices of enabled_ with a domain, by domain
   bool fast_ = false;
+  // Fixed for the session's life (chart and options are immutable): the per-state loops of a
+  // macrostep test these members instead of the chart's semantics or the options.
+  bool xstate_ = false;          // the chart runs by XState's rules
+  bool track_order_ = false;     // XState with eventless transitions: keep xstate_order_ (only they read it)
+  bool inspect_ = false;         // opts_.inspect is set
+  bool dm_reads_event_ = true;   // false for the null datamodel, whose set_event does nothing
+  bool borrows_event_ = false;   // the datamodel keeps a reference to the event (the xstate one)
+  bool quick_rtc_ = false;       // no eventless transitions, no invokes: an empty internal queue ends the macrostep
+  bool has_invokes_ = false;     // the chart has <invoke>s
+  bool bookkeeping_ = false;     // exits record history or invokes
+  event internal_event_;         // the internal event being processed (datamodels may keep a reference to it)
+  bool xstate_walk_ = false;     // XState selection bottom-up from the atomic states (no childless compound/parallel)
+  detail::bitset region_found_;  // xstate_select_walk: parallel states some region of which enabled a transition
   bool cancelled_ = false;  // stop() was called inside a macrostep
   bool disjoint_ = true;  // enabled_ has pairwise disjoint domains (set by select_transitions)
   detail::ring_queue<event> external_, internal_;  // bounded by opts_ capacities
@@ -228,7 +285,10 @@ struct session::impl final : datamodel_host {
   };
   struct child {
     std::unique_ptr<session> s;
-    std::uint32_t decl = npos;
+    std::uint32_t decl = npos;                    // npos: spawned (XState), not invoked
+    std::unique_ptr<detail::native_actor> actor;  // XState promise and callback actors
+    std::shared_ptr<const bound_actor> logic;     // XState actors: what was started (snapshots)
+    std::string system_id;                        // XState: registered under this systemId
   };
   /// What a simple machine never needs (history, late binding, invokes, delayed sends, conflict
   /// resolution, the general entry algorithm): allocated on first use, so that thousands of
@@ -248,6 +308,7 @@ struct session::impl final : datamodel_host {
     std::map<std::string, child> children_;
     impl* parent_ = nullptr;
     std::string invokeid_;  // our id in the parent
+    std::string error_;     // XState: why the session failed (for `xstate.error.actor.<id>`)
     std::shared_ptr<registry> registry_;
     std::unordered_map<std::string, value> data_overrides_;
     std::unique_ptr<detail::session_ext> ext_;  // inspection scratch, async_send waiters
@@ -375,6 +436,8 @@ void session::impl::shutdown_resources() {
   if (cold_->ext_) cold_->ext_->waiters.fail_all(ex_, std::make_error_code(std::errc::operation_canceled));
   for (auto& [key, p] : cold_->delayed_) clock_.cancel(p.timer);
   cold_->delayed_.clear();
+  for (auto& [cid, ch] : cold_->children_)
+    if (!ch.system_id.empty() && cold_->registry_) cold_->registry_->system.erase(ch.system_id);
   cold_->children_.clear();
   if (cold_->registry_) cold_->registry_->sessions.erase(id_);
 }
@@ -385,20 +448,28 @@ void session::impl::process_external(const event& ev) {
   const auto name_id = resolve(ev);
   in_macrostep_ = true;
   microsteps_ = 0;
-  dm_->set_event(ev);
-  if (opts_.inspect) [[unlikely]] inspect_received(ev);
+  if (dm_reads_event_) dm_->set_event(ev);
+  if (inspect_) [[unlikely]] inspect_received(ev);
   if (cold_ && !cold_->children_.empty()) handle_child_event(ev);
   if (select_transitions(&ev, name_id)) microstep();
-  run_to_completion();
+  // Without eventless transitions and invokes, an empty internal queue leaves run_to_completion nothing to do.
+  if (!quick_rtc_ || !internal_.empty()) run_to_completion();
   in_macrostep_ = false;
   if (opts_.on_macrostep) opts_.on_macrostep(self_);
   if (!running_) exit_interpreter(!cancelled_);
   if (cold_ && cold_->ext_) [[unlikely]] after_macrostep(ev);
+  if (borrows_event_) release_event();
+}
+
+void session::impl::release_event() {
+  static const event none;
+  dm_->set_event(none);
 }
 
 void session::impl::handle_child_event(const event& ev) {
   static std::map<std::string, child> no_children;  // never modified: stands for an absent cold_
   for (auto& [invokeid, ch] : cold_ ? cold_->children_ : no_children) {
+    if (ch.decl == npos) continue;  // spawned
     const auto& inv = c_.invokes[ch.decl];
     if (!config_.test(inv.parent)) continue;
     if (invokeid == ev.invokeid) execute(inv.finalize);
@@ -411,6 +482,10 @@ void session::impl::handle_child_event(const event& ev) {
   if (ev.name.rfind("done.invoke.", 0) == 0 && !ev.invokeid.empty()) {
     auto it = cold().children_.find(ev.invokeid);
     if (it != cold().children_.end() && it->second.s && !it->second.s->running()) cold().children_.erase(it);
+  } else if (!ev.invokeid.empty() && (ev.name.rfind("xstate.done.actor.", 0) == 0 || ev.name.rfind("xstate.error.actor.", 0) == 0)) {
+    auto it = cold().children_.find(ev.invokeid);  // XState: a finished actor leaves `children`
+    if (it != cold().children_.end() && (it->second.s ? !it->second.s->running() : !it->second.actor || it->second.actor->finished()))
+      remove_child(ev.invokeid);
   }
 }
 
@@ -425,15 +500,16 @@ void session::impl::run_to_completion() {
         return;
       }
       if (c_.has_eventless && eventless && select_transitions(nullptr, npos)) {
-        if (c_.semantics == chart_semantics::xstate) eventless = xstate_eventless_microstep();
+        if (xstate_) eventless = xstate_eventless_microstep();
         else microstep();
         continue;
       }
       if (internal_.empty()) break;
-      event ev = std::move(internal_.front());
+      internal_event_ = std::move(internal_.front());  // a member: the datamodel may keep a reference
       internal_.pop_front();
-      dm_->set_event(ev);
-      if (opts_.inspect) [[unlikely]] ext().current = ev;
+      const auto& ev = internal_event_;
+      if (dm_reads_event_) dm_->set_event(ev);
+      if (inspect_) [[unlikely]] ext().current = ev;
       if (select_transitions(&ev, resolve(ev))) microstep();
       eventless = true;
     }
@@ -446,12 +522,13 @@ void session::impl::run_to_completion() {
 bool session::impl::select_transitions(const event* ev, std::uint32_t name_id) {
   enabled_.clear();
   domains_.clear();
-  if (ev && c_.semantics == chart_semantics::xstate) return select_xstate(*ev, name_id);
+  if (ev && xstate_) return select_xstate(*ev, name_id);
   const auto* hs = c_.hot_states.data();
   const auto* ht = c_.hot_transitions.data();
   // A name that is no other name's token prefix can only match its own single descriptor.
   const bool exact_only = name_id != npos && c_.name_prefixes[name_id].size() == 1;
-  const auto visit = [&](state_index atomic) {
+  // Inlined into both loops below (called out of line, it cost SCXML charts 10% per event).
+  const auto visit = [&](state_index atomic) __attribute__((always_inline)) {
     if (!ev && !(hs[atomic].flags & hot_state::eventless_in_chain)) return;
     for (auto s = atomic; s != npos; s = hs[s].parent) {
       const auto first = hs[s].first_transition, last = first + hs[s].transition_count;
@@ -480,7 +557,7 @@ bool session::impl::select_transitions(const event* ev, std::uint32_t name_id) {
       }
     }
   };
-  if (c_.semantics == chart_semantics::xstate) {
+  if (xstate_) {
     // XState visits the atomic states in the order they became active (its `_nodes` set).
     for (auto a : xstate_order_)
       if (atomic_mask_.test(a)) visit(a);
@@ -588,11 +665,14 @@ void session::impl::microstep() {
     }
     std::sort(order_.begin(), order_.end(), [&](std::uint32_t a, std::uint32_t b) { return domains_[a] < domains_[b]; });
   }
+  // Only eventless microsteps read what these record (see track_order_).
+  if (track_order_) xstate_begin_microstep();
   exit_states();
   for (auto ti : enabled_)
     if (ht[ti].flags & hot_transition::body) execute(c_.transitions[ti].body);
   enter_states();
-  if (opts_.inspect) [[unlikely]] inspect_step();
+  if (track_order_) xstate_end_microstep();
+  if (inspect_) [[unlikely]] inspect_step();
 }
 
 void session::impl::record_history(state_index s) {
@@ -614,25 +694,26 @@ void session::impl::record_history(state_index s) {
   }
 }
 
-void session::impl::exit_one(state_index s) {
+inline void session::impl::exit_one(state_index s) {
   const auto flags = c_.hot_states[s].flags;
   if (flags & (hot_state::onexit | hot_state::invokes)) {
     for (const auto& block : c_.states[s].onexit) execute(block);
     if (flags & hot_state::invokes) cancel_invokes(s);
   }
   config_.reset(s);
-  if (c_.semantics == chart_semantics::xstate) std::erase(xstate_order_, s);
+  if (track_order_) std::erase(xstate_order_, s);
 }
 
 void session::impl::exit_states() {
-  const bool bookkeeping = has_histories_ || !c_.invokes.empty();
+  const bool bookkeeping = bookkeeping_;
   if (fast_) {  // disjoint ranges of the configuration
+    const auto* hs = c_.hot_states.data();
     if (bookkeeping)
       for (auto i : order_)
-        config_.for_each_in(domains_[i] + 1, c_.states[domains_[i]].subtree_end, [&](state_index s) { record_history(s); });
+        config_.for_each_in(domains_[i] + 1, hs[domains_[i]].subtree_end, [&](state_index s) { record_history(s); });
     for (auto k = order_.size(); k-- > 0;) {
       auto d = domains_[order_[k]];
-      config_.for_each_reverse_in(d + 1, c_.states[d].subtree_end, [&](state_index s) { exit_one(s); });
+      config_.for_each_reverse_in(d + 1, hs[d].subtree_end, [&](state_index s) { exit_one(s); });
     }
     return;
   }
@@ -655,7 +736,7 @@ void session::impl::enter_states() {
     }
     return;
   }
-  if (c_.semantics == chart_semantics::xstate) return xstate_enter_general();
+  if (xstate_) return xstate_enter_general();
   cold().entry_set_.ensure(c_.states.size());
   cold().default_entry_.ensure(c_.states.size());
   cold().entry_set_.clear();
@@ -678,43 +759,46 @@ void session::impl::enter_states() {
   cold().default_history_content_.clear();
 }
 
-void session::impl::enter_one(state_index s, bool by_default) {
+inline void session::impl::enter_one(state_index s, bool by_default) {
+  // XState may enter an active state again (a history default back to the source): `_nodes` is a set.
+  if (track_order_ && !config_.test(s)) xstate_order_.push_back(s);
   config_.set(s);
-  if (c_.semantics == chart_semantics::xstate) xstate_order_.push_back(s);
-  if (!c_.invokes.empty()) cold().to_invoke_.set(s);
+  if (has_invokes_) cold().to_invoke_.set(s);
   constexpr auto work = hot_state::onentry | hot_state::data | hot_state::final | hot_state::initial_body;
   if (!(c_.hot_states[s].flags & work) && (!cold_ || cold_->default_history_content_.empty())) return;
-  {
-    const auto& st = c_.states[s];
-    if (c_.binding == binding_mode::late && !cold().entered_once_[s]) {
-      cold().entered_once_[s] = true;
-      for (auto d : st.data) initialize_data(c_.data[d]);
-    }
-    for (const auto& block : st.onentry) execute(block);
-    if (by_default) execute(c_.transitions[st.initial].body);
-    for (auto& [state, ti] : cold().default_history_content_)
-      if (state == s) execute(c_.transitions[ti].body);
-    if (st.kind != state_kind::final_state) return;
-    if (c_.semantics == chart_semantics::xstate) return xstate_final_entered(s);
-    auto parent = st.parent;
-    if (parent == 0) {
-      running_ = false;
-      return;
-    }
-    event done(c_.states[parent].done_event, done_data(s));
-    done.type = event_type::platform;
-    done.name_id = c_.states[parent].done_name_id;
-    raise(std::move(done));
-    auto gp = c_.states[parent].parent;
-    if (gp != npos && c_.states[gp].kind == state_kind::parallel) {
-      bool all = std::all_of(c_.states[gp].children.begin(), c_.states[gp].children.end(),
-                             [&](state_index ch) { return in_final(ch); });
-      if (all) {
-        event gdone(c_.states[gp].done_event);
-        gdone.type = event_type::platform;
-        gdone.name_id = c_.states[gp].done_name_id;
-        raise(std::move(gdone));
-      }
+  enter_content(s, by_default);
+}
+
+void session::impl::enter_content(state_index s, bool by_default) {
+  const auto& st = c_.states[s];
+  if (c_.binding == binding_mode::late && !cold().entered_once_[s]) {
+    cold().entered_once_[s] = true;
+    for (auto d : st.data) initialize_data(c_.data[d]);
+  }
+  for (const auto& block : st.onentry) execute(block);
+  if (by_default) execute(c_.transitions[st.initial].body);
+  for (auto& [state, ti] : cold().default_history_content_)
+    if (state == s) execute(c_.transitions[ti].body);
+  if (st.kind != state_kind::final_state) return;
+  if (xstate_) return xstate_final_entered(s);
+  auto parent = st.parent;
+  if (parent == 0) {
+    running_ = false;
+    return;
+  }
+  event done(c_.states[parent].done_event, done_data(s));
+  done.type = event_type::platform;
+  done.name_id = c_.states[parent].done_name_id;
+  raise(std::move(done));
+  auto gp = c_.states[parent].parent;
+  if (gp != npos && c_.states[gp].kind == state_kind::parallel) {
+    bool all = std::all_of(c_.states[gp].children.begin(), c_.states[gp].children.end(),
+                           [&](state_index ch) { return in_final(ch); });
+    if (all) {
+      event gdone(c_.states[gp].done_event);
+      gdone.type = event_type::platform;
+      gdone.name_id = c_.states[gp].done_name_id;
+      raise(std::move(gdone));
     }
   }
 }
@@ -778,12 +862,16 @@ void session::impl::exit_interpreter(bool reached_final) {
   // A session that reached a top-level final state keeps reporting its final configuration.
   config_.for_each_reverse([&](state_index s) {
     if (errored_) return;  // XState: a failed machine keeps its configuration, runs no exit actions
+    if (!reached_final && c_.semantics == chart_semantics::xstate) return;  // so does a stopped one (actor.stop())
     for (const auto& block : c_.states[s].onexit) execute(block);
     if (!c_.states[s].invokes.empty()) cancel_invokes(s);
     if (!reached_final) config_.reset(s);
     if (reached_final && c_.states[s].kind == state_kind::final_state && c_.states[s].parent == 0)
       donedata = done_data(s);
   });
+  // XState: a machine that stops, finishes or fails stops all its children, spawned ones too.
+  if (c_.semantics == chart_semantics::xstate && cold_)
+    while (!cold_->children_.empty()) remove_child(cold_->children_.begin()->first);
   in_macrostep_ = false;
   if (cold_) {
     for (auto& [key, p] : cold_->delayed_) clock_.cancel(p.timer);
@@ -792,7 +880,10 @@ void session::impl::exit_interpreter(bool reached_final) {
   internal_.clear();
   external_.clear();
   if (cold_ && cold_->ext_) cold_->ext_->waiters.fail_queued(ex_, errc::not_running);
-  if (reached_final && cold_ && cold_->parent_) {
+  if (c_.semantics == chart_semantics::xstate && cold_ && cold_->parent_) {
+    if (reached_final) cold().parent_->enqueue_external(detail::actor_done_event(cold().invokeid_, c_.xstate->output));
+    else if (errored_) cold().parent_->enqueue_external(detail::actor_error_event(cold().invokeid_, value(cold().error_)));
+  } else if (reached_final && cold_ && cold_->parent_) {
     event done("done.invoke." + cold().invokeid_, donedata);
     done.type = event_type::external;
     done.invokeid = cold().invokeid_;
@@ -828,7 +919,7 @@ bool session::impl::execute(const action_block& block) {
 }
 
 bool session::impl::exec(const action& a) {
-  if (opts_.inspect) [[unlikely]] detail::inspect_action(opts_.inspect, inspection_base(), a);
+  if (inspect_) [[unlikely]] detail::inspect_action(opts_.inspect, inspection_base(), a);
   struct visitor {
     impl& self;
     source_location loc;
@@ -1109,6 +1200,7 @@ void session::impl::start_invokes() {
 }
 
 void session::impl::invoke(const invoke_decl& inv, std::uint32_t index) {
+  if (c_.semantics == chart_semantics::xstate) return invoke_xstate(index);
   std::string invokeid = inv.id;
   if (invokeid.empty()) invokeid = c_.states[inv.parent].id + "." + id_ + ".inv." + std::to_string(++send_counter_);
   if (inv.idlocation != npos) {
@@ -1158,8 +1250,9 @@ void session::impl::invoke(const invoke_decl& inv, std::uint32_t index) {
 }
 
 session& session::impl::make_child(const std::string& invokeid, std::shared_ptr<const statechart> chart,
-                                   std::uint32_t decl) {
+                                   std::uint32_t decl, datamodel_factory dm) {
   session_options o;
+  o.make_datamodel = std::move(dm);
   o.limits = opts_.limits;
   o.queue_capacity = opts_.queue_capacity;
   o.internal_queue_capacity = opts_.internal_queue_capacity;
@@ -1190,24 +1283,133 @@ void session::impl::cancel_invokes(state_index s) {
         ++it;
         continue;
       }
-      // A running child is cancelled: whatever it sent us, before or while stopping, is dropped.
-      // A child that already finished has nothing to cancel, and its done.invoke stays queued.
-      if (it->second.s && it->second.s->running()) {
-        it->second.s->stop();
-        const auto& id = it->first;
-        std::vector<std::size_t> dropped;  // positions, for async_send waiters
-        std::size_t pos = 0;
-        external_.remove_if([&](const event& e) {
-          const bool drop = e.invokeid == id;
-          if (drop) dropped.push_back(pos);
-          ++pos;
-          return drop;
-        });
-        if (cold().ext_) cold().ext_->waiters.removed(ex_, dropped);
-      }
-      it = cold().children_.erase(it);
+      const auto id = (it++)->first;
+      remove_child(id);
     }
   }
+}
+
+void session::impl::remove_child(const std::string& id) {
+  auto it = cold().children_.find(id);
+  if (it == cold().children_.end()) return;
+  auto& ch = it->second;
+  // A running child is cancelled: whatever it sent us, before or while stopping, is dropped.
+  // A child that already finished has nothing to cancel, and its done.invoke stays queued.
+  if (ch.s ? ch.s->running() : ch.actor && !ch.actor->finished()) {
+    if (ch.s) ch.s->stop();
+    std::vector<std::size_t> dropped;  // positions, for async_send waiters
+    std::size_t pos = 0;
+    external_.remove_if([&](const event& e) {
+      const bool drop = e.invokeid == id;
+      if (drop) dropped.push_back(pos);
+      ++pos;
+      return drop;
+    });
+    if (cold().ext_) cold().ext_->waiters.removed(ex_, dropped);
+  }
+  if (!ch.system_id.empty() && cold().registry_) cold().registry_->system.erase(ch.system_id);
+  cold().children_.erase(it);  // a native actor runs its cleanup, a promise is cancelled
+}
+
+// ============================ XState actors ============================
+
+registry& session::impl::ensure_registry() {
+  if (!cold().registry_) {
+    cold().registry_ = std::make_shared<registry>();
+    cold().registry_->sessions[id_] = this;
+  }
+  return *cold().registry_;
+}
+
+void session::impl::invoke_xstate(std::uint32_t index) {
+  const auto* b = detail::xstate_bound(*dm_);
+  const auto& site = c_.xstate->invokes[index];
+  if (!b || site.src >= b->actors.size() || !b->actors[site.src])
+    return raise_error("error.execution", "invoke '" + site.id + "': actor '" + c_.xstate->actor_names[site.src] + "' is not provided");
+  auto err = start_actor(b->actors[site.src], site.id, site.system_id, site.input, index, nullptr);
+  if (!err.empty()) raise_error("error.execution", "invoke '" + site.id + "': " + err);
+}
+
+std::string session::impl::start_actor(std::shared_ptr<const bound_actor> logic, const std::string& id,
+                                       const std::string& system_id, const value& input, std::uint32_t decl,
+                                       const value* restore_from) {
+  if (cold().children_.count(id)) return "an actor with id '" + id + "' already exists";
+  auto& reg = ensure_registry();
+  if (!system_id.empty() && reg.system.count(system_id)) return "an actor with systemId '" + system_id + "' already exists";
+  const auto* machine = std::get_if<actor_logic::machine_logic>(&logic->logic.kind);
+  if (machine) {
+    auto& child_session = make_child(id, machine->chart, decl, xstate_datamodel(logic->bound));
+    if (!restore_from) detail::xstate_set_input(child_session.datamodel(), input, machine->context);
+  } else {
+    cold().children_[id].decl = decl;
+  }
+  auto& slot = cold().children_[id];
+  slot.logic = logic;
+  slot.system_id = system_id;
+  if (!system_id.empty()) reg.system[system_id] = {this, id};
+  if (machine && restore_from) {
+    if (!slot.s->impl_->restore(*restore_from)) return {};
+    remove_child(id);
+    return "its snapshot does not fit";
+  }
+  if (machine) {
+    slot.s->start();
+    return {};
+  }
+  slot.actor = detail::make_native_actor(logic->logic, ex_, *this, id, input);
+  slot.actor->start();
+  return {};
+}
+
+bool session::impl::deliver_to_child(const std::string& id, event ev) {
+  auto it = cold().children_.find(id);
+  if (it == cold().children_.end()) return false;
+  auto& ch = it->second;
+  if (ch.s && ch.s->running() && !ch.s->impl_->enqueue_external(std::move(ev)))
+    throw std::runtime_error("the queue of actor '" + id + "' is full");
+  if (ch.actor && !ch.actor->finished()) ch.actor->receive(ev);
+  return true;  // a child that has finished drops it, as in XState
+}
+
+void session::impl::actor_send_to(const std::string& to, event ev) {
+  ev.type = event_type::external;
+  ev.origin = "#_scxml_" + id_;
+  if (cold().children_.count(to)) {
+    deliver_to_child(to, std::move(ev));
+    return;
+  }
+  if (cold().registry_) {
+    auto it = cold().registry_->system.find(to);
+    if (it != cold().registry_->system.end() && it->second.first->deliver_to_child(it->second.second, std::move(ev))) return;
+  }
+  throw std::runtime_error("no actor '" + to + "' (neither a child's id nor a systemId)");
+}
+
+void session::impl::actor_send_parent(event ev) {
+  if (!cold().parent_) throw std::runtime_error("sendParent: this machine has no parent");
+  ev.type = event_type::external;
+  ev.origin = "#_scxml_" + id_;
+  ev.invokeid = cold().invokeid_;
+  auto* parent = cold().parent_;
+  if (!parent->enqueue_external(std::move(ev)) && parent->running_)
+    throw std::runtime_error("sendParent: the parent's queue is full");
+}
+
+std::string session::impl::actor_spawn(std::shared_ptr<const bound_actor> logic, spawn_options opts) {
+  std::string id = opts.id.empty() ? id_ + ".spawn." + std::to_string(++send_counter_) : std::move(opts.id);
+  auto err = start_actor(std::move(logic), id, opts.system_id, opts.input, npos, nullptr);
+  if (!err.empty()) throw std::runtime_error("spawn: " + err);
+  return id;
+}
+
+void session::impl::actor_stop_child(const std::string& id) {
+  if (cold_) remove_child(id);
+}
+
+void session::impl::actor_from_child(const std::string& id, event ev, bool) {
+  ev.type = event_type::external;
+  ev.invokeid = id;
+  enqueue_external(std::move(ev));  // dropped when the session has ended or its queue is full
 }
 
 // ============================ snapshots ============================
@@ -1296,6 +1498,7 @@ value session::impl::snapshot() {
   boost::json::object o;
   o["status"] = status_text();
   o["value"] = state_value(0);
+  if (auto out = xstate_output(); !out.is_null()) o["output"] = std::move(out);
   boost::json::array configuration;
   config_.for_each([&](state_index s) { configuration.emplace_back(c_.states[s].id); });
   o["configuration"] = std::move(configuration);
@@ -1335,6 +1538,16 @@ value session::impl::snapshot() {
   boost::json::object children;
   static std::map<std::string, child> no_children;  // never modified: stands for an absent cold_
   for (auto& [invokeid, ch] : cold_ ? cold_->children_ : no_children) {
+    if (ch.logic) {  // an XState actor: `snapshot`, `src`, `systemId`, and the invoke's index
+      boost::json::object e{{"src", ch.logic->name}};
+      if (ch.s) e["snapshot"] = ch.s->impl_->snapshot();
+      else e["snapshot"] = boost::json::object{{"status", ch.actor && !ch.actor->finished() ? "active" : "done"},
+                                               {"input", ch.actor ? ch.actor->input() : value()}};
+      if (!ch.system_id.empty()) e["systemId"] = ch.system_id;
+      if (ch.decl != npos) e["invoke"] = ch.decl;
+      children[invokeid] = std::move(e);
+      continue;
+    }
     if (!ch.s) continue;
     // XState's entry (`snapshot`, `src`) plus the invoke declaration's index.
     const auto& inv = c_.invokes[ch.decl];
@@ -1461,7 +1674,40 @@ std::error_code session::impl::restore(const value& snap) {
   }
   struct child_in { std::string invokeid; std::uint32_t decl; const value* snap; std::shared_ptr<const statechart> chart; };
   std::vector<child_in> kids;
-  if (const auto* ch = o->if_contains("children")) {
+  struct actor_in { std::string id; std::shared_ptr<const bound_actor> logic; std::uint32_t decl; const value* snap; std::string system_id; value input; };
+  std::vector<actor_in> actors_in;
+  if (const auto* ch = o->if_contains("children"); ch && c_.semantics == chart_semantics::xstate) {
+    if (!ch->is_object()) return bad("`children` is not an object");
+    const auto* b = detail::xstate_bound(*dm_);
+    for (const auto& [key, entry] : ch->as_object()) {
+      const std::string id(key);
+      const auto* eo = entry.if_object();
+      const auto* src = eo ? eo->if_contains("src") : nullptr;
+      const auto* sn = eo ? eo->if_contains("snapshot") : nullptr;
+      if (!src || !src->is_string() || !sn || !sn->is_object())
+        return bad("`children`: '" + id + "' needs `src` (a string) and `snapshot` (an object)");
+      auto logic = b ? detail::find_bound_actor(*b, src->as_string()) : nullptr;
+      if (!logic) return bad("`children`: '" + id + "': actor '" + std::string(src->as_string()) + "' is not provided");
+      actor_in in{id, logic, npos, sn, {}, nullptr};
+      if (const auto* d = eo->if_contains("invoke")) {
+        if (!d->is_int64() || d->as_int64() < 0 || static_cast<std::uint64_t>(d->as_int64()) >= c_.invokes.size() ||
+            c_.invokes[static_cast<std::size_t>(d->as_int64())].src != src->as_string())
+          return bad("`children`: `invoke` of '" + id + "' is no invoke of this chart with that `src`");
+        in.decl = static_cast<std::uint32_t>(d->as_int64());
+      }
+      if (const auto* sid = eo->if_contains("systemId")) {
+        if (!sid->is_string()) return bad("`children`: `systemId` of '" + id + "' is not a string");
+        in.system_id = std::string(sid->as_string());
+      }
+      const auto* st = sn->as_object().if_contains("status");
+      if (st && !st->is_string()) return bad("`children`: the `status` of '" + id + "' is not a string");
+      const bool native = !std::holds_alternative<actor_logic::machine_logic>(logic->logic.kind);
+      if (native && st && st->as_string() != "active") continue;  // finished: its done event is queued, if still due
+      if (const auto* input = sn->as_object().if_contains("input")) in.input = *input;
+      actors_in.push_back(std::move(in));
+    }
+  }
+  if (const auto* ch = o->if_contains("children"); ch && c_.semantics != chart_semantics::xstate) {
     if (!ch->is_object()) return bad("`children` is not an object");
     for (const auto& [invokeid, entry] : ch->as_object()) {
       const auto* eo = entry.if_object();
@@ -1515,11 +1761,24 @@ std::error_code session::impl::restore(const value& snap) {
     if (had_registry) cold().registry_->sessions[id_] = this;
     return bad("child '" + k.invokeid + "' does not fit");
   }
+  for (auto& k : actors_in) {  // XState actors: machines restored, promise and callback actors restarted
+    if (status != "active") break;
+    auto err = start_actor(k.logic, k.id, k.system_id, k.input, k.decl, k.snap);
+    if (err.empty()) continue;
+    for (auto& [cid, c] : cold().children_)
+      if (!c.system_id.empty()) cold().registry_->system.erase(c.system_id);
+    cold().children_.clear();
+    if (had_registry) cold().registry_->sessions.erase(id_);
+    else cold().registry_.reset();
+    id_ = old_id;
+    if (had_registry) cold().registry_->sessions[id_] = this;
+    return bad("child '" + k.id + "': " + err);
+  }
   started_ = true;
   if (const auto* sc = o->if_contains("sendCounter"); sc && sc->is_int64()) send_counter_ = static_cast<std::uint64_t>(sc->as_int64());
   config_ = config;
   xstate_order_.clear();
-  if (c_.semantics == chart_semantics::xstate) config_.for_each([&](state_index x) { xstate_order_.push_back(x); });
+  if (track_order_) config_.for_each([&](state_index x) { xstate_order_.push_back(x); });
   for (auto& [h, states] : history) {
     cold().history_[h] = std::move(states);
     cold().has_history_[h] = true;
@@ -1585,20 +1844,8 @@ void session::impl::async_send(event ev, detail::macrostep_handler h) {
 // ============================ XState semantics ============================
 
 bool session::impl::select_xstate(const event& ev, std::uint32_t name_id) {
-  detail::xstate_select(c_, config_, ev.name, name_id, [this](transition_index ti) {
-    const auto& h = c_.hot_transitions[ti];
-    if (h.cond != npos) {
-      auto r = dm_->eval_bool(h.cond);
-      if (!r) raise_error("error.execution", r.error().message);
-      if (!r || errored_) return true;  // stop looking: the session has failed
-      if (!*r) return false;
-    }
-    if (std::find(enabled_.begin(), enabled_.end(), ti) == enabled_.end()) {
-      enabled_.push_back(ti);
-      domains_.push_back(h.flags & hot_transition::history_target ? dynamic_domain(c_.transitions[ti]) : h.domain);
-    }
-    return true;
-  });
+  if (xstate_walk_) xstate_select_walk(ev, name_id);
+  else if (c_.states.size() > 1) xstate_select_in(1, ev, name_id);
   if (errored_) {
     enabled_.clear();
     domains_.clear();
@@ -1609,10 +1856,79 @@ bool session::impl::select_xstate(const event& ev, std::uint32_t name_id) {
   return !enabled_.empty();
 }
 
+inline bool session::impl::xstate_select_own(state_index s, const event& ev, std::uint32_t name_id) {
+  const auto& hs = c_.hot_states[s];
+  const auto* ht = c_.hot_transitions.data();
+  for (auto ti = hs.first_transition, last = ti + hs.transition_count; ti != last; ++ti) {
+    const auto& h = ht[ti];
+    if (h.event != name_id &&
+        (h.event == hot_transition::eventless_marker || !c_.matches_slow(c_.transitions[ti], ev.name, name_id)))
+      continue;
+    if (h.cond != npos) {
+      auto r = dm_->eval_bool(h.cond);
+      if (!r) raise_error("error.execution", r.error().message);
+      if (!r || errored_) return true;  // stop looking: the session has failed
+      if (!*r) continue;
+    }
+    // Each state is asked once per event, so no transition is enabled twice.
+    enabled_.push_back(ti);
+    domains_.push_back(h.flags & hot_transition::history_target ? dynamic_domain(c_.transitions[ti]) : h.domain);
+    return true;
+  }
+  return false;
+}
+
+// XState's transition selection, StateNode.next over the active tree, read from the packed
+// tables: a state's own transitions in document order after its children; a compound state is asked
+// only when its active child found nothing, a parallel one only when none of its regions did.
+bool session::impl::xstate_select_in(state_index s, const event& ev, std::uint32_t name_id) {
+  const auto* hs = c_.hot_states.data();
+  constexpr auto nested = hot_state::compound | hot_state::parallel;
+  const auto flags = hs[s].flags;
+  if (flags & nested) {
+    // Children are consecutive subtrees; the active ones are those in the configuration (all the
+    // regions of an active parallel state, one child of a compound one; never a history state).
+    bool found = false;
+    for (auto ch = s + 1, end = hs[s].subtree_end; ch < end; ch = hs[ch].subtree_end) {
+      if (!config_.test(ch)) continue;
+      const bool r = hs[ch].flags & nested ? xstate_select_in(ch, ev, name_id) : xstate_select_own(ch, ev, name_id);
+      found = r || found;
+      if (!(flags & hot_state::parallel)) break;
+    }
+    if (found) return true;
+  }
+  return xstate_select_own(s, ev, name_id);
+}
+
+// The same selection without recursion, when every active compound or parallel state has an active
+// child: XState's depth-first recursion asks the states in post-order, which is the order of the
+// active atomic states (document order), each followed by the ancestors it completes. A compound
+// state is asked when its child found nothing; a parallel one when its last region is done and no
+// region found anything.
+void session::impl::xstate_select_walk(const event& ev, std::uint32_t name_id) {
+  const auto* hs = c_.hot_states.data();
+  config_.for_each_and(atomic_mask_, [&](state_index a) {
+    bool found = xstate_select_own(a, ev, name_id);
+    for (auto n = a; n > 1; n = hs[n].parent) {  // up to the machine's root, state 1
+      const auto p = hs[n].parent;
+      if (hs[p].flags & hot_state::parallel) {
+        if (found) region_found_.set(p);
+        if (!(hs[n].flags & hot_state::last_region)) return;  // p's later regions come next
+        found = region_found_.test(p);
+        region_found_.reset(p);
+      }
+      if (!found) found = xstate_select_own(p, ev, name_id);
+    }
+  });
+}
+
 void session::impl::xstate_enter_general() {
   auto& entry = cold().entry_set_;
+  auto& defaults = cold().default_entry_;
   entry.ensure(c_.states.size());
   entry.clear();
+  defaults.ensure(c_.states.size());
+  defaults.clear();
   const detail::history_lookup stored = [this](state_index h, std::vector<state_index>& out) {
     if (!has_histories_ || !cold().has_history_[h]) return false;
     out.insert(out.end(), cold().history_[h].begin(), cold().history_[h].end());
@@ -1624,26 +1940,32 @@ void session::impl::xstate_enter_general() {
     if (t.targets.empty()) continue;
     targets.clear();
     effective_targets(t, targets);
-    detail::xstate_entry_set(c_, t, domain_of(t), targets, stored, entry);
+    detail::xstate_entry_set(c_, t, domain_of(t), targets, stored, entry, &defaults);
   }
-  entry.for_each([&](state_index s) { enter_one(s, false); });
+  entry.for_each([&](state_index s) { enter_one(s, defaults.test(s)); });
 }
 
 bool session::impl::xstate_eventless_microstep() {
   // XState stops selecting eventless transitions after one that left the snapshot as it was
-  // (same configuration, no history recorded) until the next internal event.
+  // (same node set, no history recorded) until the next internal event.
   // Native actions change the context in place: a changed context counts as a new snapshot.
-  xstate_before_.clear();
-  config_.for_each([&](state_index s) { xstate_before_.push_back(s); });
-  history_changed_ = false;
   value* context = xstate_context(*dm_);
   const value context_before = context ? *context : value();
   microstep();
-  if (history_changed_ || (context && *context != context_before)) return true;
-  std::size_t i = 0;
-  bool same = true;
-  config_.for_each([&](state_index s) { same = same && i < xstate_before_.size() && xstate_before_[i++] == s; });
-  return !(same && i == xstate_before_.size());
+  return !xstate_same_nodes_ || (context && *context != context_before);
+}
+
+void session::impl::xstate_begin_microstep() {
+  xstate_before_ = xstate_order_;
+  history_changed_ = false;
+}
+
+void session::impl::xstate_end_microstep() {
+  // XState microstep: a node set equal to the previous one (and no history recorded) keeps the old
+  // snapshot, so its `_nodes` keep their old order even when states were exited and re-entered.
+  xstate_same_nodes_ = !history_changed_ && xstate_order_.size() == xstate_before_.size() &&
+                       std::all_of(xstate_before_.begin(), xstate_before_.end(), [&](state_index s) { return config_.test(s); });
+  if (xstate_same_nodes_) xstate_order_.swap(xstate_before_);
 }
 
 bool session::impl::xstate_in_final(state_index s) const {
@@ -1683,6 +2005,7 @@ void session::impl::xstate_final_entered(state_index s) {
 
 void session::impl::xstate_fail(const std::string& message) {
   if (errored_) return;
+  if (cold_ && cold_->parent_) cold_->error_ = message;
   errored_ = true;
   running_ = false;
   cancelled_ = true;
@@ -1739,6 +2062,36 @@ std::vector<state_index> session::configuration() const {
   impl_->config_.for_each([&](state_index s) { out.push_back(s); });
   return out;
 }
+
+std::vector<std::string> session::tags() const {
+  std::vector<std::string> out;
+  impl_->config_.for_each([&](state_index s) {
+    for (const auto& t : impl_->c_.states[s].tags)
+      if (std::find(out.begin(), out.end(), t) == out.end()) out.push_back(t);
+  });
+  return out;
+}
+
+bool session::has_tag(std::string_view tag) const {
+  bool found = false;
+  impl_->config_.for_each([&](state_index s) {
+    const auto& tags = impl_->c_.states[s].tags;
+    found = found || std::find(tags.begin(), tags.end(), tag) != tags.end();
+  });
+  return found;
+}
+
+value session::meta() const {
+  boost::json::object out;
+  const auto* p = impl_->c_.xstate.get();
+  if (p)
+    impl_->config_.for_each([&](state_index s) {
+      if (s < p->meta.size() && !p->meta[s].is_null()) out[impl_->c_.states[s].id] = p->meta[s];
+    });
+  return out;
+}
+
+value session::output() const { return impl_->xstate_output(); }
 
 std::vector<std::string> session::active_atomic_states() const {
   std::vector<std::string> out;

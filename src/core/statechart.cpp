@@ -234,6 +234,12 @@ void statechart::build_hot_tables() {
     if (!s.invokes.empty()) f |= hot_state::invokes;
     if (!s.data.empty()) f |= hot_state::data;
     if (s.kind == state_kind::final_state) f |= hot_state::final;
+    if (s.kind == state_kind::compound) f |= hot_state::compound;
+    if (s.kind == state_kind::parallel) f |= hot_state::parallel;
+    if ((s.kind == state_kind::compound || s.kind == state_kind::parallel) && s.children.empty()) f |= hot_state::childless;
+    if (s.parent != npos && states[s.parent].kind == state_kind::parallel && !states[s.parent].children.empty() &&
+        states[s.parent].children.back() == i)
+      f |= hot_state::last_region;
     if (s.eventless_in_chain) f |= hot_state::eventless_in_chain;
     if (s.initial != npos && !transitions[s.initial].body.empty()) f |= hot_state::initial_body;
     h.flags = f;

@@ -4,6 +4,8 @@
 
 #include <xsn/parse/xstate.hpp>
 
+#include "xstate_actors.hpp"
+
 #include <boost/json/parse.hpp>
 
 #include <optional>
@@ -12,6 +14,7 @@
 namespace xsn {
 
 action_scope::~action_scope() = default;
+context_holder::~context_holder() = default;
 
 implementations& implementations::action(std::string name, action_fn fn) {
   actions_[std::move(name)] = std::move(fn);
@@ -32,6 +35,7 @@ implementations& implementations::provide(const implementations& other) {
   for (const auto& [k, v] : other.actions_) actions_[k] = v;
   for (const auto& [k, v] : other.guards_) guards_[k] = v;
   for (const auto& [k, v] : other.delays_) delays_[k] = v;
+  for (const auto& [k, v] : other.actors_) actors_[k] = v;
   return *this;
 }
 const action_fn* implementations::find_action(const std::string& name) const {
@@ -64,6 +68,7 @@ std::optional<eval_error> first_unbound(const xstate_program& p) {
   if (!p.action_names.empty()) return eval_error{"action '" + p.action_names.front() + "' is not provided"};
   if (!p.guard_names.empty()) return eval_error{"guard '" + p.guard_names.front() + "' is not provided"};
   if (!p.delay_names.empty()) return eval_error{"delay '" + p.delay_names.front() + "' is not provided"};
+  if (!p.actor_names.empty()) return eval_error{"actor '" + p.actor_names.front() + "' is not provided"};
   return std::nullopt;
 }
 
@@ -76,10 +81,23 @@ class xstate_dm final : public datamodel, public action_scope {
     c_ = &chart;
     host_ = &host;
     p_ = chart.xstate.get();
-    event_ = event("xstate.init");
+    init_event_ = event("xstate.init");
+    event_ = &init_event_;
     if (!p_) return eval_error{"the xstate datamodel runs XState charts only"};
     context_ = p_->context;
+    actors_ = dynamic_cast<detail::actor_host*>(&host);
+    if (has_input_) {
+      init_event_.data = boost::json::object{{"input", input_}};
+      if (context_fn_) {
+        try {
+          context_ = context_fn_(input_);
+        } catch (const std::exception& ex) {
+          return eval_error{std::string("the context from input threw: ") + ex.what()};
+        }
+      }
+    }
     if (b_ && b_->program != p_) return eval_error{"implementations were bound to another chart"};
+    if (b_ && b_->make_context && !(typed_ = b_->make_context())) return eval_error{"the typed context could not be made"};
     if (!b_) {
       if (auto e = first_unbound(*p_)) return *e;
     }
@@ -105,7 +123,7 @@ class xstate_dm final : public datamodel, public action_scope {
     const auto& r = p_->exprs[e];
     if (r.kind != xstate_program::expr_kind::delay) return eval_error{"not a delay: " + c_->expressions[e].text};
     try {
-      auto ms = b_->delays[r.index](context_, event_);
+      auto ms = typed_ ? b_->typed_delays[r.index](typed_->get(), *event_) : b_->delays[r.index](context_, *event_);
       if (ms.count() < 0) return eval_error{"delay '" + p_->delay_names[r.index] + "' is negative"};
       return std::to_string(ms.count()) + "ms";
     } catch (const std::exception& ex) {
@@ -117,10 +135,12 @@ class xstate_dm final : public datamodel, public action_scope {
   result<void> run_script(expr_index e) override {
     if (!ready_) return not_ready();
     const auto& r = p_->exprs[e];
+    if (r.kind == xstate_program::expr_kind::actor_action) return actor_action(p_->actor_actions[r.index], e);
     if (r.kind != xstate_program::expr_kind::action) return eval_error{"not an action: " + c_->expressions[e].text};
     const auto& site = p_->actions[r.index];
     try {
-      b_->actions[site.name](context_, event_, site.params, *this);
+      if (typed_) b_->typed_actions[site.name](typed_->get(), *event_, site.params, *this);
+      else b_->actions[site.name](context_, *event_, site.params, *this);
     } catch (const std::exception& ex) {
       return eval_error{"action '" + p_->action_names[site.name] + "' threw: " + ex.what()};
     } catch (...) {
@@ -131,14 +151,18 @@ class xstate_dm final : public datamodel, public action_scope {
   result<void> foreach(expr_index, expr_index, expr_index, const std::function<bool()>&) override {
     return eval_error{"foreach is not part of XState charts"};
   }
-  void set_event(const event& ev) override { event_ = ev; }
+  // Keeps a reference, not a copy (copying every event cost a quarter of an XState macrostep):
+  // the session keeps `ev` alive until its next `set_event`, and passes an empty event when the
+  // macrostep ends (`session::impl::release_event`).
+  void set_event(const event& ev) override { event_ = &ev; }
   value content_value(std::string_view text) override {
     boost::system::error_code ec;
     auto v = boost::json::parse(text, ec);
     return ec ? value(std::string(text)) : v;
   }
-  value save() override { return context_; }
+  value save() override { return typed_ ? typed_->save() : context_; }
   result<void> restore(const value& saved) override {
+    if (typed_) return typed_->restore(saved);
     context_ = saved;
     return {};
   }
@@ -146,6 +170,23 @@ class xstate_dm final : public datamodel, public action_scope {
     if (!host_ || !host_->raise_internal(std::move(ev))) throw std::runtime_error("raise: the session cannot take the event");
   }
   value& context() noexcept { return context_; }
+  const bound_implementations* bound() const noexcept { return b_.get(); }
+  void set_input(value input, context_from_input_fn f) {
+    has_input_ = true;
+    input_ = std::move(input);
+    context_fn_ = std::move(f);
+  }
+
+  // ---- actors (action_scope) ----
+  void send_to(const std::string& to, event ev) override { host_actors().actor_send_to(to, std::move(ev)); }
+  void send_parent(event ev) override { host_actors().actor_send_parent(std::move(ev)); }
+  std::string spawn(const std::string& src, spawn_options opts) override {
+    auto logic = b_ ? detail::find_bound_actor(*b_, src) : nullptr;
+    if (!logic) throw std::runtime_error("spawn: actor '" + src + "' is not provided");
+    return host_actors().actor_spawn(std::move(logic), std::move(opts));
+  }
+  void stop_child(const std::string& id) override { host_actors().actor_stop_child(id); }
+  context_holder* typed() noexcept { return typed_.get(); }
 
  private:
   result<bool> guard(std::uint32_t n) {
@@ -154,7 +195,7 @@ class xstate_dm final : public datamodel, public action_scope {
     switch (g.kind) {
       case op::call:
         try {
-          return b_->guards[g.name](context_, event_, g.params);
+          return typed_ ? b_->typed_guards[g.name](typed_->get(), *event_, g.params) : b_->guards[g.name](context_, *event_, g.params);
         } catch (const std::exception& ex) {
           return eval_error{"guard '" + p_->guard_names[g.name] + "' threw: " + ex.what()};
         }
@@ -179,6 +220,36 @@ class xstate_dm final : public datamodel, public action_scope {
     return false;
   }
 
+  detail::actor_host& host_actors() {
+    if (!actors_) throw std::runtime_error("this session does not run actors");
+    return *actors_;
+  }
+  result<void> actor_action(const xstate_program::actor_action& a, expr_index e) {
+    using op = xstate_program::actor_action::op;
+    try {
+      switch (a.kind) {
+        case op::send_to: send_to(a.to, event(a.event, a.data)); break;
+        case op::send_parent: send_parent(event(a.event, a.data)); break;
+        case op::forward_to: {
+          event copy(event_->name, event_->data);
+          send_to(a.to, std::move(copy));
+          break;
+        }
+        case op::stop_child: stop_child(a.to); break;
+        case op::spawn_child: {
+          const auto& site = p_->spawns[a.site];
+          if (!b_ || site.src >= b_->actors.size() || !b_->actors[site.src])
+            throw std::runtime_error("actor '" + p_->actor_names[site.src] + "' is not provided");
+          host_actors().actor_spawn(b_->actors[site.src], spawn_options{site.id, site.system_id, site.input});
+          break;
+        }
+      }
+    } catch (const std::exception& ex) {
+      return eval_error{c_->expressions[e].text + ": " + ex.what()};
+    }
+    return {};
+  }
+
   static eval_error not_ready() { return eval_error{"the xstate datamodel is not set up (see the setup error)"}; }
 
   std::shared_ptr<const bound_implementations> b_;
@@ -187,7 +258,13 @@ class xstate_dm final : public datamodel, public action_scope {
   const xstate_program* p_ = nullptr;
   datamodel_host* host_ = nullptr;
   value context_;
-  event event_;
+  detail::actor_host* actors_ = nullptr;  // the session, when it runs actors
+  bool has_input_ = false;                // a child machine: `input_` given by its parent
+  value input_;
+  context_from_input_fn context_fn_;
+  std::unique_ptr<context_holder> typed_;  // set for typed-context charts instead of `context_`
+  event init_event_;                    // `xstate.init` (with the input of a child machine)
+  const event* event_ = &init_event_;   // the current event (see `set_event`)
 };
 
 }  // namespace
@@ -200,6 +277,7 @@ result<std::shared_ptr<const bound_implementations>> bind(const statechart& char
   if (auto e = resolve(p.action_names, b->actions, "action", [&](const std::string& n) { return impl.find_action(n); })) return *e;
   if (auto e = resolve(p.guard_names, b->guards, "guard", [&](const std::string& n) { return impl.find_guard(n); })) return *e;
   if (auto e = resolve(p.delay_names, b->delays, "delay", [&](const std::string& n) { return impl.find_delay(n); })) return *e;
+  if (auto e = detail::bind_actors(p, impl, *b)) return *e;
   return std::shared_ptr<const bound_implementations>(std::move(b));
 }
 
@@ -213,7 +291,25 @@ datamodel_factory xstate_datamodel(std::shared_ptr<const bound_implementations> 
 
 value* xstate_context(datamodel& dm) noexcept {
   auto* x = dynamic_cast<xstate_dm*>(&dm);
-  return x ? &x->context() : nullptr;
+  return x && !x->typed() ? &x->context() : nullptr;
+}
+
+context_holder* xstate_typed_context(datamodel& dm) noexcept {
+  auto* x = dynamic_cast<xstate_dm*>(&dm);
+  return x ? x->typed() : nullptr;
 }
 
 }  // namespace xsn
+
+namespace xsn::detail {
+
+const bound_implementations* xstate_bound(datamodel& dm) noexcept {
+  auto* x = dynamic_cast<xstate_dm*>(&dm);
+  return x ? x->bound() : nullptr;
+}
+
+void xstate_set_input(datamodel& dm, value input, context_from_input_fn context) {
+  if (auto* x = dynamic_cast<xstate_dm*>(&dm)) x->set_input(std::move(input), std::move(context));
+}
+
+}  // namespace xsn::detail

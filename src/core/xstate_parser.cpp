@@ -204,11 +204,19 @@ class xstate_builder {
   void add_after(state_index s, const object& after, const std::string& ptr);
   action_block actions(const value* v, const std::string& ptr);
   void action_use(const value& v, const std::string& ptr, action_block& out);
+  // ---- actors (invoke, built-in actor actions) ----
+  void add_invokes(state_index s, const value& v, const std::string& ptr);
+  bool actor_site_of(const object& o, const std::string& ptr, xstate_program::actor_site& site);
+  bool actor_action_use(const std::string& type, const object& o, const std::string& ptr, action_block& out);
+  bool event_of(const object& o, const std::string& ptr, xstate_program::actor_action& a);
+  std::unordered_map<std::string, std::uint32_t> actor_ids_;
+  std::unordered_map<std::string, std::string> invoke_ids_;  // invoke id -> pointer of its first use
   std::uint32_t slot(std::vector<std::string>& names, std::unordered_map<std::string, std::uint32_t>& ids,
                      const std::string& name);
   expr_index add_expr(std::string text, xstate_program::expr_kind kind, std::uint32_t index, const std::string& ptr);
   std::uint32_t intern(const std::string& name);
   void check_common(const object& cfg, const std::string& ptr);
+  void keep_common(state_index s, const object& cfg);
 
   // ---- pass 2 ----
   void resolve_initial(const pending_initial& p);
@@ -264,6 +272,21 @@ void xstate_builder::check_common(const object& cfg, const std::string& ptr) {
   }
 }
 
+void xstate_builder::keep_common(state_index s, const object& cfg) {
+  auto& st = c_->states[s];
+  if (auto* d = cfg.if_contains("description"); d && d->is_string()) st.description = std::string(d->as_string());
+  if (auto* t = cfg.if_contains("tags")) {
+    if (t->is_string()) st.tags.emplace_back(t->as_string());
+    else if (t->is_array())
+      for (const auto& x : t->as_array())
+        if (x.is_string()) st.tags.emplace_back(x.as_string());
+  }
+  if (auto* m = cfg.if_contains("meta")) {
+    if (p_->meta.size() <= s) p_->meta.resize(s + 1);
+    p_->meta[s] = *m;
+  }
+}
+
 std::shared_ptr<statechart> xstate_builder::build(const value& root) {
   c_ = std::make_shared<statechart>();
   p_ = std::make_shared<xstate_program>();
@@ -300,6 +323,7 @@ std::shared_ptr<statechart> xstate_builder::build(const value& root) {
   for (const auto& p : pending_) resolve_transition(p);
   for (state_index s = 0; s < c_->states.size(); ++s) order_transitions(s);
   if (!errors_.empty()) return nullptr;
+  p_->meta.resize(c_->states.size());
   c_->xstate = p_;
   c_->finalize();
   return c_;
@@ -325,6 +349,7 @@ state_index xstate_builder::add_state(const value& v, state_index parent, const 
   }
   const auto& cfg = v.as_object();
   check_common(cfg, ptr);
+  keep_common(index, cfg);
   if (auto* id = cfg.if_contains("id"); id && index != 1) {
     if (!id->is_string() || id->as_string().empty()) error(ptr + "/id", "'id' must be a non-empty string");
     else c_->states[index].id = std::string(id->as_string()), c_->states[index].explicit_id = true;
@@ -333,7 +358,6 @@ state_index xstate_builder::add_state(const value& v, state_index parent, const 
   if (auto [it, inserted] = ids_.emplace(c_->states[index].id, index); !inserted)
     error(ptr + (cfg.contains("id") ? "/id" : ""), "duplicate state id '" + c_->states[index].id + "'");
   if (cfg.contains("cond")) error(ptr + "/cond", "'cond' is XState v4; use 'guard' on a transition");
-  if (cfg.contains("invoke")) error(ptr + "/invoke", "'invoke' is not supported yet (actors are not implemented)");
   if (index != 1 && cfg.contains("context")) error(ptr + "/context", "'context' belongs to the machine (the root), not to a state");
   const object* states = nullptr;
   if (auto* s = cfg.if_contains("states")) {
@@ -364,7 +388,7 @@ state_index xstate_builder::add_state(const value& v, state_index parent, const 
     }
     c_->states[index].history = h;
     if (has_children) error(ptr + "/states", "a history state cannot have child states");
-    for (const char* k : {"on", "entry", "exit", "after", "always", "onDone"})
+    for (const char* k : {"on", "entry", "exit", "after", "always", "onDone", "invoke"})
       if (cfg.contains(k)) error(ptr + "/" + k, std::string("a history state cannot have '") + k + "'");
     histories_.push_back({index, cfg.if_contains("target"), ptr});
     c_->states[index].subtree_end = index + 1;
@@ -402,6 +426,7 @@ state_index xstate_builder::add_state(const value& v, state_index parent, const 
   c_->states[index].onentry.push_back(actions(cfg.if_contains("entry"), ptr + "/entry"));
   c_->states[index].onexit.push_back(actions(cfg.if_contains("exit"), ptr + "/exit"));
   add_transitions(index, cfg, ptr);
+  if (auto* inv = cfg.if_contains("invoke")) add_invokes(index, *inv, ptr + "/invoke");
   if (c_->states[index].onentry.back().empty()) c_->states[index].onentry.pop_back();
   if (c_->states[index].onexit.back().empty()) c_->states[index].onexit.pop_back();
   return index;
@@ -432,6 +457,7 @@ void xstate_builder::action_use(const value& v, const std::string& ptr, action_b
       return;
     }
     name = std::string(type->as_string());
+    if (actor_action_use(name, o, ptr, out)) return;
     if (auto* p = o.if_contains("params")) params = *p;
   } else {
     error(ptr, "an action must be a name or an object {\"type\": name, \"params\": ...}");
@@ -554,6 +580,141 @@ transition_index xstate_builder::add_transition(state_index s, const std::string
   c_->states[s].transitions.push_back(p.t);
   pending_.push_back(std::move(p));
   return pending_.back().t;
+}
+
+// ---- actors ----
+
+void xstate_builder::add_invokes(state_index s, const value& v, const std::string& ptr) {
+  std::vector<std::pair<const value*, std::string>> list;
+  if (v.is_array()) {
+    for (std::size_t i = 0; i < v.as_array().size(); ++i) list.emplace_back(&v.as_array()[i], ptr + "/" + std::to_string(i));
+  } else {
+    list.emplace_back(&v, ptr);
+  }
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    const auto& [iv, iptr] = list[i];
+    if (!iv->is_object()) {
+      error(iptr, "an invoke must be an object {\"src\": name, ...}");
+      continue;
+    }
+    const auto& o = iv->as_object();
+    xstate_program::actor_site site;
+    if (!actor_site_of(o, iptr, site)) continue;
+    if (o.contains("onSnapshot")) error(iptr + "/onSnapshot", "'onSnapshot' is not supported yet");
+    if (site.id.empty()) site.id = std::to_string(i) + "." + c_->states[s].id;  // XState's createInvokeId
+    if (auto [it, inserted] = invoke_ids_.emplace(site.id, iptr); !inserted) {
+      error(iptr, "duplicate invoke id '" + site.id + "'");
+      continue;
+    }
+    invoke_decl d;
+    d.type = "xstate";
+    d.src = p_->actor_names[site.src];
+    d.id = site.id;
+    d.parent = s;
+    d.loc = at(iptr);
+    c_->states[s].invokes.push_back(static_cast<std::uint32_t>(c_->invokes.size()));
+    c_->invokes.push_back(std::move(d));
+    if (auto* done = o.if_contains("onDone")) add_transition_list(s, "xstate.done.actor." + site.id, *done, iptr + "/onDone", false);
+    if (auto* err = o.if_contains("onError")) add_transition_list(s, "xstate.error.actor." + site.id, *err, iptr + "/onError", false);
+    p_->invokes.push_back(std::move(site));
+  }
+}
+
+bool xstate_builder::actor_site_of(const object& o, const std::string& ptr, xstate_program::actor_site& site) {
+  auto* src = o.if_contains("src");
+  if (!src) {
+    error(ptr, "'src' is required: the name of actor logic provided to the implementations");
+    return false;
+  }
+  if (src->is_object()) {
+    error(ptr + "/src", "inline actor logic is not supported; name it and provide it with implementations::actor");
+    return false;
+  }
+  if (!src->is_string() || src->as_string().empty()) {
+    error(ptr + "/src", "'src' must be a non-empty string (an actor name)");
+    return false;
+  }
+  bool ok = true;
+  auto text = [&](const char* key, std::string& out) {
+    auto* x = o.if_contains(key);
+    if (!x) return;
+    if (!x->is_string() || x->as_string().empty()) {
+      error(ptr + "/" + key, std::string("'") + key + "' must be a non-empty string");
+      ok = false;
+    } else {
+      out = std::string(x->as_string());
+    }
+  };
+  text("id", site.id);
+  text("systemId", site.system_id);
+  if (auto* in = o.if_contains("input")) site.input = *in;
+  if (!ok) return false;
+  site.src = slot(p_->actor_names, actor_ids_, std::string(src->as_string()));
+  return true;
+}
+
+bool xstate_builder::event_of(const object& o, const std::string& ptr, xstate_program::actor_action& a) {
+  auto* ev = o.if_contains("event");
+  if (ev && ev->is_string() && !ev->as_string().empty()) {
+    a.event = std::string(ev->as_string());
+    return true;
+  }
+  const value* type = ev && ev->is_object() ? ev->as_object().if_contains("type") : nullptr;
+  if (!type || !type->is_string() || type->as_string().empty()) {
+    error(ev ? ptr + "/event" : ptr, "'event' must be an event name or an object with a non-empty string 'type'");
+    return false;
+  }
+  a.event = std::string(type->as_string());
+  boost::json::object data = ev->as_object();
+  data.erase("type");
+  if (!data.empty()) a.data = std::move(data);
+  return true;
+}
+
+bool xstate_builder::actor_action_use(const std::string& type, const object& o, const std::string& ptr, action_block& out) {
+  using op = xstate_program::actor_action::op;
+  std::string_view t = type;
+  if (t.rfind("xstate.", 0) == 0) t.remove_prefix(7);
+  xstate_program::actor_action a;
+  if (t == "sendTo") a.kind = op::send_to;
+  else if (t == "sendParent") a.kind = op::send_parent;
+  else if (t == "forwardTo") a.kind = op::forward_to;
+  else if (t == "stopChild") a.kind = op::stop_child;
+  else if (t == "spawnChild") a.kind = op::spawn_child;
+  else return false;
+  auto target = [&](const char* key) {
+    auto* x = o.if_contains(key);
+    if (!x || !x->is_string() || x->as_string().empty()) {
+      error(x ? ptr + "/" + key : ptr, "'" + std::string(t) + "' needs '" + key + "': a non-empty string (a child id or systemId)");
+      return false;
+    }
+    a.to = std::string(x->as_string());
+    return true;
+  };
+  bool ok = true;
+  switch (a.kind) {
+    case op::send_to: ok = target("to") && event_of(o, ptr, a); break;
+    case op::send_parent: ok = event_of(o, ptr, a); break;
+    case op::forward_to: ok = target("to"); break;
+    case op::stop_child: ok = target("id"); break;
+    case op::spawn_child: {
+      xstate_program::actor_site site;
+      ok = actor_site_of(o, ptr, site);
+      if (ok) {
+        a.site = static_cast<std::uint32_t>(p_->spawns.size());
+        p_->spawns.push_back(std::move(site));
+      }
+      break;
+    }
+  }
+  if (!ok) return true;  // reported; the use is dropped
+  p_->actor_actions.push_back(std::move(a));
+  action act;
+  act.op = script_action{add_expr("action " + std::string(t), xstate_program::expr_kind::actor_action,
+                                  static_cast<std::uint32_t>(p_->actor_actions.size() - 1), ptr)};
+  act.loc = at(ptr);
+  out.push_back(std::move(act));
+  return true;
 }
 
 // ---- pass 2 ----
@@ -740,7 +901,13 @@ void xstate_builder::resolve_initial(const pending_initial& p) {
   }
   const value* key = p.initial;
   std::string kptr = p.ptr + "/initial";
-  if (p.initial->is_object()) key = p.initial->as_object().if_contains("target"), kptr += "/target";
+  const value* initial_actions = nullptr;
+  if (p.initial->is_object()) {
+    const auto& o = p.initial->as_object();
+    if (auto* d = o.if_contains("description"); d && !d->is_string()) error(kptr + "/description", "'description' must be a string");
+    key = o.if_contains("target"), kptr += "/target";
+    initial_actions = o.if_contains("actions");
+  }
   if (!key || !key->is_string()) {
     error(kptr, "'initial' must be the key of a child state");
     return;
@@ -755,6 +922,8 @@ void xstate_builder::resolve_initial(const pending_initial& p) {
   transition_node t;
   t.source = p.s;
   t.targets.push_back(target);
+  // XState runs these when the state is entered by default (its initial child is not targeted).
+  t.body = actions(initial_actions, p.ptr + "/initial/actions");
   c_->transitions.push_back(std::move(t));
   c_->states[p.s].initial = static_cast<transition_index>(c_->transitions.size() - 1);
 }
@@ -766,7 +935,12 @@ void xstate_builder::resolve_history(const pending_history& p) {
   if (!p.target || p.target->is_null()) {
     // XState: the parent's initial state, or the parallel parent itself.
     if (c_->states[parent].kind == state_kind::parallel) t.targets.push_back(parent);
-    else if (c_->states[parent].initial != npos) t.targets = c_->transitions[c_->states[parent].initial].targets;
+    else if (c_->states[parent].initial != npos) {
+      // XState: the parent's initial transition itself (entering through it runs the parent's
+      // `initial` actions); a copy with the parent as its source says so.
+      t.targets = c_->transitions[c_->states[parent].initial].targets;
+      t.source = parent;
+    }
   } else {
     std::vector<std::pair<const value*, std::string>> list;
     if (p.target->is_array())

@@ -47,12 +47,13 @@ namespace {
 
 class entry_builder {
  public:
-  entry_builder(const statechart& c, const history_lookup& h, bitset& entry) : c_(c), history_(h), entry_(entry) {}
+  entry_builder(const statechart& c, const history_lookup& h, bitset& entry, bitset* defaults)
+      : c_(c), history_(h), entry_(entry), defaults_(defaults) {}
 
   void transition(const transition_node& t, state_index domain, const std::vector<state_index>& effective) {
     const auto src = t.source;
     for (auto s : t.targets) {
-      if (c_.states[s].kind != state_kind::history && (s != src || domain != src || t.reenter)) add(s);
+      if (c_.states[s].kind != state_kind::history && (s != src || domain != src || t.reenter)) add(s), by_default(s);
       descendants(s);
     }
     // A root transition with `reenter` re-enters every ancestor (XState: no reentrancy domain).
@@ -70,6 +71,10 @@ class entry_builder {
   void add(state_index s) {
     if (s != 0) entry_.set(s);
   }
+  // XState's statesForDefaultEntry: states whose `initial` actions run when they are entered.
+  void by_default(state_index s) {
+    if (defaults_ && s != 0 && c_.states[s].kind == state_kind::compound && c_.states[s].initial != npos) defaults_->set(s);
+  }
   bool has_descendant(state_index s) const { return entry_.any_in(s + 1, c_.states[s].subtree_end); }
   void descendants(state_index s) {
     const auto& st = c_.states[s];
@@ -78,6 +83,9 @@ class entry_builder {
       if (!history_(s, stored)) {
         if (st.initial == npos) return;
         stored = c_.transitions[st.initial].targets;
+        // The loader gives a history state without target a copy of the parent's initial
+        // transition, with the parent as its source.
+        if (c_.transitions[st.initial].source == st.parent) by_default(st.parent);
       }
       for (auto x : stored) {
         add(x);
@@ -90,13 +98,14 @@ class entry_builder {
       const auto& targets = c_.transitions[st.initial].targets;
       if (targets.empty()) return;
       auto init = targets.front();
-      if (c_.states[init].kind != state_kind::history) add(init);
+      if (c_.states[init].kind != state_kind::history) add(init), by_default(init);
       descendants(init);
       proper_ancestors(init, s);
     } else if (st.kind == state_kind::parallel) {
       for (auto ch : st.children)
         if (!has_descendant(ch)) {
           add(ch);
+          by_default(ch);
           descendants(ch);
         }
     }
@@ -121,17 +130,19 @@ class entry_builder {
   const statechart& c_;
   const history_lookup& history_;
   bitset& entry_;
+  bitset* defaults_;
 };
 
 }  // namespace
 
 void xstate_entry_set(const statechart& c, const transition_node& t, state_index domain,
-                      const std::vector<state_index>& effective_targets, const history_lookup& history, bitset& entry) {
-  entry_builder(c, history, entry).transition(t, domain, effective_targets);
+                      const std::vector<state_index>& effective_targets, const history_lookup& history, bitset& entry,
+                      bitset* defaults) {
+  entry_builder(c, history, entry, defaults).transition(t, domain, effective_targets);
 }
 
 void xstate_finalize_transitions(statechart& c) {
-  bitset entry(c.states.size());
+  bitset entry(c.states.size()), defaults(c.states.size());
   bool used_history = false;
   history_lookup none = [&](state_index, std::vector<state_index>&) {
     used_history = true;
@@ -144,11 +155,12 @@ void xstate_finalize_transitions(statechart& c) {
     if (t.targets.empty() || t.history_target || t.source == npos) continue;
     t.domain = xstate_domain(c, t, t.targets);
     entry.clear();
+    defaults.clear();
     used_history = false;
-    xstate_entry_set(c, t, t.domain, t.targets, none, entry);
+    xstate_entry_set(c, t, t.domain, t.targets, none, entry, &defaults);
     if (used_history) continue;
     t.static_entry = true;
-    entry.for_each([&](state_index s) { t.entry.emplace_back(s, false); });
+    entry.for_each([&](state_index s) { t.entry.emplace_back(s, defaults.test(s)); });
   }
 }
 

@@ -230,7 +230,7 @@ TEST_CASE("xstate_parser: bad configs are located errors") {
       {"{\"initial\": \"a\", \"states\": {\"a\": {\"id\": 4}}}", "'id' must be a non-empty string", "1:41"},
       {"{\"initial\": \"a\", \"states\": {\"a\": {\"tags\": [1]}}}", "'tags' must be a string or an array", "1:43"},
       {"{\"initial\": \"a\", \"states\": {\"a\": {\"description\": false}}}", "'description' must be a string", "1:50"},
-      {"{\"initial\": \"a\", \"states\": {\"a\": {\"invoke\": {\"src\": \"x\"}}}}", "'invoke' is not supported yet", "1:45"},
+      {"{\"initial\": \"a\", \"states\": {\"a\": {\"invoke\": {\"src\": 5}}}}", "'src' must be a non-empty string", "1:53"},
       {"{\"initial\": \"a\", \"states\": {\"a\": {\"on\": {\"E\": {\"target\": \"a\", \"cond\": \"g\"}}}}}", "'cond' is XState v4", "1:71"},
       {"{\"initial\": \"a\", \"states\": {\"a\": {\"context\": {}}}}", "'context' belongs to the machine", "1:46"},
       {"{\"initial\": \"a\", \"states\": {\"a\": {\"type\": \"final\", \"on\": {\"E\": \"a\"}}}}", "a final state cannot have 'on'", "1:58"},
@@ -320,4 +320,39 @@ TEST_CASE("xstate_parser: load_document reads .json files as XState machines") {
   REQUIRE_FALSE(missing);
   CHECK(contains(missing.errors.front().to_string(), "cannot read file"));
   std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("xstate_parser: tags, meta, description and initial actions are kept") {
+  auto r = xsn::parse_xstate(R"({"id": "m", "initial": {"target": "a", "actions": ["go", {"type": "log", "params": {"n": 1}}]},
+    "tags": "top", "description": "the machine", "meta": {"v": 1}, "states": {
+    "a": {"tags": ["t1", "t2"], "description": "state a", "meta": [1, 2]}, "b": {}}})", "m.json");
+  INFO((r.errors.empty() ? std::string() : r.errors.front().to_string()));
+  REQUIRE(r);
+  const auto& c = *r.chart;
+  const auto root = c.find_state("m"), a = c.find_state("m.a"), b = c.find_state("m.b");
+  REQUIRE(root != xsn::npos);
+  CHECK(c.states[root].tags == std::vector<std::string>{"top"});
+  CHECK(c.states[root].description == "the machine");
+  CHECK(c.states[a].tags == std::vector<std::string>{"t1", "t2"});
+  CHECK(c.states[a].description == "state a");
+  CHECK(c.states[b].tags.empty());
+  REQUIRE(c.xstate);
+  REQUIRE(c.xstate->meta.size() == c.states.size());
+  CHECK(boost::json::serialize(c.xstate->meta[root]) == R"({"v":1})");
+  CHECK(boost::json::serialize(c.xstate->meta[a]) == "[1,2]");
+  CHECK(c.xstate->meta[b].is_null());
+  const auto& init = c.transitions[c.states[root].initial];
+  CHECK(init.body.size() == 2);
+}
+
+TEST_CASE("xstate_parser: a bad initial object is a located error") {
+  auto e = first_error(R"({"initial": {"target": "a", "actions": [5]}, "states": {"a": {}}})");
+  CHECK(contains(e, "an action must be a name"));
+  CHECK(contains(e, "/initial/actions/0"));
+  e = first_error(R"({"initial": {"target": "a", "description": 3}, "states": {"a": {}}})");
+  CHECK(contains(e, "'description' must be a string"));
+  e = first_error(R"({"initial": {"actions": "x"}, "states": {"a": {}}})");
+  CHECK(contains(e, "'initial' must be the key"));
+  e = first_error(R"({"initial": {"target": "zz"}, "states": {"a": {}}})");
+  CHECK(contains(e, "initial state 'zz' is not a child"));
 }

@@ -345,3 +345,100 @@ TEST_CASE("xstate_semantics: xstate.init is the event of the initial entry actio
   machine m(R"({"initial": "a", "entry": "record_event", "states": {"a": {}}})");
   CHECK(m.take_log() == "xstate.init null");
 }
+
+TEST_CASE("xstate_semantics: initial transition actions run when a state is entered by default") {
+  machine m(R"({"id": "m", "initial": {"target": "p", "actions": "a"}, "entry": "enter", "states": {
+    "p": {"entry": "b", "initial": {"target": "x", "actions": [{"type": "c"}]}, "on": {"OUT": "q", "HIST": "q.h"},
+          "states": {"x": {}, "y": {}}},
+    "q": {"initial": {"target": "q1", "actions": "act"}, "on": {"BACK": "p", "DEEP": "#m.p.y"},
+          "states": {"q1": {}, "h": {"type": "history"}}}}})");
+  CHECK(m.take_log() == "enter a b c");  // entry, then the state's initial actions, outside in
+  // (The expected logs are what XState 5.33.3 logs for the same machine and events.)
+  m.send("HIST");  // nothing stored yet: the history's default is q's own initial transition
+  CHECK(m.value() == R"({"q":"q1"})");
+  CHECK(m.take_log() == "act");
+  m.send("BACK");
+  CHECK(m.take_log() == "b c");
+  m.send("OUT");
+  CHECK(m.take_log() == "act");
+  m.send("DEEP");  // p's child is targeted: p's initial actions do not run
+  CHECK(m.value() == R"({"p":"y"})");
+  CHECK(m.take_log() == "b");
+  m.send("HIST");  // restored from history: q is not entered by default
+  CHECK(m.value() == R"({"q":"q1"})");
+  CHECK(m.take_log().empty());
+}
+
+TEST_CASE("xstate_semantics: tags, meta and description of the active states") {
+  machine m(R"({"id": "m", "initial": "a", "tags": "root", "states": {
+    "a": {"tags": ["x", "y"], "meta": {"color": "red"}, "description": "first", "on": {"GO": "b"}},
+    "b": {"tags": "y", "meta": 7}}})");
+  CHECK(m.s->tags() == std::vector<std::string>{"root", "x", "y"});
+  CHECK(m.s->has_tag("x"));
+  CHECK_FALSE(m.s->has_tag("z"));
+  CHECK(boost::json::serialize(m.s->meta()) == R"({"m.a":{"color":"red"}})");
+  CHECK(m.chart->states[m.chart->find_state("m.a")].description == "first");
+  CHECK(m.chart->states[m.chart->find_state("m.b")].description.empty());
+  m.send("GO");
+  CHECK(m.s->tags() == std::vector<std::string>{"root", "y"});
+  CHECK_FALSE(m.s->has_tag("x"));
+  CHECK(boost::json::serialize(m.s->meta()) == R"({"m.b":7})");
+}
+
+TEST_CASE("xstate_semantics: the machine's output once it reaches a top-level final state") {
+  machine m(R"({"id": "m", "initial": "a", "output": {"ok": true},
+    "states": {"a": {"on": {"END": "z"}}, "z": {"type": "final", "output": "ignored"}}})");
+  CHECK(m.s->output().is_null());
+  CHECK_FALSE(m.s->snapshot().as_object().contains("output"));
+  m.send("END");
+  CHECK(m.status() == "done");
+  CHECK(boost::json::serialize(m.s->output()) == R"({"ok":true})");
+  CHECK(boost::json::serialize(m.s->snapshot().at("output")) == R"({"ok":true})");
+
+  machine none(R"({"id": "n", "initial": "a", "states": {"a": {"on": {"END": "z"}}, "z": {"type": "final"}}})");
+  none.send("END");
+  CHECK(none.status() == "done");
+  CHECK(none.s->output().is_null());
+
+  machine stopped(R"({"id": "s", "initial": "a", "output": 1, "states": {"a": {}}})");
+  stopped.s->stop();
+  CHECK(stopped.s->output().is_null());
+}
+
+TEST_CASE("xstate_semantics: stop runs no exit actions and keeps the value; a top-level final runs all of them") {
+  machine m(R"({"id": "m", "initial": "a", "exit": "leave", "states": {
+    "a": {"exit": "b", "on": {"END": "z"}}, "z": {"type": "final", "exit": "c"}}})");
+  m.s->stop();  // XState 5.33 actor.stop(): status `stopped`, no exit actions, the snapshot stays
+  CHECK(m.take_log().empty());
+  CHECK(m.status() == "stopped");
+  CHECK(m.value() == R"("a")");
+  CHECK(m.s->is_active(m.chart->find_state("m.a")));
+
+  machine f(R"({"id": "m", "initial": "a", "exit": "leave", "states": {
+    "a": {"exit": "b", "on": {"END": "z"}}, "z": {"type": "final", "exit": "c"}}})");
+  f.send("END");
+  CHECK(f.take_log() == "b c leave");
+  CHECK(f.value() == R"("z")");
+}
+
+TEST_CASE("xstate_semantics: always selection keeps the entry order after a microstep that changes nothing") {
+  // XState keeps the previous snapshot (and its `_nodes` order) when a microstep leaves the node set
+  // and history unchanged: s19's `.s20` stays ahead of s26's `always` after the unhandled `D`.
+  machine m(R"({"id":"g","initial":"s1","states":{"s1":{"initial":"s2","on":{"*":{"target":".s6.s11.s12"}},"states":{"s2":{},
+    "s6":{"initial":"s7","states":{"s7":{"initial":"s8","states":{"s8":{}}},"s11":{"type":"parallel",
+      "entry":[{"type":"raise","params":{"type":"x"}}],"states":{"s12":{},"s13":{"exit":[{"type":"raise","params":{"type":"D"}}]},
+      "s14":{"on":{"x.*":[{"target":"#g.s17.s18.s19.s20"}]}}}}}}}},
+    "s17":{"type":"parallel","states":{"s18":{"initial":"s24","states":{"s19":{"initial":"s20","always":[{"target":".s20"}],
+      "states":{"s20":{}}},"s24":{}}},"s26":{"always":[{"target":"s18"}]}}}}})");
+  m.send("x.y");
+  CHECK(m.value() == R"({"s17":{"s18":{"s19":"s20"},"s26":{}}})");
+}
+
+TEST_CASE("xstate_semantics: a history default that re-enters an active state does not loop") {
+  machine m(R"({"id":"g","initial":"s1","states":{"s1":{"initial":"s2","on":{"x.z":[{"target":"#g.s1.s12.s16.s18"}]},"states":{"s2":{},
+    "s3":{"type":"parallel","states":{"s4":{"initial":"s5","states":{"s5":{"always":{"target":"s6"}},"s6":{"type":"history"}}},"s10":{"id":"i10"}}},
+    "s12":{"type":"parallel","states":{"s16":{"initial":"s17","states":{"s17":{},"s18":{"on":{"x.*":{"target":["#i10"]}}}}}}}}}}})");
+  m.send("x.z").send("x.y");
+  CHECK(m.status() == "active");
+  CHECK(m.value() == R"({"s1":{"s3":{"s4":"s5","s10":{}}}})");
+}

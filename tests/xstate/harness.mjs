@@ -79,9 +79,42 @@ function translateGuard(X, guard, where) {
   }
 }
 
+// ---- actors: xsn's JSON actor actions -> XState's action creators ----
+//
+// xsn writes sendTo/sendParent/forwardTo/stopChild/spawnChild as action objects (see
+// docs/components.md, "Actors"); XState has them as functions. `to` names a child, else an actor
+// by systemId (what xsn does), else stays the id so that XState throws as xsn fails.
+
+function actorTarget(to) {
+  return ({ self, system }) => self.getSnapshot().children[to] ?? system.get(to) ?? to;
+}
+
+function eventOf(e) {
+  return typeof e === 'string' ? { type: e } : e;
+}
+
+function translateAction(X, a) {
+  if (a === null || typeof a !== 'object' || Array.isArray(a)) return a;
+  switch (String(a.type ?? '').replace(/^xstate\./, '')) {
+    case 'sendTo': return X.sendTo(actorTarget(a.to), eventOf(a.event));
+    case 'sendParent': return X.sendParent(eventOf(a.event));
+    case 'forwardTo': return X.forwardTo(actorTarget(a.to));
+    case 'stopChild': return X.stopChild(a.id);
+    case 'spawnChild': return X.spawnChild(a.src, { id: a.id, systemId: a.systemId, input: a.input });
+    default: return a;
+  }
+}
+
+function translateActions(X, actions) {
+  if (Array.isArray(actions)) return actions.map((a) => translateAction(X, a));
+  return translateAction(X, actions);
+}
+
 function translateTransition(X, t, where) {
   if (t === null || typeof t !== 'object' || Array.isArray(t)) return t;
-  return 'guard' in t ? { ...t, guard: translateGuard(X, t.guard, `${where}/guard`) } : t;
+  const out = 'guard' in t ? { ...t, guard: translateGuard(X, t.guard, `${where}/guard`) } : { ...t };
+  if ('actions' in t) out.actions = translateActions(X, t.actions);
+  return out;
 }
 
 function translateTransitions(X, value, where) {
@@ -112,6 +145,18 @@ function translateState(X, node, where) {
   if ('after' in node) out.after = translateMap(X, node.after, `${where}/after`);
   if ('always' in node) out.always = translateTransitions(X, node.always, `${where}/always`);
   if ('onDone' in node) out.onDone = translateTransitions(X, node.onDone, `${where}/onDone`);
+  if ('entry' in node) out.entry = translateActions(X, node.entry);
+  if ('exit' in node) out.exit = translateActions(X, node.exit);
+  if (node.invoke && typeof node.invoke === 'object') {
+    const one = (inv, at) => {
+      if (inv === null || typeof inv !== 'object' || Array.isArray(inv)) return inv;
+      const t = { ...inv };
+      if ('onDone' in inv) t.onDone = translateTransitions(X, inv.onDone, `${at}/onDone`);
+      if ('onError' in inv) t.onError = translateTransitions(X, inv.onError, `${at}/onError`);
+      return t;
+    };
+    out.invoke = Array.isArray(node.invoke) ? node.invoke.map((inv, i) => one(inv, `${where}/invoke/${i}`)) : one(node.invoke, `${where}/invoke`);
+  }
   if (node.states && typeof node.states === 'object') {
     out.states = {};
     for (const [key, child] of Object.entries(node.states)) {
@@ -126,11 +171,21 @@ function translateState(X, node, where) {
  * `yes`/`no`, actions `raise` (params.type: the event raised) and `noop`. `maxIterations` bounds
  * the microsteps of one macrostep (XState's own `options.maxIterations`; default: unbounded).
  */
-export function createMachine(X, config, { maxIterations } = {}) {
+export function createMachine(X, config, { maxIterations, fixtureActors, depth = 0 } = {}) {
   if (config === null || typeof config !== 'object' || Array.isArray(config)) {
     throw new InputError('machine: a machine config is a JSON object');
   }
-  const translated = translateState(X, config, '');
+  // Child machines for `src` names: the root config's `fixtureActors` {name: machine config}
+  // (as `xsn trace --test-fixtures` reads them), available to every machine of the tree.
+  const named = fixtureActors ?? config.fixtureActors ?? {};
+  const actors = {};
+  if (depth < 4) {
+    for (const [name, child] of Object.entries(named)) {
+      actors[name] = createMachine(X, child, { fixtureActors: named, depth: depth + 1 });
+    }
+  }
+  const { fixtureActors: _ignored, ...rest } = config;
+  const translated = translateState(X, rest, '');
   if (maxIterations !== undefined) {
     translated.options = { ...(config.options ?? {}), maxIterations };
   }
@@ -145,6 +200,7 @@ export function createMachine(X, config, { maxIterations } = {}) {
       }),
       noop: () => {},
     },
+    actors,
   }).createMachine(translated);
 }
 
@@ -168,7 +224,12 @@ export function checkSteps(steps, where = 'steps') {
 
 /** One trace record of a snapshot, as `xsn trace` prints it. */
 function record(snapshot) {
-  return { value: snapshot.value, status: snapshot.status };
+  const r = { value: snapshot.value, status: snapshot.status };
+  // `tags` (a set: sorted) and the machine's `output`, only when there are any (as xsn trace).
+  const tags = [...(snapshot.tags ?? [])].sort();
+  if (tags.length && snapshot.status !== 'error') r.tags = tags;
+  if (snapshot.output !== undefined && snapshot.output !== null) r.output = snapshot.output;
+  return r;
 }
 
 /**
@@ -233,7 +294,7 @@ export function jsonEqual(a, b) {
 }
 
 /** The keys compared; `xsn trace` may print more (they are ignored). */
-export const COMPARED_KEYS = ['value', 'status'];
+export const COMPARED_KEYS = ['value', 'status', 'tags', 'output'];
 
 /**
  * The index of the first record where `expected` (XState) and `actual` (xsn) differ in a compared

@@ -14,7 +14,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { firstDifference, loadXState, runXState } from './harness.mjs';
-import { generateCase } from './generate.mjs';
+import { generateCase, isLegalConfiguration } from './generate.mjs';
 
 let HANG = false;
 
@@ -37,8 +37,10 @@ function xsnTrace(xsn, dir, c) {
 function disagrees(X, xsn, dir, c) {
   let expected;
   try {
-    const r = runXState(X, c.machine, c.steps, { maxIterations: 500 });
-    if (r.error || r.records.some((x) => x.status === 'error')) return false;
+    let legal = true;  // as generate.mjs: a shrink must not lead XState into an illegal configuration
+    const inspect = (ev) => { if (ev.type === '@xstate.microstep') legal &&= isLegalConfiguration(ev.snapshot._nodes); };
+    const r = runXState(X, c.machine, c.steps, { maxIterations: 500, inspect });
+    if (!legal || r.error || r.records.some((x) => x.status === 'error')) return false;
     expected = r.records;
   } catch {
     return false;

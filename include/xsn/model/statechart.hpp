@@ -150,6 +150,8 @@ struct state_node {
   source_location loc;
   bool explicit_id = false;           ///< False when the id was generated.
   bool eventless_in_chain = false;    ///< This state or an ancestor has an eventless transition.
+  std::vector<std::string> tags;      ///< XState `tags` (empty for SCXML).
+  std::string description;            ///< XState `description` (empty when none).
 };
 
 /// A transition (also the synthetic default-entry transitions of compound and history states).
@@ -177,7 +179,10 @@ struct transition_node {
 /// Hot-path view of a state: what the interpreter reads per event, packed (see `statechart`).
 struct hot_state {
   enum : std::uint32_t {
-    onentry = 1, onexit = 2, invokes = 4, data = 8, final = 16, eventless_in_chain = 32, initial_body = 64
+    onentry = 1, onexit = 2, invokes = 4, data = 8, final = 16, eventless_in_chain = 32, initial_body = 64,
+    compound = 128, parallel = 256,  ///< The state's kind, for selection without reading `state_node`.
+    last_region = 512,               ///< The last child (history excluded) of a parallel state.
+    childless = 1024                 ///< A compound or parallel state without children.
   };
   state_index parent = npos;
   state_index subtree_end = 0;

@@ -20,7 +20,7 @@ namespace xsn {
  */
 struct xstate_program {
   /// What an expression of the chart stands for.
-  enum class expr_kind : std::uint8_t { guard, action, delay, output };
+  enum class expr_kind : std::uint8_t { guard, action, delay, output, actor_action };
   /// One expression: its kind and the index in `guards`, `actions`, `delays` or `outputs`.
   struct expr_ref {
     expr_kind kind = expr_kind::guard;
@@ -41,6 +41,23 @@ struct xstate_program {
     value params;               ///< `params` (null when none).
   };
 
+  /// An actor started by an `invoke` or a `spawnChild` action.
+  struct actor_site {
+    std::uint32_t src = npos;  ///< Index in `actor_names`.
+    std::string id;            ///< The child's id (an invoke's default: `<index>.<stateId>`).
+    std::string system_id;     ///< `systemId` (empty when none).
+    value input;               ///< `input` (null when none).
+  };
+  /// A built-in actor action: `sendTo`, `sendParent`, `forwardTo`, `stopChild`, `spawnChild`.
+  struct actor_action {
+    enum class op : std::uint8_t { send_to, send_parent, forward_to, stop_child, spawn_child };
+    op kind = op::send_to;
+    std::string to;              ///< `sendTo`/`forwardTo`: the target; `stopChild`: the child id.
+    std::string event;           ///< `sendTo`/`sendParent`: the event's `type`.
+    value data;                  ///< The event's other keys (null when none).
+    std::uint32_t site = npos;   ///< `spawnChild`: index in `spawns`.
+  };
+
   value context;                          ///< The machine's initial `context` (null when none).
   value output;                           ///< The machine's `output` (null when none).
   std::vector<std::string> guard_names;   ///< Named guards, slot order.
@@ -49,7 +66,12 @@ struct xstate_program {
   std::vector<guard_node> guards;         ///< Guard tree nodes.
   std::vector<action_site> actions;       ///< Action uses.
   std::vector<value> outputs;             ///< Static `output` of final states.
+  std::vector<std::string> actor_names;   ///< Actor logic names (`src`), slot order.
+  std::vector<actor_site> invokes;        ///< Parallel to `statechart::invokes`.
+  std::vector<actor_site> spawns;         ///< `spawnChild` uses.
+  std::vector<actor_action> actor_actions;  ///< Built-in actor actions.
   std::vector<expr_ref> exprs;            ///< Parallel to `statechart::expressions`.
+  std::vector<value> meta;                ///< `meta` of each state (null when none), by state index.
 };
 
 /**
@@ -64,7 +86,10 @@ struct xstate_program {
  * `{"type": "and"|"or", "guards": [g, ...]}`, `{"type": "not", "guard": g}` (also
  * `"guards": [g]`; `xstate.and`/`xstate.or`/`xstate.not` are accepted too) and
  * `{"type": "stateIn", "state": "#id" | "a.b" | {"a": "b"}}` (also `"stateValue"`).
- * Actions are a name or `{"type": name, "params": {...}}`. `invoke` is not supported yet.
+ * Actions are a name or `{"type": name, "params": {...}}`; the types `sendTo`, `sendParent`,
+ * `forwardTo`, `stopChild` and `spawnChild` are built in (see docs/components.md, "Actors").
+ * `invoke` (an object or an array) takes `src` (an actor name), `id`, `systemId`, `input`,
+ * `onDone` and `onError`.
  * Errors carry `line:col` of the offending value and its JSON pointer.
  */
 parse_result parse_xstate(std::string_view text, std::string_view source_name);

@@ -113,7 +113,8 @@ class session {
     return boost::asio::async_initiate<Token, send_signature>(
         [this](auto h, event e) { do_async_send(std::move(e), std::move(h)); }, token, std::move(ev));
   }
-  /// Cancels the session: exits all states, as when the parent cancels an invocation.
+  /// Cancels the session: exits all states, as when the parent cancels an invocation. An XState
+  /// chart runs no exit actions and keeps its configuration, as XState's `actor.stop()` does.
   void stop();
 
   /// True between `start` and reaching a top-level final state or `stop`.
@@ -132,6 +133,15 @@ class session {
   std::size_t queued() const noexcept;
   /// The datamodel (for native actions and inspection).
   xsn::datamodel& datamodel() noexcept;
+  /// XState `snapshot.tags`: the `tags` of the active states, each once, in document order.
+  std::vector<std::string> tags() const;
+  /// XState `snapshot.hasTag(tag)`: some active state has `tag`.
+  bool has_tag(std::string_view tag) const;
+  /// XState `snapshot.getMeta()`: `{stateId: meta}` for the active states with a (non-null) `meta`.
+  value meta() const;
+  /// XState `snapshot.output`: the machine's `output` once it reached a top-level final state
+  /// (status `done`); null before, after `stop`, on error, or when the machine has no `output`.
+  value output() const;
 
   /**
    * The session as JSON, in XState's persisted-snapshot shape (`status`, `value`, `context`,

@@ -1,0 +1,313 @@
+// The C++ machine builder: nodes -> the equivalent XState JSON config (inline callables under
+// generated names) -> parse_xstate -> one binding of every name. Going through the JSON loader
+// keeps one source of truth for the model and its checks; building happens once, not per event.
+#include <xsn/model/builder.hpp>
+
+#include <xsn/parse/xstate.hpp>
+
+#include <boost/json/serialize.hpp>
+
+#if __has_include(<cxxabi.h>)
+#include <cxxabi.h>
+#endif
+
+#include <cstdlib>
+#include <set>
+#include <string>
+
+namespace xsn {
+
+namespace {
+
+std::string type_name(const std::type_info& t) {
+#if __has_include(<cxxabi.h>)
+  int status = 0;
+  char* d = abi::__cxa_demangle(t.name(), nullptr, nullptr, &status);
+  if (status == 0 && d != nullptr) {
+    std::string out(d);
+    std::free(d);  // NOLINT(cppcoreguidelines-no-malloc)
+    return out;
+  }
+#endif
+  return t.name();
+}
+
+template <class Fn>
+std::string context_mismatch(const detail::erased<Fn>& f, const std::type_info& context) {
+  if (f.context == nullptr || *f.context == context) return {};
+  return "takes a context of type `" + type_name(*f.context) + "`, but the machine's context is `" + type_name(context) + "`";
+}
+
+/// Emits the XState config of a machine's nodes, collecting inline callables and errors.
+class emitter {
+ public:
+  emitter(const std::type_info& context, detail::typed_table& inline_table, std::vector<std::string>& errors)
+      : context_(context), table_(inline_table), errors_(errors) {}
+
+  value node(const detail::node_data& n, const std::string& path, bool root) {
+    boost::json::object o;
+    if (n.id) {
+      if (root) error(path, "the machine's id is the one given to `machine()`; `id` is for states");
+      else o["id"] = *n.id;
+    }
+    if (n.kind) o["type"] = kind_name(*n.kind);
+    if (n.kind == state_kind::history) {
+      o["history"] = n.history == history_kind::deep ? "deep" : "shallow";
+      if (n.history_target.size() == 1) o["target"] = n.history_target.front();
+      else if (!n.history_target.empty()) o["target"] = boost::json::value_from(n.history_target);
+    }
+    if (n.initial) o["initial"] = *n.initial;
+    if (!n.description.empty()) o["description"] = n.description;
+    if (!n.tags.empty()) o["tags"] = boost::json::value_from(n.tags);
+    if (n.output) o["output"] = *n.output;
+    if (!n.entry.empty()) o["entry"] = actions(n.entry, path, "entry");
+    if (!n.exit.empty()) o["exit"] = actions(n.exit, path, "exit");
+    transitions(n.transitions, path, o);
+    if (!n.children.empty()) {
+      boost::json::object states;
+      for (const auto& [key, child] : n.children) {
+        if (states.contains(key)) {
+          error(path, "duplicate child state '" + key + "'");
+          continue;
+        }
+        states[key] = node(child->data(), path + "." + key, false);
+      }
+      o["states"] = std::move(states);
+    }
+    return o;
+  }
+
+ private:
+  static const char* kind_name(state_kind k) {
+    switch (k) {
+      case state_kind::atomic: return "atomic";
+      case state_kind::compound: return "compound";
+      case state_kind::parallel: return "parallel";
+      case state_kind::final_state: return "final";
+      case state_kind::history: return "history";
+    }
+    return "atomic";
+  }
+
+  void error(const std::string& path, const std::string& msg) { errors_.push_back("state '" + path + "': " + msg); }
+
+  std::string fresh(const char* what, const std::string& path) {
+    return "(inline " + std::string(what) + " " + std::to_string(counter_++) + " of " + path + ")";
+  }
+
+  value actions(const std::vector<action_ref>& list, const std::string& path, const char* where) {
+    boost::json::array a;
+    for (const auto& ref : list) {
+      if (ref.fn()) {
+        if (auto m = context_mismatch(*ref.fn(), context_); !m.empty()) error(path, std::string("an inline action in ") + where + " " + m);
+        auto name = fresh("action", path);
+        table_.actions.emplace(name, *ref.fn());
+        a.emplace_back(name);
+      } else if (ref.params().is_null()) {
+        a.emplace_back(ref.name());
+      } else {
+        a.emplace_back(boost::json::object{{"type", ref.name()}, {"params", ref.params()}});
+      }
+    }
+    return a;
+  }
+
+  value guard(const guard_ref& g, const std::string& path) {
+    using k = guard_ref::kind;
+    switch (g.type()) {
+      case k::name:
+        if (g.params().is_null()) return value(g.name());
+        return boost::json::object{{"type", g.name()}, {"params", g.params()}};
+      case k::inline_fn: {
+        if (auto m = context_mismatch(*g.fn(), context_); !m.empty()) error(path, "an inline guard " + m);
+        auto name = fresh("guard", path);
+        table_.guards.emplace(name, *g.fn());
+        return value(name);
+      }
+      case k::all:
+      case k::any: {
+        boost::json::array subs;
+        for (const auto& c : g.children()) subs.push_back(guard(c, path));
+        return boost::json::object{{"type", g.type() == k::all ? "and" : "or"}, {"guards", std::move(subs)}};
+      }
+      case k::negate:
+        return boost::json::object{{"type", "not"}, {"guard", guard(g.children().front(), path)}};
+      case k::state_in:
+        return boost::json::object{{"type", "stateIn"}, {"state", g.name()}};
+    }
+    return nullptr;
+  }
+
+  value one(const transition& t, const std::string& path) {
+    boost::json::object o;
+    if (t.targets().size() == 1) o["target"] = t.targets().front();
+    else if (!t.targets().empty()) o["target"] = boost::json::value_from(t.targets());
+    if (t.guard_of()) o["guard"] = guard(*t.guard_of(), path);
+    if (!t.actions_of().empty()) o["actions"] = actions(t.actions_of(), path, "a transition");
+    if (t.reenters()) o["reenter"] = true;
+    return o;
+  }
+
+  static void append(boost::json::object& o, std::string_view key, value t) {
+    auto& slot = o[key];
+    if (slot.is_null()) slot = boost::json::array();
+    slot.as_array().push_back(std::move(t));
+  }
+
+  std::string delay_key(const transition& t, const std::string& path) {
+    if (t.inline_delay()) {
+      if (auto m = context_mismatch(*t.inline_delay(), context_); !m.empty()) error(path, "an inline delay " + m);
+      auto name = fresh("delay", path);
+      table_.delays.emplace(name, *t.inline_delay());
+      return name;
+    }
+    if (!t.delay_name().empty()) return t.delay_name();
+    if (t.delay().count() < 0) error(path, "a delay cannot be negative");
+    return std::to_string(t.delay().count());
+  }
+
+  void transitions(const std::vector<transition>& list, const std::string& path, boost::json::object& o) {
+    boost::json::object on, after;
+    boost::json::array always, done;
+    for (const auto& t : list) {
+      switch (t.from()) {
+        case transition::source::on:
+          if (t.descriptor().empty()) error(path, "an `on` transition needs an event descriptor; use `always` for eventless ones");
+          else append(on, t.descriptor(), one(t, path));
+          break;
+        case transition::source::always: always.push_back(one(t, path)); break;
+        case transition::source::after: append(after, delay_key(t, path), one(t, path)); break;
+        case transition::source::on_done: done.push_back(one(t, path)); break;
+      }
+    }
+    if (!on.empty()) o["on"] = std::move(on);
+    if (!after.empty()) o["after"] = std::move(after);
+    if (!always.empty()) o["always"] = std::move(always);
+    if (!done.empty()) o["onDone"] = std::move(done);
+  }
+
+  const std::type_info& context_;
+  detail::typed_table& table_;
+  std::vector<std::string>& errors_;
+  std::size_t counter_ = 0;
+};
+
+template <class Erased>
+std::optional<std::string> check(const char* what, const std::string& name, const Erased& f, const std::type_info& context) {
+  if (auto m = context_mismatch(f, context); !m.empty()) return std::string(what) + " '" + name + "' " + m;
+  return std::nullopt;
+}
+
+}  // namespace
+
+void detail::node_data::merge(const node_data& o) {
+  if (o.kind) kind = o.kind;
+  if (o.kind == state_kind::history) {
+    history = o.history;
+    history_target = o.history_target;
+  }
+  if (o.id) id = o.id;
+  if (o.initial) initial = o.initial;
+  entry.insert(entry.end(), o.entry.begin(), o.entry.end());
+  exit.insert(exit.end(), o.exit.begin(), o.exit.end());
+  transitions.insert(transitions.end(), o.transitions.begin(), o.transitions.end());
+  children.insert(children.end(), o.children.begin(), o.children.end());
+  if (o.output) output = o.output;
+  tags.insert(tags.end(), o.tags.begin(), o.tags.end());
+  if (!o.description.empty()) description = o.description;
+}
+
+result<std::shared_ptr<const bound_implementations>> detail::bind_erased(
+    const statechart& chart, const typed_table& table, const std::type_info& context,
+    std::function<std::unique_ptr<context_holder>()> make_context, const implementations* untyped) {
+  if (!chart.xstate) return eval_error{"not an XState chart: implementations bind only to XState charts"};
+  auto b = std::make_shared<bound_implementations>();
+  b->program = chart.xstate.get();
+  const auto& p = *chart.xstate;
+  const bool typed = static_cast<bool>(make_context);
+  for (const auto& n : p.action_names) {
+    if (auto it = table.actions.find(n); it != table.actions.end()) {
+      if (auto e = check("action", n, it->second, context)) return eval_error{*e};
+      auto fn = it->second.fn;
+      if (typed) b->typed_actions.push_back(std::move(fn));
+      else b->actions.emplace_back([fn](value& c, const event& ev, const value& ps, action_scope& s) { fn(&c, ev, ps, s); });
+    } else if (const action_fn* f = untyped != nullptr ? untyped->find_action(n) : nullptr; f != nullptr && !typed) {
+      b->actions.push_back(*f);
+    } else {
+      return eval_error{"action '" + n + "' is not provided"};
+    }
+  }
+  for (const auto& n : p.guard_names) {
+    if (auto it = table.guards.find(n); it != table.guards.end()) {
+      if (auto e = check("guard", n, it->second, context)) return eval_error{*e};
+      auto fn = it->second.fn;
+      if (typed) b->typed_guards.push_back(std::move(fn));
+      else b->guards.emplace_back([fn](const value& c, const event& ev, const value& ps) { return fn(&c, ev, ps); });
+    } else if (const guard_fn* f = untyped != nullptr ? untyped->find_guard(n) : nullptr; f != nullptr && !typed) {
+      b->guards.push_back(*f);
+    } else {
+      return eval_error{"guard '" + n + "' is not provided"};
+    }
+  }
+  for (const auto& n : p.delay_names) {
+    if (auto it = table.delays.find(n); it != table.delays.end()) {
+      if (auto e = check("delay", n, it->second, context)) return eval_error{*e};
+      auto fn = it->second.fn;
+      if (typed) b->typed_delays.push_back(std::move(fn));
+      else b->delays.emplace_back([fn](const value& c, const event& ev) { return fn(&c, ev); });
+    } else if (const delay_fn* f = untyped != nullptr ? untyped->find_delay(n) : nullptr; f != nullptr && !typed) {
+      b->delays.push_back(*f);
+    } else {
+      return eval_error{"delay '" + n + "' is not provided"};
+    }
+  }
+  b->make_context = std::move(make_context);
+  return std::shared_ptr<const bound_implementations>(std::move(b));
+}
+
+result<built_machine> detail::build_machine(const std::string& machine_id, const node_data& root, const value& context,
+                                            const std::type_info& context_type, const implementations* named,
+                                            const typed_table* typed_named,
+                                            std::function<std::unique_ptr<context_holder>()> make_context) {
+  std::vector<std::string> errors;
+  typed_table table;
+  if (typed_named != nullptr) table = *typed_named;
+  typed_table inline_table;
+  emitter em(context_type, inline_table, errors);
+  value config;
+  try {
+    config = em.node(root, machine_id, true);
+  } catch (const std::exception& e) {
+    errors.push_back(std::string("internal error: ") + e.what());
+  }
+  auto join = [&](std::vector<std::string> list) {
+    std::string out;
+    for (const auto& e : list) out += (out.empty() ? "" : "\n") + machine_id + ": " + e;
+    return eval_error{out};
+  };
+  if (machine_id.empty()) errors.insert(errors.begin(), "the machine id cannot be empty");
+  if (!errors.empty()) return join(std::move(errors));
+  auto& o = config.as_object();
+  o["id"] = machine_id;
+  if (!context.is_null()) o["context"] = context;
+  // Put `id` first, for readability of `config`.
+  boost::json::object ordered;
+  ordered["id"] = machine_id;
+  for (const auto& kv : o)
+    if (kv.key() != "id") ordered[kv.key()] = kv.value();
+  config = std::move(ordered);
+
+  auto parsed = parse_xstate(boost::json::serialize(config), machine_id);
+  if (!parsed) {
+    for (const auto& d : parsed.errors) errors.push_back(d.message);
+    return join(std::move(errors));
+  }
+  for (auto& [k, v] : inline_table.actions) table.actions.insert_or_assign(k, std::move(v));
+  for (auto& [k, v] : inline_table.guards) table.guards.insert_or_assign(k, std::move(v));
+  for (auto& [k, v] : inline_table.delays) table.delays.insert_or_assign(k, std::move(v));
+  auto bound = bind_erased(*parsed.chart, table, context_type, std::move(make_context), named);
+  if (!bound) return join({bound.error().message});
+  return built_machine{parsed.chart, *bound, std::move(config)};
+}
+
+}  // namespace xsn
