@@ -1,5 +1,6 @@
 // Part of xsn_advanced: `state_store` on Redis (see redis_state_store.hpp for the guarantees).
 #include <xsn/advanced/redis_state_store.hpp>
+#include <xsn/detail/watch_delivery.hpp>
 
 #include "redis_connection.hpp"
 #include "redis_scripts.hpp"
@@ -30,33 +31,9 @@ namespace {
 using detail::redis_command;
 using detail::redis_link;
 using detail::steady;
-
-// ---- watches: the same delivery guarantee as memory_state_store ----
-
-struct watch_record {
-  std::string prefix;
-  watch_callback fn;
-  bool active = true;  // guarded by delivery_hub::mutex
-};
-
-/// A callback runs holding `mutex`; ending a watch takes it (unless called from a callback).
-struct delivery_hub {
-  std::mutex mutex;
-  std::atomic<std::thread::id> running{};
-};
-
-void end_watch(delivery_hub& hub, watch_record& rec) noexcept {
-  if (hub.running.load(std::memory_order_acquire) == std::this_thread::get_id()) {
-    rec.active = false;
-    return;
-  }
-  std::lock_guard lock(hub.mutex);
-  rec.active = false;
-}
-
-bool starts_with(const std::string& s, const std::string& prefix) noexcept {
-  return s.size() >= prefix.size() && s.compare(0, prefix.size(), prefix) == 0;
-}
+using xsn::detail::delivery_hub;
+using xsn::detail::end_watch;
+using xsn::detail::watch_record;
 
 // ---- encodings ----
 
@@ -359,20 +336,11 @@ struct redis_state_store::impl : std::enable_shared_from_this<impl> {
     {
       std::lock_guard lock(mutex);
       for (const auto& w : watches) {
-        if (starts_with(ev.key, w->prefix)) matching.push_back(w);
+        if (xsn::detail::key_has_prefix(ev.key, w->prefix)) matching.push_back(w);
       }
     }
     for (auto& rec : matching) {
-      boost::asio::post(strand, [hub = hub, rec, ev] {
-        std::lock_guard lock(hub->mutex);
-        if (!rec->active) return;
-        hub->running.store(std::this_thread::get_id(), std::memory_order_release);
-        struct clear_running {
-          delivery_hub& h;
-          ~clear_running() { h.running.store(std::thread::id{}, std::memory_order_release); }
-        } guard{*hub};
-        rec->fn(ev);
-      });
+      xsn::detail::post_watch_event(strand, hub, rec, ev);
     }
   }
 
@@ -798,33 +766,6 @@ void redis_state_store::do_list(std::string prefix, list_options opts, list_hand
   impl_->list(std::move(prefix), std::move(opts), std::move(handler));
 }
 
-namespace {
-
-/// A Redis store's watch, as held by a `watch_handle`.
-class redis_subscription final : public watch_handle::subscription {
- public:
-  using remover = void (*)(const std::shared_ptr<void>&, const watch_record*);
-
-  redis_subscription(std::weak_ptr<void> store, remover remove, std::shared_ptr<delivery_hub> hub,
-                     std::shared_ptr<watch_record> rec)
-      : store_(std::move(store)), remove_(remove), hub_(std::move(hub)), rec_(std::move(rec)) {}
-
-  void cancel() noexcept override {
-    if (!rec_) return;
-    if (auto s = store_.lock()) remove_(s, rec_.get());
-    end_watch(*hub_, *rec_);
-    rec_.reset();
-  }
-
- private:
-  std::weak_ptr<void> store_;
-  remover remove_;
-  std::shared_ptr<delivery_hub> hub_;
-  std::shared_ptr<watch_record> rec_;
-};
-
-}  // namespace
-
 watch_handle redis_state_store::do_watch(std::string prefix, watch_callback fn) {
   auto rec = std::make_shared<watch_record>(watch_record{std::move(prefix), std::move(fn), true});
   bool first = false;
@@ -836,14 +777,7 @@ watch_handle redis_state_store::do_watch(std::string prefix, watch_callback fn) 
   }
   // Posted before any write initiated after this returns, so those writes wait for it.
   if (first) boost::asio::post(impl_->strand, [self = impl_] { self->start_subscriber(); });
-  const redis_subscription::remover remove = [](const std::shared_ptr<void>& store,
-                                                const watch_record* r) {
-    auto& s = *static_cast<impl*>(store.get());
-    std::lock_guard lock(s.mutex);
-    std::erase_if(s.watches, [r](const auto& w) { return w.get() == r; });
-  };
-  return watch_handle(std::make_unique<redis_subscription>(std::weak_ptr<void>(impl_), remove,
-                                                           impl_->hub, std::move(rec)));
+  return watch_handle(std::make_unique<xsn::detail::store_watch<impl>>(impl_, impl_->hub, std::move(rec)));
 }
 
 store_health redis_state_store::do_health() const {

@@ -1,4 +1,5 @@
 #include <xsn/store/memory_state_store.hpp>
+#include <xsn/detail/watch_delivery.hpp>
 
 #include "logging_detail.hpp"
 
@@ -18,31 +19,9 @@ namespace xsn {
 
 namespace {
 
-/// One watch. `active` is guarded by `delivery_hub::mutex`.
-struct watch_record {
-  std::string prefix;
-  watch_callback fn;
-  bool active = true;
-};
-
-/// Serialises watch callbacks against the end of a watch: a callback runs holding `mutex`, and
-/// ending a watch takes it (unless the ending thread is the one running a callback), so once a
-/// watch has ended its callback is neither running nor able to start. Shared by the store, its
-/// watch handles and the queued notifications, so each may outlive the others.
-struct delivery_hub {
-  std::mutex mutex;
-  std::atomic<std::thread::id> running{};  ///< Thread inside a callback, if any.
-};
-
-/// Marks `rec` ended, waiting for a callback that runs on another thread to return.
-void end_watch(delivery_hub& hub, watch_record& rec) noexcept {
-  if (hub.running.load(std::memory_order_acquire) == std::this_thread::get_id()) {
-    rec.active = false;  // Inside a callback of this store: this thread holds the mutex.
-    return;
-  }
-  std::lock_guard lock(hub.mutex);
-  rec.active = false;
-}
+using detail::delivery_hub;
+using detail::end_watch;
+using detail::watch_record;
 
 /// `t + d` for a positive `d`, saturating at the end of time instead of overflowing.
 clock::time_point saturating_add(clock::time_point t, clock::duration d) noexcept {
@@ -50,10 +29,6 @@ clock::time_point saturating_add(clock::time_point t, clock::duration d) noexcep
     return clock::time_point::max();
   }
   return t + d;
-}
-
-bool starts_with(const std::string& s, const std::string& prefix) noexcept {
-  return s.size() >= prefix.size() && s.compare(0, prefix.size(), prefix) == 0;
 }
 
 }  // namespace
@@ -110,17 +85,8 @@ struct memory_state_store::impl : std::enable_shared_from_this<impl> {
 
   void notify(const std::string& key, watch_kind kind, store_version version) {
     for (const auto& rec : watches) {
-      if (!starts_with(key, rec->prefix)) continue;
-      boost::asio::post(strand, [hub = hub, rec, ev = watch_event{key, kind, version}] {
-        std::lock_guard lock(hub->mutex);
-        if (!rec->active) return;
-        hub->running.store(std::this_thread::get_id(), std::memory_order_release);
-        struct clear_running {
-          delivery_hub& h;
-          ~clear_running() { h.running.store(std::thread::id{}, std::memory_order_release); }
-        } guard{*hub};
-        rec->fn(ev);  // `rec` keeps `fn` alive even if the callback ends its own watch.
-      });
+      if (!detail::key_has_prefix(key, rec->prefix)) continue;
+      detail::post_watch_event(strand, hub, rec, watch_event{key, kind, version});
     }
   }
 
@@ -364,7 +330,7 @@ void memory_state_store::do_list(std::string prefix, list_options opts, list_han
       it = s.entries.upper_bound(opts.start_after);
     }
     result.reserve(std::min(opts.limit, s.entries.size()));
-    while (it != s.entries.end() && result.size() < opts.limit && starts_with(it->first, prefix)) {
+    while (it != s.entries.end() && result.size() < opts.limit && detail::key_has_prefix(it->first, prefix)) {
       if (impl::expired(it->second, now)) {
         it = s.remove(it, watch_kind::expire);
         continue;
@@ -377,33 +343,6 @@ void memory_state_store::do_list(std::string prefix, list_options opts, list_han
   complete(std::move(handler), std::error_code{}, std::move(result));
 }
 
-namespace {
-
-/// A memory store's watch, as held by a `watch_handle`.
-class memory_subscription final : public watch_handle::subscription {
- public:
-  using remover = void (*)(const std::shared_ptr<void>&, const watch_record*);
-
-  memory_subscription(std::weak_ptr<void> store, remover remove, std::shared_ptr<delivery_hub> hub,
-                      std::shared_ptr<watch_record> rec)
-      : store_(std::move(store)), remove_(remove), hub_(std::move(hub)), rec_(std::move(rec)) {}
-
-  void cancel() noexcept override {
-    if (!rec_) return;
-    if (auto s = store_.lock()) remove_(s, rec_.get());
-    end_watch(*hub_, *rec_);
-    rec_.reset();
-  }
-
- private:
-  std::weak_ptr<void> store_;
-  remover remove_;
-  std::shared_ptr<delivery_hub> hub_;
-  std::shared_ptr<watch_record> rec_;
-};
-
-}  // namespace
-
 watch_handle memory_state_store::do_watch(std::string prefix, watch_callback fn) {
   auto rec = std::make_shared<watch_record>(watch_record{std::move(prefix), std::move(fn), true});
   {
@@ -413,15 +352,7 @@ watch_handle memory_state_store::do_watch(std::string prefix, watch_callback fn)
   if (impl_->log->should_log(spdlog::level::debug)) {
     impl_->log->debug("watch prefix={}", detail::field(rec->prefix));
   }
-  // `impl` is private to this class; the subscription reaches it through a plain function.
-  const memory_subscription::remover remove = [](const std::shared_ptr<void>& store,
-                                                 const watch_record* r) {
-    auto& s = *static_cast<impl*>(store.get());
-    std::lock_guard lock(s.mutex);
-    std::erase_if(s.watches, [r](const auto& w) { return w.get() == r; });
-  };
-  return watch_handle(std::make_unique<memory_subscription>(std::weak_ptr<void>(impl_), remove,
-                                                            impl_->hub, std::move(rec)));
+  return watch_handle(std::make_unique<detail::store_watch<impl>>(impl_, impl_->hub, std::move(rec)));
 }
 
 store_health memory_state_store::do_health() const {

@@ -5,12 +5,13 @@
 
 #include <xsn/detail/css_time.hpp>
 
+#include "parse_detail.hpp"
+
 #include <pugixml.hpp>
 
 #include <algorithm>
 #include <charconv>
 #include <cmath>
-#include <fstream>
 #include <sstream>
 #include <unordered_map>
 #include <unordered_set>
@@ -25,15 +26,6 @@ namespace {
 
 constexpr std::string_view scxml_ns = "http://www.w3.org/2005/07/scxml";
 constexpr std::string_view xsn_ns = "http://xsn.dev/scxml";
-
-bool read_file(const std::filesystem::path& p, std::string& out) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in) return false;
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  out = ss.str();
-  return true;
-}
 
 std::vector<std::string> split_ws(std::string_view s) {
   std::vector<std::string> out;
@@ -420,7 +412,7 @@ std::string builder::load_src(pugi::xml_node n, const std::string& src, bool& ok
   std::filesystem::path p(path);
   if (p.is_relative()) p = base_ / p;
   std::string out;
-  ok = read_file(p, out);
+  ok = detail::read_file(p, out);
   (void)n;
   return out;
 }
@@ -748,28 +740,13 @@ void builder::validate_history(state_index s) {
 
 parse_result parse_scxml(std::string_view text, std::string_view source_name, const std::filesystem::path& base_dir) {
   parse_result r;
-  try {
-    builder b(text, std::string(source_name), base_dir, r.errors);
-    auto chart = b.build_document();
-    if (r.errors.empty() && chart) r.chart = std::move(chart);
-  } catch (const std::exception& e) {
-    r.errors.push_back({std::string(source_name), {}, std::string("internal error: ") + e.what()});
-  }
-  if (!r.errors.empty()) r.chart.reset();
-  std::stable_sort(r.errors.begin(), r.errors.end(), [](const diagnostic& a, const diagnostic& b) {
-    return std::tie(a.loc.line, a.loc.column) < std::tie(b.loc.line, b.loc.column);
-  });
+  const std::string file(source_name);
+  detail::finish_parse(r, file, [&] { return builder(text, file, base_dir, r.errors).build_document(); });
   return r;
 }
 
 parse_result load_scxml(const std::filesystem::path& path) {
-  std::string text;
-  if (!read_file(path, text)) {
-    parse_result r;
-    r.errors.push_back({path.string(), {}, "cannot read file"});
-    return r;
-  }
-  return parse_scxml(text, path.string(), path.parent_path());
+  return detail::load_file(path, [&](const std::string& text) { return parse_scxml(text, path.string(), path.parent_path()); });
 }
 
 parse_result load_document(const std::filesystem::path& path) {

@@ -141,7 +141,8 @@ struct session::impl final : datamodel_host, detail::actor_host {
   /// W3C getTransitionDomain; precomputed unless a target is a history state.
   state_index domain_of(const transition_node& t) const { return t.history_target ? dynamic_domain(t) : t.domain; }
   state_index dynamic_domain(const transition_node& t) const;
-  bool in_final(state_index s) const;
+  /// W3C isInFinalState; with `final_itself` (XState) a final state also counts as in a final state.
+  bool in_final(state_index s, bool final_itself = false) const;
   void exit_interpreter(bool reached_final);
   void initialize_data(const data_decl& d);
 
@@ -201,7 +202,6 @@ struct session::impl final : datamodel_host, detail::actor_host {
   bool xstate_select_own(state_index s, const event& ev, std::uint32_t name_id) __attribute__((always_inline));
   void xstate_enter_general();
   void xstate_final_entered(state_index s);
-  bool xstate_in_final(state_index s) const;
   bool xstate_eventless_microstep();
   void xstate_begin_microstep();
   value xstate_output() const {  // XState getMachineOutput: the root's static `output` once done
@@ -841,7 +841,7 @@ void session::impl::add_ancestors(state_index s, state_index anc) {
   }
 }
 
-bool session::impl::in_final(state_index s) const {
+bool session::impl::in_final(state_index s, bool final_itself) const {
   const auto& st = c_.states[s];
   if (st.kind == state_kind::compound) {
     for (auto ch : st.children)
@@ -849,8 +849,9 @@ bool session::impl::in_final(state_index s) const {
     return false;
   }
   if (st.kind == state_kind::parallel)
-    return std::all_of(st.children.begin(), st.children.end(), [&](state_index ch) { return in_final(ch); });
-  return false;
+    return std::all_of(st.children.begin(), st.children.end(),
+                       [&](state_index ch) { return in_final(ch, final_itself); });
+  return final_itself && st.kind == state_kind::final_state;
 }
 
 void session::impl::exit_interpreter(bool reached_final) {
@@ -1968,18 +1969,6 @@ void session::impl::xstate_end_microstep() {
   if (xstate_same_nodes_) xstate_order_.swap(xstate_before_);
 }
 
-bool session::impl::xstate_in_final(state_index s) const {
-  const auto& st = c_.states[s];
-  if (st.kind == state_kind::compound) {
-    for (auto ch : st.children)
-      if (c_.states[ch].kind == state_kind::final_state && config_.test(ch)) return true;
-    return false;
-  }
-  if (st.kind == state_kind::parallel)
-    return std::all_of(st.children.begin(), st.children.end(), [&](state_index ch) { return xstate_in_final(ch); });
-  return st.kind == state_kind::final_state;
-}
-
 void session::impl::xstate_final_entered(state_index s) {
   // XState enterStates: `xstate.done.state.<parent>` with the final state's output, then done
   // events for each parallel ancestor now complete; the machine is done when none is left above.
@@ -1996,7 +1985,7 @@ void session::impl::xstate_final_entered(state_index s) {
   }
   auto marker = c_.states[parent].kind == state_kind::parallel ? parent : c_.states[parent].parent;
   if (c_.states[parent].kind == state_kind::compound) done_of(parent, done_data(s));
-  while (marker != 0 && marker != npos && c_.states[marker].kind == state_kind::parallel && xstate_in_final(marker)) {
+  while (marker != 0 && marker != npos && c_.states[marker].kind == state_kind::parallel && in_final(marker, true)) {
     done_of(marker, nullptr);
     marker = c_.states[marker].parent;
   }

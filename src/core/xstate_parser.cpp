@@ -3,13 +3,13 @@
 // guards. Every problem becomes a diagnostic with line:col and the JSON pointer; nothing throws out.
 #include <xsn/parse/xstate.hpp>
 
+#include "parse_detail.hpp"
+
 #include <boost/json/stream_parser.hpp>
 #include <boost/json/serialize.hpp>
 
 #include <algorithm>
 #include <charconv>
-#include <fstream>
-#include <sstream>
 #include <unordered_map>
 
 namespace xsn {
@@ -980,15 +980,6 @@ void xstate_builder::order_transitions(state_index s) {
   std::stable_sort(list.begin(), list.end(), [&](transition_index a, transition_index b) { return rank(a) < rank(b); });
 }
 
-bool read_file(const std::filesystem::path& p, std::string& out) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in) return false;
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  out = ss.str();
-  return true;
-}
-
 }  // namespace
 
 parse_result parse_xstate(std::string_view text, std::string_view source_name) {
@@ -1008,28 +999,12 @@ parse_result parse_xstate(std::string_view text, std::string_view source_name) {
     return r;
   }
   value root = p.release();
-  try {
-    xstate_builder b(text, file, r.errors);
-    auto chart = b.build(root);
-    if (r.errors.empty() && chart) r.chart = std::move(chart);
-  } catch (const std::exception& e) {
-    r.errors.push_back({file, {}, std::string("internal error: ") + e.what()});
-  }
-  if (!r.errors.empty()) r.chart.reset();
-  std::stable_sort(r.errors.begin(), r.errors.end(), [](const diagnostic& a, const diagnostic& b) {
-    return std::tie(a.loc.line, a.loc.column) < std::tie(b.loc.line, b.loc.column);
-  });
+  detail::finish_parse(r, file, [&] { return xstate_builder(text, file, r.errors).build(root); });
   return r;
 }
 
 parse_result load_xstate(const std::filesystem::path& path) {
-  std::string text;
-  if (!read_file(path, text)) {
-    parse_result r;
-    r.errors.push_back({path.string(), {}, "cannot read file"});
-    return r;
-  }
-  return parse_xstate(text, path.string());
+  return detail::load_file(path, [&](const std::string& text) { return parse_xstate(text, path.string()); });
 }
 
 value detail::state_value_at(const statechart& c, state_index s, const void* ctx, bool (*active)(const void*, state_index)) {
