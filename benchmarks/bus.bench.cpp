@@ -34,47 +34,9 @@ using namespace xsn_bench::bus_harness;
 
 // ---- xsn::channel_event_bus ----
 
-/// Producers `publish` (non-blocking) and, when the subscription is full, wait for room with
-/// `async_publish(..., use_future)` (backpressure, `overflow_policy::wait`). The consumer runs the
-/// bus's io_context: `async_wait`, then `try_receive_batch` until empty.
+/// The bus with 64-byte events (see `bus_throughput`).
 void bus_channel(benchmark::State& state, int producers) {
-  boost::asio::io_context ioc;
-  xsn::manual_clock clk;
-  xsn::channel_event_bus bus(ioc.get_executor(), clk);
-  auto sub = bus.subscribe("m1", {.capacity = capacity, .overflow = xsn::overflow_policy::wait});
-  const std::string address = "m1";
-  const xsn::value payload = payload_of(64);
-  std::vector<xsn::bus_message> buf(batch);
-
-  run(state, producers, [&](int n, std::int64_t total) {
-    return run_round(
-        n, total,
-        [&](std::uint64_t first, std::uint64_t count) {
-          for (std::uint64_t i = first; i < first + count; ++i) {
-            auto m = make_item(address, payload, i);
-            if (bus.publish(std::move(m)) == xsn::errc::queue_full) {
-              // `publish` moves only on success: `m` is intact.
-              bus.async_publish(std::move(m), boost::asio::use_future).get();
-            }
-          }
-        },
-        [&](std::int64_t expected) {
-          std::uint64_t sum = 0;
-          std::int64_t received = 0;
-          std::function<void(std::error_code)> on_ready = [&](std::error_code ec) {
-            if (ec) return;
-            while (std::size_t k = sub->try_receive_batch(buf)) {
-              for (std::size_t j = 0; j < k; ++j) sum += buf[j].correlation_id;
-              received += static_cast<std::int64_t>(k);
-            }
-            if (received < expected) sub->async_wait(on_ready);
-          };
-          sub->async_wait(on_ready);
-          ioc.restart();
-          ioc.run();  // until the last item: then nothing is pending
-          return sum;
-        });
-  });
+  bus_throughput<xsn::channel_event_bus>(state, producers, 64);
 }
 
 // ---- mutex + deque + condition_variable ----
@@ -138,31 +100,8 @@ void baseline_mutex_deque(benchmark::State& state, int producers) {
 
 // ---- moodycamel::BlockingConcurrentQueue ----
 
-/// Unbounded (moodycamel's fast path); a producer token per producer, bulk blocking dequeue.
-void baseline_moodycamel(benchmark::State& state, int producers) {
-  moodycamel::BlockingConcurrentQueue<xsn::bus_message> q;
-  const std::string address = "m1";
-  const xsn::value payload = payload_of(64);
-  std::vector<xsn::bus_message> buf(batch);
-  run(state, producers, [&](int n, std::int64_t total) {
-    return run_round(
-        n, total,
-        [&](std::uint64_t first, std::uint64_t count) {
-          moodycamel::ProducerToken token(q);
-          for (std::uint64_t i = first; i < first + count; ++i) q.enqueue(token, make_item(address, payload, i));
-        },
-        [&](std::int64_t expected) {
-          std::uint64_t sum = 0;
-          moodycamel::ConsumerToken token(q);
-          for (std::int64_t received = 0; received < expected;) {
-            const std::size_t k = q.wait_dequeue_bulk(token, buf.begin(), buf.size());
-            for (std::size_t j = 0; j < k; ++j) sum += buf[j].correlation_id;
-            received += static_cast<std::int64_t>(k);
-          }
-          return sum;
-        });
-  });
-}
+/// Unbounded (moodycamel's fast path), 64-byte events (see `moodycamel_throughput`).
+void baseline_moodycamel(benchmark::State& state, int producers) { moodycamel_throughput(state, producers, 64); }
 
 }  // namespace
 

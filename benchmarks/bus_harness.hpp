@@ -3,12 +3,17 @@
 /// benchmarks/advanced/bus.bench.cpp): the item every queue moves, producer threads joined per
 /// round, the exactly-once check and wall-clock `items_per_second`.
 #include <xsn/bus/event_bus.hpp>
+#include <xsn/runtime/clock.hpp>
 
 #include <benchmark/benchmark.h>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_future.hpp>
 #include <boost/json/string.hpp>
+#include <concurrentqueue/blockingconcurrentqueue.h>
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -71,6 +76,78 @@ void run(benchmark::State& state, int producers, Round round) {
   }
   const double items = static_cast<double>(state.iterations()) * items_per_iteration;
   state.counters["items_per_second"] = items / std::chrono::duration<double>(wall).count();
+}
+
+/// An `event_bus` `Bus` (constructed from an executor and a clock): producers `publish`
+/// (non-blocking) and, when the subscription is full, wait for room with
+/// `async_publish(..., use_future)` (backpressure, `overflow_policy::wait`). The consumer runs the
+/// bus's io_context: `async_wait`, then `try_receive_batch` until empty.
+template <class Bus>
+void bus_throughput(benchmark::State& state, int producers, std::size_t payload_bytes) {
+  boost::asio::io_context ioc;
+  xsn::manual_clock clk;
+  Bus bus(ioc.get_executor(), clk);
+  auto sub = bus.subscribe("m1", {.capacity = capacity, .overflow = xsn::overflow_policy::wait});
+  const std::string address = "m1";
+  const xsn::value payload = payload_of(payload_bytes);
+  std::vector<xsn::bus_message> buf(batch);
+
+  run(state, producers, [&](int n, std::int64_t total) {
+    return run_round(
+        n, total,
+        [&](std::uint64_t first, std::uint64_t count) {
+          for (std::uint64_t i = first; i < first + count; ++i) {
+            auto m = make_item(address, payload, i);
+            if (bus.publish(std::move(m)) == xsn::errc::queue_full) {
+              // `publish` moves only on success: `m` is intact.
+              bus.async_publish(std::move(m), boost::asio::use_future).get();
+            }
+          }
+        },
+        [&](std::int64_t expected) {
+          std::uint64_t sum = 0;
+          std::int64_t received = 0;
+          std::function<void(std::error_code)> on_ready = [&](std::error_code ec) {
+            if (ec) return;
+            while (std::size_t k = sub->try_receive_batch(buf)) {
+              for (std::size_t j = 0; j < k; ++j) sum += buf[j].correlation_id;
+              received += static_cast<std::int64_t>(k);
+            }
+            if (received < expected) sub->async_wait(on_ready);
+          };
+          sub->async_wait(on_ready);
+          ioc.restart();
+          ioc.run();  // until the last item: then nothing is pending
+          return sum;
+        });
+  });
+}
+
+/// moodycamel's `BlockingConcurrentQueue`, unbounded (its fast path), of the same items: a
+/// producer token per producer, bulk blocking dequeue.
+inline void moodycamel_throughput(benchmark::State& state, int producers, std::size_t payload_bytes) {
+  moodycamel::BlockingConcurrentQueue<xsn::bus_message> q;
+  const std::string address = "m1";
+  const xsn::value payload = payload_of(payload_bytes);
+  std::vector<xsn::bus_message> buf(batch);
+  run(state, producers, [&](int n, std::int64_t total) {
+    return run_round(
+        n, total,
+        [&](std::uint64_t first, std::uint64_t count) {
+          moodycamel::ProducerToken token(q);
+          for (std::uint64_t i = first; i < first + count; ++i) q.enqueue(token, make_item(address, payload, i));
+        },
+        [&](std::int64_t expected) {
+          std::uint64_t sum = 0;
+          moodycamel::ConsumerToken token(q);
+          for (std::int64_t received = 0; received < expected;) {
+            const std::size_t k = q.wait_dequeue_bulk(token, buf.begin(), buf.size());
+            for (std::size_t j = 0; j < k; ++j) sum += buf[j].correlation_id;
+            received += static_cast<std::int64_t>(k);
+          }
+          return sum;
+        });
+  });
 }
 
 }  // namespace xsn_bench::bus_harness

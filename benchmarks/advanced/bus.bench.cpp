@@ -37,75 +37,15 @@ using namespace xsn_bench::bus_harness;
 
 // ---- xsn::advanced::numa_event_bus ----
 
-/// As `bus/channel`: producers `publish` and, when the subscription is full, wait for room with
-/// `async_publish(..., use_future)`; the consumer runs the bus's io_context with `async_wait`
-/// then `try_receive_batch` until empty. The subscription is pinned to the node of the CPU the
+/// As `bus/channel` (`bus_throughput`). The subscription is pinned to the node of the CPU the
 /// consumer runs on (the machine's topology).
 void bus_numa(benchmark::State& state, int producers, std::size_t payload_bytes) {
-  boost::asio::io_context ioc;
-  xsn::manual_clock clk;
-  xsn::advanced::numa_event_bus bus(ioc.get_executor(), clk);
-  auto sub = bus.subscribe("m1", {.capacity = capacity, .overflow = xsn::overflow_policy::wait});
-  const std::string address = "m1";
-  const xsn::value payload = payload_of(payload_bytes);
-  std::vector<xsn::bus_message> buf(batch);
-
-  run(state, producers, [&](int n, std::int64_t total) {
-    return run_round(
-        n, total,
-        [&](std::uint64_t first, std::uint64_t count) {
-          for (std::uint64_t i = first; i < first + count; ++i) {
-            auto m = make_item(address, payload, i);
-            if (bus.publish(std::move(m)) == xsn::errc::queue_full) {
-              bus.async_publish(std::move(m), boost::asio::use_future).get();  // intact: retry
-            }
-          }
-        },
-        [&](std::int64_t expected) {
-          std::uint64_t sum = 0;
-          std::int64_t received = 0;
-          std::function<void(std::error_code)> on_ready = [&](std::error_code ec) {
-            if (ec) return;
-            while (std::size_t k = sub->try_receive_batch(buf)) {
-              for (std::size_t j = 0; j < k; ++j) sum += buf[j].correlation_id;
-              received += static_cast<std::int64_t>(k);
-            }
-            if (received < expected) sub->async_wait(on_ready);
-          };
-          sub->async_wait(on_ready);
-          ioc.restart();
-          ioc.run();  // until the last item: then nothing is pending
-          return sum;
-        });
-  });
+  bus_throughput<xsn::advanced::numa_event_bus>(state, producers, payload_bytes);
 }
 
 // ---- moodycamel::BlockingConcurrentQueue, 8-byte payload (the 64-byte one is in bus.bench.cpp) ----
 
-void baseline_moodycamel_8(benchmark::State& state, int producers) {
-  moodycamel::BlockingConcurrentQueue<xsn::bus_message> q;
-  const std::string address = "m1";
-  const xsn::value payload = payload_of(8);
-  std::vector<xsn::bus_message> buf(batch);
-  run(state, producers, [&](int n, std::int64_t total) {
-    return run_round(
-        n, total,
-        [&](std::uint64_t first, std::uint64_t count) {
-          moodycamel::ProducerToken token(q);
-          for (std::uint64_t i = first; i < first + count; ++i) q.enqueue(token, make_item(address, payload, i));
-        },
-        [&](std::int64_t expected) {
-          std::uint64_t sum = 0;
-          moodycamel::ConsumerToken token(q);
-          for (std::int64_t received = 0; received < expected;) {
-            const std::size_t k = q.wait_dequeue_bulk(token, buf.begin(), buf.size());
-            for (std::size_t j = 0; j < k; ++j) sum += buf[j].correlation_id;
-            received += static_cast<std::int64_t>(k);
-          }
-          return sum;
-        });
-  });
-}
+void baseline_moodycamel_8(benchmark::State& state, int producers) { moodycamel_throughput(state, producers, 8); }
 
 // ---- boost::lockfree::queue ----
 
