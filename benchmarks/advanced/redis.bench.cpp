@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <vector>
 
@@ -205,6 +206,59 @@ void baseline_hiredis_set(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 
+/// What a user would write by hand for a versioned write: `EVALSHA` of a compare-and-set script
+/// (version and value in one hash per key) on a blocking hiredis connection. The store's put
+/// does more (store-wide versions, an index, counters, a change message), but this is the floor
+/// that any Lua-scripted write pays on the same server.
+void baseline_hiredis_eval_cas(benchmark::State& state) {
+  auto c = raw_connection();
+  if (!c || c->err) {
+    state.SkipWithError("cannot connect");
+    return;
+  }
+  static constexpr std::string_view script = R"lua(
+local v = redis.call('HGET', KEYS[1], 'v') or '0'
+if v ~= ARGV[1] then return {0, v} end
+local n = redis.call('HINCRBY', KEYS[1], 'v', 1)
+redis.call('HSET', KEYS[1], 'd', ARGV[2])
+return {1, n}
+)lua";
+  auto* loaded = static_cast<redisReply*>(
+      redisCommand(c.get(), "SCRIPT LOAD %b", script.data(), script.size()));
+  if (!loaded || loaded->type != REDIS_REPLY_STRING) {
+    if (loaded) freeReplyObject(loaded);
+    state.SkipWithError("SCRIPT LOAD failed");
+    return;
+  }
+  const std::string sha(loaded->str, loaded->len);
+  freeReplyObject(loaded);
+  const auto keys = make_keys();
+  const std::string value(value_size, 'v');
+  const std::string prefix = xsn_test::unique_prefix("rawcas");
+  std::vector<long long> versions(key_count, 0);
+  latencies lat(state);
+  std::size_t i = 0;
+  for (auto _ : state) {
+    const auto k = i++ % key_count;
+    const std::string key = prefix + keys[k];
+    const std::string expected = std::to_string(versions[k]);
+    const char* argv[] = {"EVALSHA", sha.data(), "1", key.data(), expected.data(), value.data()};
+    const std::size_t lens[] = {7, sha.size(), 1, key.size(), expected.size(), value.size()};
+    const auto start = bench_clock::now();
+    auto* r = static_cast<redisReply*>(redisCommandArgv(c.get(), 6, argv, lens));
+    lat.add(bench_clock::now() - start);
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->integer != 1) {
+      if (r) freeReplyObject(r);
+      state.SkipWithError("compare-and-set failed");
+      break;
+    }
+    versions[k] = r->element[1]->integer;
+    freeReplyObject(r);
+  }
+  lat.report(state);
+  state.SetItemsProcessed(state.iterations());
+}
+
 void baseline_hiredis_set_pipelined(benchmark::State& state) {
   auto c = raw_connection();
   if (!c || c->err) {
@@ -237,6 +291,7 @@ void baseline_hiredis_set_pipelined(benchmark::State& state) {
 }  // namespace
 
 BENCHMARK(baseline_hiredis_set)->Name("baseline/hiredis/set")->UseRealTime();
+BENCHMARK(baseline_hiredis_eval_cas)->Name("baseline/hiredis/eval_cas")->UseRealTime();
 BENCHMARK(store_redis_put)->Name("store/redis/put")->UseRealTime();
 BENCHMARK(store_redis_cas)->Name("store/redis/cas")->UseRealTime();
 BENCHMARK(baseline_hiredis_set_pipelined)->Name("baseline/hiredis/set_pipelined")->UseRealTime();

@@ -112,6 +112,7 @@ void redis_link::connect() {
 void redis_link::on_connected(std::uint64_t gen) {
   boost::system::error_code ignored;
   socket_.set_option(boost::asio::ip::tcp::no_delay(true), ignored);
+  socket_.non_blocking(true, ignored);  // `write_now` tries without waiting
   reader_.reset(redisReaderCreate());
   if (!reader_) return connect_failed(gen, "out of memory");
   out_.clear();
@@ -264,8 +265,8 @@ void redis_link::dispatch(redisReply* reply) {
   if (!inflight_.empty()) {
     auto cmd = std::move(inflight_.front());
     inflight_.pop_front();
-    if (cmd.script >= 0 && !cmd.script_as_text && reply->type == REDIS_REPLY_ERROR && reply->str &&
-        std::string_view(reply->str, reply->len).starts_with("NOSCRIPT") && settings_.script_text) {
+    if (cmd.script && !cmd.script_as_text && reply->type == REDIS_REPLY_ERROR && reply->str &&
+        std::string_view(reply->str, reply->len).starts_with("NOSCRIPT")) {
       // The script was flushed from Redis; nothing ran. Resend it with its text.
       cmd.script_as_text = true;
       queue_.push_front(std::move(cmd));
@@ -304,6 +305,14 @@ void append_bulk(std::string& out, std::string_view s) {
   out += "\r\n";
 }
 
+void append_bulk(std::string& out, std::initializer_list<std::string_view> parts) {
+  std::size_t size = 0;
+  for (auto p : parts) size += p.size();
+  append_header(out, '$', size);
+  for (auto p : parts) out += p;
+  out += "\r\n";
+}
+
 void redis_link::append(const std::vector<std::string>& args) {
   std::size_t size = 16;
   for (const auto& a : args) size += a.size() + 16;
@@ -313,8 +322,8 @@ void redis_link::append(const std::vector<std::string>& args) {
 }
 
 void redis_link::append_script(const redis_command& cmd) {
-  const bool text = cmd.script_as_text || !settings_.script_sha;
-  const std::string body = text ? settings_.script_text(cmd.script) : settings_.script_sha(cmd.script);
+  const bool text = cmd.script_as_text || script_sha_.empty();
+  const std::string_view body = text ? std::string_view(settings_.script_text) : script_sha_;
   out_.reserve(out_.size() + body.size() + cmd.script_args.size() + 64);
   append_header(out_, '*', 2 + cmd.script_argc);
   append_bulk(out_, text ? "EVAL" : "EVALSHA");
@@ -328,7 +337,7 @@ void redis_link::write() {
   // Pipelining: everything queued goes out in one write.
   while (!queue_.empty()) {
     auto& cmd = queue_.front();
-    if (cmd.script >= 0) {
+    if (cmd.script) {
       append_script(cmd);
     } else {
       append(cmd.args);
@@ -336,6 +345,8 @@ void redis_link::write() {
     inflight_.push_back(std::move(queue_.front()));
     queue_.pop_front();
   }
+  if (write_now()) return;
+  if (state_ != state::ready) return;  // dropped
   writing_ = true;
   auto self = shared_from_this();
   const auto gen = gen_;
@@ -346,6 +357,24 @@ void redis_link::write() {
                              if (ec) return self->drop("write: " + ec.message());
                              self->write();
                            });
+}
+
+/// Writes what it can of `out_` without waiting (the socket is non-blocking) and keeps the rest
+/// in `out_`; true when all of it went. A request usually fits the socket's buffer: no
+/// asynchronous write, and no completion to run, in the common case.
+bool redis_link::write_now() {
+  boost::system::error_code ec;
+  const auto n = socket_.write_some(boost::asio::buffer(out_), ec);
+  if (ec == boost::asio::error::would_block || ec == boost::asio::error::try_again) {
+    return false;
+  }
+  if (ec) {
+    drop("write: " + ec.message());
+    return false;
+  }
+  if (n == out_.size()) return true;
+  out_.erase(0, n);
+  return false;
 }
 
 // ---- deadlines ----

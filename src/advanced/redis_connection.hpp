@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <random>
 #include <string>
@@ -54,14 +55,17 @@ class reply_callback {
 /// Appends `s` to `out` as a RESP bulk string.
 void append_bulk(std::string& out, std::string_view s);
 
+/// Appends the concatenation of `parts` to `out` as one RESP bulk string.
+void append_bulk(std::string& out, std::initializer_list<std::string_view> parts);
+
 /// A command and what to do with its reply. `done` gets the reply (valid during the call) or
 /// an error with a null reply; it runs on the strand and must not throw.
 struct redis_command {
-  std::vector<std::string> args;  ///< A plain command (when `script` is -1).
+  std::vector<std::string> args;  ///< A plain command (when `script` is false).
   bool resend_if_lost = false;    ///< Idempotent: resent when the connection broke under it.
-  /// A script call, or -1: `EVALSHA <its SHA1>` (or `EVAL <its text>` after a `NOSCRIPT`)
-  /// followed by `script_args`, already in RESP (one buffer, no string per argument).
-  int script = -1;
+  /// A call of the link's script: `EVALSHA <its SHA1>` (or `EVAL <its text>` after a
+  /// `NOSCRIPT`) followed by `script_args`, already in RESP (one buffer, no string per argument).
+  bool script = false;
   bool script_as_text = false;  ///< Send the script's text (`EVAL`): Redis had lost it.
   std::string script_args;      ///< RESP bulk strings of the arguments after the script.
   std::size_t script_argc = 0;  ///< How many.
@@ -71,6 +75,11 @@ struct redis_command {
   /// Appends one argument of a script call.
   void arg(std::string_view s) {
     append_bulk(script_args, s);
+    ++script_argc;
+  }
+  /// Appends one argument of a script call made of `parts` (no temporary string).
+  void arg(std::initializer_list<std::string_view> parts) {
+    append_bulk(script_args, parts);
     ++script_argc;
   }
 };
@@ -86,9 +95,9 @@ struct redis_link_settings {
   std::function<std::vector<std::vector<std::string>>()> handshake;
   /// Checks the handshake's replies; returns an error text, empty when the link may be used.
   std::function<std::string(const std::vector<const redisReply*>&)> handshake_done;
-  /// A script's SHA1 (as loaded by the handshake) and its text, by number.
-  std::function<std::string(int)> script_sha;
-  std::function<std::string(int)> script_text;
+  /// The text of the script that `redis_command::script` calls (its SHA1 is learnt from the
+  /// handshake, see `redis_link::set_script_sha`); empty when the link runs no script.
+  std::string script_text;
   /// Replies nobody waits for (pub/sub messages). None: such a reply breaks the connection.
   std::function<void(const redisReply*)> on_push;
   /// Told when the link becomes ready (true) or stops being ready (false), with the reason.
@@ -116,6 +125,8 @@ class redis_link : public std::enable_shared_from_this<redis_link> {
   bool ready() const noexcept { return state_ == state::ready; }
   /// Fails everything with `operation_aborted` and closes for good.
   void close();
+  /// The SHA1 under which the handshake loaded the script (`EVALSHA`; before it, `EVAL`).
+  void set_script_sha(std::string sha) { script_sha_ = std::move(sha); }
   /// Commands queued or in flight.
   std::size_t pending() const noexcept { return queue_.size() + inflight_.size(); }
 
@@ -136,6 +147,7 @@ class redis_link : public std::enable_shared_from_this<redis_link> {
   void fail_queue(std::error_code ec);
   void append(const std::vector<std::string>& args);
   void append_script(const redis_command& cmd);
+  bool write_now();
 
   strand_type strand_;
   redis_link_settings settings_;
@@ -159,6 +171,7 @@ class redis_link : public std::enable_shared_from_this<redis_link> {
   std::vector<redisReply*> handshake_replies_;
   std::deque<redis_command> queue_;     ///< Not yet written.
   std::deque<redis_command> inflight_;  ///< Written, waiting for replies in order.
+  std::string script_sha_;              ///< Of `settings_.script_text`.
   std::string out_;                     ///< Being written.
   std::vector<char> in_;                ///< Read buffer.
 };

@@ -8,6 +8,7 @@
 #include <hiredis/hiredis.h>
 
 #include <boost/asio/append.hpp>
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/post.hpp>
 
@@ -37,14 +38,29 @@ using xsn::detail::watch_record;
 
 // ---- encodings ----
 
+/// A short decimal text in place (no allocation), as script arguments are.
+struct digits {
+  std::array<char, 24> buf{};
+  std::size_t size = 0;
+  operator std::string_view() const noexcept { return {buf.data(), size}; }  // NOLINT: implicit
+};
+
+template <typename Int>
+digits decimal(Int v) {
+  digits d;
+  const auto [end, ec] = std::to_chars(d.buf.data(), d.buf.data() + d.buf.size(), v);
+  (void)ec;  // 24 characters hold any 64-bit integer
+  d.size = static_cast<std::size_t>(end - d.buf.data());
+  return d;
+}
+
 /// A time point as 20 digits: nanoseconds + 2^63, so that string order is time order.
-std::string encode_time(clock::time_point t) {
+digits encode_time(clock::time_point t) {
   auto u = static_cast<std::uint64_t>(t.time_since_epoch().count()) ^ (std::uint64_t{1} << 63);
-  std::string s(20, '0');
-  for (auto it = s.rbegin(); it != s.rend() && u != 0; ++it, u /= 10) {
-    *it = static_cast<char>('0' + u % 10);
-  }
-  return s;
+  digits d;
+  d.size = 20;
+  for (std::size_t i = 20; i-- > 0; u /= 10) d.buf[i] = static_cast<char>('0' + u % 10);
+  return d;
 }
 
 std::optional<clock::time_point> decode_time(std::string_view s) {
@@ -57,11 +73,11 @@ std::optional<clock::time_point> decode_time(std::string_view s) {
 }
 
 /// Milliseconds, rounded down (the expiry index only needs to be no later than the time).
-std::string to_ms(clock::time_point t) {
+digits to_ms(clock::time_point t) {
   const auto ns = t.time_since_epoch().count();
   auto ms = ns / 1'000'000;
   if (ns % 1'000'000 != 0 && ns < 0) --ms;
-  return std::to_string(ms);
+  return decimal(ms);
 }
 
 clock::time_point saturating_add(clock::time_point t, clock::duration d) noexcept {
@@ -132,7 +148,6 @@ struct redis_state_store::impl : std::enable_shared_from_this<impl> {
   // Strand only.
   std::shared_ptr<redis_link> cmd;
   std::shared_ptr<redis_link> sub;
-  std::array<std::string, detail::redis_script_bodies.size()> shas;
   std::vector<done_handler> connect_waiters;
   struct flush_wait {
     done_handler handler;
@@ -214,9 +229,7 @@ struct redis_state_store::impl : std::enable_shared_from_this<impl> {
       if (!self) return std::vector<std::vector<std::string>>{};
       auto cmds = self->auth();
       if (self->opts.database != 0) cmds.push_back({"SELECT", std::to_string(self->opts.database)});
-      for (std::size_t i = 0; i < detail::redis_script_bodies.size(); ++i) {
-        cmds.push_back({"SCRIPT", "LOAD", detail::redis_script_text(i)});
-      }
+      cmds.push_back({"SCRIPT", "LOAD", detail::redis_script_text()});
       return cmds;
     };
     s.handshake_done = [weak](const std::vector<const redisReply*>& replies) -> std::string {
@@ -224,13 +237,7 @@ struct redis_state_store::impl : std::enable_shared_from_this<impl> {
       if (!self) return "store destroyed";
       return self->on_handshake(replies);
     };
-    s.script_sha = [weak](int i) {
-      auto self = weak.lock();
-      return self ? self->shas[static_cast<std::size_t>(i)] : std::string{};
-    };
-    s.script_text = [](int i) {
-      return detail::redis_script_text(static_cast<std::size_t>(i));
-    };
+    s.script_text = detail::redis_script_text();
     s.on_state = [weak](bool up, const std::string& why) {
       if (auto self = weak.lock()) self->on_command_link(up, why);
     };
@@ -240,18 +247,16 @@ struct redis_state_store::impl : std::enable_shared_from_this<impl> {
 
   std::string on_handshake(const std::vector<const redisReply*>& replies) {
     const auto n_auth = auth().size() + (opts.database != 0 ? 1 : 0);
-    if (replies.size() != n_auth + shas.size()) return "unexpected handshake";
+    if (replies.size() != n_auth + 1) return "unexpected handshake";
     for (std::size_t i = 0; i < n_auth; ++i) {
       if (replies[i]->type == REDIS_REPLY_ERROR) {
         return (i == 0 && !opts.password.empty() ? "AUTH failed: " : "SELECT failed: ") +
                std::string(str(replies[i]));
       }
     }
-    for (std::size_t i = 0; i < shas.size(); ++i) {
-      const auto* r = replies[n_auth + i];
-      if (!is_string(r)) return "SCRIPT LOAD failed: " + std::string(str(r));
-      shas[i] = std::string(str(r));
-    }
+    const auto* r = replies[n_auth];
+    if (!is_string(r)) return "SCRIPT LOAD failed: " + std::string(str(r));
+    cmd->set_script_sha(std::string(str(r)));
     return {};
   }
 
@@ -416,12 +421,12 @@ struct redis_state_store::impl : std::enable_shared_from_this<impl> {
     cmd->submit(std::move(c));
   }
 
-  /// `EVALSHA <script> 0 P now now_ms`; the caller appends the script's own arguments (`bytes`
-  /// of them, roughly) with `redis_command::arg`. No declared keys: see redis_scripts.hpp.
-  redis_command script_call(detail::redis_script script, clock::time_point now,
-                            std::size_t bytes) const {
+  /// `EVALSHA <script> 0 P now now_ms`; the caller appends the operation's own arguments
+  /// (`bytes` of them, roughly) with `redis_command::arg`, then `end_call`. No declared keys:
+  /// see redis_scripts.hpp.
+  redis_command script_call(clock::time_point now, std::size_t bytes) const {
     redis_command c;
-    c.script = script;
+    c.script = true;
     c.script_args.reserve(bytes + opts.key_prefix.size() + 128);
     c.arg("0");
     c.arg(opts.key_prefix);
@@ -431,14 +436,14 @@ struct redis_state_store::impl : std::enable_shared_from_this<impl> {
     return c;
   }
 
-  /// The Redis key of `key`'s record: `P d:<key>`.
-  std::string record_name(const std::string& key) const {
-    std::string name;
-    name.reserve(opts.key_prefix.size() + 2 + key.size());
-    name += opts.key_prefix;
-    name += "d:";
-    name += key;
-    return name;
+  /// Ends a script call with its operation, the script's last argument.
+  static void end_call(redis_command& c, detail::redis_script op) {
+    c.arg(detail::redis_op_code(op));
+  }
+
+  /// The Redis key of `key`'s record, `P d:<key>`, as one argument.
+  void arg_record_name(redis_command& c, std::string_view key) const {
+    c.arg({opts.key_prefix, "d:", key});
   }
 
   /// Counts an operation in; false (and nothing counted) when `max_pending` is reached.
@@ -450,16 +455,28 @@ struct redis_state_store::impl : std::enable_shared_from_this<impl> {
     return true;
   }
 
-  /// Sends `c` from the strand; `done` runs there with the reply, then the count goes down.
-  void send(redis_command c) {
-    auto done = std::move(c.done);
-    c.done = [weak = weak_from_this(), done = std::move(done)](std::error_code ec,
-                                                                 const redisReply* r) mutable {
-        const auto self = weak.lock();
-        if (!self) return;  // the store and its links are gone
+  /// The reply callback of an operation counted by `admit`: the count goes down, then
+  /// `f(self, ec, reply)` runs (on the strand) unless the store is gone.
+  template <typename F>
+  detail::reply_callback on_reply(F f) {
+    return [weak = weak_from_this(), f = std::move(f)](std::error_code ec,
+                                                        const redisReply* r) mutable {
+      const auto self = weak.lock();
+      if (!self) return;  // the store and its links are gone
       self->pending.fetch_sub(1, std::memory_order_relaxed);
-      done(ec, r);
+      f(*self, ec, r);
     };
+  }
+
+  /// Completes `h(args...)` from a reply: on the executor, inline when the strand runs on one
+  /// of its threads (a reply is never handled inside the initiating call).
+  template <typename Handler, typename... Args>
+  void reply(Handler h, Args&&... args) {
+    boost::asio::dispatch(executor, boost::asio::append(std::move(h), std::forward<Args>(args)...));
+  }
+
+  /// Sends `c` from the strand.
+  void send(redis_command c) {
     boost::asio::post(strand, [self = shared_from_this(), c = std::move(c)]() mutable {
       self->cmd->submit(std::move(c));
     });
@@ -467,28 +484,46 @@ struct redis_state_store::impl : std::enable_shared_from_this<impl> {
 
   // ---- writes ----
 
-  /// Parses `{status, version, entries, bytes}`; notes the expiry of a successful write.
+  /// Parses `{status, version, entries, bytes}`, or the write fast path's `{'ok', version, byte
+  /// delta}` and `{'conflict', version}`; notes the expiry of a successful write.
   void on_write_reply(std::error_code ec, const redisReply* r, write_handler h,
                       std::optional<clock::time_point> expires) {
-    if (ec) return complete(std::move(h), ec, store_version{0});
-    if (r->type == REDIS_REPLY_ERROR) return complete(std::move(h), error_of(r), store_version{0});
-    const auto version = is_array(r, 4) ? to_u64(str(r->element[1])) : std::nullopt;
-    const auto n = is_array(r, 4) ? to_size(r->element[2]) : std::nullopt;
-    const auto b = is_array(r, 4) ? to_size(r->element[3]) : std::nullopt;
-    if (!version || !n || !b) {
+    if (ec) return reply(std::move(h), ec, store_version{0});
+    if (r->type == REDIS_REPLY_ERROR) return reply(std::move(h), error_of(r), store_version{0});
+    const bool sized = r->type == REDIS_REPLY_ARRAY && r->elements >= 2 && r->elements <= 4;
+    const auto version = sized ? to_u64(str(r->element[1])) : std::nullopt;
+    const auto status = sized ? str(r->element[0]) : std::string_view{};
+    if (!version || !counts_of(r, status)) {
       set_error("malformed reply to a write");
-      return complete(std::move(h), bad_message(), store_version{0});
+      return reply(std::move(h), bad_message(), store_version{0});
     }
-    set_counts(*n, *b);
-    const auto status = str(r->element[0]);
     if (status == "ok") {
       if (expires) note_expiry(*expires);
-      return complete(std::move(h), std::error_code{}, *version);
+      return reply(std::move(h), std::error_code{}, *version);
     }
-    if (status == "conflict") return complete(std::move(h), make_error_code(errc::version_conflict), *version);
-    if (status == "full") return complete(std::move(h), make_error_code(errc::store_full), store_version{0});
+    if (status == "conflict") return reply(std::move(h), make_error_code(errc::version_conflict), *version);
+    if (status == "full") return reply(std::move(h), make_error_code(errc::store_full), store_version{0});
     set_error("malformed reply to a write");
-    complete(std::move(h), bad_message(), store_version{0});
+    reply(std::move(h), bad_message(), store_version{0});
+  }
+
+  /// Takes the counters from a write reply: absolute (4 elements), a byte delta after an `ok`
+  /// (3), or none after a `conflict` (2). False when they are malformed.
+  bool counts_of(const redisReply* r, std::string_view status) {
+    if (r->elements == 4) {
+      const auto n = to_size(r->element[2]);
+      const auto b = to_size(r->element[3]);
+      if (!n || !b) return false;
+      set_counts(*n, *b);
+      return true;
+    }
+    if (r->elements == 3) {
+      if (status != "ok" || r->element[2]->type != REDIS_REPLY_INTEGER) return false;
+      std::lock_guard lock(mutex);
+      bytes = static_cast<std::size_t>(static_cast<long long>(bytes) + r->element[2]->integer);
+      return true;
+    }
+    return status == "conflict";
   }
 
   void write(std::string key, std::string value, put_options o, std::optional<store_version> expected,
@@ -496,46 +531,49 @@ struct redis_state_store::impl : std::enable_shared_from_this<impl> {
     if (!admit()) return complete(std::move(h), make_error_code(errc::queue_full), store_version{0});
     const auto now = clk.now();
     std::optional<clock::time_point> expires;
-    std::string backstop = "0";
+    std::int64_t backstop = 0;
     if (o.ttl) {
       expires = saturating_add(now, *o.ttl);
       if (opts.expiry_backstop) {
         const auto ttl_ms = std::chrono::ceil<std::chrono::milliseconds>(*o.ttl).count();
         const auto extra = opts.expiry_backstop->count();
         const auto cap = std::numeric_limits<std::int64_t>::max() / 4;
-        backstop = std::to_string(std::min(cap, ttl_ms) + std::min(cap, extra));
+        backstop = std::min(cap, ttl_ms) + std::min(cap, extra);
       }
     }
-    auto c = script_call(detail::script_write, now, 2 * key.size() + value.size());
+    auto c = script_call(now, 2 * key.size() + value.size());
     c.arg(key);
     c.arg(value);
-    c.arg(expires ? encode_time(*expires) : "-");
-    c.arg(expires ? to_ms(*expires) : "0");
-    c.arg(backstop);
+    if (expires) {
+      c.arg(encode_time(*expires));
+      c.arg(to_ms(*expires));
+    } else {
+      c.arg("-");
+      c.arg("0");
+    }
+    c.arg(decimal(backstop));
     c.arg(max_entries_arg);
     c.arg(max_bytes_arg);
-    c.arg(expected ? std::to_string(*expected) : std::string{});
-    c.arg(record_name(key));
-    c.done = [weak = weak_from_this(), h = std::move(h), expires](std::error_code ec,
-                                                                    const redisReply* r) mutable {
-        const auto self = weak.lock();
-        if (!self) return;  // the store and its links are gone
-      self->on_write_reply(ec, r, std::move(h), expires);
-    };
+    c.arg(expected ? std::string_view(decimal(*expected)) : std::string_view{});
+    arg_record_name(c, key);
+    end_call(c, detail::script_write);
+    c.done = on_reply([h = std::move(h), expires](impl& self, std::error_code ec,
+                                                  const redisReply* r) mutable {
+      self.on_write_reply(ec, r, std::move(h), expires);
+    });
     send(std::move(c));
   }
 
   void erase(std::string key, std::optional<store_version> expected, write_handler h) {
     if (!admit()) return complete(std::move(h), make_error_code(errc::queue_full), store_version{0});
-    auto c = script_call(detail::script_erase, clk.now(), key.size());
+    auto c = script_call(clk.now(), key.size());
     c.arg(key);
-    c.arg(expected ? std::to_string(*expected) : std::string{});
-    c.done = [weak = weak_from_this(), h = std::move(h)](std::error_code ec,
-                                                           const redisReply* r) mutable {
-        const auto self = weak.lock();
-        if (!self) return;  // the store and its links are gone
-      self->on_write_reply(ec, r, std::move(h), std::nullopt);
-    };
+    c.arg(expected ? std::string_view(decimal(*expected)) : std::string_view{});
+    end_call(c, detail::script_erase);
+    c.done = on_reply([h = std::move(h)](impl& self, std::error_code ec,
+                                         const redisReply* r) mutable {
+      self.on_write_reply(ec, r, std::move(h), std::nullopt);
+    });
     send(std::move(c));
   }
 
@@ -556,34 +594,37 @@ struct redis_state_store::impl : std::enable_shared_from_this<impl> {
 
   void get(std::string key, get_handler h) {
     if (!admit()) return complete(std::move(h), make_error_code(errc::queue_full), std::optional<stored_value>{});
-    auto c = script_call(detail::script_get, clk.now(), 2 * key.size());
+    auto c = script_call(clk.now(), 2 * key.size());
     c.arg(key);
-    c.arg(record_name(key));
+    arg_record_name(c, key);
+    end_call(c, detail::script_get);
     c.resend_if_lost = true;
-    c.done = [weak = weak_from_this(), h = std::move(h)](std::error_code ec,
-                                                           const redisReply* r) mutable {
-        const auto self = weak.lock();
-        if (!self) return;  // the store and its links are gone
-      std::optional<stored_value> none;
-      if (ec) return self->complete(std::move(h), ec, none);
-      if (r->type == REDIS_REPLY_ERROR) return self->complete(std::move(h), self->error_of(r), none);
-      if (is_array(r, 3) && str(r->element[0]) == "none") {
-        const auto n = to_size(r->element[1]);
-        const auto b = to_size(r->element[2]);
-        if (n && b) self->set_counts(*n, *b);
-        return self->complete(std::move(h), std::error_code{}, none);
-      }
-      std::optional<stored_value> v;
-      if (is_array(r, 4) && str(r->element[0]) == "ok") {
-        v = value_of(r->element[1], r->element[2], r->element[3]);
-      }
-      if (!v) {
-        self->set_error("malformed reply to a get");
-        return self->complete(std::move(h), bad_message(), none);
-      }
-      self->complete(std::move(h), std::error_code{}, std::move(v));
-    };
+    c.done = on_reply([h = std::move(h)](impl& self, std::error_code ec,
+                                         const redisReply* r) mutable {
+      self.on_get_reply(ec, r, std::move(h));
+    });
     send(std::move(c));
+  }
+
+  void on_get_reply(std::error_code ec, const redisReply* r, get_handler h) {
+    std::optional<stored_value> none;
+    if (ec) return reply(std::move(h), ec, none);
+    if (r->type == REDIS_REPLY_ERROR) return reply(std::move(h), error_of(r), none);
+    if (is_array(r, 3) && str(r->element[0]) == "none") {
+      const auto n = to_size(r->element[1]);
+      const auto b = to_size(r->element[2]);
+      if (n && b) set_counts(*n, *b);
+      return reply(std::move(h), std::error_code{}, none);
+    }
+    std::optional<stored_value> v;
+    if (is_array(r, 4) && str(r->element[0]) == "ok") {
+      v = value_of(r->element[1], r->element[2], r->element[3]);
+    }
+    if (!v) {
+      set_error("malformed reply to a get");
+      return reply(std::move(h), bad_message(), none);
+    }
+    reply(std::move(h), std::error_code{}, std::move(v));
   }
 
   void list(std::string prefix, list_options o, list_handler h) {
@@ -591,34 +632,37 @@ struct redis_state_store::impl : std::enable_shared_from_this<impl> {
     std::string min = !o.start_after.empty() && o.start_after >= prefix ? "(" + o.start_after
                       : prefix.empty()                                  ? "-"
                                                                         : "[" + prefix;
-    auto c = script_call(detail::script_list, clk.now(), 2 * min.size());
+    auto c = script_call(clk.now(), 2 * min.size());
     c.arg(min);
     c.arg(lex_max(prefix));
-    c.arg(std::to_string(o.limit));
+    c.arg(decimal(o.limit));
+    end_call(c, detail::script_list);
     c.resend_if_lost = true;
-    c.done = [weak = weak_from_this(), h = std::move(h)](std::error_code ec,
-                                                           const redisReply* r) mutable {
-        const auto self = weak.lock();
-        if (!self) return;  // the store and its links are gone
-      std::vector<entry> out;
-      if (ec) return self->complete(std::move(h), ec, std::move(out));
-      if (r->type == REDIS_REPLY_ERROR) return self->complete(std::move(h), self->error_of(r), std::move(out));
-      if (r->type != REDIS_REPLY_ARRAY || r->elements % 4 != 0) {
-        self->set_error("malformed reply to a list");
-        return self->complete(std::move(h), bad_message(), std::move(out));
-      }
-      out.reserve(r->elements / 4);
-      for (std::size_t i = 0; i < r->elements; i += 4) {
-        auto v = value_of(r->element[i + 1], r->element[i + 2], r->element[i + 3]);
-        if (!v || r->element[i]->type != REDIS_REPLY_STRING) {
-          self->set_error("malformed reply to a list");
-          return self->complete(std::move(h), bad_message(), std::vector<entry>{});
-        }
-        out.emplace_back(std::string(str(r->element[i])), std::move(*v));
-      }
-      self->complete(std::move(h), std::error_code{}, std::move(out));
-    };
+    c.done = on_reply([h = std::move(h)](impl& self, std::error_code ec,
+                                         const redisReply* r) mutable {
+      self.on_list_reply(ec, r, std::move(h));
+    });
     send(std::move(c));
+  }
+
+  void on_list_reply(std::error_code ec, const redisReply* r, list_handler h) {
+    std::vector<entry> out;
+    if (ec) return reply(std::move(h), ec, std::move(out));
+    if (r->type == REDIS_REPLY_ERROR) return reply(std::move(h), error_of(r), std::move(out));
+    if (r->type != REDIS_REPLY_ARRAY || r->elements % 4 != 0) {
+      set_error("malformed reply to a list");
+      return reply(std::move(h), bad_message(), std::move(out));
+    }
+    out.reserve(r->elements / 4);
+    for (std::size_t i = 0; i < r->elements; i += 4) {
+      auto v = value_of(r->element[i + 1], r->element[i + 2], r->element[i + 3]);
+      if (!v || r->element[i]->type != REDIS_REPLY_STRING) {
+        set_error("malformed reply to a list");
+        return reply(std::move(h), bad_message(), std::vector<entry>{});
+      }
+      out.emplace_back(std::string(str(r->element[i])), std::move(*v));
+    }
+    reply(std::move(h), std::error_code{}, std::move(out));
   }
 
   // ---- expiry: a timer on the store's clock, then a sweep script ----
@@ -651,8 +695,9 @@ struct redis_state_store::impl : std::enable_shared_from_this<impl> {
       if (closed) return;
     }
     const auto now = clk.now();
-    auto c = script_call(detail::script_sweep, now, 0);
+    auto c = script_call(now, 0);
     c.arg("1000");
+    end_call(c, detail::script_sweep);
     c.done = [weak = weak_from_this(), now](std::error_code ec, const redisReply* r) {
         const auto self = weak.lock();
         if (!self) return;  // the store and its links are gone

@@ -699,6 +699,14 @@ TEMPLATE_LIST_TEST_CASE("state_store: health", "[state_store]", store_fixtures) 
   h = f.store().health();
   CHECK(h.entries == 2);
   CHECK(h.bytes == 6);
+  const auto v = put(f, "ab", "c").version;  // replacing: 3 bytes instead of 5, no new entry
+  CHECK(f.store().health().entries == 2);
+  CHECK(f.store().health().bytes == 4);
+  CHECK(cas(f, "ab", v + 100, "longer value").ec == conflict);  // changes nothing
+  CHECK(put(f, "ab", "cdefg").ec == ok);
+  CHECK(f.store().health().entries == 2);
+  CHECK(f.store().health().bytes == 8);
+  put(f, "ab", "cde");
   erase(f, "ab");
   CHECK(f.store().health().entries == 1);
   CHECK(f.store().health().bytes == 1);
