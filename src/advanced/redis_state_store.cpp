@@ -519,8 +519,12 @@ struct redis_state_store::impl : std::enable_shared_from_this<impl> {
     }
     if (r->elements == 3) {
       if (status != "ok" || r->element[2]->type != REDIS_REPLY_INTEGER) return false;
+      // Relative to the counters this store last saw (another process's changes show in the
+      // next reply that carries the counters themselves): never below zero.
+      const long long delta = r->element[2]->integer;
       std::lock_guard lock(mutex);
-      bytes = static_cast<std::size_t>(static_cast<long long>(bytes) + r->element[2]->integer);
+      const auto drop = static_cast<std::size_t>(delta < 0 ? -delta : 0);
+      bytes = delta >= 0 ? bytes + static_cast<std::size_t>(delta) : bytes - std::min(bytes, drop);
       return true;
     }
     return status == "conflict";
