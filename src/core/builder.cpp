@@ -5,6 +5,8 @@
 
 #include <xsn/parse/xstate.hpp>
 
+#include "xstate_actors.hpp"
+
 #include <boost/json/serialize.hpp>
 
 #if __has_include(<cxxabi.h>)
@@ -63,6 +65,7 @@ class emitter {
     if (!n.entry.empty()) o["entry"] = actions(n.entry, path, "entry");
     if (!n.exit.empty()) o["exit"] = actions(n.exit, path, "exit");
     transitions(n.transitions, path, o);
+    if (!n.invokes.empty()) o["invoke"] = invokes(n.invokes, path);
     if (!n.children.empty()) {
       boost::json::object states;
       for (const auto& [key, child] : n.children) {
@@ -186,6 +189,26 @@ class emitter {
     if (!done.empty()) o["onDone"] = std::move(done);
   }
 
+  value invokes(const std::vector<invoke_config>& list, const std::string& path) {
+    boost::json::array a;
+    for (const auto& i : list) {
+      boost::json::object o;
+      o["src"] = i.src();
+      if (!i.id_of().empty()) o["id"] = i.id_of();
+      if (!i.system_id_of().empty()) o["systemId"] = i.system_id_of();
+      if (i.input_of()) o["input"] = *i.input_of();
+      auto handlers = [&](const std::vector<transition>& ts) {
+        boost::json::array out;
+        for (const auto& t : ts) out.push_back(one(t, path));
+        return out;
+      };
+      if (!i.done_of().empty()) o["onDone"] = handlers(i.done_of());
+      if (!i.error_of().empty()) o["onError"] = handlers(i.error_of());
+      a.push_back(std::move(o));
+    }
+    return a;
+  }
+
   const std::type_info& context_;
   detail::typed_table& table_;
   std::vector<std::string>& errors_;
@@ -211,6 +234,7 @@ void detail::node_data::merge(const node_data& o) {
   entry.insert(entry.end(), o.entry.begin(), o.entry.end());
   exit.insert(exit.end(), o.exit.begin(), o.exit.end());
   transitions.insert(transitions.end(), o.transitions.begin(), o.transitions.end());
+  invokes.insert(invokes.end(), o.invokes.begin(), o.invokes.end());
   children.insert(children.end(), o.children.begin(), o.children.end());
   if (o.output) output = o.output;
   tags.insert(tags.end(), o.tags.begin(), o.tags.end());
@@ -260,6 +284,11 @@ result<std::shared_ptr<const bound_implementations>> detail::bind_erased(
     } else {
       return eval_error{"delay '" + n + "' is not provided"};
     }
+  }
+  if (untyped != nullptr) {
+    if (auto e = bind_actors(p, *untyped, *b)) return *e;
+  } else if (!p.actor_names.empty()) {
+    return eval_error{"actor '" + p.actor_names.front() + "' is not provided"};
   }
   b->make_context = std::move(make_context);
   return std::shared_ptr<const bound_implementations>(std::move(b));

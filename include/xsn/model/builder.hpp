@@ -196,6 +196,68 @@ inline transition on_done(std::string target = {}) {
   return transition::make(transition::source::on_done, {}, target.empty() ? std::vector<std::string>{} : std::vector<std::string>{std::move(target)});
 }
 
+/**
+ * An actor a state runs while it is active (XState's `invoke`): `src` names actor logic bound
+ * with `actor(name, logic)` on the implementations `build` gets. It starts after the macrostep
+ * that entered the state and stops when the state is exited. Its completion and failure are the
+ * events `xstate.done.actor.<id>` and `xstate.error.actor.<id>`, which `on_done` and `on_error`
+ * handle.
+ * ```cpp
+ * .state("loading", xsn::invoke("fetch").input({{"id", 7}}).on_done("ready").on_error("failed"))
+ * ```
+ */
+class invoke_config {
+ public:
+  /// Invokes the actor logic named `src`.
+  explicit invoke_config(std::string src) : src_(std::move(src)) {}
+  /// The actor's id (default, as XState: `<index>.<state id>`).
+  invoke_config& id(std::string id) {
+    id_ = std::move(id);
+    return *this;
+  }
+  /// A `systemId`, by which any actor of the tree can `send_to` it.
+  invoke_config& system_id(std::string id) {
+    system_id_ = std::move(id);
+    return *this;
+  }
+  /// The actor's input (static JSON).
+  invoke_config& input(value v) {
+    input_ = std::move(v);
+    return *this;
+  }
+  /// Handles the actor's completion (`xstate.done.actor.<id>`, its output in `event.data`) with `t`:
+  /// made by `xsn::on_done(...)` and refined (`guard`, `actions`); only its targets and refinements
+  /// are used.
+  invoke_config& on_done(transition t) {
+    done_.push_back(std::move(t));
+    return *this;
+  }
+  /// Goes to `target` (none: targetless) when the actor completes.
+  invoke_config& on_done(std::string target) { return on_done(xsn::on_done(std::move(target))); }
+  /// Handles the actor's failure (`xstate.error.actor.<id>`, the error in `event.data`) with `t`.
+  invoke_config& on_error(transition t) {
+    error_.push_back(std::move(t));
+    return *this;
+  }
+  /// Goes to `target` (none: targetless) when the actor fails.
+  invoke_config& on_error(std::string target) { return on_error(xsn::on_done(std::move(target))); }
+
+  const std::string& src() const noexcept { return src_; }                    ///< The logic's name.
+  const std::string& id_of() const noexcept { return id_; }                   ///< The id, or empty.
+  const std::string& system_id_of() const noexcept { return system_id_; }     ///< The systemId, or empty.
+  const std::optional<value>& input_of() const noexcept { return input_; }    ///< The input, if any.
+  const std::vector<transition>& done_of() const noexcept { return done_; }   ///< `onDone`.
+  const std::vector<transition>& error_of() const noexcept { return error_; } ///< `onError`.
+
+ private:
+  std::string src_, id_, system_id_;
+  std::optional<value> input_;
+  std::vector<transition> done_, error_;
+};
+
+/// Invokes the actor logic named `src` (see `invoke_config`).
+inline invoke_config invoke(std::string src) { return invoke_config(std::move(src)); }
+
 class state_config;
 
 namespace detail {
@@ -209,6 +271,7 @@ struct node_data {
   std::optional<std::string> initial;
   std::vector<action_ref> entry, exit;
   std::vector<transition> transitions;
+  std::vector<invoke_config> invokes;
   std::vector<std::pair<std::string, std::shared_ptr<const state_config>>> children;
   std::optional<value> output;
   std::vector<std::string> tags;
@@ -231,12 +294,18 @@ class node_methods {
     data_.id = std::move(id);
     return self();
   }
-  /// Adds child state `key`, made of `parts`: `state_config`s (merged) and `transition`s.
+  /// Adds child state `key`, made of `parts`: `state_config`s (merged), `transition`s and
+  /// `invoke_config`s.
   template <class... Parts>
   Self& state(std::string key, Parts&&... parts);
   /// Adds a transition.
   Self& with(transition t) {
     data_.transitions.push_back(std::move(t));
+    return self();
+  }
+  /// Adds an invoked actor (see `invoke_config`).
+  Self& with(invoke_config i) {
+    data_.invokes.push_back(std::move(i));
     return self();
   }
   /// Adds a transition on `event` to `target` (see `xsn::on`); returns this node, not the transition.
@@ -310,6 +379,8 @@ class state_config : public detail::node_methods<state_config> {
   state_config& add(const state_config& p) { return merge(p); }
   /// Adds part `p` (a `state_config` or a `transition`).
   state_config& add(transition p) { return with(std::move(p)); }
+  /// Adds part `p`, an invoked actor.
+  state_config& add(invoke_config p) { return with(std::move(p)); }
 };
 
 template <class Self>
@@ -385,9 +456,9 @@ result<built_machine> build_machine(const std::string& machine_id, const node_da
 
 /**
  * A machine written in C++, the counterpart of XState's `createMachine(config)` with
- * `setup({actions, guards, delays})`: states are added with `state(key, parts...)`, transitions
- * with `on`/`after`/`always`/`on_done`, and actions and guards are names resolved through
- * `implementations` or inline callables. `build` produces the same model `parse_xstate` makes
+ * `setup({actions, guards, delays, actors})`: states are added with `state(key, parts...)`,
+ * transitions with `on`/`after`/`always`/`on_done`, invoked actors with `invoke`, and actions and
+ * guards are names resolved through `implementations` or inline callables. `build` produces the same model `parse_xstate` makes
  * from the equivalent JSON (it goes through it), bound once; errors name the state path.
  *
  * `Ctx` is the context type: `value` (JSON) by default, or a user type held natively (see
@@ -422,7 +493,7 @@ class machine_builder : public detail::node_methods<machine_builder<Ctx>> {
     requires(!std::same_as<Ctx, value> && typed_context<Ctx>)
   {
     auto make = [c = context_]() -> std::unique_ptr<context_holder> { return std::make_unique<detail::holder<Ctx>>(c); };
-    return detail::build_machine(id_, this->data_, nullptr, typeid(Ctx), nullptr, &named.table(), std::move(make));
+    return detail::build_machine(id_, this->data_, nullptr, typeid(Ctx), &named.actors(), &named.table(), std::move(make));
   }
 
  private:

@@ -219,7 +219,7 @@ struct typed_table {
 
 /// Resolves the names `chart` uses through `table`, checking each callable's context type
 /// against `context`, and makes the bound slots; `make_context` null binds a JSON context, whose
-/// names may also come from `untyped`.
+/// names may also come from `untyped`. Actor logic comes from `untyped` in both cases.
 result<std::shared_ptr<const bound_implementations>> bind_erased(const statechart& chart, const typed_table& table,
                                                                  const std::type_info& context,
                                                                  std::function<std::unique_ptr<context_holder>()> make_context,
@@ -285,18 +285,30 @@ class typed_implementations {
   typed_implementations& delay(std::string name, std::chrono::milliseconds ms) {
     return delay(std::move(name), [ms] { return ms; });
   }
+  /// Binds actor logic `name` (an invoke's or spawnChild's `src`; see `<xsn/runtime/actors.hpp>`).
+  /// Actor logic does not see the context: it takes the invoke's input.
+  template <class Logic>  // (a template: `actor_logic` is complete only where it is used)
+    requires std::same_as<Logic, actor_logic>
+  typed_implementations& actor(std::string name, Logic logic) {
+    actors_.actor(std::move(name), std::move(logic));
+    return *this;
+  }
   /// Adds or replaces the implementations of `other` (XState's `provide`).
   typed_implementations& provide(const typed_implementations& other) {
     for (const auto& [k, v] : other.table_.actions) table_.actions.insert_or_assign(k, v);
     for (const auto& [k, v] : other.table_.guards) table_.guards.insert_or_assign(k, v);
     for (const auto& [k, v] : other.table_.delays) table_.delays.insert_or_assign(k, v);
+    actors_.provide(other.actors_);
     return *this;
   }
   /// The erased tables (for `bind` and the builder).
   const detail::typed_table& table() const noexcept { return table_; }
+  /// The actor logic (for `bind` and the builder).
+  const implementations& actors() const noexcept { return actors_; }
 
  private:
   detail::typed_table table_;
+  implementations actors_;
 };
 
 /// Binds the names `chart` uses to `impl`, once, with `initial` as every session's starting
@@ -305,9 +317,10 @@ class typed_implementations {
 template <typed_context Ctx>
 result<std::shared_ptr<const bound_implementations>> bind(const statechart& chart, const typed_implementations<Ctx>& impl,
                                                           Ctx initial) {
-  return detail::bind_erased(chart, impl.table(), typeid(Ctx), [initial = std::move(initial)]() -> std::unique_ptr<context_holder> {
-    return std::make_unique<detail::holder<Ctx>>(initial);
-  });
+  return detail::bind_erased(
+      chart, impl.table(), typeid(Ctx),
+      [initial = std::move(initial)]() -> std::unique_ptr<context_holder> { return std::make_unique<detail::holder<Ctx>>(initial); },
+      &impl.actors());
 }
 
 /// The typed context of `s` (a session of a chart bound with a typed context of type `Ctx`), or
