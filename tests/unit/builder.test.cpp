@@ -1,12 +1,12 @@
 #include <xsn/model/builder.hpp>
 
 #include "catch.hpp"
+#include "session_driver.hpp"
 
 #include <xsn/parse/xstate.hpp>
 #include <xsn/runtime/session.hpp>
 #include <xsn/runtime/typed.hpp>
 
-#include <boost/asio/io_context.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
@@ -20,41 +20,8 @@ using namespace std::chrono_literals;
 
 namespace {
 
-/// A chart on a private io_context and manual clock.
-struct runner {
-  boost::asio::io_context ioc;
-  xsn::manual_clock clk;
-  std::shared_ptr<const xsn::statechart> chart;
-  std::unique_ptr<xsn::session> s;
-
-  runner(std::shared_ptr<const xsn::statechart> c, xsn::datamodel_factory dm, bool start = true) : chart(std::move(c)) {
-    xsn::session_options o;
-    o.make_datamodel = std::move(dm);
-    s = std::make_unique<xsn::session>(chart, ioc.get_executor(), clk, std::move(o));
-    if (start) s->start();
-    settle();
-  }
-  void settle() {
-    ioc.restart();
-    ioc.poll();
-  }
-  /// Sends event `step`, or advances time by N ms when `step` is `+N`.
-  void step(const std::string& step) {
-    if (!step.empty() && step[0] == '+') {
-      clk.advance(std::chrono::milliseconds(std::stoi(step.substr(1))));
-    } else {
-      REQUIRE_FALSE(s->send(xsn::event(step)));
-    }
-    settle();
-  }
-  /// The active states' ids, document order.
-  std::string config() const {
-    std::string out;
-    for (auto st : s->configuration()) out += chart->states[st].id + " ";
-    return out;
-  }
-  std::string status() { return std::string(s->snapshot().at("status").as_string()); }
-};
+/// A chart's session on a private io_context and manual clock.
+using runner = xsn_test::session_driver;
 
 xsn::built_machine built(const xsn::result<xsn::built_machine>& r) {
   INFO((r ? std::string() : r.error().message));

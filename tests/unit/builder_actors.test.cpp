@@ -1,13 +1,13 @@
 #include <xsn/model/builder.hpp>
 
 #include "catch.hpp"
+#include "session_driver.hpp"
 
 #include <xsn/parse/xstate.hpp>
 #include <xsn/runtime/actors.hpp>
 #include <xsn/runtime/session.hpp>
 #include <xsn/runtime/typed.hpp>
 
-#include <boost/asio/io_context.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
@@ -22,24 +22,8 @@
 namespace {
 
 /// A built machine's session on a private io_context and manual clock.
-struct runner {
-  boost::asio::io_context ioc;
-  xsn::manual_clock clk;
-  xsn::built_machine m;
-  std::unique_ptr<xsn::session> s;
-
-  explicit runner(xsn::built_machine b) : m(std::move(b)) {
-    xsn::session_options o;
-    o.make_datamodel = m.datamodel();
-    s = std::make_unique<xsn::session>(m.chart, ioc.get_executor(), clk, std::move(o));
-    s->start();
-    settle();
-  }
-  void settle() {
-    ioc.restart();
-    ioc.poll();
-  }
-  std::vector<std::string> states() const { return s->active_atomic_states(); }
+struct runner : xsn_test::session_driver {
+  explicit runner(const xsn::built_machine& b) : session_driver(b.chart, b.datamodel()) {}
 };
 
 xsn::built_machine built(const xsn::result<xsn::built_machine>& r) {

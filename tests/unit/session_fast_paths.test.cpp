@@ -4,11 +4,11 @@
 #include <xsn/runtime/session.hpp>
 
 #include "catch.hpp"
+#include "session_driver.hpp"
 
 #include <xsn/parse/xstate.hpp>
 #include <xsn/runtime/implementations.hpp>
 
-#include <boost/asio/io_context.hpp>
 #include <boost/json/serialize.hpp>
 
 #include <memory>
@@ -18,18 +18,10 @@
 namespace {
 
 /// An XState machine driven synchronously through `session::process`, logging what actions see.
-struct fast_machine {
-  boost::asio::io_context ioc;
-  xsn::manual_clock clk;
-  std::shared_ptr<const xsn::statechart> chart;
-  std::unique_ptr<xsn::session> s;
+struct fast_machine : xsn_test::session_driver {
   std::vector<std::string> log;
 
-  explicit fast_machine(const std::string& json) {
-    auto r = xsn::parse_xstate(json, "fast.json");
-    INFO((r.errors.empty() ? std::string() : r.errors.front().to_string()));
-    REQUIRE(r);
-    chart = r.chart;
+  explicit fast_machine(const std::string& json) : session_driver(xsn_test::xstate_chart(json, "fast.json")) {
     xsn::implementations impl;
     impl.action("record", [this](xsn::value&, const xsn::event& ev, const xsn::value&) {
       log.push_back(ev.name + " " + boost::json::serialize(ev.data));
@@ -41,12 +33,8 @@ struct fast_machine {
       log.push_back("guard " + ev.name);
       return ev.name == "go";
     });
-    auto bound = xsn::bind(*chart, impl);
-    REQUIRE(bound);
-    xsn::session_options o;
-    o.make_datamodel = xsn::xstate_datamodel(*bound);
-    s = std::make_unique<xsn::session>(chart, ioc.get_executor(), clk, std::move(o));
-    s->start();
+    open(xsn::xstate_datamodel(xsn_test::bound(*chart, impl)), false);
+    s->start();  // not settled: the tests call `process` synchronously
   }
   void process(const std::string& name, xsn::value data = nullptr) { REQUIRE_FALSE(s->process(xsn::event(name, std::move(data)))); }
   bool active(const char* id) const { return s->is_active(chart->find_state(id)); }

@@ -1,6 +1,7 @@
 #include <xsn/runtime/actors.hpp>
 
 #include "catch.hpp"
+#include "session_driver.hpp"
 
 #include <xsn/parse/xstate.hpp>
 #include <xsn/runtime/implementations.hpp>
@@ -18,12 +19,7 @@
 
 namespace {
 
-std::shared_ptr<const xsn::statechart> chart_of(const std::string& json) {
-  auto r = xsn::parse_xstate(json, "test.json");
-  INFO((r.errors.empty() ? std::string() : r.errors.front().to_string()));
-  REQUIRE(r);
-  return r.chart;
-}
+std::shared_ptr<const xsn::statechart> chart_of(const std::string& json) { return xsn_test::xstate_chart(json); }
 
 /// The first error parsing `json`, or "" when it parses.
 std::string parse_error(const std::string& json) {
@@ -42,46 +38,15 @@ xsn::implementations recorders(std::vector<std::string>& log, const std::string&
   return impl;
 }
 
-/// A parent machine with implementations, on a private io_context and manual clock.
-struct tree {
-  boost::asio::io_context ioc;
-  xsn::manual_clock clk;
-  std::shared_ptr<const xsn::statechart> chart;
+/// A parent machine with implementations, on a private io_context and manual clock (not started).
+struct tree : xsn_test::session_driver {
   std::shared_ptr<const xsn::bound_implementations> bound;
-  std::unique_ptr<xsn::session> s;
-  std::vector<std::string> errors;
 
-  tree(const std::string& json, const xsn::implementations& impl) : chart(chart_of(json)) {
-    auto b = xsn::bind(*chart, impl);
-    INFO((b ? std::string() : b.error().message));
-    REQUIRE(b);
-    bound = *b;
-    s = make();
+  tree(const std::string& json, const xsn::implementations& impl) : session_driver(chart_of(json)) {
+    bound = xsn_test::bound(*chart, impl);
+    open(xsn::xstate_datamodel(bound), false);
   }
-  std::unique_ptr<xsn::session> make() {
-    xsn::session_options o;
-    o.make_datamodel = xsn::xstate_datamodel(bound);
-    o.on_log = [this](std::string_view label, std::string_view msg) {
-      if (label == "error") errors.emplace_back(msg);
-    };
-    return std::make_unique<xsn::session>(chart, ioc.get_executor(), clk, std::move(o));
-  }
-  void start() {
-    s->start();
-    settle();
-  }
-  void settle() {
-    ioc.restart();
-    ioc.poll();
-  }
-  tree& send(const std::string& name, xsn::value data = nullptr) {
-    REQUIRE_FALSE(s->send(xsn::event(name, std::move(data))));
-    settle();
-    return *this;
-  }
-  std::vector<std::string> states() const { return s->active_atomic_states(); }
   xsn::value snap() { return s->snapshot(); }
-  std::string status() { return std::string(snap().at("status").as_string()); }
 };
 
 const char* child_json = R"({
