@@ -66,6 +66,34 @@ struct heap_ring_memory {
  *
  * `Memory` allocates the slots (`allocate(bytes, align)`, `deallocate(p, bytes, align)`), e.g. on
  * a NUMA node (`xsn::advanced::detail::numa_ring`).
+ *
+ * Memory ordering, and why it suffices:
+ * - Hand-over of a payload: a slot's `stamp` is its only flag. A producer constructs the element
+ *   after its CAS on `tail` claimed position `p`, then stores `stamp = p + 1` (release); a consumer
+ *   reads the element only after an acquire load saw `p + 1`. Reuse mirrors it: the consumer
+ *   destroys the element, then stores `stamp = p + one_lap` (release), and the next lap's producer
+ *   writes only after an acquire load saw that. No element is read before it is written or
+ *   overwritten before it is read.
+ * - Ownership: each position is claimed by exactly one successful CAS, on `tail` (to write) or on
+ *   `head` (to read, or in `force_push` to discard). Both only grow (laps never repeat), so no CAS
+ *   succeeds on a stale value (no ABA), and the stamps a batch counted before its CAS on `head`
+ *   still hold after it (only the claimer of a position changes its stamp): nothing is lost or
+ *   taken twice. `force_push` may store `tail` plainly: its CAS on `head` succeeds only on a full
+ *   ring, where `tail` is at the slot it reclaims, which no other producer sees as free, so no
+ *   other thread moves `tail` before this store.
+ * - Full, empty and wake-ups: the CASes on `head` and `tail`, `force_push`'s store of `tail` and
+ *   the loads of the other index in the full check (`try_push`) and the empty checks
+ *   (`consume_batch`, `empty`, `size`) are sequentially consistent, so they are in one total order
+ *   with the buses' seq_cst flags. A consumer sets `consumer_waiting` then checks `empty()`, a
+ *   publisher CASes `tail` then reads that flag; a publisher waiting for room counts itself in
+ *   then checks `head`, a consumer CASes `head` then reads that count. In each pair one side sees
+ *   the other (Dekker), so no wake-up is lost. (crossbeam uses `fence(SeqCst)` and a relaxed load;
+ *   only these seq_cst accesses take part in the argument, and ThreadSanitizer models them, not
+ *   fences.) The relaxed loads of `head` and `tail` are starting guesses: a stale one fails its
+ *   CAS or reads a stamp that sends the loop round again.
+ * - During a `force_push` on a full ring `head` has moved on before `tail` does, so with capacity 1
+ *   `empty()` is briefly true while the new element is written; its publisher moves `tail` before
+ *   it looks for a waiting consumer, so a consumer that waits on that `empty()` is woken.
  */
 template <class T, class Memory = heap_ring_memory>
 class mpmc_ring {
