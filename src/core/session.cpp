@@ -164,6 +164,14 @@ struct session::impl final : datamodel_host, detail::actor_host {
   void schedule_send(std::string sendid, event ev, std::string target, clock::time_point due);
   void fire_send(std::uint64_t key);
   bool enqueue_external(event ev);
+  /// An event one of our own delayed sends put on our external queue (origin us, with a sendid).
+  bool own_timer_event(const event& ev) const noexcept {
+    constexpr std::string_view prefix = "#_scxml_";
+    return !ev.sendid.empty() && ev.origin.size() == prefix.size() + id_.size() &&
+           std::string_view(ev.origin).substr(0, prefix.size()) == prefix &&
+           std::string_view(ev.origin).substr(prefix.size()) == id_;
+  }
+  void withdraw_timer_events(const std::string& sendid);
 
   // ---- invoke ----
   void start_invokes();
@@ -275,6 +283,9 @@ struct session::impl final : datamodel_host, detail::actor_host {
   bool running_ = false, started_ = false, ended_ = false, in_macrostep_ = false, drain_posted_ = false;
   std::uint32_t microsteps_ = 0;
   std::uint64_t send_counter_ = 0;
+  // XState: events of our own fired timers waiting on external_ (at most that many), so that a
+  // cancel looks through the queue only when one may be there.
+  std::size_t queued_timer_events_ = 0;
 
   struct pending_send {
     clock::timer_id timer = 0;
@@ -412,11 +423,16 @@ void session::impl::drain() {
   for (int batch = 0; batch < 64 && running_ && !external_.empty(); ++batch) {
     event ev = std::move(external_.front());
     external_.pop_front();
+    if (queued_timer_events_ != 0 && own_timer_event(ev)) [[unlikely]] --queued_timer_events_;
     if (cold_ && cold_->ext_) [[unlikely]] cold_->ext_->waiters.popped();
     process_external(ev);
   }
-  if (running_ && !external_.empty()) post_drain();
-  else if (external_.empty()) external_.clear();  // an idle session holds no queue storage
+  if (running_ && !external_.empty()) {
+    post_drain();
+  } else if (external_.empty()) {
+    external_.clear();  // an idle session holds no queue storage
+    queued_timer_events_ = 0;
+  }
 }
 
 void session::impl::stop() {
@@ -880,6 +896,7 @@ void session::impl::exit_interpreter(bool reached_final) {
   }
   internal_.clear();
   external_.clear();
+  queued_timer_events_ = 0;
   if (cold_ && cold_->ext_) cold_->ext_->waiters.fail_queued(ex_, errc::not_running);
   if (c_.semantics == chart_semantics::xstate && cold_ && cold_->parent_) {
     if (reached_final) cold().parent_->enqueue_external(detail::actor_done_event(cold().invokeid_, c_.xstate->output));
@@ -1027,7 +1044,26 @@ bool session::impl::exec_cancel(const cancel_action& c) {
       ++it;
     }
   }
+  if (xstate_ && queued_timer_events_ != 0) withdraw_timer_events(id);
   return true;
+}
+
+// XState processes a fired timer's event at once, so leaving its state (or a `cancel`) can never
+// meet it fired but unprocessed: it is cancelled before it fires, and its event never arrives.
+// Here a fired timer queues its event; one still queued when its send is cancelled is withdrawn,
+// or it would act on a later state, or fire the `after` of a later activation of its state early.
+// (SCXML keeps it: per 6.3 `<cancel>` cannot withdraw an event already delivered.)
+void session::impl::withdraw_timer_events(const std::string& sendid) {
+  std::vector<std::size_t> dropped;  // positions, for async_send waiters
+  std::size_t pos = 0;
+  external_.remove_if([&](const event& e) {
+    const bool drop = e.sendid == sendid && own_timer_event(e);
+    if (drop) dropped.push_back(pos);
+    ++pos;
+    return drop;
+  });
+  queued_timer_events_ -= std::min(queued_timer_events_, dropped.size());
+  if (!dropped.empty() && cold_ && cold_->ext_) cold_->ext_->waiters.removed(ex_, dropped);
 }
 
 result<value> session::impl::content_data(const content& c) {
@@ -1153,7 +1189,10 @@ void session::impl::fire_send(std::uint64_t key) {
   if (it == cold().delayed_.end()) return;
   auto p = std::move(it->second);
   cold().delayed_.erase(it);
+  const bool to_self = xstate_ && p.target.empty() && !p.ev.sendid.empty();
+  const auto queued = external_.size();
   deliver(std::move(p.ev), std::move(p.target));
+  if (to_self && external_.size() > queued) ++queued_timer_events_;
 }
 
 void session::impl::deliver(event ev, std::string target) {
@@ -1792,8 +1831,20 @@ std::error_code session::impl::restore(const value& snap) {
   ended_ = !running_;
   cancelled_ = status == "stopped" || status == "error";  // and stays so, not `done`
   if (!running_) return {};
+  // XState: timer events keep being ours (withdrawn on exit) when we restore under another id.
+  if (const auto* sid = o->if_contains("sessionid"); xstate_ && sid && sid->is_string() && sid->as_string() != id_) {
+    const std::string was = "#_scxml_" + std::string(sid->as_string());
+    auto adopt = [&](event& ev) {
+      if (!ev.sendid.empty() && ev.origin == was) ev.origin = "#_scxml_" + id_;
+    };
+    for (auto& p : pending) adopt(p.ev);
+    for (auto& ev : queue) adopt(ev);
+  }
   for (auto& p : pending) schedule_send(std::move(p.sendid), std::move(p.ev), std::move(p.target), clock_.now() + p.remaining);
-  for (auto& ev : queue) external_.push_back(std::move(ev));
+  for (auto& ev : queue) {
+    if (xstate_ && own_timer_event(ev)) ++queued_timer_events_;
+    external_.push_back(std::move(ev));
+  }
   if (!external_.empty() || !internal_.empty()) post_drain();
   return {};
 }

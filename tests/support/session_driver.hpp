@@ -12,6 +12,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -44,6 +45,8 @@ struct session_driver {
   xsn::datamodel_factory datamodel;
   std::unique_ptr<xsn::session> s;
   std::vector<std::string> errors;
+  /// Called on the options of every session `make` makes (set it before `open`).
+  std::function<void(xsn::session_options&)> options;
 
   /// A session of `chart` with datamodel `dm`, started (and settled) unless `start_now` is false.
   session_driver(std::shared_ptr<const xsn::statechart> c, xsn::datamodel_factory dm, bool start_now = true)
@@ -65,6 +68,7 @@ struct session_driver {
     o.on_log = [this](std::string_view label, std::string_view msg) {
       if (label == "error") errors.emplace_back(msg);
     };
+    if (options) options(o);
     return std::make_unique<xsn::session>(chart, ioc.get_executor(), clk, std::move(o));
   }
   void start() {

@@ -1,11 +1,11 @@
 #include <xsn/parse/xstate.hpp>
 
 #include "catch.hpp"
+#include "session_driver.hpp"
 
 #include <xsn/runtime/implementations.hpp>
 #include <xsn/runtime/session.hpp>
 
-#include <boost/asio/io_context.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
@@ -19,23 +19,18 @@ namespace {
 using boost::json::parse;
 
 /// An XState machine on a private io_context and manual clock, with recording implementations.
-struct machine {
-  boost::asio::io_context ioc;
-  xsn::manual_clock clk;
-  std::shared_ptr<const xsn::statechart> chart;
-  std::unique_ptr<xsn::session> s;
+struct machine : xsn_test::session_driver {
   std::vector<std::string> log;  // every action call, "name" or "name:param"
 
-  explicit machine(const std::string& json, xsn::implementations extra = {}) {
-    auto r = xsn::parse_xstate(json, "test.json");
-    INFO((r.errors.empty() ? std::string() : r.errors.front().to_string()));
-    REQUIRE(r);
-    chart = r.chart;
+  explicit machine(const std::string& json, xsn::implementations extra = {}) : session_driver(xsn_test::xstate_chart(json)) {
     xsn::implementations impl;
     for (const auto* name : {"a", "b", "c", "enter", "leave", "act", "inc"})
       impl.action(name, [this, name](xsn::value& ctx, const xsn::event& ev, const xsn::value& params) {
         std::string entry = name;
-        if (const auto* o = params.if_object(); o && o->contains("tag")) entry += ":" + std::string(o->at("tag").as_string());
+        if (const auto* o = params.if_object(); o && o->contains("tag")) {
+          const auto& tag = o->at("tag").as_string();
+          entry.append(":").append(tag.data(), tag.size());
+        }
         log.push_back(entry);
         if (std::string_view(name) == "inc") ctx.as_object()["n"] = ctx.as_object()["n"].to_number<std::int64_t>() + 1;
         (void)ev;
@@ -57,32 +52,19 @@ struct machine {
       return std::chrono::milliseconds(ctx.at("wait").to_number<std::int64_t>());
     });
     impl.provide(extra);
-    auto bound = xsn::bind(*chart, impl);
-    REQUIRE(bound);
-    xsn::session_options o;
-    o.make_datamodel = xsn::xstate_datamodel(*bound);
-    s = std::make_unique<xsn::session>(chart, ioc.get_executor(), clk, std::move(o));
-    s->start();
-    settle();
-  }
-  void settle() {
-    ioc.restart();
-    ioc.poll();
+    open(xsn::xstate_datamodel(xsn_test::bound(*chart, impl)));
   }
   machine& send(const std::string& name, xsn::value data = nullptr) {
-    REQUIRE_FALSE(s->send(xsn::event(name, std::move(data))));
-    settle();
+    session_driver::send(name, std::move(data));
     return *this;
   }
   machine& advance(int ms) {
-    clk.advance(std::chrono::milliseconds(ms));
-    settle();
+    session_driver::advance(ms);
     return *this;
   }
   std::string value() const {
     return boost::json::serialize(xsn::state_value_of(*chart, [this](xsn::state_index x) { return s->is_active(x); }));
   }
-  std::string status() const { return std::string(s->snapshot().as_object().at("status").as_string()); }
   xsn::value& context() { return *xsn::xstate_context(s->datamodel()); }
   std::string take_log() {
     std::string out;
