@@ -1334,9 +1334,13 @@ void session::impl::remove_child(const std::string& id) {
   if (it == cold().children_.end()) return;
   auto& ch = it->second;
   // A running child is cancelled: whatever it sent us, before or while stopping, is dropped.
-  // A child that already finished has nothing to cancel, and its done.invoke stays queued.
-  if (ch.s ? ch.s->running() : ch.actor && !ch.actor->finished()) {
-    if (ch.s) ch.s->stop();
+  // SCXML: a child that already finished has nothing to cancel, and its done.invoke stays queued.
+  // XState: its done (or error) event is dropped too. XState processes it as soon as the child
+  // finishes, so it cannot still be waiting when the invoking state is left; here it can, and it
+  // would then fire the onDone of a later activation of that state (same invoke id).
+  const bool running = ch.s ? ch.s->running() : ch.actor && !ch.actor->finished();
+  if (running || xstate_) {
+    if (running && ch.s) ch.s->stop();
     std::vector<std::size_t> dropped;  // positions, for async_send waiters
     std::size_t pos = 0;
     external_.remove_if([&](const event& e) {

@@ -202,6 +202,47 @@ TEST_CASE("xstate actors: a promise actor's value reaches onDone; a rejection re
   }
 }
 
+TEST_CASE("xstate actors: a finished actor's done event still queued when its state is left is dropped") {
+  // XState processes a done event as soon as the actor finishes; here it can wait in the queue
+  // behind an event that re-enters the invoking state, whose new actor has the same id.
+  const char* json = R"({
+    "id": "m", "initial": "wait",
+    "states": {
+      "wait": {"invoke": {"src": "fetch", "id": "f", "onDone": {"target": "ok", "actions": {"type": "log", "params": {"tag": "ok", "event": true}}},
+                          "onError": {"target": "ko", "actions": {"type": "log", "params": {"tag": "ko", "event": true}}}},
+               "on": {"RE": {"target": "wait", "reenter": true}, "LEAVE": "idle"}},
+      "idle": {"on": {"*": {"actions": {"type": "log", "params": {"tag": "idle", "event": true}}}}},
+      "ok": {}, "ko": {}
+    }
+  })";
+  std::vector<std::string> log;
+  std::vector<xsn::promise_handle> handles;
+  auto impl = recorders(log, "");
+  impl.actor("fetch", xsn::actor_logic::promise([&](const xsn::value&, xsn::promise_handle h) { handles.push_back(h); }));
+  tree t(json, impl);
+  t.start();
+  REQUIRE(handles.size() == 1);
+  SECTION("re-entered: the new actor's onDone waits for the new actor") {
+    handles[0].resolve(1);  // its done event is queued behind RE
+    REQUIRE_FALSE(t.s->send(xsn::event("RE")));
+    t.settle();
+    CHECK(t.states() == std::vector<std::string>{"m.wait"});
+    CHECK(log.empty());
+    REQUIRE(handles.size() == 2);
+    handles[1].resolve(2);
+    t.settle();
+    CHECK(t.states() == std::vector<std::string>{"m.ok"});
+    CHECK(log == std::vector<std::string>{R"(ok xstate.done.actor.f {"output":2,"actorId":"f"})"});
+  }
+  SECTION("left: the next state never sees it, nor an error event") {
+    handles[0].reject("late");
+    REQUIRE_FALSE(t.s->send(xsn::event("LEAVE")));
+    t.settle();
+    CHECK(t.states() == std::vector<std::string>{"m.idle"});
+    CHECK(log.empty());
+  }
+}
+
 TEST_CASE("xstate actors: settling a promise whose actor was stopped does nothing") {
   const char* json = R"({
     "id": "m", "initial": "wait",
