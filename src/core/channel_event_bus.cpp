@@ -252,8 +252,14 @@ struct consumer_op {
     bus_message msg;
     bool spun = false;
     for (;;) {
+      if (s->closed.load(std::memory_order_acquire) == close_reason::unsubscribed) {
+        return finish(initial, std::make_error_code(std::errc::operation_canceled), {});  // queue discarded
+      }
       if (ready(msg, false)) return finish(initial, {}, std::move(msg));
-      if (auto closed = s->closed_error(false)) return finish(initial, closed, {});
+      // Shut down: what was queued still comes out. `closed` is loaded before the ring is looked
+      // at again: a message published before the shutdown (which this load then sees) cannot be
+      // missed, as it could by a `ready` that ran first and a thread preempted in between.
+      if (auto closed = s->closed_error(false); closed && s->ring.empty()) return finish(initial, closed, {});
       if (!spun) {  // a short spin before paying for a wake-up
         spun = true;
         bool arrived = false;
@@ -267,17 +273,13 @@ struct consumer_op {
       // pushed before the announcement is seen by `empty()`, one that pushes after it sees the
       // announcement and signals.
       s->consumer_waiting.store(true, std::memory_order_seq_cst);
-      if (s->ring.empty()) {
-        if (auto closed = s->closed_error(false)) {
-          s->consumer_waiting.store(false, std::memory_order_relaxed);
-          return finish(initial, closed, {});
-        }
-        return s->ready.async_receive(std::move(*this));
+      if (s->ring.empty() && s->closed.load(std::memory_order_seq_cst) == close_reason::open) {
+        return s->ready.async_receive(std::move(*this));  // a close after this load closes `ready`
       }
       s->consumer_waiting.store(false, std::memory_order_relaxed);
       // Not empty: published, or claimed and about to be. Its publisher may not signal, so take
       // it now, waiting for the write if needed (a drop-oldest publisher may also have taken it:
-      // then look again).
+      // then look again). Or closed: the loop's first checks decide.
       if (ready(msg, true)) return finish(initial, {}, std::move(msg));
     }
   }
