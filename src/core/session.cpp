@@ -189,7 +189,8 @@ struct session::impl final : datamodel_host, detail::actor_host {
   void actor_from_child(const std::string& id, event ev, bool final) override;
   void invoke_xstate(std::uint32_t index);
   std::string start_actor(std::shared_ptr<const bound_actor> logic, const std::string& id, const std::string& system_id,
-                          const value& input, std::uint32_t decl, const value* restore_from);
+                          const value& input, std::uint32_t decl, const value* restore_from, bool defer = false);
+  void start_spawned();
   void remove_child(const std::string& id);
   bool deliver_to_child(const std::string& id, event ev);
   registry& ensure_registry();
@@ -300,6 +301,11 @@ struct session::impl final : datamodel_host, detail::actor_host {
     std::unique_ptr<detail::native_actor> actor;  // XState promise and callback actors
     std::shared_ptr<const bound_actor> logic;     // XState actors: what was started (snapshots)
     std::string system_id;                        // XState: registered under this systemId
+    // XState: spawned, to start at the end of the macrostep (`start_spawned`); what it is sent
+    // before that waits here (at most the queue capacity), and a native actor's input.
+    bool deferred = false;
+    std::vector<event> early;
+    value input;
   };
   /// What a simple machine never needs (history, late binding, invokes, delayed sends, conflict
   /// resolution, the general entry algorithm): allocated on first use, so that thousands of
@@ -317,6 +323,7 @@ struct session::impl final : datamodel_host, detail::actor_host {
     std::map<std::uint64_t, pending_send> delayed_;  // delayed sends, in the order they were sent
     std::uint64_t delayed_counter_ = 0;
     std::map<std::string, child> children_;
+    std::vector<std::string> spawned_;  // XState: spawned this macrostep, to start at its end
     impl* parent_ = nullptr;
     std::string invokeid_;  // our id in the parent
     std::string error_;     // XState: why the session failed (for `xstate.error.actor.<id>`)
@@ -468,8 +475,14 @@ void session::impl::process_external(const event& ev) {
   if (inspect_) [[unlikely]] inspect_received(ev);
   if (cold_ && !cold_->children_.empty()) handle_child_event(ev);
   if (select_transitions(&ev, name_id)) microstep();
-  // Without eventless transitions and invokes, an empty internal queue leaves run_to_completion nothing to do.
-  if (!quick_rtc_ || !internal_.empty()) run_to_completion();
+  // Without eventless transitions and invokes, an empty internal queue leaves run_to_completion
+  // nothing to do (but start what the macrostep spawned).
+  if (!quick_rtc_ || !internal_.empty()) {
+    run_to_completion();
+  } else if (cold_ && !cold_->spawned_.empty() && running_) [[unlikely]] {
+    start_spawned();
+    if (!internal_.empty()) run_to_completion();  // a child that failed at once raised an error
+  }
   in_macrostep_ = false;
   if (opts_.on_macrostep) opts_.on_macrostep(self_);
   if (!running_) exit_interpreter(!cancelled_);
@@ -531,6 +544,7 @@ void session::impl::run_to_completion() {
     }
     if (!running_) return;
     if (!c_.invokes.empty()) start_invokes();
+    if (cold_ && !cold_->spawned_.empty()) start_spawned();
     if (internal_.empty()) return;
   }
 }
@@ -1376,7 +1390,7 @@ void session::impl::invoke_xstate(std::uint32_t index) {
 
 std::string session::impl::start_actor(std::shared_ptr<const bound_actor> logic, const std::string& id,
                                        const std::string& system_id, const value& input, std::uint32_t decl,
-                                       const value* restore_from) {
+                                       const value* restore_from, bool defer) {
   if (cold().children_.count(id)) return "an actor with id '" + id + "' already exists";
   auto& reg = ensure_registry();
   if (!system_id.empty() && reg.system.count(system_id)) return "an actor with systemId '" + system_id + "' already exists";
@@ -1396,6 +1410,12 @@ std::string session::impl::start_actor(std::shared_ptr<const bound_actor> logic,
     remove_child(id);
     return "its snapshot does not fit";
   }
+  if (defer) {  // XState starts a spawned actor once the macrostep that spawned it is done
+    slot.deferred = true;
+    if (!machine) slot.input = input;
+    cold().spawned_.push_back(id);
+    return {};
+  }
   if (machine) {
     slot.s->start();
     return {};
@@ -1405,10 +1425,39 @@ std::string session::impl::start_actor(std::shared_ptr<const bound_actor> logic,
   return {};
 }
 
+// The actors spawned during the macrostep that just ended, in order; one stopped meanwhile is
+// gone from `children_` and never starts (as in XState). What they were sent meanwhile follows.
+void session::impl::start_spawned() {
+  auto ids = std::move(cold().spawned_);
+  cold().spawned_.clear();
+  for (const auto& id : ids) {
+    auto it = cold().children_.find(id);
+    if (it == cold().children_.end() || !it->second.deferred) continue;
+    auto& ch = it->second;
+    ch.deferred = false;
+    auto early = std::move(ch.early);
+    if (ch.s) {
+      ch.s->start();
+    } else {
+      ch.actor = detail::make_native_actor(ch.logic->logic, ex_, *this, id, ch.input);
+      ch.actor->start();
+    }
+    for (auto& ev : early) {
+      if (!running_) return;
+      deliver_to_child(id, std::move(ev));
+    }
+  }
+}
+
 bool session::impl::deliver_to_child(const std::string& id, event ev) {
   auto it = cold().children_.find(id);
   if (it == cold().children_.end()) return false;
   auto& ch = it->second;
+  if (ch.deferred) {  // spawned, not started yet: it gets the event once started
+    if (ch.early.size() >= opts_.queue_capacity) throw std::runtime_error("the queue of actor '" + id + "' is full");
+    ch.early.push_back(std::move(ev));
+    return true;
+  }
   if (ch.s && ch.s->running() && !ch.s->impl_->enqueue_external(std::move(ev)))
     throw std::runtime_error("the queue of actor '" + id + "' is full");
   if (ch.actor && !ch.actor->finished()) ch.actor->receive(ev);
@@ -1441,7 +1490,7 @@ void session::impl::actor_send_parent(event ev) {
 
 std::string session::impl::actor_spawn(std::shared_ptr<const bound_actor> logic, spawn_options opts) {
   std::string id = opts.id.empty() ? id_ + ".spawn." + std::to_string(++send_counter_) : std::move(opts.id);
-  auto err = start_actor(std::move(logic), id, opts.system_id, opts.input, npos, nullptr);
+  auto err = start_actor(std::move(logic), id, opts.system_id, opts.input, npos, nullptr, true);
   if (!err.empty()) throw std::runtime_error("spawn: " + err);
   return id;
 }

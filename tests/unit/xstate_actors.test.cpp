@@ -243,6 +243,33 @@ TEST_CASE("xstate actors: a finished actor's done event still queued when its st
   }
 }
 
+TEST_CASE("xstate actors: a spawned actor starts when the macrostep that spawned it is done") {
+  // As XState 5.33.3 (checked on the same machines): the parent's later actions run first, what
+  // the parent sends the child meanwhile waits for it, and a child stopped in the same
+  // macrostep never starts.
+  std::vector<std::string> log;
+  xsn::implementations child_impl;
+  child_impl.action("hello", [&log](xsn::value&, const xsn::event&, const xsn::value&) { log.push_back("child entry"); });
+  child_impl.action("got", [&log](xsn::value&, const xsn::event& ev, const xsn::value&) { log.push_back("child got " + ev.name); });
+  xsn::implementations impl;
+  impl.actor("child", xsn::actor_logic::machine(chart_of(R"({"id": "child", "initial": "run", "entry": "hello",
+    "states": {"run": {"on": {"HI": {"actions": "got"}}}}})"), child_impl));
+  impl.action("mark", [&log](xsn::value&, const xsn::event&, const xsn::value& p) { log.emplace_back(p.at("m").as_string()); });
+  tree t(R"({"id": "p", "initial": "a", "states": {"a": {"on": {
+    "KEEP": {"actions": [{"type": "spawnChild", "src": "child", "id": "k"}, {"type": "mark", "params": {"m": "after spawn"}},
+                         {"type": "sendTo", "to": "k", "event": {"type": "HI"}}, {"type": "mark", "params": {"m": "after send"}}]},
+    "DROP": {"actions": [{"type": "spawnChild", "src": "child", "id": "d"}, {"type": "sendTo", "to": "d", "event": {"type": "HI"}},
+                         {"type": "stopChild", "id": "d"}, {"type": "mark", "params": {"m": "after stop"}}]}}}}})", impl);
+  t.start();
+  t.send("KEEP");
+  CHECK(log == std::vector<std::string>{"after spawn", "after send", "child entry", "child got HI"});
+  CHECK(t.snap().at("children").as_object().contains("k"));
+  log.clear();
+  t.send("DROP");
+  CHECK(log == std::vector<std::string>{"after stop"});
+  CHECK_FALSE(t.snap().at("children").as_object().contains("d"));
+}
+
 TEST_CASE("xstate actors: settling a promise whose actor was stopped does nothing") {
   const char* json = R"({
     "id": "m", "initial": "wait",
