@@ -172,6 +172,9 @@ struct redis_state_store::impl : std::enable_shared_from_this<impl> {
   std::uint64_t timer_generation = 0;
 
   /// Completes `h(args...)` on the executor (never inline), without needing the store object.
+  /// Replies complete this way too: user code never runs inside the store's strand (a handler
+  /// that blocks there would stall every reply and watch; running it inline would save about 850
+  /// instructions a put, measured, not worth that).
   template <typename Handler, typename... Args>
   void complete(Handler h, Args&&... args) {
     boost::asio::post(executor, boost::asio::append(std::move(h), std::forward<Args>(args)...));
@@ -467,14 +470,6 @@ struct redis_state_store::impl : std::enable_shared_from_this<impl> {
     };
   }
 
-  /// Completes `h(args...)` from a reply, posted to the executor: user code never runs inside
-  /// the store's strand (a handler that blocks there would stall every reply and watch; running
-  /// it inline would save about 850 instructions a put, measured, not worth that).
-  template <typename Handler, typename... Args>
-  void reply(Handler h, Args&&... args) {
-    boost::asio::post(executor, boost::asio::append(std::move(h), std::forward<Args>(args)...));
-  }
-
   /// Sends `c` from the strand.
   void send(redis_command c) {
     boost::asio::post(strand, [self = shared_from_this(), c = std::move(c)]() mutable {
@@ -488,23 +483,23 @@ struct redis_state_store::impl : std::enable_shared_from_this<impl> {
   /// delta}` and `{'conflict', version}`; notes the expiry of a successful write.
   void on_write_reply(std::error_code ec, const redisReply* r, write_handler h,
                       std::optional<clock::time_point> expires) {
-    if (ec) return reply(std::move(h), ec, store_version{0});
-    if (r->type == REDIS_REPLY_ERROR) return reply(std::move(h), error_of(r), store_version{0});
+    if (ec) return complete(std::move(h), ec, store_version{0});
+    if (r->type == REDIS_REPLY_ERROR) return complete(std::move(h), error_of(r), store_version{0});
     const bool sized = r->type == REDIS_REPLY_ARRAY && r->elements >= 2 && r->elements <= 4;
     const auto version = sized ? to_u64(str(r->element[1])) : std::nullopt;
     const auto status = sized ? str(r->element[0]) : std::string_view{};
     if (!version || !counts_of(r, status)) {
       set_error("malformed reply to a write");
-      return reply(std::move(h), bad_message(), store_version{0});
+      return complete(std::move(h), bad_message(), store_version{0});
     }
     if (status == "ok") {
       if (expires) note_expiry(*expires);
-      return reply(std::move(h), std::error_code{}, *version);
+      return complete(std::move(h), std::error_code{}, *version);
     }
-    if (status == "conflict") return reply(std::move(h), make_error_code(errc::version_conflict), *version);
-    if (status == "full") return reply(std::move(h), make_error_code(errc::store_full), store_version{0});
+    if (status == "conflict") return complete(std::move(h), make_error_code(errc::version_conflict), *version);
+    if (status == "full") return complete(std::move(h), make_error_code(errc::store_full), store_version{0});
     set_error("malformed reply to a write");
-    reply(std::move(h), bad_message(), store_version{0});
+    complete(std::move(h), bad_message(), store_version{0});
   }
 
   /// Takes the counters from a write reply: absolute (4 elements), a byte delta after an `ok`
@@ -612,13 +607,13 @@ struct redis_state_store::impl : std::enable_shared_from_this<impl> {
 
   void on_get_reply(std::error_code ec, const redisReply* r, get_handler h) {
     std::optional<stored_value> none;
-    if (ec) return reply(std::move(h), ec, none);
-    if (r->type == REDIS_REPLY_ERROR) return reply(std::move(h), error_of(r), none);
+    if (ec) return complete(std::move(h), ec, none);
+    if (r->type == REDIS_REPLY_ERROR) return complete(std::move(h), error_of(r), none);
     if (is_array(r, 3) && str(r->element[0]) == "none") {
       const auto n = to_size(r->element[1]);
       const auto b = to_size(r->element[2]);
       if (n && b) set_counts(*n, *b);
-      return reply(std::move(h), std::error_code{}, none);
+      return complete(std::move(h), std::error_code{}, none);
     }
     std::optional<stored_value> v;
     if (is_array(r, 4) && str(r->element[0]) == "ok") {
@@ -626,9 +621,9 @@ struct redis_state_store::impl : std::enable_shared_from_this<impl> {
     }
     if (!v) {
       set_error("malformed reply to a get");
-      return reply(std::move(h), bad_message(), none);
+      return complete(std::move(h), bad_message(), none);
     }
-    reply(std::move(h), std::error_code{}, std::move(v));
+    complete(std::move(h), std::error_code{}, std::move(v));
   }
 
   void list(std::string prefix, list_options o, list_handler h) {
@@ -651,22 +646,22 @@ struct redis_state_store::impl : std::enable_shared_from_this<impl> {
 
   void on_list_reply(std::error_code ec, const redisReply* r, list_handler h) {
     std::vector<entry> out;
-    if (ec) return reply(std::move(h), ec, std::move(out));
-    if (r->type == REDIS_REPLY_ERROR) return reply(std::move(h), error_of(r), std::move(out));
+    if (ec) return complete(std::move(h), ec, std::move(out));
+    if (r->type == REDIS_REPLY_ERROR) return complete(std::move(h), error_of(r), std::move(out));
     if (r->type != REDIS_REPLY_ARRAY || r->elements % 4 != 0) {
       set_error("malformed reply to a list");
-      return reply(std::move(h), bad_message(), std::move(out));
+      return complete(std::move(h), bad_message(), std::move(out));
     }
     out.reserve(r->elements / 4);
     for (std::size_t i = 0; i < r->elements; i += 4) {
       auto v = value_of(r->element[i + 1], r->element[i + 2], r->element[i + 3]);
       if (!v || r->element[i]->type != REDIS_REPLY_STRING) {
         set_error("malformed reply to a list");
-        return reply(std::move(h), bad_message(), std::vector<entry>{});
+        return complete(std::move(h), bad_message(), std::vector<entry>{});
       }
       out.emplace_back(std::string(str(r->element[i])), std::move(*v));
     }
-    reply(std::move(h), std::error_code{}, std::move(out));
+    complete(std::move(h), std::error_code{}, std::move(out));
   }
 
   // ---- expiry: a timer on the store's clock, then a sweep script ----

@@ -221,6 +221,28 @@ std::optional<std::string> check(const char* what, const std::string& name, cons
   return std::nullopt;
 }
 
+/// Binds each of `names` (`what`: "action", "guard", "delay") in slot order: from `table`, whose
+/// callables are checked against `context` (kept erased for a typed context, else wrapped by
+/// `wrap` for JSON), else, for JSON contexts only, from `find_untyped(name)`.
+template <class Table, class Typed, class Untyped, class FindUntyped, class Wrap>
+std::optional<eval_error> bind_names(const char* what, const std::vector<std::string>& names, const Table& table,
+                                     const std::type_info& context, bool typed, Typed& typed_out, Untyped& untyped_out,
+                                     FindUntyped find_untyped, Wrap wrap) {
+  for (const auto& n : names) {
+    if (auto it = table.find(n); it != table.end()) {
+      if (auto e = check(what, n, it->second, context)) return eval_error{*e};
+      auto fn = it->second.fn;
+      if (typed) typed_out.push_back(std::move(fn));
+      else untyped_out.emplace_back(wrap(std::move(fn)));
+    } else if (const auto* f = find_untyped(n); f != nullptr && !typed) {
+      untyped_out.push_back(*f);
+    } else {
+      return eval_error{std::string(what) + " '" + n + "' is not provided"};
+    }
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 void detail::node_data::merge(const node_data& o) {
@@ -249,42 +271,24 @@ result<std::shared_ptr<const bound_implementations>> detail::bind_erased(
   b->program = chart.xstate.get();
   const auto& p = *chart.xstate;
   const bool typed = static_cast<bool>(make_context);
-  for (const auto& n : p.action_names) {
-    if (auto it = table.actions.find(n); it != table.actions.end()) {
-      if (auto e = check("action", n, it->second, context)) return eval_error{*e};
-      auto fn = it->second.fn;
-      if (typed) b->typed_actions.push_back(std::move(fn));
-      else b->actions.emplace_back([fn](value& c, const event& ev, const value& ps, action_scope& s) { fn(&c, ev, ps, s); });
-    } else if (const action_fn* f = untyped != nullptr ? untyped->find_action(n) : nullptr; f != nullptr && !typed) {
-      b->actions.push_back(*f);
-    } else {
-      return eval_error{"action '" + n + "' is not provided"};
-    }
-  }
-  for (const auto& n : p.guard_names) {
-    if (auto it = table.guards.find(n); it != table.guards.end()) {
-      if (auto e = check("guard", n, it->second, context)) return eval_error{*e};
-      auto fn = it->second.fn;
-      if (typed) b->typed_guards.push_back(std::move(fn));
-      else b->guards.emplace_back([fn](const value& c, const event& ev, const value& ps) { return fn(&c, ev, ps); });
-    } else if (const guard_fn* f = untyped != nullptr ? untyped->find_guard(n) : nullptr; f != nullptr && !typed) {
-      b->guards.push_back(*f);
-    } else {
-      return eval_error{"guard '" + n + "' is not provided"};
-    }
-  }
-  for (const auto& n : p.delay_names) {
-    if (auto it = table.delays.find(n); it != table.delays.end()) {
-      if (auto e = check("delay", n, it->second, context)) return eval_error{*e};
-      auto fn = it->second.fn;
-      if (typed) b->typed_delays.push_back(std::move(fn));
-      else b->delays.emplace_back([fn](const value& c, const event& ev) { return fn(&c, ev); });
-    } else if (const delay_fn* f = untyped != nullptr ? untyped->find_delay(n) : nullptr; f != nullptr && !typed) {
-      b->delays.push_back(*f);
-    } else {
-      return eval_error{"delay '" + n + "' is not provided"};
-    }
-  }
+  const auto named = [untyped](auto find) {
+    return [untyped, find](const std::string& n) { return untyped != nullptr ? (untyped->*find)(n) : nullptr; };
+  };
+  if (auto e = bind_names("action", p.action_names, table.actions, context, typed, b->typed_actions, b->actions,
+                          named(&implementations::find_action), [](auto fn) {
+                            return [fn](value& c, const event& ev, const value& ps, action_scope& s) { fn(&c, ev, ps, s); };
+                          }))
+    return *e;
+  if (auto e = bind_names("guard", p.guard_names, table.guards, context, typed, b->typed_guards, b->guards,
+                          named(&implementations::find_guard), [](auto fn) {
+                            return [fn](const value& c, const event& ev, const value& ps) { return fn(&c, ev, ps); };
+                          }))
+    return *e;
+  if (auto e = bind_names("delay", p.delay_names, table.delays, context, typed, b->typed_delays, b->delays,
+                          named(&implementations::find_delay), [](auto fn) {
+                            return [fn](const value& c, const event& ev) { return fn(&c, ev); };
+                          }))
+    return *e;
   if (untyped != nullptr) {
     if (auto e = bind_actors(p, *untyped, *b)) return *e;
   } else if (!p.actor_names.empty()) {

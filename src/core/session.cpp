@@ -172,6 +172,21 @@ struct session::impl final : datamodel_host, detail::actor_host {
            std::string_view(ev.origin).substr(prefix.size()) == id_;
   }
   void withdraw_timer_events(const std::string& sendid);
+  /// Removes the queued external events `drop(ev)` selects, telling `async_send` waiters their
+  /// positions; returns how many.
+  template <class Pred>
+  std::size_t drop_queued(Pred drop) {
+    std::vector<std::size_t> dropped;
+    std::size_t pos = 0;
+    external_.remove_if([&](const event& e) {
+      const bool d = drop(e);
+      if (d) dropped.push_back(pos);
+      ++pos;
+      return d;
+    });
+    if (!dropped.empty() && cold_ && cold_->ext_) cold_->ext_->waiters.removed(ex_, dropped);
+    return dropped.size();
+  }
 
   // ---- invoke ----
   void start_invokes();
@@ -1068,16 +1083,8 @@ bool session::impl::exec_cancel(const cancel_action& c) {
 // or it would act on a later state, or fire the `after` of a later activation of its state early.
 // (SCXML keeps it: per 6.3 `<cancel>` cannot withdraw an event already delivered.)
 void session::impl::withdraw_timer_events(const std::string& sendid) {
-  std::vector<std::size_t> dropped;  // positions, for async_send waiters
-  std::size_t pos = 0;
-  external_.remove_if([&](const event& e) {
-    const bool drop = e.sendid == sendid && own_timer_event(e);
-    if (drop) dropped.push_back(pos);
-    ++pos;
-    return drop;
-  });
-  queued_timer_events_ -= std::min(queued_timer_events_, dropped.size());
-  if (!dropped.empty() && cold_ && cold_->ext_) cold_->ext_->waiters.removed(ex_, dropped);
+  const auto n = drop_queued([&](const event& e) { return e.sendid == sendid && own_timer_event(e); });
+  queued_timer_events_ -= std::min(queued_timer_events_, n);
 }
 
 result<value> session::impl::content_data(const content& c) {
@@ -1355,15 +1362,7 @@ void session::impl::remove_child(const std::string& id) {
   const bool running = ch.s ? ch.s->running() : ch.actor && !ch.actor->finished();
   if (running || xstate_) {
     if (running && ch.s) ch.s->stop();
-    std::vector<std::size_t> dropped;  // positions, for async_send waiters
-    std::size_t pos = 0;
-    external_.remove_if([&](const event& e) {
-      const bool drop = e.invokeid == id;
-      if (drop) dropped.push_back(pos);
-      ++pos;
-      return drop;
-    });
-    if (cold().ext_) cold().ext_->waiters.removed(ex_, dropped);
+    drop_queued([&](const event& e) { return e.invokeid == id; });
   }
   if (!ch.system_id.empty() && cold().registry_) cold().registry_->system.erase(ch.system_id);
   cold().children_.erase(it);  // a native actor runs its cleanup, a promise is cancelled

@@ -1,6 +1,7 @@
 #include <xsn/runtime/actors.hpp>
 
 #include "catch.hpp"
+#include "session_driver.hpp"
 
 #include <xsn/parse/xstate.hpp>
 #include <xsn/runtime/implementations.hpp>
@@ -24,6 +25,16 @@ const char* machine_json = R"({
     "ok": {}
   }
 })";
+
+/// A started session of `chart` bound to `impl`, on `ioc` and `clk`.
+std::unique_ptr<xsn::session> started(std::shared_ptr<const xsn::statechart> chart, const xsn::implementations& impl,
+                                      boost::asio::io_context& ioc, xsn::clock& clk) {
+  xsn::session_options o;
+  o.make_datamodel = xsn::xstate_datamodel(xsn_test::bound(*chart, impl));
+  auto s = std::make_unique<xsn::session>(std::move(chart), ioc.get_executor(), clk, std::move(o));
+  s->start();
+  return s;
+}
 
 }  // namespace
 
@@ -52,18 +63,13 @@ TEST_CASE("xstate_actors_concurrency: a promise actor resolved from another thre
     done_on = std::this_thread::get_id();
     guard.reset();
   });
-  auto bound = xsn::bind(*parsed.chart, impl);
-  REQUIRE(bound);
-  xsn::session_options o;
-  o.make_datamodel = xsn::xstate_datamodel(*bound);
-  xsn::session s(parsed.chart, ioc.get_executor(), clk, std::move(o));
-  s.start();
+  auto s = started(parsed.chart, impl, ioc, clk);
   ioc.run();
   worker.join();
   REQUIRE(done_on);
   CHECK(*done_on == std::this_thread::get_id());
   CHECK(output == xsn::value(210));
-  CHECK(s.active_atomic_states() == std::vector<std::string>{"m.ok"});
+  CHECK(s->active_atomic_states() == std::vector<std::string>{"m.ok"});
 }
 
 TEST_CASE("xstate_actors_concurrency: a promise settled from another thread while the actor is stopped is dropped") {
@@ -76,19 +82,14 @@ TEST_CASE("xstate_actors_concurrency: a promise settled from another thread whil
   std::optional<xsn::promise_handle> handle;
   xsn::implementations impl;
   impl.actor("work", xsn::actor_logic::promise([&](const xsn::value&, xsn::promise_handle h) { handle = h; }));
-  auto bound = xsn::bind(*parsed.chart, impl);
-  REQUIRE(bound);
-  xsn::session_options o;
-  o.make_datamodel = xsn::xstate_datamodel(*bound);
-  xsn::session s(parsed.chart, ioc.get_executor(), clk, std::move(o));
-  s.start();
+  auto s = started(parsed.chart, impl, ioc, clk);
   REQUIRE(handle);
   // The other thread settles while this one stops the actor: either order ends in `idle`.
   std::thread settler([h = *handle] { h.resolve(1); });
-  REQUIRE_FALSE(s.send(xsn::event("cancel")));
+  REQUIRE_FALSE(s->send(xsn::event("cancel")));
   ioc.run();
   settler.join();
   ioc.restart();
   ioc.run();
-  CHECK(s.active_atomic_states() == std::vector<std::string>{"m.idle"});
+  CHECK(s->active_atomic_states() == std::vector<std::string>{"m.idle"});
 }
