@@ -57,7 +57,9 @@ void orchestrator_10k(benchmark::State& state) {
   for (auto _ : state) {
     const int batch = 1000;
     const int target = done + batch;
-    for (int i = 0; i < batch; ++i) orch.async_send(ids[next++ % machines], xsn::event("toggle"), count);
+    for (int i = 0; i < batch; ++i)
+      orch.async_send(ids[next++ % machines], xsn::event("toggle"),
+                      [&count](std::error_code ec, const xsn::send_result&) { count(ec); });
     run_until(target);
   }
   if (failed) state.SkipWithError("send failed");

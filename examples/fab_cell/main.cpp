@@ -89,7 +89,7 @@ int main(int argc, char** argv) {
   int step = 0;
   for (int w = 0; w < wafers; ++w) {
     std::promise<std::error_code> placed;
-    proc->orch.async_send("load_port", xsn::event("carrier.placed"), [&placed](std::error_code ec) { placed.set_value(ec); });
+    proc->orch.async_send("load_port", xsn::event("carrier.placed"), [&placed](std::error_code ec, const xsn::send_result&) { placed.set_value(ec); });
     settle();
     if (auto ec = placed.get_future().get()) {
       std::cerr << "carrier.placed: " << ec.message() << "\n";

@@ -101,7 +101,7 @@ struct cell_process {
 
   void send(const char* id, const char* event) {
     std::promise<std::error_code> p;
-    orch.async_send(id, xsn::event(event), [&p](std::error_code ec) { p.set_value(ec); });
+    orch.async_send(id, xsn::event(event), [&p](std::error_code ec, const xsn::send_result&) { p.set_value(ec); });
     if (auto ec = w.wait(store, p.get_future())) throw std::runtime_error(std::string(event) + ": " + ec.message());
   }
 

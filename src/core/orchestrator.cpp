@@ -1,6 +1,18 @@
 // The orchestrator: machines on one strand, the bus for routing, the store for persistence.
-// Every machine has at most one store write in flight; events that arrive meanwhile are
-// acknowledged by the next write, which includes their effect ("write coalescing").
+//
+// Writes: a machine that changed is queued once ("dirty list"); a flush posted to the strand
+// gathers every queued machine into one store batch (bounded in entries and bytes, a few batches
+// in flight), so a burst of events costs one round trip, not one per machine. Every machine has
+// at most one write in flight; events that arrive meanwhile are acknowledged by the next write,
+// which includes their effect ("write coalescing").
+//
+// Messages (transactional outbox, idempotent inbox): what a machine sends to another machine or a
+// bus address is appended to its outbox with the next sequence number of the sender, written with
+// its snapshot, and delivered only once that write succeeded. A receiver applies a message only
+// when its sequence is above the highest it applied from that sender (kept in its snapshot), and
+// once the receiver's write that carries the effect succeeded, the sender drops the message from
+// its outbox. A crash anywhere leaves either the message in the sender's stored outbox (restore
+// delivers it again; the receiver drops it if it had applied it) or nothing sent at all.
 #include <xsn/orchestrator/orchestrator.hpp>
 
 #include <xsn/resilience/circuit_breaker.hpp>
@@ -20,64 +32,180 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <deque>
 #include <mutex>
 #include <unordered_map>
+#include <unordered_set>
+#include <variant>
 
 namespace xsn {
 
 namespace {
 
 using done_handler = boost::asio::any_completion_handler<orchestrator::done_signature>;
+using send_handler = boost::asio::any_completion_handler<orchestrator::send_signature>;
+namespace json = boost::json;
+
+constexpr std::string_view machine_scheme = "xsn:";
+constexpr std::string_view bus_scheme = "bus:";
+
+bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
+
+json::object event_to_json(const event& ev) {
+  json::object o{{"name", ev.name}};
+  if (ev.type != event_type::external) o["type"] = ev.type == event_type::internal ? "internal" : "platform";
+  if (!ev.sendid.empty()) o["sendid"] = ev.sendid;
+  if (!ev.origin.empty()) o["origin"] = ev.origin;
+  if (!ev.origintype.empty()) o["origintype"] = ev.origintype;
+  if (!ev.invokeid.empty()) o["invokeid"] = ev.invokeid;
+  if (!ev.data.is_null()) o["data"] = ev.data;
+  return o;
+}
+
+bool string_field(const json::object& o, std::string_view k, std::string& out) {
+  auto* v = o.if_contains(k);
+  if (!v) return true;
+  if (!v->is_string()) return false;
+  out = std::string(v->as_string());
+  return true;
+}
+
+std::optional<event> event_from_json(const value& v) {
+  const auto* o = v.if_object();
+  if (!o) return std::nullopt;
+  event ev;
+  std::string type;
+  if (!string_field(*o, "name", ev.name) || ev.name.empty() || !string_field(*o, "type", type) ||
+      !string_field(*o, "sendid", ev.sendid) || !string_field(*o, "origin", ev.origin) ||
+      !string_field(*o, "origintype", ev.origintype) || !string_field(*o, "invokeid", ev.invokeid))
+    return std::nullopt;
+  ev.type = type == "internal" ? event_type::internal : type == "platform" ? event_type::platform : event_type::external;
+  if (auto* d = o->if_contains("data")) ev.data = *d;
+  return ev;
+}
+
+std::optional<std::uint64_t> sequence_of(const value& v) {
+  if (v.is_uint64()) return v.as_uint64();
+  if (v.is_int64() && v.as_int64() >= 0) return static_cast<std::uint64_t>(v.as_int64());
+  return std::nullopt;
+}
 
 }  // namespace
 
 struct orchestrator::impl : std::enable_shared_from_this<impl> {
+  /// A message sent by a machine, waiting in its outbox.
+  struct outbound {
+    std::uint64_t seq = 0;
+    std::string target;  // "xsn:ID" or "bus:ADDRESS"
+    event ev;
+  };
+  /// Someone waiting for a machine's write: an `async_send` or an internal completion.
+  struct ack {
+    std::variant<send_handler, done_handler> h;
+    bool transitioned = false;
+    bool duplicate = false;
+  };
+  struct document {
+    std::shared_ptr<const statechart> chart;
+    std::shared_ptr<const session_options> session;  // with the orchestrator's hooks
+  };
   struct machine {
     std::string id;
     std::string document;
     std::unique_ptr<session> s;
-    store_version version = 0;        // of the last persisted snapshot; 0: not stored yet
-    bool writing = false;             // a store write is in flight
-    bool dirty = false;               // changed since the last write started
-    bool gone = false;                // stopped or shut down: no more work
-    bool flush_posted = false;        // a persist of a timer-driven macrostep is queued
-    std::vector<done_handler> acks_writing, acks_next;
+    store_version version = 0;  // of the last persisted snapshot; 0: not stored yet
+    bool creating = false;      // the first write (create-only) is pending
+    bool writing = false;       // a store write is in flight
+    bool dirty = false;         // changed since the last write started
+    bool queued = false;        // in the dirty list
+    bool gone = false;          // stopped or shut down: no more work
+    int attempt = 0;            // compare-and-set attempts of the current write
+    std::vector<ack> acks_writing, acks_next;
+    // Outbox: messages in sequence order; those up to `durable_seq` are in the store, those up
+    // to `sent_upto` were delivered (or published) and wait for the receiver's confirmation.
+    std::uint64_t next_seq = 1;
+    std::deque<outbound> outbox;
+    std::uint64_t durable_seq = 0, writing_seq = 0, sent_upto = 0;
+    // Inbox: the highest sequence applied per sender; those applied since the last write began
+    // (`to_confirm`) and those carried by the write in flight (`confirming`) tell the senders,
+    // once written, that they may drop the messages.
+    std::unordered_map<std::string, std::uint64_t> applied, to_confirm, confirming;
+    // The most recent idempotency keys of outside sends, oldest first.
+    std::deque<std::string> keys;
+    std::unordered_set<std::string> key_set;
   };
   using machine_ptr = std::shared_ptr<machine>;
+  struct change_watch {
+    std::recursive_mutex mutex;  // held while the callback runs; `cancel` takes it
+    std::function<void(const machine_change&)> fn;
+    bool cancelled = false;
+  };
 
   impl(boost::asio::any_io_executor ex, xsn::clock& c, event_bus& b, state_store& st, orchestrator_options o)
       : strand(boost::asio::make_strand(std::move(ex))), clk(c), bus(b), store(st), opts(std::move(o)),
         log(detail::component_logger("xsn.orchestrator")) {}
 
+  // ---- documents ----
+  result<void> add(std::string name, std::shared_ptr<const statechart> chart, session_options so,
+                   bool has_bindings);
+  std::shared_ptr<const session_options> hooked(session_options so);
+
   // ---- machines ----
-  std::error_code add_machine(const std::string& id, const std::string& document, const value* snapshot,
+  std::error_code add_machine(const std::string& id, const std::string& document, const json::object* record,
                               store_version version, machine_ptr& out);
+  std::error_code read_record(machine& m, const json::object& record);
   std::error_code open_inbox();
-  std::shared_ptr<const session_options> make_session_options();
   void watch_inbox();
   void on_inbox_ready();
   void deliver(bus_message& msg);
-  void note_unroutable(const bus_message& msg);
-  void process(const machine_ptr& m, const event& ev);
+  void note_unroutable(std::string_view address, std::string_view event_name);
+  bool process(const machine_ptr& m, const event& ev);
   void remove(const machine_ptr& m);
   void refresh_status(const machine& m);
+  send_result result_of(const machine& m, const ack& a) const;
+  bool remember_key(machine& m, const std::string& key);
+
+  // ---- messages ----
+  bool route(session& root, const std::string& target, event ev);
+  void deliver_outbox(const machine_ptr& m);
+  bool send_one(const machine_ptr& m, const outbound& out);
+  void apply_message(const machine_ptr& to, const std::string& sender, std::uint64_t seq, const event& ev);
+  void confirm(const std::string& sender, const std::string& receiver, std::uint64_t seq);
+  void schedule_publish_retry();
 
   // ---- persistence ----
-  void persist(const machine_ptr& m, done_handler ack);
-  void start_write(const machine_ptr& m, int attempt);
+  void persist(const machine_ptr& m, std::optional<ack> a);
+  void mark_dirty(const machine_ptr& m);
+  void schedule_flush();
+  void flush();
+  void begin_write(machine& m);
+  void on_batch(std::vector<machine_ptr> ms, std::error_code ec, std::vector<batch_result> results);
   void finish_write(const machine_ptr& m, std::error_code ec);
+  void finish_acks(const machine_ptr& m, std::vector<ack> acks, std::error_code ec);
+  void notify_change(const machine& m);
   std::string stored_text(machine& m);
   std::string key(const std::string& id) const { return opts.key_prefix + id; }
 
   // ---- restore and shutdown ----
   void restore_page(std::string start_after, std::size_t restored,
                     boost::asio::any_completion_handler<orchestrator::restore_signature> h);
+  void finish_restore(std::size_t restored, boost::asio::any_completion_handler<orchestrator::restore_signature> h);
+  void maybe_finish_shutdown();
   void finish_shutdown();
+  void abandon();
 
   /// Completes `h` with `args`, never inline: on the handler's associated executor.
   template <class Handler, class... Args>
   void complete(Handler h, Args... args) {
     boost::asio::post(strand, boost::asio::append(std::move(h), std::move(args)...));
+  }
+  void count(std::uint64_t orchestrator_health::*field, std::uint64_t n = 1) {
+    std::lock_guard lock(status_mutex);
+    counters.*field += n;
+  }
+  void set_error(std::string text) {
+    std::lock_guard lock(status_mutex);
+    counters.last_error = std::move(text);
   }
 
   boost::asio::strand<boost::asio::any_io_executor> strand;
@@ -88,31 +216,93 @@ struct orchestrator::impl : std::enable_shared_from_this<impl> {
   std::shared_ptr<spdlog::logger> log;
   std::unordered_map<std::string, machine_ptr> machines;  // strand only
   std::unique_ptr<subscription> inbox;                     // `address_prefix*`: every machine's messages
-  std::shared_ptr<const session_options> session_opts;     // one copy for all machines
   std::atomic<std::uint64_t> inbox_id{0};                  // for health(), from any thread
   std::atomic<bool> accepting{true};                       // written on the strand only
+  bool abandoned = false;                                  // destroyed without shutdown: do nothing more
+  bool restoring = false;                                  // async_restore is reading pages
+
+  // Batching (strand only).
+  std::deque<machine_ptr> dirty_list;
+  bool flush_posted = false;
+  std::size_t batches_in_flight = 0;
+  // Outbox messages to bus addresses whose subscriber was full: machines to try again.
+  std::vector<std::string> publish_blocked;
+  std::optional<clock::timer_id> publish_timer;
 
   // What list/query/health read from any thread, updated on the strand.
   mutable std::mutex status_mutex;
   std::unordered_map<std::string, machine_status> status;
-  std::unordered_map<std::string, std::shared_ptr<const statechart>> documents;
+  std::unordered_map<std::string, document> documents;
   orchestrator_health counters;
+  std::size_t outbox_total = 0;  // strand only; copied into counters.outbox
+
+  // Change watches (the list under its own mutex; each watch's callback under the watch's).
+  std::mutex watches_mutex;
+  std::vector<std::shared_ptr<change_watch>> watches;
 
   // Shutdown bookkeeping.
-  std::size_t shutdown_writes = 0;
+  bool shutting_down = false;
   std::optional<done_handler> shutdown_handler;
 };
+
+// ============================ documents ============================
+
+result<void> orchestrator::impl::add(std::string name, std::shared_ptr<const statechart> chart, session_options so,
+                                     bool has_bindings) {
+  auto refuse = [&](const std::string& why) { return eval_error{"document '" + name + "': " + why}; };
+  if (!chart) return refuse("no chart");
+  if (name.empty()) return eval_error{"a document needs a name"};
+  if (so.route) return refuse("session options set `route`; the orchestrator routes its machines' messages");
+  if (!so.session_id.empty()) return refuse("session options set `session_id`; each session is named after its machine");
+  const bool xstate = chart->semantics == chart_semantics::xstate;
+  if (has_bindings && !xstate)
+    return refuse("C++ implementations bind XState machines, and this is an SCXML document (datamodel '" +
+                  chart->datamodel + "')");
+  if (so.make_datamodel) {
+    auto probe = so.make_datamodel();
+    const std::string got = probe ? std::string(probe->name()) : std::string("none");
+    if (got != chart->datamodel)
+      return refuse("the document's datamodel is '" + chart->datamodel + "' but its sessions would run on '" + got +
+                    "'" + (xstate ? " (bind the machine's implementations instead)" : ""));
+  } else if (xstate) {
+    auto bound = bind(*chart, implementations{});
+    if (!bound) return refuse(bound.error().message + " (add the document with its implementations)");
+    so.make_datamodel = xstate_datamodel(std::move(*bound));
+  }
+  auto hooks = hooked(std::move(so));
+  std::lock_guard lock(status_mutex);
+  documents[std::move(name)] = document{std::move(chart), std::move(hooks)};
+  return {};
+}
+
+std::shared_ptr<const session_options> orchestrator::impl::hooked(session_options so) {
+  // Every macrostep, whatever caused it (an event, a timer, a child), is persisted: the machine
+  // joins the dirty list, and the next flush writes it. The caller's own hook runs after ours.
+  so.on_macrostep = [this, user = std::move(so.on_macrostep)](session& s) {
+    // During shutdown, after the final writes began, a timer's macrostep is not written: the
+    // stored snapshot still holds that timer, so a restore runs it again.
+    if (auto* mp = static_cast<machine*>(s.user_data()); mp && !mp->gone && !abandoned && !shutting_down) {
+      auto it = machines.find(mp->id);
+      if (it != machines.end()) mark_dirty(it->second);
+    }
+    if (user) user(s);
+  };
+  so.route = [this](session& root, const std::string& target, event ev) { return route(root, target, std::move(ev)); };
+  return std::make_shared<const session_options>(std::move(so));
+}
 
 // ============================ machines ============================
 
 std::error_code orchestrator::impl::add_machine(const std::string& id, const std::string& document,
-                                                const value* snapshot, store_version version, machine_ptr& out) {
+                                                const json::object* record, store_version version, machine_ptr& out) {
   std::shared_ptr<const statechart> chart;
+  std::shared_ptr<const session_options> so;
   {
     std::lock_guard lock(status_mutex);
     auto it = documents.find(document);
     if (it == documents.end()) return errc::unknown_document;
-    chart = it->second;
+    chart = it->second.chart;
+    so = it->second.session;
   }
   if (machines.count(id)) return errc::already_exists;
   auto m = std::make_shared<machine>();
@@ -120,52 +310,72 @@ std::error_code orchestrator::impl::add_machine(const std::string& id, const std
   m->document = document;
   m->version = version;
   if (auto ec = open_inbox()) return ec;
-  if (!session_opts) session_opts = make_session_options();
-  m->s = std::make_unique<session>(std::move(chart), strand, clk, session_opts);
+  m->s = std::make_unique<session>(std::move(chart), strand, clk, std::move(so), id);
   m->s->set_user_data(m.get());
-  if (snapshot) {
-    const auto* o = snapshot->if_object();
-    if (!o || !o->contains("snapshot")) return errc::bad_snapshot;
-    if (auto rec = m->s->restore(o->at("snapshot"))) return rec;
+  // Registered before the session runs anything: its first macrostep may already send.
+  machines.emplace(id, m);
+  std::error_code ec;
+  if (record) {
+    ec = read_record(*m, *record);
   } else {
     m->s->start();
   }
-  machines.emplace(id, m);
+  if (ec) {
+    machines.erase(id);
+    m->gone = true;
+    return ec;
+  }
   refresh_status(*m);
   out = std::move(m);
   return {};
 }
 
-std::shared_ptr<const session_options> orchestrator::impl::make_session_options() {
-  auto so = std::make_shared<session_options>(opts.session);
-  so->session_id.clear();
-  // Every macrostep, whatever caused it (an event, a timer, a child), is persisted: directly when
-  // an acknowledged send caused it, else by a flush posted to the strand.
-  so->on_macrostep = [this](session& s) {
-    auto* mp = static_cast<machine*>(s.user_data());
-    if (!mp) return;
-    mp->dirty = true;
-    if (mp->flush_posted || mp->gone) return;
-    mp->flush_posted = true;
-    boost::asio::post(strand, [self = shared_from_this(), id = mp->id] {
-      auto it = self->machines.find(id);
-      if (it == self->machines.end()) return;
-      auto& m = it->second;
-      m->flush_posted = false;
-      if (m->s) self->refresh_status(*m);
-      if (m->dirty && !m->writing && !m->gone && self->accepting) self->persist(m, {});
-    });
-  };
-  so->route = [this](const std::string& target, event ev) {
-    std::string address;
-    if (target.rfind("xsn:", 0) == 0) address = opts.address_prefix + target.substr(4);
-    else if (target.rfind("bus:", 0) == 0) address = target.substr(4);
-    else return false;
-    ev.name_id = npos;
-    ev.resolved_by = nullptr;
-    return !bus.publish(bus_message(std::move(address), std::move(ev)));
-  };
-  return so;
+// The stored record: {document, snapshot, seq, outbox: [{seq, to, event}], inbox: {sender: seq},
+// keys: [...]}; everything but `document` and `snapshot` is left out when empty.
+std::error_code orchestrator::impl::read_record(machine& m, const json::object& o) {
+  auto* snap = o.if_contains("snapshot");
+  if (!snap) return errc::bad_snapshot;
+  if (auto* seq = o.if_contains("seq")) {
+    auto n = sequence_of(*seq);
+    if (!n || *n == 0) return errc::bad_snapshot;
+    m.next_seq = *n;
+  }
+  if (auto* ob = o.if_contains("outbox")) {
+    if (!ob->is_array()) return errc::bad_snapshot;
+    for (const auto& e : ob->as_array()) {
+      const auto* eo = e.if_object();
+      if (!eo || !eo->contains("seq") || !eo->contains("to") || !eo->at("to").is_string() || !eo->contains("event"))
+        return errc::bad_snapshot;
+      auto seq = sequence_of(eo->at("seq"));
+      auto ev = event_from_json(eo->at("event"));
+      std::string target(eo->at("to").as_string());
+      if (!seq || !ev || *seq >= m.next_seq || (!m.outbox.empty() && *seq <= m.outbox.back().seq) ||
+          (!starts_with(target, machine_scheme) && !starts_with(target, bus_scheme)))
+        return errc::bad_snapshot;
+      m.outbox.push_back(outbound{*seq, std::move(target), std::move(*ev)});
+    }
+  }
+  if (auto* in = o.if_contains("inbox")) {
+    if (!in->is_object()) return errc::bad_snapshot;
+    for (const auto& [sender, v] : in->as_object()) {
+      auto n = sequence_of(v);
+      if (!n) return errc::bad_snapshot;
+      m.applied.emplace(std::string(sender), *n);
+    }
+  }
+  if (auto* ks = o.if_contains("keys")) {
+    if (!ks->is_array()) return errc::bad_snapshot;
+    for (const auto& k : ks->as_array()) {
+      if (!k.is_string()) return errc::bad_snapshot;
+      remember_key(m, std::string(k.as_string()));
+    }
+  }
+  if (auto ec = m.s->restore(*snap)) return ec;
+  // Everything read from the store is durable; nothing of it has been delivered by this process.
+  m.durable_seq = m.outbox.empty() ? 0 : m.outbox.back().seq;
+  m.sent_upto = 0;
+  outbox_total += m.outbox.size();
+  return {};
 }
 
 std::error_code orchestrator::impl::open_inbox() {
@@ -180,7 +390,7 @@ std::error_code orchestrator::impl::open_inbox() {
 
 void orchestrator::impl::watch_inbox() {
   inbox->async_wait(boost::asio::bind_executor(strand, [self = shared_from_this()](std::error_code ec) {
-    if (ec || !self->inbox) return;  // cancelled: shutdown or destruction
+    if (ec || !self->inbox || self->abandoned) return;  // cancelled: shutdown or destruction
     self->on_inbox_ready();
   }));
 }
@@ -196,14 +406,22 @@ void orchestrator::impl::deliver(bus_message& msg) {
   auto id = std::string_view(msg.address).substr(opts.address_prefix.size());
   auto it = machines.find(std::string(id));
   if (it == machines.end()) {
-    note_unroutable(msg);
+    note_unroutable(msg.address, msg.event.name);
     if (!msg.reply_to.empty()) (void)bus.reply(msg, event("xsn.error.unknown_machine"));
     return;
   }
-  auto& m = it->second;
-  if (accepting) process(m, msg.event);  // its macrostep is persisted by the posted flush
+  auto m = it->second;
+  if (accepting) {
+    msg.event.name_id = npos;
+    msg.event.resolved_by = nullptr;
+    if (!msg.sender.empty() && msg.sequence != 0) {
+      apply_message(m, msg.sender, msg.sequence, msg.event);
+    } else if (process(m, msg.event)) {
+      mark_dirty(m);
+    }
+  }
   if (!msg.reply_to.empty()) {
-    boost::json::array states;
+    json::array states;
     for (auto& st : m->s->active_atomic_states()) states.emplace_back(st);
     (void)bus.reply(msg, event("xsn.reply", value(std::move(states))));
   }
@@ -211,7 +429,7 @@ void orchestrator::impl::deliver(bus_message& msg) {
 
 // Counted in health; logged at warn for the 1st, 2nd, 4th, 8th... so a sender that keeps
 // addressing a missing machine cannot flood the log, and at debug for every one.
-void orchestrator::impl::note_unroutable(const bus_message& msg) {
+void orchestrator::impl::note_unroutable(std::string_view address, std::string_view event_name) {
   std::uint64_t n;
   {
     std::lock_guard lock(status_mutex);
@@ -220,19 +438,21 @@ void orchestrator::impl::note_unroutable(const bus_message& msg) {
   const bool power_of_two = (n & (n - 1)) == 0;
   const auto level = power_of_two ? spdlog::level::warn : spdlog::level::debug;
   if (log->should_log(level))
-    log->log(level, "unroutable address={} event={} count={}", detail::field(msg.address),
-             detail::field(msg.event.name), n);
+    log->log(level, "unroutable address={} event={} count={}", detail::field(address), detail::field(event_name), n);
 }
 
-void orchestrator::impl::process(const machine_ptr& m, const event& ev) {
-  if (!m->s->running()) return;
+/// Runs `ev` through the machine; true when some transition took it.
+bool orchestrator::impl::process(const machine_ptr& m, const event& ev) {
+  if (!m->s->running()) return false;
   if (log->should_log(spdlog::level::debug))
-    log->debug("event machine={} session={} event={}", detail::field(m->id), detail::field(m->s->id()),
-               detail::field(ev.name));
+    log->debug("event machine={} event={}", detail::field(m->id), detail::field(ev.name));
+  const auto before = m->s->transitions_taken();
   (void)m->s->process(ev);
-  std::lock_guard lock(status_mutex);
-  ++counters.events;
-  // The status cache is refreshed by the flush that on_macrostep posts: once per burst of events.
+  {
+    std::lock_guard lock(status_mutex);
+    ++counters.events;
+  }
+  return m->s->transitions_taken() != before;
 }
 
 void orchestrator::impl::refresh_status(const machine& m) {
@@ -240,80 +460,369 @@ void orchestrator::impl::refresh_status(const machine& m) {
   st.id = m.id;
   st.document = m.document;
   st.running = m.s->running();
+  st.status = m.s->status();
   st.states = m.s->active_atomic_states();
   st.version = m.version;
+  st.outbox = m.outbox.size();
   std::lock_guard lock(status_mutex);
   status[m.id] = std::move(st);
+  counters.outbox = outbox_total;
+}
+
+send_result orchestrator::impl::result_of(const machine& m, const ack& a) const {
+  send_result r;
+  r.transitioned = a.transitioned;
+  r.duplicate = a.duplicate;
+  if (m.s) {
+    r.status = m.s->status();
+    r.states = m.s->active_atomic_states();
+  }
+  return r;
+}
+
+/// Adds `key` to the machine's recent keys; false when it was there already.
+bool orchestrator::impl::remember_key(machine& m, const std::string& key) {
+  if (opts.idempotency_keys == 0) return true;
+  if (!m.key_set.insert(key).second) return false;
+  m.keys.push_back(key);
+  while (m.keys.size() > opts.idempotency_keys) {
+    m.key_set.erase(m.keys.front());
+    m.keys.pop_front();
+  }
+  return true;
 }
 
 void orchestrator::impl::remove(const machine_ptr& m) {
   m->gone = true;
+  outbox_total -= m->outbox.size();
   machines.erase(m->id);
   std::lock_guard lock(status_mutex);
   status.erase(m->id);
+  counters.outbox = outbox_total;
+}
+
+// ============================ messages ============================
+
+// A machine (or a child actor of it) sends outside itself: into its outbox, delivered after the
+// write that persists it. False (the session raises `error.communication`) when the outbox is
+// full or the target cannot exist.
+bool orchestrator::impl::route(session& root, const std::string& target, event ev) {
+  auto* mp = static_cast<machine*>(root.user_data());
+  if (!mp || mp->gone || abandoned) return false;
+  if (starts_with(target, machine_scheme)) {
+    auto to = std::string_view(target).substr(machine_scheme.size());
+    if (to.empty() || (!restoring && !machines.count(std::string(to)))) return false;
+  } else if (starts_with(target, bus_scheme)) {
+    if (target.size() == bus_scheme.size()) return false;
+  } else {
+    return false;
+  }
+  if (mp->outbox.size() >= opts.outbox_capacity) {
+    log->warn("outbox full machine={} target={} event={}", detail::field(mp->id), detail::field(target),
+              detail::field(ev.name));
+    return false;
+  }
+  ev.name_id = npos;
+  ev.resolved_by = nullptr;
+  mp->outbox.push_back(outbound{mp->next_seq++, target, std::move(ev)});
+  ++outbox_total;
+  // A timer's send runs outside a macrostep: make sure the machine is written all the same.
+  if (auto it = machines.find(mp->id); it != machines.end()) mark_dirty(it->second);
+  return true;
+}
+
+// Delivers, in order, what is durable in the machine's outbox and not yet delivered.
+void orchestrator::impl::deliver_outbox(const machine_ptr& m) {
+  if (abandoned || shutting_down) return;
+  // By sequence, not by iterator: a receiver's macrostep may append to this outbox, or confirm
+  // (erase) entries of it.
+  while (!m->gone) {
+    auto it = std::find_if(m->outbox.begin(), m->outbox.end(), [&](const outbound& o) { return o.seq > m->sent_upto; });
+    if (it == m->outbox.end() || it->seq > m->durable_seq) return;
+    const auto out = *it;  // a copy: delivery may change the outbox
+    const auto before = m->sent_upto;
+    m->sent_upto = out.seq;  // before delivery: a receiver may confirm it at once
+    if (!send_one(m, out)) {  // blocked: tried again later, in order
+      m->sent_upto = before;
+      return;
+    }
+  }
+}
+
+// One outbox message: false when it must wait (a full bus subscriber).
+bool orchestrator::impl::send_one(const machine_ptr& m, const outbound& out) {
+  if (starts_with(out.target, machine_scheme)) {
+    const auto to = out.target.substr(machine_scheme.size());
+    auto it = machines.find(to);
+    if (it == machines.end()) {
+      note_unroutable(out.target, out.ev.name);
+      confirm(m->id, to, out.seq);  // nobody to apply it: drop it
+      return true;
+    }
+    apply_message(it->second, m->id, out.seq, out.ev);
+    return true;
+  }
+  bus_message msg(out.target.substr(bus_scheme.size()), out.ev);
+  msg.sender = m->id;
+  msg.sequence = out.seq;
+  auto ec = bus.publish(std::move(msg));
+  if (ec == errc::queue_full) {
+    if (std::find(publish_blocked.begin(), publish_blocked.end(), m->id) == publish_blocked.end())
+      publish_blocked.push_back(m->id);
+    schedule_publish_retry();
+    return false;
+  }
+  if (ec) {
+    {
+      std::lock_guard lock(status_mutex);
+      ++counters.undeliverable;
+      counters.last_error = "message of machine " + m->id + " to " + out.target + " dropped: " + ec.message();
+    }
+    log->warn("undeliverable machine={} target={} event={} error={}", detail::field(m->id), detail::field(out.target),
+              detail::field(out.ev.name), detail::field(ec.message()));
+  }
+  // Published (or never will be): the bus has it now. A crash before the sender's next write
+  // publishes it again, with the same (sender, sequence), for the consumer to drop.
+  auto pos = std::find_if(m->outbox.begin(), m->outbox.end(), [&](const outbound& o) { return o.seq == out.seq; });
+  if (pos != m->outbox.end()) {
+    m->outbox.erase(pos);
+    --outbox_total;
+  }
+  return true;
+}
+
+void orchestrator::impl::apply_message(const machine_ptr& to, const std::string& sender, std::uint64_t seq,
+                                       const event& ev) {
+  auto& last = to->applied[sender];
+  if (seq <= last || !to->s->running()) {
+    if (seq <= last) count(&orchestrator_health::duplicates);
+    // Already applied and written (or the receiver ended): the sender may drop it. A duplicate
+    // whose first copy is still being written is confirmed by that write.
+    if (!to->to_confirm.count(sender) && !to->confirming.count(sender)) confirm(sender, to->id, seq);
+    return;
+  }
+  last = seq;
+  to->to_confirm[sender] = seq;
+  (void)process(to, ev);
+  mark_dirty(to);
+}
+
+// The receiver's write carrying the sender's messages up to `seq` succeeded: drop them.
+void orchestrator::impl::confirm(const std::string& sender, const std::string& receiver, std::uint64_t seq) {
+  auto it = machines.find(sender);
+  if (it == machines.end()) return;
+  auto& m = *it->second;
+  const auto n = m.outbox.size();
+  std::erase_if(m.outbox, [&](const outbound& o) {
+    return o.seq <= seq && o.seq <= m.sent_upto && starts_with(o.target, machine_scheme) &&
+           std::string_view(o.target).substr(machine_scheme.size()) == receiver;
+  });
+  outbox_total -= n - m.outbox.size();
+  // Not written now: the smaller outbox goes with the sender's next write, and until then a
+  // restore delivers the dropped messages again, which the receiver drops.
+}
+
+void orchestrator::impl::schedule_publish_retry() {
+  if (publish_timer) return;
+  publish_timer = clk.schedule(clk.now() + opts.publish_retry, [w = weak_from_this()] {
+    auto self = w.lock();
+    if (!self) return;
+    boost::asio::post(self->strand, [self] {
+      self->publish_timer.reset();
+      if (self->abandoned || self->shutting_down) return;
+      auto ids = std::move(self->publish_blocked);
+      self->publish_blocked.clear();
+      for (const auto& id : ids)
+        if (auto it = self->machines.find(id); it != self->machines.end()) self->deliver_outbox(it->second);
+    });
+  });
 }
 
 // ============================ persistence ============================
 
 std::string orchestrator::impl::stored_text(machine& m) {
-  boost::json::object o{{"document", m.document}, {"snapshot", m.s->snapshot()}};
-  return boost::json::serialize(o);
+  json::object o{{"document", m.document}, {"snapshot", m.s->snapshot()}};
+  if (m.next_seq > 1) o["seq"] = m.next_seq;
+  if (!m.outbox.empty()) {
+    json::array ob;
+    ob.reserve(m.outbox.size());
+    for (const auto& e : m.outbox) ob.push_back(json::object{{"seq", e.seq}, {"to", e.target}, {"event", event_to_json(e.ev)}});
+    o["outbox"] = std::move(ob);
+  }
+  if (!m.applied.empty()) {
+    json::object in;
+    for (const auto& [s, n] : m.applied) in[s] = n;
+    o["inbox"] = std::move(in);
+  }
+  if (!m.keys.empty()) {
+    json::array ks;
+    for (const auto& k : m.keys) ks.emplace_back(k);
+    o["keys"] = std::move(ks);
+  }
+  return json::serialize(o);
 }
 
-void orchestrator::impl::persist(const machine_ptr& m, done_handler ack) {
+void orchestrator::impl::persist(const machine_ptr& m, std::optional<ack> a) {
   if (!opts.persist) {
     m->dirty = false;
-    if (ack) complete(std::move(ack), std::error_code{});
+    refresh_status(*m);
+    if (a) {
+      std::vector<ack> one;
+      one.push_back(std::move(*a));
+      finish_acks(m, std::move(one), {});
+    }
+    // Nothing is written: what the outbox holds is delivered at once.
+    m->durable_seq = m->next_seq - 1;
+    deliver_outbox(m);
     return;
   }
-  if (ack) m->acks_next.push_back(std::move(ack));
-  m->dirty = true;
-  if (!m->writing) start_write(m, 1);
+  if (a) m->acks_next.push_back(std::move(*a));
+  mark_dirty(m);
 }
 
-void orchestrator::impl::start_write(const machine_ptr& m, int attempt) {
-  if (attempt == 1) {
-    m->writing = true;
-    for (auto& a : m->acks_next) m->acks_writing.push_back(std::move(a));
-    m->acks_next.clear();
+void orchestrator::impl::mark_dirty(const machine_ptr& m) {
+  if (!opts.persist) {
+    // No store: deliver what the machine sent once its macrostep is over.
+    boost::asio::post(strand, [self = shared_from_this(), m] {
+      if (m->gone || self->abandoned) return;
+      self->refresh_status(*m);
+      m->durable_seq = m->next_seq - 1;
+      self->deliver_outbox(m);
+    });
+    return;
+  }
+  m->dirty = true;
+  if (m->queued || m->writing || m->gone) return;
+  m->queued = true;
+  dirty_list.push_back(m);
+  schedule_flush();
+}
+
+void orchestrator::impl::schedule_flush() {
+  if (flush_posted || dirty_list.empty() || batches_in_flight >= std::max<std::size_t>(opts.batches_in_flight, 1)) return;
+  flush_posted = true;
+  boost::asio::post(strand, [self = shared_from_this()] {
+    self->flush_posted = false;
+    self->flush();
+  });
+}
+
+// Gathers queued machines into store batches, as many batches as may be in flight.
+void orchestrator::impl::flush() {
+  if (abandoned) return;
+  const auto max_batches = std::max<std::size_t>(opts.batches_in_flight, 1);
+  while (batches_in_flight < max_batches && !dirty_list.empty()) {
+    if (opts.store_breaker && !opts.store_breaker->try_acquire()) {
+      // The store is failing: fail these writes at once instead of waiting for it.
+      auto pending = std::move(dirty_list);
+      dirty_list.clear();
+      for (auto& m : pending) {
+        m->queued = false;
+        if (m->gone || m->writing || !m->dirty) continue;
+        begin_write(*m);
+        finish_write(m, errc::circuit_open);
+      }
+      return;
+    }
+    std::vector<batch_write> writes;
+    std::vector<machine_ptr> ms;
+    std::size_t bytes = 0;
+    while (!dirty_list.empty() && writes.size() < std::max<std::size_t>(opts.batch_entries, 1)) {
+      auto m = dirty_list.front();
+      if (m->gone || m->writing || !m->dirty) {
+        m->queued = false;
+        dirty_list.pop_front();
+        continue;
+      }
+      auto text = stored_text(*m);
+      const auto size = text.size() + opts.key_prefix.size() + m->id.size();
+      if (!writes.empty() && bytes + size > opts.batch_bytes) break;
+      dirty_list.pop_front();
+      m->queued = false;
+      bytes += size;
+      begin_write(*m);
+      batch_write w{key(m->id), std::move(text), m->creating ? store_version{0} : m->version, {}};
+      writes.push_back(std::move(w));
+      ms.push_back(std::move(m));
+    }
+    if (writes.empty()) break;
+    ++batches_in_flight;
+    store.async_write_batch(std::move(writes),
+                            boost::asio::bind_executor(strand, [self = shared_from_this(), ms = std::move(ms)](
+                                                                   std::error_code ec, std::vector<batch_result> r) mutable {
+                              self->on_batch(std::move(ms), ec, std::move(r));
+                            }));
+  }
+}
+
+void orchestrator::impl::begin_write(machine& m) {
+  if (!m.writing) {
+    m.writing = true;
+    for (auto& a : m.acks_next) m.acks_writing.push_back(std::move(a));
+    m.acks_next.clear();
     std::lock_guard lock(status_mutex);
     ++counters.writes_in_flight;
   }
-  m->dirty = false;
-  if (opts.store_breaker && !opts.store_breaker->try_acquire()) return finish_write(m, errc::circuit_open);
-  store.async_compare_and_set(
-      key(m->id), m->version, stored_text(*m),
-      boost::asio::bind_executor(strand, [self = shared_from_this(), m, attempt](std::error_code ec, store_version v) {
-        if (self->opts.store_breaker) {
-          if (ec && ec != errc::version_conflict) self->opts.store_breaker->record_failure();
-          else self->opts.store_breaker->record_success();
-        }
-        if (!ec) {
-          m->version = v;
-          return self->finish_write(m, {});
-        }
-        if (ec != errc::version_conflict || attempt >= self->opts.max_write_attempts) return self->finish_write(m, ec);
-        {
-          std::lock_guard lock(self->status_mutex);
-          ++self->counters.write_conflicts;
-        }
-        self->log->warn("write conflict machine={} version={} attempt={}", detail::field(m->id), m->version, attempt);
-        // Someone else wrote this key: this process runs the machine, so its state wins; learn
-        // the current version and write again.
-        self->store.async_get(self->key(m->id),
-                              boost::asio::bind_executor(self->strand, [self, m, attempt](std::error_code gec,
-                                                                                          std::optional<stored_value> cur) {
-                                if (gec) return self->finish_write(m, gec);
-                                m->version = cur ? cur->version : 0;
-                                self->start_write(m, attempt + 1);
-                              }));
-      }));
+  ++m.attempt;
+  m.dirty = false;
+  m.writing_seq = m.next_seq - 1;
+  for (auto& [s, n] : m.to_confirm) m.confirming[s] = std::max(m.confirming[s], n);
+  m.to_confirm.clear();
+  refresh_status(m);
+}
+
+void orchestrator::impl::on_batch(std::vector<machine_ptr> ms, std::error_code ec, std::vector<batch_result> results) {
+  --batches_in_flight;
+  if (abandoned) return;
+  {
+    std::lock_guard lock(status_mutex);
+    ++counters.batches;
+  }
+  bool failed = static_cast<bool>(ec);
+  for (std::size_t i = 0; i < ms.size(); ++i) {
+    auto& m = ms[i];
+    const batch_result r = i < results.size() ? results[i] : batch_result{ec ? ec : errc::store_unavailable, 0};
+    if (!r.ec) {
+      m->version = r.version;
+      m->creating = false;
+      finish_write(m, {});
+      continue;
+    }
+    if (r.ec != errc::version_conflict) failed = true;
+    if (r.ec == errc::version_conflict && m->creating) {
+      finish_write(m, errc::already_exists);
+      continue;
+    }
+    if (r.ec != errc::version_conflict || m->attempt >= opts.max_write_attempts || m->gone) {
+      finish_write(m, r.ec);
+      continue;
+    }
+    // Someone else wrote this key: this process runs the machine, so its state wins; the
+    // conflict told the current version, write again with it (in the next batch).
+    {
+      std::lock_guard lock(status_mutex);
+      ++counters.write_conflicts;
+    }
+    log->warn("write conflict machine={} version={} current={} attempt={}", detail::field(m->id), m->version,
+              r.version, m->attempt);
+    m->version = r.version;
+    m->dirty = true;
+    m->queued = true;
+    dirty_list.push_back(m);
+  }
+  if (opts.store_breaker) {
+    if (failed) opts.store_breaker->record_failure();
+    else opts.store_breaker->record_success();
+  }
+  schedule_flush();
+  maybe_finish_shutdown();
 }
 
 void orchestrator::impl::finish_write(const machine_ptr& m, std::error_code ec) {
   auto acks = std::move(m->acks_writing);
   m->acks_writing.clear();
   m->writing = false;
+  m->attempt = 0;
   {
     std::lock_guard lock(status_mutex);
     --counters.writes_in_flight;
@@ -328,9 +837,44 @@ void orchestrator::impl::finish_write(const machine_ptr& m, std::error_code ec) 
   if (ec) {
     log->error("write failed machine={} error={}", detail::field(m->id), detail::field(ec.message()));
     m->dirty = true;  // the state is still unsaved: the next event or shutdown writes it again
+    for (auto& [s, n] : m->confirming) m->to_confirm[s] = std::max(m->to_confirm[s], n);
+    m->confirming.clear();
+  } else {
+    m->durable_seq = std::max(m->durable_seq, m->writing_seq);
+    auto confirmed = std::move(m->confirming);
+    m->confirming.clear();
+    for (const auto& [sender, seq] : confirmed) confirm(sender, m->id, seq);
+    notify_change(*m);
   }
-  for (auto& a : acks) complete(std::move(a), ec);
-  if (!m->acks_next.empty() && !m->gone) start_write(m, 1);
+  finish_acks(m, std::move(acks), ec);
+  if (!ec) deliver_outbox(m);
+  if (m->gone) return;
+  if (m->dirty && (!ec || !m->acks_next.empty())) mark_dirty(m);
+}
+
+void orchestrator::impl::finish_acks(const machine_ptr& m, std::vector<ack> acks, std::error_code ec) {
+  for (auto& a : acks) {
+    if (auto* sh = std::get_if<send_handler>(&a.h)) {
+      complete(std::move(*sh), ec, ec ? send_result{} : result_of(*m, a));
+    } else {
+      complete(std::move(std::get<done_handler>(a.h)), ec);
+    }
+  }
+}
+
+void orchestrator::impl::notify_change(const machine& m) {
+  std::vector<std::shared_ptr<change_watch>> ws;
+  {
+    std::lock_guard lock(watches_mutex);
+    if (watches.empty()) return;
+    ws = watches;
+  }
+  machine_change c{m.id, m.s ? m.s->status() : session_status::stopped, m.version,
+                   m.s ? m.s->active_atomic_states() : std::vector<std::string>{}};
+  for (auto& w : ws) {
+    std::lock_guard lock(w->mutex);
+    if (!w->cancelled) w->fn(c);
+  }
 }
 
 // ============================ restore and shutdown ============================
@@ -343,30 +887,56 @@ void orchestrator::impl::restore_page(std::string start_after, std::size_t resto
       opts.key_prefix, lo,
       boost::asio::bind_executor(strand, [self = shared_from_this(), restored, limit = lo.limit, h = std::move(h)](
                                              std::error_code ec, std::vector<state_store::entry> page) mutable {
-        if (ec) return self->complete(std::move(h), ec, restored);
+        if (self->abandoned) return self->complete(std::move(h), make_error_code(std::errc::operation_canceled), restored);
+        if (ec) {
+          self->restoring = false;
+          return self->complete(std::move(h), ec, restored);
+        }
         for (auto& [k, stored] : page) {
           auto id = k.substr(self->opts.key_prefix.size());
           if (self->machines.count(id)) continue;
-          boost::system::error_code jec;
-          auto doc = boost::json::parse(stored.value, jec);
+          json::error_code jec;
+          auto doc = json::parse(stored.value, jec);
           const auto* o = doc.if_object();
           std::string document;
           if (!jec && o && o->contains("document") && o->at("document").is_string())
             document = std::string(o->at("document").as_string());
           machine_ptr m;
           auto rec = jec || !o ? std::error_code(errc::bad_snapshot)
-                               : self->add_machine(id, document, &doc, stored.version, m);
+                               : self->add_machine(id, document, o, stored.version, m);
           if (rec) {
             self->log->error("restore failed machine={} error={}", detail::field(id), detail::field(rec.message()));
-            std::lock_guard lock(self->status_mutex);
-            self->counters.last_error = "restore of machine " + id + " failed: " + rec.message();
+            self->set_error("restore of machine " + id + " failed: " + rec.message());
             continue;
           }
           ++restored;
         }
-        if (page.size() < limit) return self->complete(std::move(h), std::error_code{}, restored);
+        if (page.size() < limit) return self->finish_restore(restored, std::move(h));
         self->restore_page(page.back().first, restored, std::move(h));
       }));
+}
+
+// Every machine is back: deliver again what their outboxes hold, in each sender's order.
+void orchestrator::impl::finish_restore(std::size_t restored,
+                                        boost::asio::any_completion_handler<orchestrator::restore_signature> h) {
+  restoring = false;
+  std::vector<machine_ptr> senders;
+  for (auto& [id, m] : machines)
+    if (!m->outbox.empty() && m->sent_upto < m->durable_seq) senders.push_back(m);
+  std::sort(senders.begin(), senders.end(), [](const machine_ptr& a, const machine_ptr& b) { return a->id < b->id; });
+  for (auto& m : senders) deliver_outbox(m);
+  {
+    std::lock_guard lock(status_mutex);
+    counters.outbox = outbox_total;
+  }
+  complete(std::move(h), std::error_code{}, restored);
+}
+
+void orchestrator::impl::maybe_finish_shutdown() {
+  if (!shutting_down || !shutdown_handler || batches_in_flight != 0) return;
+  for (auto& [id, m] : machines)
+    if (m->writing || m->queued) return;
+  finish_shutdown();
 }
 
 void orchestrator::impl::finish_shutdown() {
@@ -374,11 +944,16 @@ void orchestrator::impl::finish_shutdown() {
     inbox->cancel();
     inbox.reset();
   }
+  if (publish_timer) {
+    clk.cancel(*publish_timer);
+    publish_timer.reset();
+  }
   for (auto& [id, m] : machines) {
     m->gone = true;
     m->s.reset();  // cancels its timers and children
   }
   machines.clear();
+  dirty_list.clear();
   {
     std::lock_guard lock(status_mutex);
     status.clear();
@@ -393,6 +968,31 @@ void orchestrator::impl::finish_shutdown() {
   complete(std::move(h), ec);
 }
 
+// Destroyed without shutdown, as a crash would leave it: nothing more is written or delivered;
+// whoever waits for a write is told it was cancelled.
+void orchestrator::impl::abandon() {
+  abandoned = true;
+  accepting = false;
+  if (publish_timer) {
+    clk.cancel(*publish_timer);
+    publish_timer.reset();
+  }
+  for (auto& [id, m] : machines) {
+    m->gone = true;
+    auto acks = std::move(m->acks_writing);
+    for (auto& a : m->acks_next) acks.push_back(std::move(a));
+    m->acks_writing.clear();
+    m->acks_next.clear();
+    finish_acks(m, std::move(acks), make_error_code(std::errc::operation_canceled));
+    m->s.reset();  // its timers and children end now
+  }
+  dirty_list.clear();
+  if (inbox) {
+    inbox->cancel();
+    inbox.reset();
+  }
+}
+
 // ============================ public ============================
 
 orchestrator::orchestrator(boost::asio::any_io_executor ex, xsn::clock& clk, event_bus& bus, state_store& store,
@@ -405,66 +1005,96 @@ orchestrator::orchestrator(std::size_t threads, xsn::clock& clk, event_bus& bus,
       impl_(std::make_shared<impl>(pool_->get_executor(), clk, bus, store, std::move(options))) {}
 
 orchestrator::~orchestrator() {
-  // Without a completed shutdown, cancel what is left on the strand: subscriptions end their
-  // waits, no write is started any more. An owned pool then finishes its handlers and is joined.
-  boost::asio::post(impl_->strand, [self = impl_] {
-    self->accepting = false;
-    for (auto& [id, m] : self->machines) m->gone = true;
-    if (self->inbox) {
-      self->inbox->cancel();
-      self->inbox.reset();
-    }
-  });
+  // Without a completed shutdown, abandon what is left on the strand: subscriptions end their
+  // waits, timers are cancelled, no write is started any more. An owned pool then finishes its
+  // handlers and is joined.
+  boost::asio::post(impl_->strand, [self = impl_] { self->abandon(); });
   impl_.reset();
   if (pool_) pool_->join();
 }
 
-void orchestrator::add_document(std::string name, std::shared_ptr<const statechart> chart) {
-  std::lock_guard lock(impl_->status_mutex);
-  impl_->documents[std::move(name)] = std::move(chart);
+result<void> orchestrator::add_document(std::string name, std::shared_ptr<const statechart> chart) {
+  return impl_->add(std::move(name), std::move(chart), impl_->opts.session, false);
+}
+
+result<void> orchestrator::add_document(std::string name, std::shared_ptr<const statechart> chart,
+                                        document_options options) {
+  return impl_->add(std::move(name), std::move(chart), std::move(options.session), false);
+}
+
+result<void> orchestrator::add_document(std::string name, std::shared_ptr<const statechart> chart,
+                                        std::shared_ptr<const bound_implementations> bound, document_options options) {
+  if (!bound) return eval_error{"document '" + name + "': no bindings"};
+  if (options.session.make_datamodel)
+    return eval_error{"document '" + name + "': give either bindings or a datamodel factory, not both"};
+  if (chart && chart->semantics != chart_semantics::xstate)
+    return impl_->add(std::move(name), std::move(chart), std::move(options.session), true);
+  options.session.make_datamodel = xstate_datamodel(std::move(bound));
+  return impl_->add(std::move(name), std::move(chart), std::move(options.session), true);
+}
+
+result<void> orchestrator::add_document(std::string name, std::shared_ptr<const statechart> chart,
+                                        const implementations& impl, document_options options) {
+  if (!chart) return eval_error{"document '" + name + "': no chart"};
+  if (chart->semantics != chart_semantics::xstate)
+    return impl_->add(std::move(name), std::move(chart), std::move(options.session), true);
+  auto bound = bind(*chart, impl);
+  if (!bound) return eval_error{"document '" + name + "': " + bound.error().message};
+  return add_document(std::move(name), std::move(chart), std::move(*bound), std::move(options));
 }
 
 void orchestrator::do_create(std::string id, std::string document, boost::asio::any_completion_handler<done_signature> h) {
   boost::asio::post(impl_->strand, [self = impl_, id = std::move(id), document = std::move(document), h = std::move(h)]() mutable {
     if (!self->accepting) return self->complete(std::move(h), std::error_code(errc::not_running));
-    if (id.empty()) return self->complete(std::move(h), std::error_code(errc::invalid_argument));
+    if (id.empty() || id.size() + self->opts.key_prefix.size() > state_store::max_key_size)
+      return self->complete(std::move(h), std::error_code(errc::invalid_argument));
     impl::machine_ptr m;
     if (auto ec = self->add_machine(id, document, nullptr, 0, m)) return self->complete(std::move(h), ec);
-    self->log->info("created machine={} document={} session={}", detail::field(id), detail::field(document),
-                    detail::field(m->s->id()));
-    if (!self->opts.persist) return self->complete(std::move(h), std::error_code{});
-    // First write: create-only, so an id that is already stored is refused rather than overwritten.
-    auto text = self->stored_text(*m);
-    m->writing = true;
-    {
-      std::lock_guard lock(self->status_mutex);
-      ++self->counters.writes_in_flight;
+    self->log->info("created machine={} document={}", detail::field(id), detail::field(document));
+    if (!self->opts.persist) {
+      self->persist(m, std::nullopt);
+      return self->complete(std::move(h), std::error_code{});
     }
-    self->store.async_compare_and_set(
-        self->key(id), 0, std::move(text),
-        boost::asio::bind_executor(self->strand, [self, m, h = std::move(h)](std::error_code ec, store_version v) mutable {
-          if (ec == errc::version_conflict) ec = errc::already_exists;
-          if (ec) {
-            self->finish_write(m, ec);
-            self->remove(m);
-            return self->complete(std::move(h), ec);
-          }
-          m->version = v;
-          self->finish_write(m, {});
-          self->complete(std::move(h), std::error_code{});
-        }));
+    // First write: create-only, so an id that is already stored is refused rather than overwritten.
+    m->creating = true;
+    auto done = boost::asio::bind_executor(self->strand, [self, m, h = std::move(h)](std::error_code ec) mutable {
+      if (ec == errc::already_exists || (ec && m->creating)) self->remove(m);
+      self->complete(std::move(h), ec);
+    });
+    self->persist(m, impl::ack{done_handler(std::move(done))});
   });
 }
 
-void orchestrator::do_send(std::string id, event ev, boost::asio::any_completion_handler<done_signature> h) {
-  boost::asio::post(impl_->strand, [self = impl_, id = std::move(id), ev = std::move(ev), h = std::move(h)]() mutable {
-    if (!self->accepting) return self->complete(std::move(h), std::error_code(errc::not_running));
+void orchestrator::do_send(std::string id, event ev, send_options opts,
+                           boost::asio::any_completion_handler<send_signature> h) {
+  boost::asio::post(impl_->strand, [self = impl_, id = std::move(id), ev = std::move(ev), opts = std::move(opts),
+                                    h = std::move(h)]() mutable {
+    if (!self->accepting) return self->complete(std::move(h), std::error_code(errc::not_running), send_result{});
     auto it = self->machines.find(id);
-    if (it == self->machines.end()) return self->complete(std::move(h), std::error_code(errc::unknown_machine));
+    if (it == self->machines.end())
+      return self->complete(std::move(h), std::error_code(errc::unknown_machine), send_result{});
     auto m = it->second;
-    if (!m->s->running()) return self->complete(std::move(h), std::error_code(errc::not_running));
-    self->process(m, ev);
-    self->persist(m, std::move(h));
+    impl::ack a{send_handler(std::move(h))};
+    if (!opts.idempotency_key.empty() && self->opts.idempotency_keys > 0 && m->key_set.count(opts.idempotency_key)) {
+      // A repeat: acknowledged once what the first one did is written, and never applied again.
+      a.duplicate = true;
+      self->count(&orchestrator_health::duplicates);
+      if (m->writing || m->dirty) {
+        m->acks_next.push_back(std::move(a));
+        if (!m->writing) self->mark_dirty(m);
+      } else {
+        std::vector<impl::ack> one;
+        one.push_back(std::move(a));
+        self->finish_acks(m, std::move(one), {});
+      }
+      return;
+    }
+    if (!m->s->running()) {
+      return self->complete(std::move(std::get<send_handler>(a.h)), std::error_code(errc::not_running), send_result{});
+    }
+    if (!opts.idempotency_key.empty()) self->remember_key(*m, opts.idempotency_key);
+    a.transitioned = self->process(m, ev);
+    self->persist(m, std::move(a));
   });
 }
 
@@ -486,7 +1116,27 @@ void orchestrator::do_stop(std::string id, bool erase, boost::asio::any_completi
 void orchestrator::do_restore(boost::asio::any_completion_handler<restore_signature> h) {
   boost::asio::post(impl_->strand, [self = impl_, h = std::move(h)]() mutable {
     if (!self->accepting) return self->complete(std::move(h), std::error_code(errc::not_running), std::size_t{0});
+    self->restoring = true;
     self->restore_page({}, 0, std::move(h));
+  });
+}
+
+void orchestrator::do_snapshot(std::string id, boost::asio::any_completion_handler<snapshot_signature> h) {
+  boost::asio::post(impl_->strand, [self = impl_, id = std::move(id), h = std::move(h)]() mutable {
+    auto it = self->machines.find(id);
+    if (it == self->machines.end() || !it->second->s)
+      return self->complete(std::move(h), std::error_code(errc::unknown_machine), value());
+    auto& m = *it->second;
+    json::array states;
+    for (auto& st : m.s->active_atomic_states()) states.emplace_back(st);
+    json::object o{{"id", m.id},
+                   {"document", m.document},
+                   {"version", m.version},
+                   {"status", to_string(m.s->status())},
+                   {"states", std::move(states)},
+                   {"outbox", m.outbox.size()},
+                   {"snapshot", m.s->snapshot()}};
+    self->complete(std::move(h), std::error_code{}, value(std::move(o)));
   });
 }
 
@@ -504,19 +1154,42 @@ void orchestrator::do_shutdown(clock::duration deadline, boost::asio::any_comple
       }
     }
     self->accepting = false;
+    self->shutting_down = true;
     self->shutdown_handler = std::move(h);
-    // One final write per machine (after any write in flight); a guard count of one until all
-    // are started.
-    self->shutdown_writes = 1;
-    auto release = [self](std::error_code) {
-      if (--self->shutdown_writes == 0) self->finish_shutdown();
-    };
-    for (auto& [id, m] : self->machines) {
-      ++self->shutdown_writes;
-      self->persist(m, boost::asio::bind_executor(self->strand, release));
-    }
-    release({});
+    // One final write of every machine that changed since its last one; outboxes stay stored.
+    for (auto& [id, m] : self->machines)
+      if (m->dirty && !m->writing && !m->gone) self->mark_dirty(m);
+    if (!self->opts.persist) return self->finish_shutdown();
+    self->maybe_finish_shutdown();
   });
+}
+
+watch_handle orchestrator::watch_changes(std::function<void(const machine_change&)> fn) {
+  if (!fn) throw std::system_error(make_error_code(errc::invalid_argument), "watch_changes: empty callback");
+  auto w = std::make_shared<impl::change_watch>();
+  w->fn = std::move(fn);
+  {
+    std::lock_guard lock(impl_->watches_mutex);
+    impl_->watches.push_back(w);
+  }
+  struct sub final : watch_handle::subscription {
+    std::weak_ptr<impl> owner;
+    std::shared_ptr<impl::change_watch> w;
+    void cancel() noexcept override {
+      {
+        std::lock_guard lock(w->mutex);  // waits for a callback running on another thread
+        w->cancelled = true;
+      }
+      if (auto o = owner.lock()) {
+        std::lock_guard lock(o->watches_mutex);
+        std::erase(o->watches, w);
+      }
+    }
+  };
+  auto s = std::make_unique<sub>();
+  s->owner = impl_;
+  s->w = std::move(w);
+  return watch_handle(std::move(s));
 }
 
 std::vector<std::string> orchestrator::list() const {

@@ -475,6 +475,8 @@ TEMPLATE_LIST_TEST_CASE("event_bus: every message field crosses the queue, set o
   full.event.resolved_by = &chart;
   full.reply_to = "r";
   full.correlation_id = 9;
+  full.sender = long_text + "s";
+  full.sequence = 11;
   const auto sent = full;
   auto discarded = full;  // every field set, heap strings too: dropped below, and must be freed
   REQUIRE_FALSE(f.bus->publish(std::move(discarded)));
@@ -490,6 +492,8 @@ TEMPLATE_LIST_TEST_CASE("event_bus: every message field crosses the queue, set o
   got.event.origintype = stale;
   got.event.invokeid = stale;
   got.reply_to = stale;
+  got.sender = stale;
+  got.sequence = 5;
   REQUIRE(sub->try_receive(got));
   CHECK(got.address == "m");
   CHECK(got.event.name == "e");
@@ -503,6 +507,8 @@ TEMPLATE_LIST_TEST_CASE("event_bus: every message field crosses the queue, set o
   CHECK(got.event.resolved_by == &chart);
   CHECK(got.reply_to == "r");
   CHECK(got.correlation_id == 9);
+  CHECK(got.sender == long_text + "s");
+  CHECK(got.sequence == 11);
   REQUIRE(sub->try_receive(got));
   CHECK(got.address == "m");
   CHECK(seq_of(got) == 2);
@@ -515,6 +521,8 @@ TEMPLATE_LIST_TEST_CASE("event_bus: every message field crosses the queue, set o
   CHECK(got.event.resolved_by == nullptr);
   CHECK(got.reply_to.empty());
   CHECK(got.correlation_id == 0);
+  CHECK(got.sender.empty());
+  CHECK(got.sequence == 0);
   CHECK_FALSE(sub->try_receive(got));
 
   // Full messages dropped by the queue, and those still queued when the bus and the subscription

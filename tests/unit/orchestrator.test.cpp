@@ -1,6 +1,7 @@
 #include <xsn/orchestrator/orchestrator.hpp>
 
 #include "catch.hpp"
+#include "orchestrator_fixture.hpp"
 
 #include <xsn/bus/channel_event_bus.hpp>
 #include <xsn/parse/scxml.hpp>
@@ -32,95 +33,15 @@ const char* counter_doc = R"(<datamodel><data id="n" expr="0"/></datamodel>
 
 const char* peer_doc = R"(<state id="waiting"><transition event="pong" target="got"/></state><state id="got"/>)";
 
-/// An orchestrator with its bus and store, all on one io_context driven by the test. The store
-/// stands for an external one: it survives `crash()`, the bus and orchestrator do not.
-struct fixture {
-  boost::asio::io_context ioc;
-  xsn::manual_clock clk;
-  xsn::memory_state_store store{ioc.get_executor(), clk};
-  std::optional<xsn::channel_event_bus> bus;
-  std::optional<xsn::orchestrator> orch;
-
-  fixture() { boot(); }
-  ~fixture() { crash(); }
-  void boot() {
-    bus.emplace(ioc.get_executor(), clk);
-    orch.emplace(ioc.get_executor(), clk, *bus, store);
-    orch->add_document("counter", chart(counter_doc, " datamodel=\"ecmascript\""));
-    orch->add_document("peer", chart(peer_doc));
-  }
-  /// The process dies: nothing is shut down or persisted any more.
-  void crash() {
-    orch.reset();
-    if (bus) bus->shutdown();
-    settle();
-    bus.reset();
-  }
-  /// Runs the io_context until `f` is ready (no handler left means it never will be).
-  template <class T>
-  T wait(std::future<T>& f) {
-    ioc.restart();
-    while (f.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
-      if (ioc.run_one() == 0) FAIL("the operation never completed");
-    }
-    return f.get();
-  }
-  std::error_code create(const std::string& id, const std::string& doc) {
-    std::promise<std::error_code> p;
-    auto f = p.get_future();
-    orch->async_create(id, doc, [&p](std::error_code ec) { p.set_value(ec); });
-    return wait(f);
-  }
-  std::error_code send(const std::string& id, const std::string& ev) {
-    std::promise<std::error_code> p;
-    auto f = p.get_future();
-    orch->async_send(id, xsn::event(ev), [&p](std::error_code ec) { p.set_value(ec); });
-    return wait(f);
-  }
-  std::error_code shutdown() {
-    std::promise<std::error_code> p;
-    auto f = p.get_future();
-    orch->async_shutdown(std::chrono::seconds(1), [&p](std::error_code ec) { p.set_value(ec); });
-    return wait(f);
-  }
-  std::size_t restore() {
-    std::promise<std::pair<std::error_code, std::size_t>> p;
-    auto f = p.get_future();
-    orch->async_restore([&p](std::error_code ec, std::size_t n) { p.set_value({ec, n}); });
-    auto [ec, n] = wait(f);
-    REQUIRE_FALSE(ec);
-    return n;
-  }
-  void settle() {
-    ioc.restart();
-    ioc.poll();
-  }
-  void advance(std::chrono::milliseconds d) {
-    auto target = clk.now() + d;
-    settle();
-    while (clk.fire_next(target)) settle();
-    clk.advance_to(target);
-    settle();
-  }
-  std::vector<std::string> states(const std::string& id) {
-    settle();
-    auto st = orch->query(id);
-    REQUIRE(st);
-    return st->states;
-  }
-  /// The counter machine's `n`, read from its stored snapshot.
-  std::int64_t stored_n(const std::string& id) {
-    std::promise<std::optional<xsn::stored_value>> p;
-    auto f = p.get_future();
-    store.async_get("xsn/machines/" + id, [&p](std::error_code, std::optional<xsn::stored_value> v) { p.set_value(v); });
-    auto v = wait(f);
-    REQUIRE(v);
-    auto doc = boost::json::parse(v->value);
-    return doc.at("snapshot").at("context").at("n").to_number<std::int64_t>();
-  }
-};
-
 using states_t = std::vector<std::string>;
+
+struct fixture : xsn_test::fixture {
+  fixture()
+      : xsn_test::fixture([](xsn::orchestrator& o) {
+          REQUIRE(o.add_document("counter", chart(counter_doc, " datamodel=\"ecmascript\"")));
+          REQUIRE(o.add_document("peer", chart(peer_doc)));
+        }) {}
+};
 
 }  // namespace
 

@@ -64,6 +64,11 @@ struct bus_message {
   xsn::event event;                ///< What is delivered.
   std::string reply_to;            ///< Where a reply goes; empty when none (set by `async_request`).
   std::uint64_t correlation_id = 0;  ///< Pairs a reply with its request; 0 when none.
+  /// Who sent it, for exactly-once delivery (an orchestrated machine's id); empty when unknown.
+  std::string sender;
+  /// The sender's sequence number of this message (increasing per sender); 0 when none. A
+  /// receiver that remembers the highest sequence it applied per sender drops repeats.
+  std::uint64_t sequence = 0;
 
   bus_message() = default;
   /// A message carrying `ev` to `addr`.
@@ -76,13 +81,16 @@ struct bus_message {
   /// Moves every field (empty strings cheaply, as `xsn::event` does).
   bus_message(bus_message&& o) noexcept
       : address(std::move(o.address)), event(std::move(o.event)),
-        reply_to(xsn::event::take(o.reply_to)), correlation_id(o.correlation_id) {}
+        reply_to(xsn::event::take(o.reply_to)), correlation_id(o.correlation_id),
+        sender(xsn::event::take(o.sender)), sequence(o.sequence) {}
   /// Moves every field.
   bus_message& operator=(bus_message&& o) noexcept(std::is_nothrow_move_assignable_v<xsn::event>) {
     address = std::move(o.address);
     event = std::move(o.event);
     xsn::event::assign(reply_to, o.reply_to);
     correlation_id = o.correlation_id;
+    xsn::event::assign(sender, o.sender);
+    sequence = o.sequence;
     return *this;
   }
   ~bus_message() = default;

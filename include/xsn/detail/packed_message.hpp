@@ -13,7 +13,8 @@ namespace xsn::detail {
 /**
  * A `bus_message` as a subscription's ring holds it. What every message uses (address, name,
  * data, the scalars) comes first and, with a ring slot's 8-byte stamp, fills two cache lines; the
- * five strings that are usually empty (`sendid`, `origin`, `origintype`, `invokeid`, `reply_to`)
+ * six strings that are usually empty (`sendid`, `origin`, `origintype`, `invokeid`, `reply_to`,
+ * `sender`)
  * are constructed only when set. A typical message therefore writes, and moves from the
  * publisher's core to the consumer's, two cache lines instead of five.
  */
@@ -21,11 +22,11 @@ class packed_message {
  public:
   /// Takes every field of `m` (its usually empty strings only when set).
   explicit packed_message(bus_message&& m) noexcept
-      : correlation_id_(m.correlation_id), resolved_by_(m.event.resolved_by),
+      : correlation_id_(m.correlation_id), sequence_(m.sequence), resolved_by_(m.event.resolved_by),
         name_id_(m.event.name_id), type_(m.event.type), address_(std::move(m.address)),
         name_(std::move(m.event.name)), data_(std::move(m.event.data)) {
     if (m.event.sendid.empty() && m.event.origin.empty() && m.event.origintype.empty() &&
-        m.event.invokeid.empty() && m.reply_to.empty()) [[likely]] {
+        m.event.invokeid.empty() && m.reply_to.empty() && m.sender.empty()) [[likely]] {
       return;  // the usual message: no rare field to pack
     }
     for (unsigned i = 0; i < rare_count; ++i) {
@@ -51,6 +52,7 @@ class packed_message {
     out.event.name_id = name_id_;
     out.event.resolved_by = resolved_by_;
     out.correlation_id = correlation_id_;
+    out.sequence = sequence_;
     // Replaced, not assigned: the data keeps its memory resource, as a move would.
     std::destroy_at(&out.event.data);
     std::construct_at(&out.event.data, std::move(data_));
@@ -60,6 +62,7 @@ class packed_message {
       clear(out.event.origintype);
       clear(out.event.invokeid);
       clear(out.reply_to);
+      clear(out.sender);
       return;
     }
     for (unsigned i = 0; i < rare_count; ++i) {
@@ -73,14 +76,15 @@ class packed_message {
   }
 
  private:
-  static constexpr unsigned rare_count = 5;
+  static constexpr unsigned rare_count = 6;
   static std::string& rare(bus_message& m, unsigned i) noexcept {
     switch (i) {
       case 0: return m.event.sendid;
       case 1: return m.event.origin;
       case 2: return m.event.origintype;
       case 3: return m.event.invokeid;
-      default: return m.reply_to;
+      case 4: return m.reply_to;
+      default: return m.sender;
     }
   }
   static void clear(std::string& s) noexcept {
@@ -93,6 +97,7 @@ class packed_message {
   };
 
   std::uint64_t correlation_id_;
+  std::uint64_t sequence_;
   const void* resolved_by_;
   std::uint32_t name_id_;
   event_type type_;
