@@ -156,7 +156,7 @@ std::shared_ptr<const session_options> orchestrator::impl::make_session_options(
       if (m->dirty && !m->writing && !m->gone && self->accepting) self->persist(m, {});
     });
   };
-  so->route = [this](const std::string& target, event ev) {
+  so->route = [this](session&, const std::string& target, event ev) {
     std::string address;
     if (target.rfind("xsn:", 0) == 0) address = opts.address_prefix + target.substr(4);
     else if (target.rfind("bus:", 0) == 0) address = target.substr(4);

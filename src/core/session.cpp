@@ -209,6 +209,12 @@ struct session::impl final : datamodel_host, detail::actor_host {
   void remove_child(const std::string& id);
   bool deliver_to_child(const std::string& id, event ev);
   registry& ensure_registry();
+  /// The top-level session of this session's tree (the one the embedding created).
+  session& root_session() noexcept {
+    impl* r = this;
+    while (r->cold_ && r->cold_->parent_) r = r->cold_->parent_;
+    return r->self_;
+  }
 
   // ---- snapshots ----
   value snapshot();
@@ -1243,7 +1249,7 @@ void session::impl::deliver(event ev, std::string target) {
     return;
   }
   if (target.rfind("#_", 0) != 0) {  // not an SCXML processor address: the embedding routes it
-    if (!opts_.route || !opts_.route(target, std::move(ev))) unreachable();
+    if (!opts_.route || !opts_.route(root_session(), target, std::move(ev))) unreachable();
     return;
   }
   auto it = cold().children_.find(target.substr(2));
@@ -1473,6 +1479,12 @@ void session::impl::actor_send_to(const std::string& to, event ev) {
   if (cold().registry_) {
     auto it = cold().registry_->system.find(to);
     if (it != cold().registry_->system.end() && it->second.first->deliver_to_child(it->second.second, std::move(ev))) return;
+  }
+  // Not in the actor tree: the embedding may know it (another machine of an orchestrator).
+  if (opts_.route) {
+    const std::string target = "xsn:" + to;
+    if (opts_.route(root_session(), target, std::move(ev))) return;
+    throw std::runtime_error("no actor '" + to + "' (neither a child's id nor a systemId), and route cannot reach '" + target + "'");
   }
   throw std::runtime_error("no actor '" + to + "' (neither a child's id nor a systemId)");
 }

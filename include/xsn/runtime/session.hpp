@@ -48,11 +48,16 @@ struct session_options {
   std::function<void(session&)> on_macrostep;
   /// Called once when the session has ended (top-level final state or `stop`), with donedata.
   std::function<void(session&, const value& donedata)> on_done;
-  /// Delivers `<send>` events whose target is not an SCXML processor address (`#_...`), e.g.
-  /// another machine of an orchestrator or a bus topic. Returns false when the target cannot be
-  /// reached (the session raises `error.communication`). Unset: such targets are an
-  /// `error.execution`. Invoked children inherit it.
-  std::function<bool(const std::string& target, event ev)> route;
+  /// Delivers events to targets outside the session's own tree, e.g. another machine of an
+  /// orchestrator (`xsn:ID`) or a bus topic: SCXML `<send>` to a target that is not an SCXML
+  /// processor address (`#_...`), and XState `sendTo` to an id that is neither a child's id nor a
+  /// systemId of the actor tree (as target `xsn:ID`). `root` is the top-level session of the
+  /// sender's tree, the one the embedding created (invoked and spawned children inherit `route`
+  /// and pass their root ancestor), so the embedding knows which of its machines sent.
+  /// Returns false when the target cannot be reached: an SCXML session raises
+  /// `error.communication`, an XState machine fails (status `error`). Unset: SCXML such targets
+  /// are an `error.execution`; XState `sendTo` an unknown id fails the machine.
+  std::function<bool(session& root, const std::string& target, event ev)> route;
   /// `_sessionid`; generated when empty.
   std::string session_id;
   /// Receives the inspection stream (`@xstate.actor`, `event`, `snapshot`, `microstep`,

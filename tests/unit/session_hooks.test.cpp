@@ -1,0 +1,123 @@
+#include <xsn/runtime/session.hpp>
+
+#include "catch.hpp"
+#include "session_driver.hpp"
+
+#include <xsn/parse/scxml.hpp>
+#include <xsn/parse/xstate.hpp>
+#include <xsn/runtime/actors.hpp>
+#include <xsn/runtime/implementations.hpp>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+// What an embedding (the orchestrator) reads from and hooks into a session: `route` with the
+// root session, `sendTo` beyond the actor tree, status, error, transitions taken, session ids.
+
+namespace {
+
+std::shared_ptr<const xsn::statechart> scxml(const std::string& body) {
+  auto r = xsn::parse_scxml("<scxml xmlns=\"http://www.w3.org/2005/07/scxml\" version=\"1.0\">" + body + "</scxml>", "test.scxml");
+  if (!r) FAIL(r.errors.front().to_string());
+  return r.chart;
+}
+
+/// What `route` was given.
+struct routed {
+  xsn::session* root = nullptr;
+  std::string target;
+  std::string event;
+};
+
+/// An XState machine with implementations `impl`, not started.
+struct machine : xsn_test::session_driver {
+  machine(const std::string& json, const xsn::implementations& impl) : session_driver(xsn_test::xstate_chart(json)) {
+    bound = xsn_test::bound(*chart, impl);
+    datamodel = xsn::xstate_datamodel(bound);
+  }
+  std::shared_ptr<const xsn::bound_implementations> bound;
+};
+
+}  // namespace
+
+TEST_CASE("session hooks: route gets the root session, also for a send from an invoked child") {
+  boost::asio::io_context ioc;
+  xsn::manual_clock clk;
+  std::vector<routed> got;
+  xsn::session_options o;
+  o.route = [&](xsn::session& root, const std::string& target, xsn::event ev) {
+    got.push_back({&root, target, ev.name});
+    return true;
+  };
+  xsn::session s(scxml(R"(<state id="s">
+      <onentry><send target="xsn:other" event="from.root"/></onentry>
+      <invoke id="kid"><content><scxml xmlns="http://www.w3.org/2005/07/scxml" version="1.0">
+        <state id="k"><onentry><send target="xsn:other" event="from.child"/></onentry></state></scxml></content></invoke>
+    </state>)"),
+                 ioc.get_executor(), clk, std::move(o));
+  s.start();
+  ioc.poll();
+  REQUIRE(got.size() == 2);
+  CHECK(got[0].event == "from.root");
+  CHECK(got[1].event == "from.child");
+  for (const auto& r : got) {
+    CHECK(r.root == &s);  // the child's own session is not what the embedding created
+    CHECK(r.target == "xsn:other");
+  }
+}
+
+TEST_CASE("session hooks: sendTo an id outside the actor tree goes to route as xsn:ID, with the root") {
+  const char* kid = R"({"id": "kid", "initial": "k", "states": {"k": {
+    "entry": [{"type": "sendTo", "to": "elsewhere", "event": {"type": "hello", "n": 1}}]}}})";
+  const char* parent = R"({"id": "p", "initial": "a", "states": {"a": {
+    "invoke": {"src": "kid", "id": "child"},
+    "on": {"go": {"actions": [{"type": "sendTo", "to": "neighbour", "event": "nudge"}]}}}}})";
+  xsn::implementations impl;
+  impl.actor("kid", xsn::actor_logic::machine(xsn_test::xstate_chart(kid), xsn::implementations{}));
+  machine m(parent, impl);
+  std::vector<routed> got;
+  std::string data;
+  m.options = [&](xsn::session_options& o) {
+    o.route = [&](xsn::session& root, const std::string& target, xsn::event ev) {
+      got.push_back({&root, target, ev.name});
+      if (!ev.data.is_null()) data = boost::json::serialize(ev.data);
+      return true;
+    };
+  };
+  m.open(m.datamodel);
+  REQUIRE(got.size() == 1);
+  CHECK(got[0].root == m.s.get());  // sent by the child machine: the root is its parent
+  CHECK(got[0].target == "xsn:elsewhere");
+  CHECK(got[0].event == "hello");
+  CHECK(data == R"({"n":1})");
+  m.send("go");
+  REQUIRE(got.size() == 2);
+  CHECK(got[1].root == m.s.get());
+  CHECK(got[1].target == "xsn:neighbour");
+  CHECK(got[1].event == "nudge");
+  CHECK(m.status() == "active");
+}
+
+TEST_CASE("session hooks: sendTo an unknown id fails the machine when route cannot deliver it") {
+  const char* json = R"({"id": "m", "initial": "a", "states": {"a": {"on": {
+    "out": {"actions": [{"type": "sendTo", "to": "ghost", "event": "x"}]}}}}})";
+  machine m(json, xsn::implementations{});
+  std::vector<std::string> targets;
+  m.options = [&](xsn::session_options& o) {
+    o.route = [&](xsn::session&, const std::string& target, xsn::event) {
+      targets.push_back(target);
+      return false;
+    };
+  };
+  m.open(m.datamodel);
+  m.send("out");
+  CHECK(targets == std::vector<std::string>{"xsn:ghost"});
+  CHECK(m.status() == "error");
+  REQUIRE_FALSE(m.errors.empty());
+  CHECK_THAT(m.errors.front(), Catch::Matchers::ContainsSubstring("'ghost'") &&
+                                   Catch::Matchers::ContainsSubstring("'xsn:ghost'"));
+}
