@@ -252,9 +252,14 @@ struct session::impl final : datamodel_host, detail::actor_host {
     if (!e) e = std::make_unique<detail::session_ext>();
     return *e;
   }
-  const char* status_text() const noexcept {
-    return errored_ ? "error" : running_ ? "active" : ended_ && !cancelled_ ? "done" : started_ ? "stopped" : "created";
+  session_status status() const noexcept {
+    return errored_ ? session_status::error
+           : running_ ? session_status::active
+           : ended_ && !cancelled_ ? session_status::done
+           : started_ ? session_status::stopped
+                      : session_status::created;
   }
+  std::string_view status_text() const noexcept { return to_string(status()); }
   inspection_event inspection_base();
   value inspection_state() {
     return boost::json::object{{"status", status_text()}, {"value", state_value(0)}, {"context", dm_->save()}};
@@ -1894,6 +1899,7 @@ std::error_code session::impl::restore(const value& snap) {
   running_ = status == "active";
   ended_ = !running_;
   cancelled_ = status == "stopped" || status == "error";  // and stays so, not `done`
+  errored_ = status == "error";  // (was reported as `stopped` once restored)
   if (!running_) return {};
   // XState: timer events keep being ours (withdrawn on exit) when we restore under another id.
   if (const auto* sid = o->if_contains("sessionid"); xstate_ && sid && sid->is_string() && sid->as_string() != id_) {
@@ -2135,6 +2141,18 @@ std::error_code session::process(const event& ev) { return impl_->process(ev); }
 void session::drain() { impl_->drain(); }
 void session::stop() { impl_->stop(); }
 bool session::running() const noexcept { return impl_->running_; }
+session_status session::status() const noexcept { return impl_->status(); }
+
+std::string_view to_string(session_status s) noexcept {
+  switch (s) {
+    case session_status::created: return "created";
+    case session_status::active: return "active";
+    case session_status::done: return "done";
+    case session_status::error: return "error";
+    case session_status::stopped: return "stopped";
+  }
+  return "created";
+}
 const statechart& session::chart() const noexcept { return impl_->c_; }
 const std::string& session::id() const noexcept { return impl_->id_; }
 bool session::is_active(state_index s) const noexcept { return s < impl_->c_.states.size() && impl_->config_.test(s); }

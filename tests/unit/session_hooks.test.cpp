@@ -12,6 +12,7 @@
 #include <boost/json/serialize.hpp>
 
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -120,4 +121,58 @@ TEST_CASE("session hooks: sendTo an unknown id fails the machine when route cann
   REQUIRE_FALSE(m.errors.empty());
   CHECK_THAT(m.errors.front(), Catch::Matchers::ContainsSubstring("'ghost'") &&
                                    Catch::Matchers::ContainsSubstring("'xsn:ghost'"));
+}
+
+TEST_CASE("session hooks: status() through created, active, done, stopped and error") {
+  CHECK(xsn::to_string(xsn::session_status::created) == "created");
+  CHECK(xsn::to_string(xsn::session_status::active) == "active");
+  CHECK(xsn::to_string(xsn::session_status::done) == "done");
+  CHECK(xsn::to_string(xsn::session_status::error) == "error");
+  CHECK(xsn::to_string(xsn::session_status::stopped) == "stopped");
+  const char* json = R"({"id": "m", "initial": "a", "states": {
+    "a": {"on": {"finish": "end", "fail": {"actions": ["explode"]}}},
+    "end": {"type": "final"}}})";
+  xsn::implementations impl;
+  impl.action("explode", [](xsn::value&, const xsn::event&, const xsn::value&) { throw std::runtime_error("kaboom"); });
+  auto status_is = [](xsn::session& s, xsn::session_status want) {
+    CHECK(s.status() == want);
+    CHECK(std::string_view(s.snapshot().at("status").as_string()) == xsn::to_string(want));  // the snapshot's
+  };
+  SECTION("created, active, done") {
+    machine m(json, impl);
+    m.open(m.datamodel, false);
+    status_is(*m.s, xsn::session_status::created);
+    m.start();
+    status_is(*m.s, xsn::session_status::active);
+    m.send("finish");
+    status_is(*m.s, xsn::session_status::done);
+  }
+  SECTION("stopped") {
+    machine m(json, impl);
+    m.open(m.datamodel);
+    m.s->stop();
+    status_is(*m.s, xsn::session_status::stopped);
+  }
+  SECTION("error, also once restored") {
+    machine m(json, impl);
+    m.open(m.datamodel);
+    m.send("fail");
+    status_is(*m.s, xsn::session_status::error);
+    auto again = m.make();
+    REQUIRE_FALSE(again->restore(m.s->snapshot()));
+    status_is(*again, xsn::session_status::error);
+  }
+  SECTION("an SCXML session: done, and stopped when cancelled") {
+    boost::asio::io_context ioc;
+    xsn::manual_clock clk;
+    auto c = scxml(R"(<state id="s"><transition event="go" target="f"/></state><final id="f"/>)");
+    xsn::session a(c, ioc.get_executor(), clk), b(c, ioc.get_executor(), clk);
+    a.start();
+    b.start();
+    status_is(a, xsn::session_status::active);
+    REQUIRE_FALSE(a.process(xsn::event("go")));
+    status_is(a, xsn::session_status::done);
+    b.stop();
+    status_is(b, xsn::session_status::stopped);
+  }
 }

@@ -24,6 +24,18 @@ namespace xsn {
 
 class session;
 
+/// Where a session is in its life, XState's `snapshot.status` (plus `created`).
+enum class session_status : std::uint8_t {
+  created,  ///< Not started (nor restored) yet.
+  active,   ///< Running: between `start` (or `restore`) and its end.
+  done,     ///< Reached a top-level final state.
+  error,    ///< XState: an action, guard or actor failed (see `session::error()`).
+  stopped,  ///< Ended by `stop` (or, SCXML, cancelled by its parent).
+};
+
+/// `"created"`, `"active"`, `"done"`, `"error"` or `"stopped"`: the `status` of `session::snapshot()`.
+std::string_view to_string(session_status s) noexcept;
+
 /// A native C++ handler for `<xsn:action name="..."/>` (namespace `http://xsn.dev/scxml`).
 using native_action_fn = std::function<void(session&)>;
 
@@ -124,6 +136,8 @@ class session {
 
   /// True between `start` and reaching a top-level final state or `stop`.
   bool running() const noexcept;
+  /// Where the session is in its life; `to_string` of it is the snapshot's `status`.
+  session_status status() const noexcept;
   /// The chart this session runs.
   const statechart& chart() const noexcept;
   /// `_sessionid`.
