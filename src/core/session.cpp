@@ -244,6 +244,10 @@ struct session::impl final : datamodel_host, detail::actor_host {
   std::vector<state_index> xstate_order_;   // active states in the order they were entered
   bool history_changed_ = false;
   void xstate_fail(const std::string& message);
+  /// Where the action being executed stands, e.g. ` in state 'm.idle' (entry)`; empty when unknown.
+  /// For error messages only: it searches the chart.
+  std::string action_site() const;
+  const action* acting_ = nullptr;  // the action being (or last) executed, for action_site()
   bool errored_ = false;  // XState: an action or guard failed; the session ended with status error
 
   // ---- inspection and async_send (session_ext.hpp, session_inspect.cpp, session_async.cpp) ----
@@ -977,6 +981,7 @@ bool session::impl::execute(const action_block& block) {
 }
 
 bool session::impl::exec(const action& a) {
+  acting_ = &a;
   if (inspect_) [[unlikely]] detail::inspect_action(opts_.inspect, inspection_base(), a);
   struct visitor {
     impl& self;
@@ -1495,7 +1500,14 @@ void session::impl::actor_send_to(const std::string& to, event ev) {
 }
 
 void session::impl::actor_send_parent(event ev) {
-  if (!cold().parent_) throw std::runtime_error("sendParent: this machine has no parent");
+  if (!cold().parent_) {
+    // XState throws while resolving the action ("Unable to send event to actor '#_parent' from
+    // machine ..."): the actor ends in status error. The session fails here with the located
+    // message, before the datamodel wraps what is thrown in its own words.
+    const std::string message = "sendParent" + action_site() + ": machine '" + c_.name + "' has no parent";
+    xstate_fail(message);
+    throw std::runtime_error(message);
+  }
   ev.type = event_type::external;
   ev.origin = "#_scxml_" + id_;
   ev.invokeid = cold().invokeid_;
@@ -1606,6 +1618,7 @@ value session::impl::state_value(state_index s) const {
 value session::impl::snapshot() {
   boost::json::object o;
   o["status"] = status_text();
+  if (errored_) o["error"] = cold().error_;  // XState's `error` (here its message)
   o["value"] = state_value(0);
   if (auto out = xstate_output(); !out.is_null()) o["output"] = std::move(out);
   boost::json::array configuration;
@@ -1900,6 +1913,7 @@ std::error_code session::impl::restore(const value& snap) {
   ended_ = !running_;
   cancelled_ = status == "stopped" || status == "error";  // and stays so, not `done`
   errored_ = status == "error";  // (was reported as `stopped` once restored)
+  if (const auto* e = o->if_contains("error"); errored_ && e && e->is_string()) cold().error_ = std::string(e->as_string());
   if (!running_) return {};
   // XState: timer events keep being ours (withdrawn on exit) when we restore under another id.
   if (const auto* sid = o->if_contains("sessionid"); xstate_ && sid && sid->is_string() && sid->as_string() != id_) {
@@ -2115,11 +2129,33 @@ void session::impl::xstate_final_entered(state_index s) {
 
 void session::impl::xstate_fail(const std::string& message) {
   if (errored_) return;
-  if (cold_ && cold_->parent_) cold_->error_ = message;
+  cold().error_ = message;
   errored_ = true;
   running_ = false;
   cancelled_ = true;
   if (opts_.on_log) opts_.on_log("error", message);
+}
+
+std::string session::impl::action_site() const {
+  if (!acting_) return {};
+  auto holds = [this](const action_block& b) {
+    return std::any_of(b.begin(), b.end(), [this](const action& x) { return &x == acting_; });
+  };
+  for (const auto& st : c_.states) {
+    for (const auto& b : st.onentry)
+      if (holds(b)) return " in state '" + st.id + "' (entry)";
+    for (const auto& b : st.onexit)
+      if (holds(b)) return " in state '" + st.id + "' (exit)";
+  }
+  for (transition_index ti = 0; ti < c_.transitions.size(); ++ti) {
+    const auto& t = c_.transitions[ti];
+    if (!holds(t.body) || t.source == npos) continue;
+    const auto& src = c_.states[t.source];
+    if (src.initial == ti) return " in state '" + src.id + "' (initial)";
+    if (!t.events.empty()) return " in state '" + src.id + "' (transition on '" + c_.names[t.events.front()] + "')";
+    return " in state '" + src.id + "' (" + (t.any_event ? "transition on '*'" : "eventless transition") + ")";
+  }
+  return {};
 }
 
 // ============================ public wrapper ============================
@@ -2142,6 +2178,10 @@ void session::drain() { impl_->drain(); }
 void session::stop() { impl_->stop(); }
 bool session::running() const noexcept { return impl_->running_; }
 session_status session::status() const noexcept { return impl_->status(); }
+value session::error() const {
+  if (!impl_->errored_) return nullptr;
+  return value(impl_->cold_ ? impl_->cold_->error_ : std::string());
+}
 
 std::string_view to_string(session_status s) noexcept {
   switch (s) {

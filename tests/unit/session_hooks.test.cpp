@@ -176,3 +176,54 @@ TEST_CASE("session hooks: status() through created, active, done, stopped and er
     status_is(b, xsn::session_status::stopped);
   }
 }
+
+TEST_CASE("session hooks: sendParent in a top-level machine fails it with a located error") {
+  struct site {
+    const char* json;
+    const char* event;  // sent after start; empty: it fails at start
+    const char* message;
+  };
+  const site sites[] = {
+      {R"({"id": "ping", "initial": "idle", "states": {"idle": {"entry": [{"type": "sendParent", "event": "hi"}]}}})", "",
+       "sendParent in state 'ping.idle' (entry): machine 'ping' has no parent"},
+      {R"({"id": "ping", "initial": "idle", "states": {"idle": {"on": {"go": {"target": "b", "actions": [{"type": "sendParent", "event": "hi"}]}}}, "b": {}}})",
+       "go", "sendParent in state 'ping.idle' (transition on 'go'): machine 'ping' has no parent"},
+      {R"({"id": "ping", "initial": "idle", "states": {"idle": {"exit": [{"type": "sendParent", "event": "hi"}], "on": {"go": "b"}}, "b": {}}})",
+       "go", "sendParent in state 'ping.idle' (exit): machine 'ping' has no parent"},
+      // A C++ action calling action_scope::send_parent: the same message.
+      {R"({"id": "ping", "initial": "idle", "states": {"idle": {"on": {"go": {"actions": ["tell"]}}}}})", "go",
+       "sendParent in state 'ping.idle' (transition on 'go'): machine 'ping' has no parent"},
+  };
+  xsn::implementations impl;
+  impl.action("tell", [](xsn::value&, const xsn::event&, const xsn::value&, xsn::action_scope& self) { self.send_parent(xsn::event("hi")); });
+  for (const auto& x : sites) {
+    INFO(x.json);
+    machine m(x.json, impl);
+    m.open(m.datamodel);
+    if (*x.event) {
+      CHECK(m.s->status() == xsn::session_status::active);
+      CHECK(m.s->error().is_null());
+      m.send(x.event);
+    }
+    CHECK(m.s->status() == xsn::session_status::error);
+    CHECK(m.s->error() == xsn::value(x.message));
+    CHECK(m.errors == std::vector<std::string>{x.message});  // logged once, as it is
+    // The snapshot carries it: a restored session has failed for the same reason.
+    auto again = m.make();
+    REQUIRE_FALSE(again->restore(m.s->snapshot()));
+    CHECK(again->status() == xsn::session_status::error);
+    CHECK(again->error() == xsn::value(x.message));
+  }
+}
+
+TEST_CASE("session hooks: error() is null unless the session failed") {
+  machine m(R"({"id": "m", "initial": "a", "states": {"a": {"on": {"end": "f"}}, "f": {"type": "final"}}})", xsn::implementations{});
+  m.open(m.datamodel, false);
+  CHECK(m.s->error().is_null());
+  m.start();
+  CHECK(m.s->error().is_null());
+  m.send("end");
+  CHECK(m.s->status() == xsn::session_status::done);
+  CHECK(m.s->error().is_null());
+  CHECK_FALSE(m.s->snapshot().as_object().contains("error"));
+}

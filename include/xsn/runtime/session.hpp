@@ -138,6 +138,10 @@ class session {
   bool running() const noexcept;
   /// Where the session is in its life; `to_string` of it is the snapshot's `status`.
   session_status status() const noexcept;
+  /// XState `snapshot.error`: why the session failed, as a JSON string (e.g. `sendParent in
+  /// state 'm.idle' (entry): machine 'm' has no parent`), once its status is `error`; null
+  /// otherwise. The snapshot carries it as `error`, so a restored failed session keeps it.
+  value error() const;
   /// The chart this session runs.
   const statechart& chart() const noexcept;
   /// `_sessionid`.
@@ -163,7 +167,7 @@ class session {
   value output() const;
 
   /**
-   * The session as JSON, in XState's persisted-snapshot shape (`status`, `value`, `context`,
+   * The session as JSON, in XState's persisted-snapshot shape (`status`, `error` once failed, `value`, `context`,
    * `historyValue` as `{historyId: [{id}]}`, `children` as `{invokeid: {snapshot, src}}` with each
    * child's own snapshot) plus what SCXML needs to carry on exactly: the full `configuration`,
    * pending delayed events with their remaining time, queued external events, late-binding state
