@@ -313,6 +313,7 @@ struct session::impl final : datamodel_host, detail::actor_host {
   detail::ring_queue<event> external_, internal_;  // bounded by opts_ capacities
   bool running_ = false, started_ = false, ended_ = false, in_macrostep_ = false, drain_posted_ = false;
   std::uint32_t microsteps_ = 0;
+  std::uint64_t transitions_taken_ = 0;  // since created or restored (the initial entry is none)
   std::uint64_t send_counter_ = 0;
   // XState: events of our own fired timers waiting on external_ (at most that many), so that a
   // cancel looks through the queue only when one may be there.
@@ -708,6 +709,7 @@ bool session::impl::disjoint_domains() const {
 }
 
 void session::impl::microstep() {
+  transitions_taken_ += enabled_.size();
   // Transitions whose domains are disjoint subtrees (parallel regions) have disjoint exit and entry
   // sets: each can use its own precomputed range and entry list, in document order of domains.
   const auto* ht = c_.hot_transitions.data();
@@ -2178,6 +2180,7 @@ void session::drain() { impl_->drain(); }
 void session::stop() { impl_->stop(); }
 bool session::running() const noexcept { return impl_->running_; }
 session_status session::status() const noexcept { return impl_->status(); }
+std::uint64_t session::transitions_taken() const noexcept { return impl_->transitions_taken_; }
 value session::error() const {
   if (!impl_->errored_) return nullptr;
   return value(impl_->cold_ ? impl_->cold_->error_ : std::string());

@@ -227,3 +227,44 @@ TEST_CASE("session hooks: error() is null unless the session failed") {
   CHECK(m.s->error().is_null());
   CHECK_FALSE(m.s->snapshot().as_object().contains("error"));
 }
+
+TEST_CASE("session hooks: transitions_taken counts the transitions of every microstep, none for an ignored event") {
+  boost::asio::io_context ioc;
+  xsn::manual_clock clk;
+  xsn::session s(scxml(R"(<state id="main"><parallel id="p">
+      <state id="A"><state id="a1"><transition event="both" target="a2"/></state><state id="a2"/></state>
+      <state id="B"><state id="b1"><transition event="both" target="b2"/></state><state id="b2"><transition event="next" target="b3"/></state>
+        <state id="b3"><transition target="b4"/></state><state id="b4"><transition event="stay"/></state></state>
+    </parallel></state>)"),
+                 ioc.get_executor(), clk);
+  CHECK(s.transitions_taken() == 0);
+  s.start();
+  CHECK(s.transitions_taken() == 0);  // the initial entry is no transition taken
+  auto taken_by = [&](const char* name) {
+    const auto before = s.transitions_taken();
+    REQUIRE_FALSE(s.process(xsn::event(name)));
+    return s.transitions_taken() - before;
+  };
+  CHECK(taken_by("nothing") == 0);
+  CHECK(taken_by("both") == 2);   // one microstep, one transition per region
+  CHECK(taken_by("next") == 2);   // next, then the eventless b3 -> b4
+  CHECK(taken_by("stay") == 1);   // a targetless transition is taken too
+  CHECK(taken_by("both") == 0);
+  CHECK(s.transitions_taken() == 5);
+}
+
+TEST_CASE("session hooks: transitions_taken in an XState machine, and from 0 once restored") {
+  machine m(R"({"id": "m", "initial": "a", "states": {
+    "a": {"on": {"go": "b"}},
+    "b": {"always": "c"},
+    "c": {"on": {"go": {"guard": "never", "target": "a"}}}}})", xsn::implementations{}.guard("never", [](const xsn::value&, const xsn::event&, const xsn::value&) { return false; }));
+  m.open(m.datamodel);
+  CHECK(m.s->transitions_taken() == 0);
+  m.send("go");
+  CHECK(m.s->transitions_taken() == 2);  // go, then always
+  m.send("go");                         // the guard refuses: nothing taken
+  CHECK(m.s->transitions_taken() == 2);
+  auto again = m.make();
+  REQUIRE_FALSE(again->restore(m.s->snapshot()));
+  CHECK(again->transitions_taken() == 0);
+}

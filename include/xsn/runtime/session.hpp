@@ -152,6 +152,11 @@ class session {
   std::vector<state_index> configuration() const;
   /// Ids of the active atomic (including final) states, in document order.
   std::vector<std::string> active_atomic_states() const;
+  /// Transitions taken since the session was created (not carried by snapshots: a restored
+  /// session counts from 0). Each microstep adds the transitions it took (parallel regions: one
+  /// each); the initial entry adds none. Read it around `process` to tell whether an event
+  /// caused any transition.
+  std::uint64_t transitions_taken() const noexcept;
   /// External events waiting to be processed.
   std::size_t queued() const noexcept;
   /// The datamodel (for native actions and inspection).
