@@ -209,6 +209,12 @@ struct session::impl final : datamodel_host, detail::actor_host {
   void remove_child(const std::string& id);
   bool deliver_to_child(const std::string& id, event ev);
   registry& ensure_registry();
+  /// The top-level session of this session's tree (the one the embedding created).
+  session& root_session() noexcept {
+    impl* r = this;
+    while (r->cold_ && r->cold_->parent_) r = r->cold_->parent_;
+    return r->self_;
+  }
 
   // ---- snapshots ----
   value snapshot();
@@ -238,6 +244,10 @@ struct session::impl final : datamodel_host, detail::actor_host {
   std::vector<state_index> xstate_order_;   // active states in the order they were entered
   bool history_changed_ = false;
   void xstate_fail(const std::string& message);
+  /// Where the action being executed stands, e.g. ` in state 'm.idle' (entry)`; empty when unknown.
+  /// For error messages only: it searches the chart.
+  std::string action_site() const;
+  const action* acting_ = nullptr;  // the action being (or last) executed, for action_site()
   bool errored_ = false;  // XState: an action or guard failed; the session ended with status error
 
   // ---- inspection and async_send (session_ext.hpp, session_inspect.cpp, session_async.cpp) ----
@@ -246,9 +256,14 @@ struct session::impl final : datamodel_host, detail::actor_host {
     if (!e) e = std::make_unique<detail::session_ext>();
     return *e;
   }
-  const char* status_text() const noexcept {
-    return errored_ ? "error" : running_ ? "active" : ended_ && !cancelled_ ? "done" : started_ ? "stopped" : "created";
+  session_status status() const noexcept {
+    return errored_ ? session_status::error
+           : running_ ? session_status::active
+           : ended_ && !cancelled_ ? session_status::done
+           : started_ ? session_status::stopped
+                      : session_status::created;
   }
+  std::string_view status_text() const noexcept { return to_string(status()); }
   inspection_event inspection_base();
   value inspection_state() {
     return boost::json::object{{"status", status_text()}, {"value", state_value(0)}, {"context", dm_->save()}};
@@ -298,6 +313,7 @@ struct session::impl final : datamodel_host, detail::actor_host {
   detail::ring_queue<event> external_, internal_;  // bounded by opts_ capacities
   bool running_ = false, started_ = false, ended_ = false, in_macrostep_ = false, drain_posted_ = false;
   std::uint32_t microsteps_ = 0;
+  std::uint64_t transitions_taken_ = 0;  // since created or restored (the initial entry is none)
   std::uint64_t send_counter_ = 0;
   // XState: events of our own fired timers waiting on external_ (at most that many), so that a
   // cancel looks through the queue only when one may be there.
@@ -693,6 +709,7 @@ bool session::impl::disjoint_domains() const {
 }
 
 void session::impl::microstep() {
+  transitions_taken_ += enabled_.size();
   // Transitions whose domains are disjoint subtrees (parallel regions) have disjoint exit and entry
   // sets: each can use its own precomputed range and entry list, in document order of domains.
   const auto* ht = c_.hot_transitions.data();
@@ -966,6 +983,7 @@ bool session::impl::execute(const action_block& block) {
 }
 
 bool session::impl::exec(const action& a) {
+  acting_ = &a;
   if (inspect_) [[unlikely]] detail::inspect_action(opts_.inspect, inspection_base(), a);
   struct visitor {
     impl& self;
@@ -1243,7 +1261,7 @@ void session::impl::deliver(event ev, std::string target) {
     return;
   }
   if (target.rfind("#_", 0) != 0) {  // not an SCXML processor address: the embedding routes it
-    if (!opts_.route || !opts_.route(target, std::move(ev))) unreachable();
+    if (!opts_.route || !opts_.route(root_session(), target, std::move(ev))) unreachable();
     return;
   }
   auto it = cold().children_.find(target.substr(2));
@@ -1474,11 +1492,24 @@ void session::impl::actor_send_to(const std::string& to, event ev) {
     auto it = cold().registry_->system.find(to);
     if (it != cold().registry_->system.end() && it->second.first->deliver_to_child(it->second.second, std::move(ev))) return;
   }
+  // Not in the actor tree: the embedding may know it (another machine of an orchestrator).
+  if (opts_.route) {
+    const std::string target = "xsn:" + to;
+    if (opts_.route(root_session(), target, std::move(ev))) return;
+    throw std::runtime_error("no actor '" + to + "' (neither a child's id nor a systemId), and route cannot reach '" + target + "'");
+  }
   throw std::runtime_error("no actor '" + to + "' (neither a child's id nor a systemId)");
 }
 
 void session::impl::actor_send_parent(event ev) {
-  if (!cold().parent_) throw std::runtime_error("sendParent: this machine has no parent");
+  if (!cold().parent_) {
+    // XState throws while resolving the action ("Unable to send event to actor '#_parent' from
+    // machine ..."): the actor ends in status error. The session fails here with the located
+    // message, before the datamodel wraps what is thrown in its own words.
+    const std::string message = "sendParent" + action_site() + ": machine '" + c_.name + "' has no parent";
+    xstate_fail(message);
+    throw std::runtime_error(message);
+  }
   ev.type = event_type::external;
   ev.origin = "#_scxml_" + id_;
   ev.invokeid = cold().invokeid_;
@@ -1589,6 +1620,7 @@ value session::impl::state_value(state_index s) const {
 value session::impl::snapshot() {
   boost::json::object o;
   o["status"] = status_text();
+  if (errored_) o["error"] = cold().error_;  // XState's `error` (here its message)
   o["value"] = state_value(0);
   if (auto out = xstate_output(); !out.is_null()) o["output"] = std::move(out);
   boost::json::array configuration;
@@ -1882,6 +1914,8 @@ std::error_code session::impl::restore(const value& snap) {
   running_ = status == "active";
   ended_ = !running_;
   cancelled_ = status == "stopped" || status == "error";  // and stays so, not `done`
+  errored_ = status == "error";  // (was reported as `stopped` once restored)
+  if (const auto* e = o->if_contains("error"); errored_ && e && e->is_string()) cold().error_ = std::string(e->as_string());
   if (!running_) return {};
   // XState: timer events keep being ours (withdrawn on exit) when we restore under another id.
   if (const auto* sid = o->if_contains("sessionid"); xstate_ && sid && sid->is_string() && sid->as_string() != id_) {
@@ -2097,11 +2131,33 @@ void session::impl::xstate_final_entered(state_index s) {
 
 void session::impl::xstate_fail(const std::string& message) {
   if (errored_) return;
-  if (cold_ && cold_->parent_) cold_->error_ = message;
+  cold().error_ = message;
   errored_ = true;
   running_ = false;
   cancelled_ = true;
   if (opts_.on_log) opts_.on_log("error", message);
+}
+
+std::string session::impl::action_site() const {
+  if (!acting_) return {};
+  auto holds = [this](const action_block& b) {
+    return std::any_of(b.begin(), b.end(), [this](const action& x) { return &x == acting_; });
+  };
+  for (const auto& st : c_.states) {
+    for (const auto& b : st.onentry)
+      if (holds(b)) return " in state '" + st.id + "' (entry)";
+    for (const auto& b : st.onexit)
+      if (holds(b)) return " in state '" + st.id + "' (exit)";
+  }
+  for (transition_index ti = 0; ti < c_.transitions.size(); ++ti) {
+    const auto& t = c_.transitions[ti];
+    if (!holds(t.body) || t.source == npos) continue;
+    const auto& src = c_.states[t.source];
+    if (src.initial == ti) return " in state '" + src.id + "' (initial)";
+    if (!t.events.empty()) return " in state '" + src.id + "' (transition on '" + c_.names[t.events.front()] + "')";
+    return " in state '" + src.id + "' (" + (t.any_event ? "transition on '*'" : "eventless transition") + ")";
+  }
+  return {};
 }
 
 // ============================ public wrapper ============================
@@ -2123,6 +2179,23 @@ std::error_code session::process(const event& ev) { return impl_->process(ev); }
 void session::drain() { impl_->drain(); }
 void session::stop() { impl_->stop(); }
 bool session::running() const noexcept { return impl_->running_; }
+session_status session::status() const noexcept { return impl_->status(); }
+std::uint64_t session::transitions_taken() const noexcept { return impl_->transitions_taken_; }
+value session::error() const {
+  if (!impl_->errored_) return nullptr;
+  return value(impl_->cold_ ? impl_->cold_->error_ : std::string());
+}
+
+std::string_view to_string(session_status s) noexcept {
+  switch (s) {
+    case session_status::created: return "created";
+    case session_status::active: return "active";
+    case session_status::done: return "done";
+    case session_status::error: return "error";
+    case session_status::stopped: return "stopped";
+  }
+  return "created";
+}
 const statechart& session::chart() const noexcept { return impl_->c_; }
 const std::string& session::id() const noexcept { return impl_->id_; }
 bool session::is_active(state_index s) const noexcept { return s < impl_->c_.states.size() && impl_->config_.test(s); }

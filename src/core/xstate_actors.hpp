@@ -16,7 +16,8 @@ namespace xsn::detail {
 /// What actors need from the session that owns them (all on the session's executor).
 struct actor_host {
   virtual ~actor_host();
-  /// `sendTo`: a child by id, else an actor of the tree by systemId; throws when there is none.
+  /// `sendTo`: a child by id, else an actor of the tree by systemId, else `route` with target
+  /// `xsn:<to>`; throws when none takes it.
   virtual void actor_send_to(const std::string& to, event ev) = 0;
   /// `sendParent`; throws when there is no parent.
   virtual void actor_send_parent(event ev) = 0;

@@ -33,8 +33,9 @@ class action_scope {
   virtual ~action_scope();
   /// Raises `ev` on the machine's internal queue, like XState's `raise({type})`.
   virtual void raise(event ev) = 0;
-  /// Sends `ev` to the child actor `to` (by id; else the actor of the tree with systemId `to`),
-  /// XState's `sendTo`. Throws (the machine fails) when there is none.
+  /// Sends `ev` to the child actor `to` (by id; else the actor of the tree with systemId `to`;
+  /// else, when `session_options::route` is set, to target `xsn:<to>` through it), XState's
+  /// `sendTo`. Throws (the machine fails) when there is none.
   virtual void send_to(const std::string& to, event ev);
   /// Sends `ev` to the parent machine (XState's `sendParent`). Throws when there is none.
   virtual void send_parent(event ev);

@@ -24,6 +24,18 @@ namespace xsn {
 
 class session;
 
+/// Where a session is in its life, XState's `snapshot.status` (plus `created`).
+enum class session_status : std::uint8_t {
+  created,  ///< Not started (nor restored) yet.
+  active,   ///< Running: between `start` (or `restore`) and its end.
+  done,     ///< Reached a top-level final state.
+  error,    ///< XState: an action, guard or actor failed (see `session::error()`).
+  stopped,  ///< Ended by `stop` (or, SCXML, cancelled by its parent).
+};
+
+/// `"created"`, `"active"`, `"done"`, `"error"` or `"stopped"`: the `status` of `session::snapshot()`.
+std::string_view to_string(session_status s) noexcept;
+
 /// A native C++ handler for `<xsn:action name="..."/>` (namespace `http://xsn.dev/scxml`).
 using native_action_fn = std::function<void(session&)>;
 
@@ -48,11 +60,16 @@ struct session_options {
   std::function<void(session&)> on_macrostep;
   /// Called once when the session has ended (top-level final state or `stop`), with donedata.
   std::function<void(session&, const value& donedata)> on_done;
-  /// Delivers `<send>` events whose target is not an SCXML processor address (`#_...`), e.g.
-  /// another machine of an orchestrator or a bus topic. Returns false when the target cannot be
-  /// reached (the session raises `error.communication`). Unset: such targets are an
-  /// `error.execution`. Invoked children inherit it.
-  std::function<bool(const std::string& target, event ev)> route;
+  /// Delivers events to targets outside the session's own tree, e.g. another machine of an
+  /// orchestrator (`xsn:ID`) or a bus topic: SCXML `<send>` to a target that is not an SCXML
+  /// processor address (`#_...`), and XState `sendTo` to an id that is neither a child's id nor a
+  /// systemId of the actor tree (as target `xsn:ID`). `root` is the top-level session of the
+  /// sender's tree, the one the embedding created (invoked and spawned children inherit `route`
+  /// and pass their root ancestor), so the embedding knows which of its machines sent.
+  /// Returns false when the target cannot be reached: an SCXML session raises
+  /// `error.communication`, an XState machine fails (status `error`). Unset: SCXML such targets
+  /// are an `error.execution`; XState `sendTo` an unknown id fails the machine.
+  std::function<bool(session& root, const std::string& target, event ev)> route;
   /// `_sessionid`; generated when empty.
   std::string session_id;
   /// Receives the inspection stream (`@xstate.actor`, `event`, `snapshot`, `microstep`,
@@ -119,6 +136,12 @@ class session {
 
   /// True between `start` and reaching a top-level final state or `stop`.
   bool running() const noexcept;
+  /// Where the session is in its life; `to_string` of it is the snapshot's `status`.
+  session_status status() const noexcept;
+  /// XState `snapshot.error`: why the session failed, as a JSON string (e.g. `sendParent in
+  /// state 'm.idle' (entry): machine 'm' has no parent`), once its status is `error`; null
+  /// otherwise. The snapshot carries it as `error`, so a restored failed session keeps it.
+  value error() const;
   /// The chart this session runs.
   const statechart& chart() const noexcept;
   /// `_sessionid`.
@@ -129,6 +152,11 @@ class session {
   std::vector<state_index> configuration() const;
   /// Ids of the active atomic (including final) states, in document order.
   std::vector<std::string> active_atomic_states() const;
+  /// Transitions taken since the session was created (not carried by snapshots: a restored
+  /// session counts from 0). Each microstep adds the transitions it took (parallel regions: one
+  /// each); the initial entry adds none. Read it around `process` to tell whether an event
+  /// caused any transition.
+  std::uint64_t transitions_taken() const noexcept;
   /// External events waiting to be processed.
   std::size_t queued() const noexcept;
   /// The datamodel (for native actions and inspection).
@@ -144,7 +172,7 @@ class session {
   value output() const;
 
   /**
-   * The session as JSON, in XState's persisted-snapshot shape (`status`, `value`, `context`,
+   * The session as JSON, in XState's persisted-snapshot shape (`status`, `error` once failed, `value`, `context`,
    * `historyValue` as `{historyId: [{id}]}`, `children` as `{invokeid: {snapshot, src}}` with each
    * child's own snapshot) plus what SCXML needs to carry on exactly: the full `configuration`,
    * pending delayed events with their remaining time, queued external events, late-binding state
