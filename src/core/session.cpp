@@ -57,12 +57,13 @@ struct registry {
 
 struct session::impl final : datamodel_host, detail::actor_host {
   impl(session& self, std::shared_ptr<const statechart> chart, boost::asio::any_io_executor ex,
-       xsn::clock& clk, std::shared_ptr<const session_options> opts)
+       xsn::clock& clk, std::shared_ptr<const session_options> opts, std::string given_id = {})
       : self_(self), chart_(std::move(chart)), c_(*chart_), ex_(std::move(ex)), clock_(clk),
         opts_holder_(std::move(opts)), opts_(*opts_holder_), config_(c_.states.size()), atomic_mask_(c_.atomic_mask) {
     // Only what every macrostep needs is allocated here; the rest when a chart uses it (history,
     // late binding, invokes) or on the first microstep that needs the general algorithm.
-    id_ = opts_.session_id.empty() ? next_session_id() : opts_.session_id;
+    fixed_id_ = !given_id.empty() || !opts_.session_id.empty();
+    id_ = !given_id.empty() ? std::move(given_id) : opts_.session_id.empty() ? next_session_id() : opts_.session_id;
     has_histories_ = c_.has_histories;
     if (has_histories_) {
       cold().history_.resize(c_.states.size());
@@ -284,6 +285,7 @@ struct session::impl final : datamodel_host, detail::actor_host {
   void* user_data_ = nullptr;
   std::unique_ptr<xsn::datamodel> dm_;
   std::string id_;
+  bool fixed_id_ = false;  // the id was given (constructor or options): a restore keeps it
   std::vector<native_action_fn> natives_;
   std::shared_ptr<int> life_ = std::make_shared<int>(0);
 
@@ -1867,7 +1869,7 @@ std::error_code session::impl::restore(const value& snap) {
   }
   const std::string old_id = id_;
   const bool had_registry = cold_ && cold_->registry_;
-  if (const auto* sid = o->if_contains("sessionid"); sid && sid->is_string() && opts_.session_id.empty() &&
+  if (const auto* sid = o->if_contains("sessionid"); sid && sid->is_string() && !fixed_id_ &&
                                                       !(cold().registry_ && cold().registry_->sessions.count(std::string(sid->as_string()))))
     id_ = std::string(sid->as_string());
   if (cold_ && cold_->registry_) cold_->registry_->sessions[id_] = this;
@@ -2170,6 +2172,11 @@ session::session(std::shared_ptr<const statechart> chart, boost::asio::any_io_ex
                  std::shared_ptr<const session_options> shared)
     : impl_(std::make_unique<impl>(*this, std::move(chart), std::move(ex), clk,
                                    shared ? std::move(shared) : std::make_shared<const session_options>())) {}
+session::session(std::shared_ptr<const statechart> chart, boost::asio::any_io_executor ex, xsn::clock& clk,
+                 std::shared_ptr<const session_options> shared, std::string session_id)
+    : impl_(std::make_unique<impl>(*this, std::move(chart), std::move(ex), clk,
+                                   shared ? std::move(shared) : std::make_shared<const session_options>(),
+                                   std::move(session_id))) {}
 void session::set_user_data(void* p) noexcept { impl_->user_data_ = p; }
 void* session::user_data() const noexcept { return impl_->user_data_; }
 session::~session() = default;

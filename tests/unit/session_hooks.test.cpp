@@ -268,3 +268,47 @@ TEST_CASE("session hooks: transitions_taken in an XState machine, and from 0 onc
   REQUIRE_FALSE(again->restore(m.s->snapshot()));
   CHECK(again->transitions_taken() == 0);
 }
+
+TEST_CASE("session hooks: sessions sharing options each get the id they are given, and keep it on restore") {
+  boost::asio::io_context ioc;
+  xsn::manual_clock clk;
+  auto chart = xsn_test::xstate_chart(R"({"id": "m", "initial": "a", "states": {
+    "a": {"after": {"100": "b"}, "on": {"cancel": "c"}}, "b": {}, "c": {}}})");
+  auto bound = xsn_test::bound(*chart, xsn::implementations{});
+  std::vector<std::string> actors;  // session ids of `@xstate.actor` inspection events
+  auto shared = std::make_shared<xsn::session_options>();
+  shared->make_datamodel = xsn::xstate_datamodel(bound);
+  shared->inspect = [&](const xsn::inspection_event& e) {
+    if (e.kind == xsn::inspection_kind::actor) actors.emplace_back(e.session_id);
+  };
+  std::shared_ptr<const xsn::session_options> opts = shared;
+  xsn::session one(chart, ioc.get_executor(), clk, opts, "machine-1");
+  xsn::session two(chart, ioc.get_executor(), clk, opts, "machine-2");
+  xsn::session other(chart, ioc.get_executor(), clk, opts, "");  // empty: generated, as without one
+  CHECK(one.id() == "machine-1");
+  CHECK(two.id() == "machine-2");
+  CHECK_FALSE(other.id().empty());
+  CHECK(other.id() != one.id());
+  one.start();
+  two.start();
+  CHECK(actors == std::vector<std::string>{"machine-1", "machine-2"});
+  auto snap = one.snapshot();  // a pending `after` timer
+  CHECK(snap.at("sessionid") == "machine-1");
+
+  // A given id wins over the snapshot's.
+  xsn::session restored(chart, ioc.get_executor(), clk, opts, "machine-3");
+  REQUIRE_FALSE(restored.restore(snap));
+  CHECK(restored.id() == "machine-3");
+  CHECK(actors.back() == "machine-3");
+  // The pending timer came along: it fires for the session under its new id.
+  // Without a given id (nor one in the options), the snapshot's is taken, as before.
+  xsn::session plain(chart, ioc.get_executor(), clk, opts);
+  REQUIRE_FALSE(plain.restore(snap));
+  CHECK(plain.id() == "machine-1");
+  REQUIRE_FALSE(plain.process(xsn::event("cancel")));  // leaving `a` withdraws its timer
+  clk.advance(std::chrono::milliseconds(100));
+  ioc.restart();
+  ioc.poll();
+  CHECK(restored.active_atomic_states() == std::vector<std::string>{"m.b"});
+  CHECK(plain.active_atomic_states() == std::vector<std::string>{"m.c"});
+}

@@ -70,7 +70,8 @@ struct session_options {
   /// `error.communication`, an XState machine fails (status `error`). Unset: SCXML such targets
   /// are an `error.execution`; XState `sendTo` an unknown id fails the machine.
   std::function<bool(session& root, const std::string& target, event ev)> route;
-  /// `_sessionid`; generated when empty.
+  /// `_sessionid`; generated when empty. A session given this (or an id of its own, see the
+  /// `session` constructors) keeps it when it restores a snapshot of another id.
   std::string session_id;
   /// Receives the inspection stream (`@xstate.actor`, `event`, `snapshot`, `microstep`,
   /// `action`); unset: nothing is built. Invoked children inherit it.
@@ -92,6 +93,13 @@ class session {
   /// Creates a session sharing `options` with other sessions (one copy for many machines).
   session(std::shared_ptr<const statechart> chart, boost::asio::any_io_executor ex, xsn::clock& clk,
           std::shared_ptr<const session_options> options);
+  /// Creates a session sharing `options`, with `_sessionid` `session_id` (e.g. the embedding's
+  /// name of the machine, so that inspection events name it). The given id wins over
+  /// `options->session_id`, and over a snapshot's: `restore` keeps it (an XState machine's pending
+  /// timers stay its own). Empty: as the other constructors
+  /// (`options->session_id`, else a generated id).
+  session(std::shared_ptr<const statechart> chart, boost::asio::any_io_executor ex, xsn::clock& clk,
+          std::shared_ptr<const session_options> options, std::string session_id);
   /// Cancels pending timers and child sessions.
   ~session();
   /// Attaches a pointer of the embedding's (e.g. its record of this machine); not owned.
@@ -185,6 +193,8 @@ class session {
   /// time (overdue ones fire at once), or after their remaining time when the due time is not
   /// on this clock's time base. Fails with `errc::bad_snapshot`, changing nothing, when the
   /// snapshot (or a child's) is malformed or does not fit; `on_log` (label `error`) says why.
+  /// The session takes the snapshot's `sessionid` unless it was given an id (in
+  /// `session_options` or the constructor), which it keeps.
   std::error_code restore(const value& snapshot);
   /// `restore` from JSON text; text that is not JSON fails with `errc::bad_snapshot` too.
   std::error_code restore_json(std::string_view text);
