@@ -76,3 +76,29 @@ void orchestrator_10k(benchmark::State& state) {
 }  // namespace
 
 BENCHMARK(orchestrator_10k)->Name("orchestrator/10k_machines")->Unit(benchmark::kMillisecond);
+
+// ---- 1,000 machines on the memory store, 2 producer threads (orchestrator_load.hpp) ----
+#include "orchestrator_load.hpp"
+
+#include <boost/asio/executor_work_guard.hpp>
+
+#include <thread>
+
+namespace {
+
+void orchestrator_memory_1k(benchmark::State& state) {
+  boost::asio::io_context store_ctx;
+  auto work = boost::asio::make_work_guard(store_ctx);
+  std::thread store_thread([&] { store_ctx.run(); });
+  xsn::manual_clock clk;
+  {
+    xsn::memory_state_store store(store_ctx.get_executor(), clk);
+    xsn_bench::orchestrator_load(state, store, clk);
+  }
+  work.reset();
+  store_thread.join();
+}
+
+}  // namespace
+
+BENCHMARK(orchestrator_memory_1k)->Name("orchestrator/memory_1k_machines")->Unit(benchmark::kMillisecond)->Iterations(20);

@@ -162,6 +162,7 @@ struct orchestrator::impl : std::enable_shared_from_this<impl> {
   bool process(const machine_ptr& m, const event& ev);
   void remove(const machine_ptr& m);
   void refresh_status(const machine& m);
+  void sync_outbox(const machine& m);
   send_result result_of(const machine& m, const ack& a) const;
   bool remember_key(machine& m, const std::string& key);
 
@@ -469,6 +470,13 @@ void orchestrator::impl::refresh_status(const machine& m) {
   counters.outbox = outbox_total;
 }
 
+/// The status cache's outbox sizes after messages left an outbox.
+void orchestrator::impl::sync_outbox(const machine& m) {
+  std::lock_guard lock(status_mutex);
+  if (auto it = status.find(m.id); it != status.end()) it->second.outbox = m.outbox.size();
+  counters.outbox = outbox_total;
+}
+
 send_result orchestrator::impl::result_of(const machine& m, const ack& a) const {
   send_result r;
   r.transitioned = a.transitioned;
@@ -587,6 +595,7 @@ bool orchestrator::impl::send_one(const machine_ptr& m, const outbound& out) {
   if (pos != m->outbox.end()) {
     m->outbox.erase(pos);
     --outbox_total;
+    sync_outbox(*m);
   }
   return true;
 }
@@ -617,7 +626,10 @@ void orchestrator::impl::confirm(const std::string& sender, const std::string& r
     return o.seq <= seq && o.seq <= m.sent_upto && starts_with(o.target, machine_scheme) &&
            std::string_view(o.target).substr(machine_scheme.size()) == receiver;
   });
-  outbox_total -= n - m.outbox.size();
+  if (n != m.outbox.size()) {
+    outbox_total -= n - m.outbox.size();
+    sync_outbox(m);
+  }
   // Not written now: the smaller outbox goes with the sender's next write, and until then a
   // restore delivers the dropped messages again, which the receiver drops.
 }

@@ -24,6 +24,7 @@
 #endif
 
 #include <boost/asio/io_context.hpp>
+#include <boost/json/serialize.hpp>
 
 #include <signal.h>
 #include <sys/wait.h>
@@ -50,15 +51,15 @@ constexpr int ticks = 2;        // timer-driven tokens per machine
 constexpr auto step = 20ms;     // simulated time between outside sends
 
 std::shared_ptr<const xsn::statechart> ring_chart() {
-  const std::string doc = R"(<scxml xmlns="http://www.w3.org/2005/07/scxml" version="1.0" datamodel="ecmascript">
+  std::string doc = R"x(<scxml xmlns="http://www.w3.org/2005/07/scxml" version="1.0" datamodel="ecmascript">
   <datamodel>
     <data id="recv" expr="0"/><data id="sent" expr="0"/><data id="poked" expr="0"/>
     <data id="ticks" expr="0"/><data id="errors" expr="0"/>
-    <data id="next" expr="'n' + ((parseInt(_sessionid.substring(1)) + 1) % )" + std::to_string(ring) + R"()"/>
+    <data id="next" expr="'n' + ((parseInt(_sessionid.substring(1)) + 1) % RING)"/>
   </datamodel>
   <state id="run">
     <onentry><send event="tick" delay="50ms"/></onentry>
-    <transition event="tick" cond="ticks &lt; )" + std::to_string(ticks) + R"(">
+    <transition event="tick" cond="ticks &lt; TICKS">
       <assign location="ticks" expr="ticks + 1"/><assign location="sent" expr="sent + 1"/>
       <send targetexpr="'xsn:' + next" event="token"><param name="hops" expr="0"/></send>
       <send event="tick" delay="50ms"/>
@@ -75,7 +76,9 @@ std::shared_ptr<const xsn::statechart> ring_chart() {
       <send targetexpr="'xsn:' + next" event="token"><param name="hops" expr="_event.data.hops"/></send>
     </transition>
     <transition event="error.*"><assign location="errors" expr="errors + 1"/></transition>
-  </state></scxml>)";
+  </state></scxml>)x";
+  doc.replace(doc.find("RING"), 4, std::to_string(ring));
+  doc.replace(doc.find("TICKS"), 5, std::to_string(ticks));
   auto r = xsn::parse_scxml(doc, "ring.scxml");
   if (!r) throw std::runtime_error(r.errors.front().to_string());
   return r.chart;
