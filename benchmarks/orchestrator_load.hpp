@@ -10,6 +10,7 @@
 #include <xsn/parse/scxml.hpp>
 
 #include <benchmark/benchmark.h>
+#include <boost/asio/io_context.hpp>
 
 #include <algorithm>
 #include <atomic>

@@ -33,7 +33,7 @@ void expect(bool ok, const std::string& what) {
 }  // namespace
 
 int main(int, char** argv) {
-  auto order = xsn::load_xstate(find(argv[0], "order.json"));
+  auto order = xsn::load_xstate(find(argv[0], "shop_order.json"));
   auto ledger = xsn::load_scxml(find(argv[0], "ledger.scxml"));
   for (const auto* loaded : {&order.errors, &ledger.errors})
     for (const auto& d : *loaded) std::cerr << d.to_string() << "\n";

@@ -102,8 +102,7 @@ struct orchestrator::impl : std::enable_shared_from_this<impl> {
   /// Someone waiting for a machine's write: an `async_send` or an internal completion.
   struct ack {
     std::variant<send_handler, done_handler> h;
-    bool transitioned = false;
-    bool duplicate = false;
+    send_result result;  // the machine right after the event's macrostep
   };
   struct document {
     std::shared_ptr<const statechart> chart;
@@ -119,6 +118,7 @@ struct orchestrator::impl : std::enable_shared_from_this<impl> {
     bool dirty = false;         // changed since the last write started
     bool queued = false;        // in the dirty list
     bool gone = false;          // stopped or shut down: no more work
+    bool retry = false;         // writing, and queued again after a compare-and-set conflict
     int attempt = 0;            // compare-and-set attempts of the current write
     std::vector<ack> acks_writing, acks_next;
     // Outbox: messages in sequence order; those up to `durable_seq` are in the store, those up
@@ -163,7 +163,7 @@ struct orchestrator::impl : std::enable_shared_from_this<impl> {
   void remove(const machine_ptr& m);
   void refresh_status(const machine& m);
   void sync_outbox(const machine& m);
-  send_result result_of(const machine& m, const ack& a) const;
+  send_result result_of(const machine& m, bool transitioned, bool duplicate) const;
   bool remember_key(machine& m, const std::string& key);
 
   // ---- messages ----
@@ -477,10 +477,10 @@ void orchestrator::impl::sync_outbox(const machine& m) {
   counters.outbox = outbox_total;
 }
 
-send_result orchestrator::impl::result_of(const machine& m, const ack& a) const {
+send_result orchestrator::impl::result_of(const machine& m, bool transitioned, bool duplicate) const {
   send_result r;
-  r.transitioned = a.transitioned;
-  r.duplicate = a.duplicate;
+  r.transitioned = transitioned;
+  r.duplicate = duplicate;
   if (m.s) {
     r.status = m.s->status();
     r.states = m.s->active_atomic_states();
@@ -502,6 +502,11 @@ bool orchestrator::impl::remember_key(machine& m, const std::string& key) {
 
 void orchestrator::impl::remove(const machine_ptr& m) {
   m->gone = true;
+  // Sends waiting for a write that will never start fail; those of a write in flight complete
+  // with it.
+  auto waiting = std::move(m->acks_next);
+  m->acks_next.clear();
+  finish_acks(m, std::move(waiting), errc::not_running);
   outbox_total -= m->outbox.size();
   machines.erase(m->id);
   std::lock_guard lock(status_mutex);
@@ -741,7 +746,7 @@ void orchestrator::impl::flush() {
     std::size_t bytes = 0;
     while (!dirty_list.empty() && writes.size() < std::max<std::size_t>(opts.batch_entries, 1)) {
       auto m = dirty_list.front();
-      if (m->gone || m->writing || !m->dirty) {
+      if (m->gone || (m->writing && !m->retry) || !m->dirty) {
         m->queued = false;
         dirty_list.pop_front();
         continue;
@@ -776,6 +781,7 @@ void orchestrator::impl::begin_write(machine& m) {
     ++counters.writes_in_flight;
   }
   ++m.attempt;
+  m.retry = false;
   m.dirty = false;
   m.writing_seq = m.next_seq - 1;
   for (auto& [s, n] : m.to_confirm) m.confirming[s] = std::max(m.confirming[s], n);
@@ -819,6 +825,7 @@ void orchestrator::impl::on_batch(std::vector<machine_ptr> ms, std::error_code e
               r.version, m->attempt);
     m->version = r.version;
     m->dirty = true;
+    m->retry = true;
     m->queued = true;
     dirty_list.push_back(m);
   }
@@ -867,7 +874,7 @@ void orchestrator::impl::finish_write(const machine_ptr& m, std::error_code ec) 
 void orchestrator::impl::finish_acks(const machine_ptr& m, std::vector<ack> acks, std::error_code ec) {
   for (auto& a : acks) {
     if (auto* sh = std::get_if<send_handler>(&a.h)) {
-      complete(std::move(*sh), ec, ec ? send_result{} : result_of(*m, a));
+      complete(std::move(*sh), ec, ec ? send_result{} : std::move(a.result));
     } else {
       complete(std::move(std::get<done_handler>(a.h)), ec);
     }
@@ -1089,7 +1096,7 @@ void orchestrator::do_send(std::string id, event ev, send_options opts,
     impl::ack a{send_handler(std::move(h))};
     if (!opts.idempotency_key.empty() && self->opts.idempotency_keys > 0 && m->key_set.count(opts.idempotency_key)) {
       // A repeat: acknowledged once what the first one did is written, and never applied again.
-      a.duplicate = true;
+      a.result = self->result_of(*m, false, true);
       self->count(&orchestrator_health::duplicates);
       if (m->writing || m->dirty) {
         m->acks_next.push_back(std::move(a));
@@ -1105,7 +1112,8 @@ void orchestrator::do_send(std::string id, event ev, send_options opts,
       return self->complete(std::move(std::get<send_handler>(a.h)), std::error_code(errc::not_running), send_result{});
     }
     if (!opts.idempotency_key.empty()) self->remember_key(*m, opts.idempotency_key);
-    a.transitioned = self->process(m, ev);
+    const bool transitioned = self->process(m, ev);
+    a.result = self->result_of(*m, transitioned, false);
     self->persist(m, std::move(a));
   });
 }

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <functional>
 #include <memory>
@@ -136,8 +137,8 @@ class driver {
       std::size_t n = ioc_.poll_one();
       if (n == 0) {
         if (done ? done() : quiet()) return;
-        n = ioc_.run_one_for(10s);
-        if (n == 0) throw std::runtime_error("stalled for 10 s");
+        n = ioc_.run_one_for(30s);
+        if (n == 0) throw std::runtime_error("stalled for 30 s");
       }
       if (crash_after != 0 && ++handlers == crash_after && on_crash) on_crash();
     }
@@ -316,8 +317,10 @@ TEST_CASE("orchestrator_crash: Redis store, a child process killed with SIGKILL"
     xsn::advanced::redis_store_options o;
     o.port = server.port();
     o.key_prefix = prefix;
-    o.connect_timeout = 5s;
-    o.command_timeout = 5s;
+    // Stall detection only (real time): generous, since appendfsync always on a loaded CI disk
+    // can take seconds.
+    o.connect_timeout = 30s;
+    o.command_timeout = 30s;
     return o;
   };
   auto connect = [](boost::asio::io_context& ioc, xsn::advanced::redis_state_store& s) {
@@ -348,6 +351,9 @@ TEST_CASE("orchestrator_crash: Redis store, a child process killed with SIGKILL"
         d.run_pokes(sched);
         d.drain();
         ::_exit(0);  // finished before its crash point
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "crash point %d: the child failed before its crash point: %s\n", p, e.what());
+        ::_exit(3);
       } catch (...) {
         ::_exit(3);
       }

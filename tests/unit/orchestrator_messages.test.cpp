@@ -247,10 +247,21 @@ TEST_CASE("orchestrator_messages: async_send tells the status and whether a tran
   auto ignored = fx.send_full("counter", xsn::event("no.such.event"));
   REQUIRE_FALSE(ignored.first);
   CHECK_FALSE(ignored.second.transitioned);
-  auto done = fx.send_full("counter", xsn::event("stop"));
-  REQUIRE_FALSE(done.first);
-  CHECK(done.second.status == xsn::session_status::done);
+  // Two sends acknowledged by one write: each tells the machine as its own macrostep left it.
+  std::vector<xsn::send_result> both;
+  for (const char* name : {"inc", "stop"})
+    fx.orch->async_send("counter", xsn::event(name), [&both](std::error_code ec, xsn::send_result r) {
+      REQUIRE_FALSE(ec);
+      both.push_back(std::move(r));
+    });
+  fx.settle();
+  REQUIRE(both.size() == 2);
+  CHECK(both[0].status == xsn::session_status::active);
+  CHECK(both[0].states == states_t{"counting"});
+  CHECK(both[1].status == xsn::session_status::done);
+  CHECK(both[1].states == states_t{"end"});
   CHECK(fx.orch->query("counter")->status == xsn::session_status::done);
+  CHECK(fx.send("counter", "inc") == xsn::errc::not_running);
 }
 
 TEST_CASE("orchestrator_messages: changes are watched, snapshots queried, inspection names machines") {
@@ -382,4 +393,34 @@ TEST_CASE("orchestrator_messages: a document whose datamodel does not match what
   CHECK_FALSE(o.add_document("e", ecma, routed));
   CHECK(o.add_document("f", ecma));
   CHECK(fx.create("x", "a") == xsn::errc::unknown_document);  // nothing was added under a refused name
+}
+
+TEST_CASE("orchestrator_messages: a write that lost a compare-and-set is written again with the current version") {
+  fixture fx;
+  fx.two();
+  REQUIRE_FALSE(fx.send("counter", "inc"));
+  // Someone else writes the machine's key: the next write conflicts, learns the version from the
+  // conflict and wins on its next attempt (the process that runs a machine owns its state).
+  const auto theirs = boost::json::serialize(fx.stored("counter"));
+  fx.put_raw("counter", theirs);
+  auto r = fx.send_full("counter", xsn::event("inc"));
+  REQUIRE_FALSE(r.first);
+  CHECK(fx.orch->health().write_conflicts == 1);
+  CHECK(fx.stored_n("counter") == 2);
+  REQUIRE_FALSE(fx.send("counter", "inc"));  // and goes on from there without conflicts
+  CHECK(fx.orch->health().write_conflicts == 1);
+  CHECK(fx.stored_n("counter") == 3);
+}
+
+TEST_CASE("orchestrator_messages: stopping a machine fails the sends still waiting for its write") {
+  fixture fx;
+  fx.two();
+  std::optional<std::error_code> first, second;
+  fx.orch->async_send("counter", xsn::event("inc"), [&](std::error_code ec, const xsn::send_result&) { first = ec; });
+  fx.orch->async_stop("counter", false, [&](std::error_code ec) { second = ec; });
+  fx.settle();
+  REQUIRE(first);
+  REQUIRE(second);
+  CHECK_FALSE(*second);
+  CHECK(*first == xsn::errc::not_running);  // its write never started: the machine is gone
 }
