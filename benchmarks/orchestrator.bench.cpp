@@ -93,7 +93,7 @@ void orchestrator_memory_1k(benchmark::State& state) {
   xsn::manual_clock clk;
   {
     xsn::memory_state_store store(store_ctx.get_executor(), clk);
-    xsn_bench::orchestrator_load(state, store, clk);
+    xsn_bench::orchestrator_load(state, store, clk, store_ctx.get_executor());
   }
   work.reset();
   store_thread.join();
@@ -101,4 +101,4 @@ void orchestrator_memory_1k(benchmark::State& state) {
 
 }  // namespace
 
-BENCHMARK(orchestrator_memory_1k)->Name("orchestrator/memory_1k_machines")->Unit(benchmark::kMillisecond)->Iterations(20);
+BENCHMARK(orchestrator_memory_1k)->Name("orchestrator/memory_1k_machines")->Unit(benchmark::kMillisecond);

@@ -31,7 +31,7 @@ void orchestrator_redis_1k(benchmark::State& state) {
     if (auto ec = connected.get_future().get()) {
       state.SkipWithError(("connect: " + ec.message()).c_str());
     } else {
-      xsn_bench::orchestrator_load(state, store, clk);
+      xsn_bench::orchestrator_load(state, store, clk, store_ctx.get_executor());
     }
   }
   work.reset();
@@ -40,4 +40,4 @@ void orchestrator_redis_1k(benchmark::State& state) {
 
 }  // namespace
 
-BENCHMARK(orchestrator_redis_1k)->Name("orchestrator/redis_1k_machines")->Unit(benchmark::kMillisecond)->Iterations(20);
+BENCHMARK(orchestrator_redis_1k)->Name("orchestrator/redis_1k_machines")->Unit(benchmark::kMillisecond);
