@@ -300,6 +300,45 @@ void memory_state_store::do_compare_and_set(std::string key, store_version expec
   complete(std::move(handler), r.ec, r.version);
 }
 
+void memory_state_store::do_write_batch(std::vector<batch_write> writes, batch_handler handler) {
+  // Under one lock: the entries take effect in order, each with its own version, and the watches
+  // are told in that (version) order, as by one `do_put` / `do_compare_and_set` per entry.
+  std::vector<impl::write_result> rs(writes.size());
+  const bool trace = impl_->log->should_log(spdlog::level::trace);
+  std::vector<std::string> logged_keys;
+  if (trace) {
+    logged_keys.reserve(writes.size());
+    for (const auto& w : writes) logged_keys.push_back(w.key);
+  }
+  {
+    auto& s = *impl_;
+    std::lock_guard lock(s.mutex);
+    const auto now = s.clk.now();
+    for (std::size_t i = 0; i < writes.size(); ++i) {
+      auto& w = writes[i];
+      auto it = s.find_live(w.key, now);
+      const store_version current = it == s.entries.end() ? 0 : it->second.version;
+      if (w.expected && current != *w.expected) {
+        rs[i] = {make_error_code(errc::version_conflict), current};
+      } else {
+        rs[i] = s.store(it, std::move(w.key), std::move(w.value), w.opts, now);
+      }
+    }
+  }
+  std::vector<batch_result> results(writes.size());
+  for (std::size_t i = 0; i < writes.size(); ++i) {
+    const auto& w = writes[i];
+    const auto& r = rs[i];
+    results[i] = batch_result{r.ec, r.version};
+    if (r.ec || trace) {
+      impl_->log_write(w.expected ? "cas" : "put",
+                       r.ec ? std::string_view(w.key) : std::string_view(logged_keys[i]), r,
+                       w.expected);
+    }
+  }
+  complete(std::move(handler), std::error_code{}, std::move(results));
+}
+
 void memory_state_store::do_erase(std::string key, std::optional<store_version> expected,
                                   write_handler handler) {
   impl::write_result r;

@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace xsn {
 
@@ -68,6 +69,8 @@ class memory_state_store final : public state_store {
                           put_options opts, write_handler handler) override;
   void do_erase(std::string key, std::optional<store_version> expected,
                 write_handler handler) override;
+  /// The whole batch under one lock (one completion).
+  void do_write_batch(std::vector<batch_write> writes, batch_handler handler) override;
   void do_list(std::string prefix, list_options opts, list_handler handler) override;
   watch_handle do_watch(std::string prefix, watch_callback fn) override;
   store_health do_health() const override;

@@ -36,6 +36,20 @@ struct put_options {
   std::optional<clock::duration> ttl;
 };
 
+/// One write of a batch: an unconditional put, or a compare-and-set when `expected` is set.
+struct batch_write {
+  std::string key;
+  std::string value;
+  std::optional<store_version> expected;  ///< Compare-and-set on this version (0: only if absent); none: put.
+  put_options opts;
+};
+
+/// What happened to one write of a batch.
+struct batch_result {
+  std::error_code ec;          ///< Its own error; `errc::version_conflict` for a failed compare-and-set.
+  store_version version = 0;   ///< The new version; on `version_conflict` the current one (0: absent).
+};
+
 /// Options of `async_list`.
 struct list_options {
   /// At most this many entries come back; 1 to `state_store::max_list_limit`.
@@ -152,6 +166,8 @@ class state_store {
   using entry = std::pair<std::string, stored_value>;
   /// Completion signature of `async_list`.
   using list_signature = void(std::error_code, std::vector<entry>);
+  /// Completion signature of `async_write_batch`: one result per write, in order.
+  using batch_signature = void(std::error_code, std::vector<batch_result>);
 
   /// Longest key, in bytes.
   static constexpr std::size_t max_key_size = 1024;
@@ -159,6 +175,7 @@ class state_store {
   static constexpr std::size_t max_value_size = std::size_t{1} << 20;
   /// Largest `list_options::limit`.
   static constexpr std::size_t max_list_limit = 10'000;
+  static constexpr std::size_t max_batch_size = 1024;  ///< Most writes in one batch.
 
   virtual ~state_store();
   state_store(const state_store&) = delete;
@@ -231,6 +248,26 @@ class state_store {
                              Token&& token) {
     return async_compare_and_set(std::move(key), expected, std::move(value), put_options{},
                                  std::forward<Token>(token));
+  }
+
+  /**
+   * Writes many independent entries: each succeeds or fails on its own (no atomicity across
+   * entries), results in the order of `writes`. The completion's own error is set only when the
+   * batch as a whole was refused (more than `max_batch_size` writes: `errc::invalid_argument`,
+   * results empty); an invalid entry fails alone with `errc::invalid_argument`. An empty batch
+   * completes with no results. Two writes of one key are applied in their order in `writes`.
+   * Each write is what `async_put` or `async_compare_and_set` would do (versions, TTL,
+   * `errc::store_full`, watches: one change per successful write, in version order); a store
+   * may do the whole batch in fewer round trips than one per write.
+   * Completion signature: void(std::error_code, std::vector<batch_result>)
+   */
+  template <boost::asio::completion_token_for<batch_signature> Token>
+  auto async_write_batch(std::vector<batch_write> writes, Token&& token) {
+    return boost::asio::async_initiate<Token, batch_signature>(
+        [this](auto handler, std::vector<batch_write> w) {
+          start_batch(std::move(w), batch_handler(std::move(handler)));
+        },
+        token, std::move(writes));
   }
 
   /// Removes `key`. Completes with the version the removed value had, 0 when it was absent
@@ -309,6 +346,8 @@ class state_store {
   using write_handler = boost::asio::any_completion_handler<write_signature>;
   /// Handler of `do_list`.
   using list_handler = boost::asio::any_completion_handler<list_signature>;
+  /// Handler of `do_write_batch`.
+  using batch_handler = boost::asio::any_completion_handler<batch_signature>;
 
   /// Completions run on `ex` unless the handler has an executor of its own.
   explicit state_store(executor_type ex) : executor_(std::move(ex)) {}
@@ -329,6 +368,10 @@ class state_store {
                         write_handler handler) = 0;
   /// Lists by prefix.
   virtual void do_list(std::string prefix, list_options opts, list_handler handler) = 0;
+  /// Writes a batch of 1 to `max_batch_size` valid entries (the base has taken the invalid
+  /// ones out); completes with one result per entry, in order. Default: one `do_put` /
+  /// `do_compare_and_set` per entry (issued together, in order), completing when all have.
+  virtual void do_write_batch(std::vector<batch_write> writes, batch_handler handler);
   /// Starts a watch (arguments validated).
   virtual watch_handle do_watch(std::string prefix, watch_callback fn) = 0;
   /// Reports health.
@@ -351,6 +394,10 @@ class state_store {
   static bool valid(const put_options& opts) noexcept {
     return !opts.ttl || opts.ttl->count() > 0;
   }
+  /// True for a batch entry `async_put` / `async_compare_and_set` would accept.
+  static bool valid(const batch_write& w) noexcept {
+    return valid_key(w.key) && valid_value(w.value) && valid(w.opts);
+  }
 
  private:
   /// Completes `handler` with `e` and `nullopt`.
@@ -359,6 +406,8 @@ class state_store {
   void fail(write_handler handler, errc e) const;
   /// Completes `handler` with `e` and no entries.
   void fail(list_handler handler, errc e) const;
+  /// Validates a batch and hands its valid entries to `do_write_batch`.
+  void start_batch(std::vector<batch_write> writes, batch_handler handler);
 
   executor_type executor_;
 };
