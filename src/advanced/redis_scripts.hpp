@@ -151,7 +151,7 @@ local function fits(v, s, size)
   if not v then add = 1 end
   return (ME == 0 or n + add <= ME) and (MB == 0 or b - (s or 0) + size <= MB)
 end
-local function write(key, val, exp, expms, backstop, expected)
+local function write(key, val, exp, expms, backstop, expected, version)
   local v, e, s = live(key)
   if expected ~= '' and expected ~= (v or '0') then return 'conflict', v or '0' end
   local size = #key + #val
@@ -159,7 +159,7 @@ local function write(key, val, exp, expms, backstop, expected)
     sweep(1000)
     if not fits(v, s, size) then return 'full', '0' end
   end
-  local vs = string.format('%d', redis.call('HINCRBY', C, 'v', 1))
+  local vs = version or string.format('%d', redis.call('HINCRBY', C, 'v', 1))
   local db = size - (s or 0)
   if not v then
     if redis.call('ZADD', I, 0, key) == 1 then
@@ -201,17 +201,23 @@ return {st, v, n, b}
 )lua";
 
 // A batch: ARGV[4..]: max entries, max bytes (0: none), then per entry the six arguments of
-// `write` (key, value, expiry, expiry ms, backstop ms, expected). Each entry runs on its own
-// (`pcall`: an error, such as a malformed record or Redis' OOM, fails that entry and the next
-// ones still run) and replies status and version, or 'err' and the error's text; then the
+// `write` (key, value, expiry, expiry ms, backstop ms, expected). The batch's versions are
+// reserved with one HINCRBY; entry i gets the i-th (skipped when it fails). Each entry runs on
+// its own (`pcall`: an error, such as a malformed record or Redis' OOM, fails that entry and the
+// next ones still run) and replies status and version, or 'err' and the error's text; then the
 // counters, entries and bytes ('-' when they are malformed). Nothing is unpacked onto the Lua
 // stack, so the argument count is bounded only by what the client sends in one call.
 inline constexpr std::string_view redis_batch_script = R"lua(
 local out = {}
 local last = #ARGV - 6
+-- One version per entry, taken from the counter at once (a call fewer per entry); the version
+-- of an entry that fails is skipped, so versions still grow and are never handed out twice.
+local count = (#ARGV - 6) / 6
+local base = redis.call('HINCRBY', C, 'v', count) - count
 for i = 6, last, 6 do
+  base = base + 1
   local ok, st, v = pcall(write, ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4],
-                          ARGV[i + 5])
+                          ARGV[i + 5], string.format('%d', base))
   if ok then
     out[#out + 1] = st
     out[#out + 1] = v
