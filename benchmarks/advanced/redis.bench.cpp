@@ -2,7 +2,7 @@
 /// the benchmark on a free loopback port, no persistence). Values are 1 KiB, keys cycle over
 /// 1,024. Latency runs time one operation at a time, from the initiating call to the completion
 /// handler, and report p50/p99/p99.9 in nanoseconds as counters; pipelined runs keep 64
-/// operations in flight. Every run reports a wall-clock `items_per_second` counter (not Google
+/// operations in flight; `store/redis/put_batch` writes batches of 100 puts. Every run reports a wall-clock `items_per_second` counter (not Google
 /// Benchmark's `UseRealTime`, which would append `/real_time` to the names the issue fixes);
 /// the time column is the benchmark thread's CPU time.
 #include <xsn/advanced/redis_state_store.hpp>
@@ -18,6 +18,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -190,6 +191,44 @@ void store_redis_put_pipelined(benchmark::State& state) {
   rate.report(state, static_cast<std::int64_t>(state.iterations() * batch));
 }
 
+/// Batches of `put_batch_size` puts, one `async_write_batch` at a time (one script call per
+/// batch); items are puts.
+constexpr std::size_t put_batch_size = 100;
+
+void store_redis_put_batch(benchmark::State& state) {
+  store_env env;
+  const auto keys = make_keys();
+  const std::string value(value_size, 'v');
+  std::size_t i = 0;
+  const wall_rate rate;
+  for (auto _ : state) {
+    std::vector<xsn::batch_write> writes;
+    writes.reserve(put_batch_size);
+    for (std::size_t n = 0; n < put_batch_size; ++n) {
+      writes.push_back(xsn::batch_write{keys[i++ % key_count], value, std::nullopt, {}});
+    }
+    bool done = false;
+    std::error_code ec;
+    env.store.async_write_batch(std::move(writes),
+                                [&](std::error_code e, std::vector<xsn::batch_result> results) {
+                                  ec = e;
+                                  for (const auto& r : results) {
+                                    if (r.ec) ec = r.ec;
+                                  }
+                                  if (!ec && results.size() != put_batch_size) {
+                                    ec = std::make_error_code(std::errc::bad_message);
+                                  }
+                                  done = true;
+                                });
+    env.run_until(done);
+    if (ec) {
+      state.SkipWithError(("batch failed: " + ec.message()).c_str());
+      break;
+    }
+  }
+  rate.report(state, static_cast<std::int64_t>(state.iterations() * put_batch_size));
+}
+
 /// A blocking hiredis connection to the benchmark server.
 std::unique_ptr<redisContext, void (*)(redisContext*)> raw_connection() {
   return {redisConnect("127.0.0.1", server().port()), &redisFree};
@@ -317,3 +356,4 @@ BENCHMARK(store_redis_put)->Name("store/redis/put");
 BENCHMARK(store_redis_cas)->Name("store/redis/cas");
 BENCHMARK(baseline_hiredis_set_pipelined)->Name("baseline/hiredis/set_pipelined");
 BENCHMARK(store_redis_put_pipelined)->Name("store/redis/put_pipelined");
+BENCHMARK(store_redis_put_batch)->Name("store/redis/put_batch");

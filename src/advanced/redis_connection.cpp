@@ -58,6 +58,16 @@ void redis_link::submit(redis_command cmd) {
   write();
 }
 
+void redis_link::submit(std::vector<redis_command> cmds) {
+  if (state_ == state::closed) {
+    for (auto& c : cmds) c.done(aborted(), nullptr);
+    return;
+  }
+  for (auto& c : cmds) queue_.push_back(std::move(c));
+  arm_deadline();
+  write();
+}
+
 void redis_link::hold(bool on) {
   held_ = on;
   if (!on) write();

@@ -119,6 +119,8 @@ class redis_link : public std::enable_shared_from_this<redis_link> {
   bool started() const noexcept { return started_; }
   /// Queues `cmd`; it is written as soon as the link is ready and not held.
   void submit(redis_command cmd);
+  /// Queues every command of `cmds`, in order; they go out together (one write when they fit).
+  void submit(std::vector<redis_command> cmds);
   /// While held, nothing new is written (replies are still read).
   void hold(bool on);
   /// True when connected and past the handshake.

@@ -8,8 +8,8 @@
 // The script gets no declared keys and ARGV = {P, now, now_ms, ..., op}: the key prefix, the
 // store clock's now as 20 decimal digits (nanoseconds + 2^63, so that it is never negative and
 // compares exactly without floating point), now in milliseconds for the expiry index, the
-// operation's own arguments, and last the operation: `w` write, `e` erase, `g` get, `l` list,
-// `s` sweep. Its text is the fast paths (the common cases, returning before any helper exists),
+// operation's own arguments, and last the operation: `w` write, `b` batch of writes, `e` erase,
+// `g` get, `l` list, `s` sweep. Its text is the fast paths (the common cases, returning before any helper exists),
 // then `redis_prelude`, then the bodies (every case).
 //
 // Layout under P (layout 2; see docs/redis.md):
@@ -139,63 +139,102 @@ local function sweep(max)
 end
 )lua";
 
-// ARGV[4..]: key, value, expiry ("-" or 20 digits), expiry ms, backstop ms (0: none),
-// max entries, max bytes (0: none), expected version ("" for an unconditional put), the record's
-// name.
-inline constexpr std::string_view redis_write_script = R"lua(
-local key, val, exp = ARGV[4], ARGV[5], ARGV[6]
-local v, e, s = live(key)
-if ARGV[11] ~= '' and ARGV[11] ~= (v or '0') then
+// The write of one entry, shared by the single write and the batch: `write(key, value, expiry
+// ("-" or 20 digits), expiry ms, backstop ms (0: none), expected version ("" for an unconditional
+// put))` returns status ('ok', 'conflict', 'full') and version; the limits are ME and MB (0: none).
+inline constexpr std::string_view redis_write_function = R"lua(
+local W = OP == 'w'
+local ME, MB = tonumber(ARGV[W and 9 or 4]), tonumber(ARGV[W and 10 or 5])
+local function fits(v, s, size)
   local n, b = counters()
-  return {'conflict', v or '0', n, b}
+  local add = 0
+  if not v then add = 1 end
+  return (ME == 0 or n + add <= ME) and (MB == 0 or b - (s or 0) + size <= MB)
 end
-local size = #key + #val
-local me, mb = tonumber(ARGV[9]), tonumber(ARGV[10])
-if me ~= 0 or mb ~= 0 then
-  local function fits()
-    local n, b = counters()
-    local add = 0
-    if not v then add = 1 end
-    return (me == 0 or n + add <= me) and (mb == 0 or b - (s or 0) + size <= mb)
-  end
-  if not fits() then
+local function write(key, val, exp, expms, backstop, expected, version)
+  local v, e, s = live(key)
+  if expected ~= '' and expected ~= (v or '0') then return 'conflict', v or '0' end
+  local size = #key + #val
+  if (ME ~= 0 or MB ~= 0) and not fits(v, s, size) then
     sweep(1000)
-    if not fits() then
-      local n, b = counters()
-      return {'full', '0', n, b}
+    if not fits(v, s, size) then return 'full', '0' end
+  end
+  local vs = version or string.format('%d', redis.call('HINCRBY', C, 'v', 1))
+  local db = size - (s or 0)
+  if not v then
+    if redis.call('ZADD', I, 0, key) == 1 then
+      redis.call('HINCRBY', C, 'n', 1)
+    else
+      -- Indexed, yet no record: account for it as expired before writing the new one.
+      vanished(key)
+      redis.call('ZADD', I, 0, key)
+      redis.call('HINCRBY', C, 'n', 1)
     end
   end
-end
-local vs = string.format('%d', redis.call('HINCRBY', C, 'v', 1))
-local db = size - (s or 0)
-if not v then
-  if redis.call('ZADD', I, 0, key) == 1 then
-    redis.call('HINCRBY', C, 'n', 1)
-  else
-    -- Indexed, yet no record: account for it as expired before writing the new one.
-    vanished(key)
-    redis.call('ZADD', I, 0, key)
-    redis.call('HINCRBY', C, 'n', 1)
-  end
-end
-if db ~= 0 then redis.call('HINCRBY', C, 'b', db) end
-local d = P .. 'd:' .. key
-redis.call('HSET', d, 'm', vs .. ' ' .. exp .. ' ' .. size, 'd', val)
-if exp ~= '-' then
-  if ARGV[8] ~= '0' then
-    redis.call('PEXPIRE', d, ARGV[8])
+  if db ~= 0 then redis.call('HINCRBY', C, 'b', db) end
+  local d = P .. 'd:' .. key
+  redis.call('HSET', d, 'm', vs .. ' ' .. exp .. ' ' .. size, 'd', val)
+  if exp ~= '-' then
+    if backstop ~= '0' then
+      redis.call('PEXPIRE', d, backstop)
+    elseif e and e ~= '-' then
+      redis.call('PERSIST', d)
+    end
+    redis.call('ZADD', X, expms, key)
+    redis.call('HSET', T, key, vs .. ' ' .. size)
   elseif e and e ~= '-' then
     redis.call('PERSIST', d)
+    untime(key)
   end
-  redis.call('ZADD', X, ARGV[7], key)
-  redis.call('HSET', T, key, vs .. ' ' .. size)
-elseif e and e ~= '-' then
-  redis.call('PERSIST', d)
-  untime(key)
+  publish('p', vs, key)
+  return 'ok', vs
 end
-publish('p', vs, key)
+)lua";
+
+// ARGV[4..]: key, value, expiry ("-" or 20 digits), expiry ms, backstop ms (0: none),
+// max entries, max bytes (0: none), expected version ("" for an unconditional put), the record's
+// name. Replies {status, version, entries, bytes}.
+inline constexpr std::string_view redis_write_script = R"lua(
+local st, v = write(ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[11])
 local n, b = counters()
-return {'ok', vs, n, b}
+return {st, v, n, b}
+)lua";
+
+// A batch: ARGV[4..]: max entries, max bytes (0: none), then per entry the six arguments of
+// `write` (key, value, expiry, expiry ms, backstop ms, expected). The batch's versions are
+// reserved with one HINCRBY; entry i gets the i-th (skipped when it fails). Each entry runs on
+// its own (`pcall`: an error, such as a malformed record or Redis' OOM, fails that entry and the
+// next ones still run) and replies status and version, or 'err' and the error's text; then the
+// counters, entries and bytes ('-' when they are malformed). Nothing is unpacked onto the Lua
+// stack, so the argument count is bounded only by what the client sends in one call.
+inline constexpr std::string_view redis_batch_script = R"lua(
+local out = {}
+local last = #ARGV - 6
+-- One version per entry, taken from the counter at once (a call fewer per entry); the version
+-- of an entry that fails is skipped, so versions still grow and are never handed out twice.
+local count = (#ARGV - 6) / 6
+local base = redis.call('HINCRBY', C, 'v', count) - count
+for i = 6, last, 6 do
+  base = base + 1
+  local ok, st, v = pcall(write, ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4],
+                          ARGV[i + 5], string.format('%d', base))
+  if ok then
+    out[#out + 1] = st
+    out[#out + 1] = v
+  else
+    out[#out + 1] = 'err'
+    out[#out + 1] = type(st) == 'table' and (st.err or '?') or tostring(st)
+  end
+end
+local ok, n, b = pcall(counters)
+if ok then
+  out[#out + 1] = n
+  out[#out + 1] = b
+else
+  out[#out + 1] = '-'
+  out[#out + 1] = '-'
+end
+return out
 )lua";
 
 // ARGV[4..]: key, expected version ("" for an unconditional erase).
@@ -287,11 +326,18 @@ return {n, b, '-'}
 )lua";
 
 /// The operations, as `redis_command::arg` ends a script call with `redis_op_code`.
-enum redis_script : int { script_write, script_erase, script_get, script_list, script_sweep };
-inline constexpr std::array<std::string_view, 5> redis_op_codes{"w", "e", "g", "l", "s"};
-inline constexpr std::array<std::string_view, 5> redis_script_bodies{
-    redis_write_script, redis_erase_script, redis_get_script, redis_list_script,
-    redis_sweep_script};
+enum redis_script : int {
+  script_write,
+  script_batch,
+  script_erase,
+  script_get,
+  script_list,
+  script_sweep
+};
+inline constexpr std::array<std::string_view, 6> redis_op_codes{"w", "b", "e", "g", "l", "s"};
+inline constexpr std::array<std::string_view, 6> redis_script_bodies{
+    redis_write_script, redis_batch_script, redis_erase_script,
+    redis_get_script,   redis_list_script,  redis_sweep_script};
 
 /// The operation argument (the last one) of a call of `op`.
 inline std::string_view redis_op_code(redis_script op) {
@@ -306,8 +352,11 @@ inline std::string redis_script_text() {
   text += redis_get_fast;
   text += "end\n";
   text += redis_prelude;
+  // The writes (single and batch) share `write`, made only for them.
+  text += "if OP == 'w' or OP == 'b' then\n";
+  text += redis_write_function;
   for (std::size_t i = 0; i < redis_script_bodies.size(); ++i) {
-    text += i == 0 ? "if OP == '" : "elseif OP == '";
+    text += i == 0 ? "if OP == '" : i == 2 ? "end\nelseif OP == '" : "elseif OP == '";
     text += redis_op_codes[i];
     text += "' then\n";
     text += redis_script_bodies[i];

@@ -525,24 +525,23 @@ struct redis_state_store::impl : std::enable_shared_from_this<impl> {
     return status == "conflict";
   }
 
-  void write(std::string key, std::string value, put_options o, std::optional<store_version> expected,
-             write_handler h) {
-    if (!admit()) return complete(std::move(h), make_error_code(errc::queue_full), store_version{0});
-    const auto now = clk.now();
-    std::optional<clock::time_point> expires;
+  /// The expiry of a write made at `now` with `o`, and Redis' backstop for it in ms (0: none).
+  std::pair<std::optional<clock::time_point>, std::int64_t> expiry_of(const put_options& o,
+                                                                      clock::time_point now) const {
+    if (!o.ttl) return {std::nullopt, 0};
     std::int64_t backstop = 0;
-    if (o.ttl) {
-      expires = saturating_add(now, *o.ttl);
-      if (opts.expiry_backstop) {
-        const auto ttl_ms = std::chrono::ceil<std::chrono::milliseconds>(*o.ttl).count();
-        const auto extra = opts.expiry_backstop->count();
-        const auto cap = std::numeric_limits<std::int64_t>::max() / 4;
-        backstop = std::min(cap, ttl_ms) + std::min(cap, extra);
-      }
+    if (opts.expiry_backstop) {
+      const auto ttl_ms = std::chrono::ceil<std::chrono::milliseconds>(*o.ttl).count();
+      const auto extra = opts.expiry_backstop->count();
+      const auto cap = std::numeric_limits<std::int64_t>::max() / 4;
+      backstop = std::min(cap, ttl_ms) + std::min(cap, extra);
     }
-    auto c = script_call(now, 2 * key.size() + value.size());
-    c.arg(key);
-    c.arg(value);
+    return {saturating_add(now, *o.ttl), backstop};
+  }
+
+  /// Appends a write's expiry, expiry ms and backstop arguments.
+  static void arg_expiry(redis_command& c, const std::optional<clock::time_point>& expires,
+                         std::int64_t backstop) {
     if (expires) {
       c.arg(encode_time(*expires));
       c.arg(to_ms(*expires));
@@ -551,16 +550,139 @@ struct redis_state_store::impl : std::enable_shared_from_this<impl> {
       c.arg("0");
     }
     c.arg(decimal(backstop));
+  }
+
+  void write(std::string key, std::string value, put_options o, std::optional<store_version> expected,
+             write_handler h) {
+    if (!admit()) return complete(std::move(h), make_error_code(errc::queue_full), store_version{0});
+    const auto now = clk.now();
+    const auto [expires, backstop] = expiry_of(o, now);
+    auto c = script_call(now, 2 * key.size() + value.size());
+    c.arg(key);
+    c.arg(value);
+    arg_expiry(c, expires, backstop);
     c.arg(max_entries_arg);
     c.arg(max_bytes_arg);
     c.arg(expected ? std::string_view(decimal(*expected)) : std::string_view{});
     arg_record_name(c, key);
     end_call(c, detail::script_write);
-    c.done = on_reply([h = std::move(h), expires](impl& self, std::error_code ec,
-                                                  const redisReply* r) mutable {
+    c.done = on_reply([h = std::move(h), expires = expires](impl& self, std::error_code ec,
+                                                            const redisReply* r) mutable {
       self.on_write_reply(ec, r, std::move(h), expires);
     });
     send(std::move(c));
+  }
+
+  // ---- batches ----
+
+  /// Most entries, and roughly most argument bytes, of one script call of a batch. A larger batch
+  /// is split into several calls, sent together (pipelined): each stays far below Redis' limits
+  /// on one command (`proto-max-bulk-len`, `client-query-buffer-limit`; a batch of 1 MiB values
+  /// could be 1 GiB) and holds Redis' single thread for a bounded time (a few ms).
+  static constexpr std::size_t batch_chunk_entries = 256;
+  static constexpr std::size_t batch_chunk_bytes = std::size_t{4} << 20;
+
+  /// A batch under way: its results fill in as the replies of its calls arrive (on the strand).
+  struct batch_state {
+    batch_state(batch_handler h, std::size_t n) : handler(std::move(h)), results(n), expires(n) {}
+    batch_handler handler;
+    std::vector<batch_result> results;
+    std::vector<std::optional<clock::time_point>> expires;  ///< Per entry, for the sweep timer.
+    std::size_t calls_left = 0;
+  };
+
+  void write_batch(std::vector<batch_write> writes, batch_handler h) {
+    if (!admit()) {
+      // Refused for lack of room, each entry alone (the batch's own error is only for bad input).
+      std::vector<batch_result> results(writes.size(),
+                                        batch_result{make_error_code(errc::queue_full), 0});
+      return complete(std::move(h), std::error_code{}, std::move(results));
+    }
+    const auto now = clk.now();
+    auto st = std::make_shared<batch_state>(std::move(h), writes.size());
+    std::vector<redis_command> calls;
+    for (std::size_t first = 0; first < writes.size();) {
+      std::size_t end = first;
+      std::size_t bytes = 0;
+      while (end < writes.size() && end - first < batch_chunk_entries) {
+        const auto b = writes[end].key.size() + writes[end].value.size() + 128;
+        if (end > first && bytes + b > batch_chunk_bytes) break;
+        bytes += b;
+        ++end;
+      }
+      auto c = script_call(now, bytes + 64);
+      c.arg(max_entries_arg);
+      c.arg(max_bytes_arg);
+      for (std::size_t i = first; i < end; ++i) {
+        const auto& w = writes[i];
+        const auto [expires, backstop] = expiry_of(w.opts, now);
+        st->expires[i] = expires;
+        c.arg(w.key);
+        c.arg(w.value);
+        arg_expiry(c, expires, backstop);
+        c.arg(w.expected ? std::string_view(decimal(*w.expected)) : std::string_view{});
+      }
+      end_call(c, detail::script_batch);
+      c.done = [weak = weak_from_this(), st, first, count = end - first](std::error_code ec,
+                                                                          const redisReply* r) {
+        const auto self = weak.lock();
+        if (!self) return;  // the store and its links are gone
+        self->on_batch_reply(*st, first, count, ec, r);
+      };
+      calls.push_back(std::move(c));
+      first = end;
+    }
+    st->calls_left = calls.size();
+    boost::asio::post(strand, [self = shared_from_this(), calls = std::move(calls)]() mutable {
+      self->cmd->submit(std::move(calls));
+    });
+  }
+
+  /// The reply to the call of entries [first, first + count): per entry {status, version} or
+  /// {'err', text}, then the counters. A call that failed as a whole (connection lost, timed
+  /// out, an error reply) fails each of its entries with that error; the other calls' entries
+  /// keep their own results.
+  void on_batch_reply(batch_state& st, std::size_t first, std::size_t count, std::error_code ec,
+                      const redisReply* r) {
+    const auto fail_all = [&](std::error_code e) {
+      for (std::size_t i = 0; i < count; ++i) st.results[first + i] = batch_result{e, 0};
+    };
+    if (ec) {
+      fail_all(ec);
+    } else if (r->type == REDIS_REPLY_ERROR) {
+      fail_all(error_of(r));
+    } else if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 * count + 2) {
+      set_error("malformed reply to a batch");
+      fail_all(bad_message());
+    } else {
+      for (std::size_t i = 0; i < count; ++i) {
+        auto& out = st.results[first + i];
+        const auto status = str(r->element[2 * i]);
+        const auto* value = r->element[2 * i + 1];
+        if (status == "err") {
+          out = batch_result{error_of(value), 0};
+          continue;
+        }
+        const auto version = is_string(value) ? to_u64(str(value)) : std::nullopt;
+        if (version && status == "ok") {
+          out = batch_result{{}, *version};
+          if (const auto& due = st.expires[first + i]) note_expiry(*due);
+        } else if (version && status == "conflict") {
+          out = batch_result{make_error_code(errc::version_conflict), *version};
+        } else if (version && status == "full") {
+          out = batch_result{make_error_code(errc::store_full), 0};
+        } else {
+          set_error("malformed reply to a batch");
+          out = batch_result{bad_message(), 0};
+        }
+      }
+      const auto n = to_size(r->element[2 * count]);
+      const auto b = to_size(r->element[2 * count + 1]);
+      if (n && b) set_counts(*n, *b);
+    }
+    if (--st.calls_left > 0) return;
+    pending.fetch_sub(1, std::memory_order_relaxed);
+    complete(std::move(st.handler), std::error_code{}, std::move(st.results));
   }
 
   void erase(std::string key, std::optional<store_version> expected, write_handler h) {
@@ -799,6 +921,10 @@ void redis_state_store::do_compare_and_set(std::string key, store_version expect
                                            std::string value, put_options opts,
                                            write_handler handler) {
   impl_->write(std::move(key), std::move(value), opts, expected, std::move(handler));
+}
+
+void redis_state_store::do_write_batch(std::vector<batch_write> writes, batch_handler handler) {
+  impl_->write_batch(std::move(writes), std::move(handler));
 }
 
 void redis_state_store::do_erase(std::string key, std::optional<store_version> expected,

@@ -148,6 +148,8 @@ class redis_state_store final : public state_store {
                           put_options opts, write_handler handler) override;
   void do_erase(std::string key, std::optional<store_version> expected,
                 write_handler handler) override;
+  /// One script call per chunk of up to 256 entries, all chunks pipelined (see docs/redis.md).
+  void do_write_batch(std::vector<batch_write> writes, batch_handler handler) override;
   void do_list(std::string prefix, list_options opts, list_handler handler) override;
   watch_handle do_watch(std::string prefix, watch_callback fn) override;
   store_health do_health() const override;

@@ -533,3 +533,164 @@ TEST_CASE("redis_state_store: the orchestrator runs on it unchanged and restores
     e.ioc.poll();
   }
 }
+
+namespace {
+
+using batch_t = std::vector<xsn::batch_result>;
+
+std::tuple<std::error_code, batch_t> write_batch(env& e, xsn::state_store& s,
+                                                 std::vector<xsn::batch_write> writes) {
+  return e.wait(start<ec_t, batch_t>(
+      [&](auto h) { s.async_write_batch(std::move(writes), std::move(h)); }));
+}
+
+xsn::batch_write bput(std::string key, std::string value) {
+  return xsn::batch_write{std::move(key), std::move(value), std::nullopt, {}};
+}
+
+xsn::batch_write bcas(std::string key, xsn::store_version expected, std::string value) {
+  return xsn::batch_write{std::move(key), std::move(value), expected, {}};
+}
+
+const std::error_code conflict = xsn::make_error_code(xsn::errc::version_conflict);
+
+}  // namespace
+
+TEST_CASE("redis_state_store: a batch of 1,000 writes is a few script calls, in order", "[redis]") {
+  auto& server = xsn_test::shared_redis();
+  env e;
+  auto o = e.options(server);
+  auto store = e.make(o);
+  REQUIRE(e.connect(*store) == ok);
+  const auto calls = [&] {
+    const auto info = server.command({"INFO", "commandstats"}).str;
+    const auto at = info.find("cmdstat_evalsha:calls=");
+    if (at == std::string::npos) return 0LL;
+    return std::stoll(info.substr(at + 22));
+  };
+  // A first write: the connect's sweep (a script call too) has run before it.
+  REQUIRE(std::get<0>(e.put(*store, "k0", "x")) == ok);
+  std::vector<xsn::batch_write> writes;
+  for (int i = 0; i < 1000; ++i) {
+    // Keys 0-799 are new; the last 200 writes replace keys 0-199 (the fast path's case).
+    writes.push_back(bput(std::string("k") + std::to_string(i % 800), std::string(100, 'a') + std::to_string(i)));
+  }
+  const auto before = calls();
+  const auto [ec, results] = write_batch(e, *store, std::move(writes));
+  const auto used = calls() - before;
+  REQUIRE(ec == ok);
+  REQUIRE(results.size() == 1000);
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    REQUIRE(results[i].ec == ok);
+    if (i > 0) REQUIRE(results[i].version == results[i - 1].version + 1);  // one counter, in order
+  }
+  CHECK(used == 4);  // 256 entries per call
+  CHECK(store->health().entries == 800);
+  const auto [gec, v] = e.get(*store, "k5");
+  REQUIRE(v);
+  CHECK(v->value == std::string(100, 'a') + "805");
+  CHECK(v->version == results[805].version);
+  const auto [lec, all] = e.list(*store, "");
+  CHECK(all.size() == 800);
+  // The counters in Redis are exact, and the store took them from the batch's replies.
+  CHECK(server.command({"HGET", o.key_prefix + "c", "n"}).str == "800");
+  std::size_t bytes = 0;
+  for (const auto& [k, sv] : all) bytes += k.size() + sv.value.size();
+  CHECK(store->health().bytes == bytes);
+  CHECK(store->pending() == 0);
+}
+
+TEST_CASE("redis_state_store: a batch mixing conflicts, a malformed record and watches", "[redis]") {
+  auto& server = xsn_test::shared_redis();
+  env e;
+  auto o = e.options(server);
+  const auto p = o.key_prefix;
+  auto store = e.make(o);
+  REQUIRE(e.connect(*store) == ok);
+  std::vector<xsn::watch_event> seen;
+  auto w = store->watch("", [&](const xsn::watch_event& ev) { seen.push_back(ev); });
+  const auto [ec1, va] = e.put(*store, "a", "0");
+  REQUIRE(ec1 == ok);
+  server.command({"HSET", p + "d:bad", "m", "not a record", "d", "v"});
+  server.command({"ZADD", p + "i", "0", "bad"});
+
+  const auto [ec, r] = write_batch(e, *store,
+                                   {bcas("a", va, "1"), bcas("a", va, "stale"), bput("bad", "x"),
+                                    bcas("new", 0, "n"), bcas("new", 0, "again"), bput("a", "2")});
+  REQUIRE(ec == ok);
+  REQUIRE(r.size() == 6);
+  CHECK(r[0].ec == ok);
+  CHECK(r[1].ec == conflict);
+  CHECK(r[1].version == r[0].version);
+  CHECK(r[2].ec == bad_message);  // that entry alone: the others before and after still ran
+  CHECK(store->last_error().find("malformed record") != std::string::npos);
+  CHECK(r[3].ec == ok);
+  CHECK(r[4].ec == conflict);
+  CHECK(r[4].version == r[3].version);
+  CHECK(r[5].ec == ok);
+  CHECK(r[5].version > r[3].version);
+  REQUIRE(e.flush(*store) == ok);
+  REQUIRE(seen.size() == 4);
+  CHECK(seen[1].key == "a");
+  CHECK(seen[1].version == r[0].version);
+  CHECK(seen[2].key == "new");
+  CHECK(seen[2].version == r[3].version);
+  CHECK(seen[3].key == "a");
+  CHECK(seen[3].version == r[5].version);
+  CHECK(std::get<1>(e.get(*store, "a"))->value == "2");
+}
+
+TEST_CASE("redis_state_store: a batch whose replies are lost fails its entries, not the store", "[redis]") {
+  xsn_test::redis_server server;
+  env e;
+  auto o = e.options(server);
+  o.command_timeout = 300ms;
+  auto store = e.make(o);
+  REQUIRE(e.connect(*store) == ok);
+  const auto v1 = std::get<1>(e.put(*store, "k", "1"));
+  REQUIRE(server.command({"CLIENT", "PAUSE", "1500", "ALL"}).str == "OK");
+  std::vector<xsn::batch_write> writes{bcas("k", v1, "2")};
+  for (int i = 0; i < 300; ++i) {  // two script calls
+    std::string key(1, 'n');  // (not "n" + ...: GCC 12 warns -Wrestrict, wrongly)
+    key += std::to_string(i);
+    writes.push_back(bput(std::move(key), "v"));
+  }
+  const auto [ec, r] = write_batch(e, *store, std::move(writes));
+  CHECK(ec == ok);
+  REQUIRE(r.size() == 301);
+  for (const auto& x : r) {
+    // Sent and unanswered: timed out (the outcome is unknown); not sent: unavailable.
+    CHECK((x.ec == std::errc::timed_out || x.ec == unavailable));
+    CHECK(x.version == 0);
+  }
+  e.reconnect(*store);
+  const auto [gec, cur] = e.get(*store, "k");
+  REQUIRE(cur);
+  CHECK((cur->value == "1" || cur->value == "2"));
+  CHECK(store->pending() == 0);
+  // And without any Redis: every entry is unavailable.
+  server.kill();
+  const auto [ec2, r2] = write_batch(e, *store, {bput("x", "1"), bput("y", "2")});
+  CHECK(ec2 == ok);
+  REQUIRE(r2.size() == 2);
+  CHECK(r2[0].ec == unavailable);
+  CHECK(r2[1].ec == unavailable);
+}
+
+TEST_CASE("redis_state_store: a batch past max_pending fails each entry with queue_full", "[redis]") {
+  auto& server = xsn_test::shared_redis();
+  env e;
+  auto o = e.options(server);
+  o.max_pending = 1;
+  auto store = e.make(o);
+  REQUIRE(e.connect(*store) == ok);
+  auto first = start<ec_t, version_t>([&](auto h) { store->async_put("k", "v", std::move(h)); });
+  const auto [ec, r] = write_batch(e, *store, {bput("a", "1"), bput("b", "2")});
+  CHECK(ec == ok);
+  REQUIRE(r.size() == 2);
+  CHECK(r[0].ec == xsn::errc::queue_full);
+  CHECK(r[1].ec == xsn::errc::queue_full);
+  CHECK(std::get<0>(e.wait(std::move(first))) == ok);
+  const auto [ec2, r2] = write_batch(e, *store, {bput("a", "1"), bput("b", "2")});
+  CHECK(r2.at(1).ec == ok);
+}
