@@ -151,6 +151,9 @@ local function fits(v, s, size)
   if not v then add = 1 end
   return (ME == 0 or n + add <= ME) and (MB == 0 or b - (s or 0) + size <= MB)
 end
+-- A batch without limits adds the entries' byte deltas here and writes their sum once (BD);
+-- otherwise (nil) every write updates the counter itself, as `fits` must see it.
+local BD = nil
 local function write(key, val, exp, expms, backstop, expected, version)
   local v, e, s = live(key)
   if expected ~= '' and expected ~= (v or '0') then return 'conflict', v or '0' end
@@ -171,7 +174,11 @@ local function write(key, val, exp, expms, backstop, expected, version)
       redis.call('HINCRBY', C, 'n', 1)
     end
   end
-  if db ~= 0 then redis.call('HINCRBY', C, 'b', db) end
+  if BD then
+    BD = BD + db
+  elseif db ~= 0 then
+    redis.call('HINCRBY', C, 'b', db)
+  end
   local d = P .. 'd:' .. key
   redis.call('HSET', d, 'm', vs .. ' ' .. exp .. ' ' .. size, 'd', val)
   if exp ~= '-' then
@@ -214,6 +221,7 @@ local last = #ARGV - 6
 -- of an entry that fails is skipped, so versions still grow and are never handed out twice.
 local count = (#ARGV - 6) / 6
 local base = redis.call('HINCRBY', C, 'v', count) - count
+if ME == 0 and MB == 0 then BD = 0 end
 for i = 6, last, 6 do
   base = base + 1
   local ok, st, v = pcall(write, ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4],
@@ -226,6 +234,7 @@ for i = 6, last, 6 do
     out[#out + 1] = type(st) == 'table' and (st.err or '?') or tostring(st)
   end
 end
+if BD and BD ~= 0 then redis.call('HINCRBY', C, 'b', BD) end
 local ok, n, b = pcall(counters)
 if ok then
   out[#out + 1] = n
