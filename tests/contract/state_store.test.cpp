@@ -200,9 +200,13 @@ struct redis_fixture {
   xsn::advanced::redis_state_store store_;
 };
 
-using store_fixtures = std::tuple<memory_fixture, default_batch_fixture, redis_fixture>;
+using store_fixtures = std::tuple<memory_fixture, redis_fixture>;
+// The interface's default batch (one write per entry) differs from the memory store only there:
+// it joins the batch cases alone (a whole third store made this file the slowest to compile).
+using batch_fixtures = std::tuple<memory_fixture, default_batch_fixture, redis_fixture>;
 #else
-using store_fixtures = std::tuple<memory_fixture, default_batch_fixture>;
+using store_fixtures = std::tuple<memory_fixture>;
+using batch_fixtures = std::tuple<memory_fixture, default_batch_fixture>;
 #endif
 
 struct write_result {
@@ -860,7 +864,7 @@ TEMPLATE_LIST_TEST_CASE("state_store: completion tokens", "[state_store]", store
   }
 }
 
-TEMPLATE_LIST_TEST_CASE("state_store: write batch", "[state_store]", store_fixtures) {
+TEMPLATE_LIST_TEST_CASE("state_store: write batch", "[state_store]", batch_fixtures) {
   TestType f;
 
   SECTION("puts and compare-and-sets, successes and conflicts, each with its own version") {
