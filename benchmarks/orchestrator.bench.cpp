@@ -7,6 +7,8 @@
 #include <xsn/parse/scxml.hpp>
 #include <xsn/store/memory_state_store.hpp>
 
+#include "orchestrator_load.hpp"
+
 #include <benchmark/benchmark.h>
 #include <boost/asio/io_context.hpp>
 
@@ -42,7 +44,7 @@ void orchestrator_10k(benchmark::State& state) {
     if (ec) ++failed;
   };
   for (int i = 0; i < machines; ++i) {
-    ids.push_back("m" + std::to_string(i));
+    ids.push_back(xsn_bench::named("m", i));
     orch.async_create(ids.back(), "toggle", count);
   }
   auto run_until = [&](int target) {
@@ -78,7 +80,6 @@ void orchestrator_10k(benchmark::State& state) {
 BENCHMARK(orchestrator_10k)->Name("orchestrator/10k_machines")->Unit(benchmark::kMillisecond);
 
 // ---- 1,000 machines on the memory store, 2 producer threads (orchestrator_load.hpp) ----
-#include "orchestrator_load.hpp"
 
 #include <boost/asio/executor_work_guard.hpp>
 

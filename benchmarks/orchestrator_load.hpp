@@ -25,6 +25,10 @@
 
 namespace xsn_bench {
 
+/// `prefix` followed by `n` (built by appending: GCC 12 warns, wrongly, about `"x" + std::to_string(n)`
+/// once inlined, -Wrestrict).
+inline std::string named(std::string prefix, long long n) { return prefix.append(std::to_string(n)); }
+
 inline constexpr int load_machines = 1000;
 inline constexpr int load_producers = 2;
 inline constexpr std::ptrdiff_t load_window = 256;  // unacknowledged sends per producer
@@ -41,7 +45,7 @@ inline void orchestrator_load(benchmark::State& state, xsn::state_store& store, 
   if (!parsed) return state.SkipWithError("parse failed");
   xsn::channel_event_bus bus(bus_ex, clk);
   xsn::orchestrator_options o;
-  o.key_prefix = "bench/" + std::to_string(steady::now().time_since_epoch().count()) + "/";
+  o.key_prefix = named("bench/", steady::now().time_since_epoch().count()) + "/";
   xsn::orchestrator orch(1, clk, bus, store, o);
   if (!orch.add_document("toggle", parsed.chart)) return state.SkipWithError("add_document failed");
   {
@@ -50,7 +54,7 @@ inline void orchestrator_load(benchmark::State& state, xsn::state_store& store, 
     for (int i = 0; i < load_machines; ++i) {
       auto p = std::make_shared<std::promise<void>>();
       created.push_back(p->get_future());
-      orch.async_create("m" + std::to_string(i), "toggle", [p, &failed](std::error_code ec) {
+      orch.async_create(named("m", i), "toggle", [p, &failed](std::error_code ec) {
         if (ec) ++failed;
         p->set_value();
       });
@@ -72,7 +76,7 @@ inline void orchestrator_load(benchmark::State& state, xsn::state_store& store, 
       room.acquire();
       const auto t0 = steady::now();
       const int machine = (p * 7919 + i * 31) % load_machines;
-      orch.async_send("m" + std::to_string(machine), xsn::event("toggle"),
+      orch.async_send(named("m", machine), xsn::event("toggle"),
                       [&, t0](std::error_code ec, const xsn::send_result&) {
                         const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(steady::now() - t0).count();
                         if (ec) ++failures;

@@ -17,6 +17,7 @@
 
 #include <xsn/resilience/circuit_breaker.hpp>
 
+#include "event_json.hpp"
 #include "logging_detail.hpp"
 
 #include <boost/asio/append.hpp>
@@ -50,39 +51,6 @@ constexpr std::string_view machine_scheme = "xsn:";
 constexpr std::string_view bus_scheme = "bus:";
 
 bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
-
-json::object event_to_json(const event& ev) {
-  json::object o{{"name", ev.name}};
-  if (ev.type != event_type::external) o["type"] = ev.type == event_type::internal ? "internal" : "platform";
-  if (!ev.sendid.empty()) o["sendid"] = ev.sendid;
-  if (!ev.origin.empty()) o["origin"] = ev.origin;
-  if (!ev.origintype.empty()) o["origintype"] = ev.origintype;
-  if (!ev.invokeid.empty()) o["invokeid"] = ev.invokeid;
-  if (!ev.data.is_null()) o["data"] = ev.data;
-  return o;
-}
-
-bool string_field(const json::object& o, std::string_view k, std::string& out) {
-  auto* v = o.if_contains(k);
-  if (!v) return true;
-  if (!v->is_string()) return false;
-  out = std::string(v->as_string());
-  return true;
-}
-
-std::optional<event> event_from_json(const value& v) {
-  const auto* o = v.if_object();
-  if (!o) return std::nullopt;
-  event ev;
-  std::string type;
-  if (!string_field(*o, "name", ev.name) || ev.name.empty() || !string_field(*o, "type", type) ||
-      !string_field(*o, "sendid", ev.sendid) || !string_field(*o, "origin", ev.origin) ||
-      !string_field(*o, "origintype", ev.origintype) || !string_field(*o, "invokeid", ev.invokeid))
-    return std::nullopt;
-  ev.type = type == "internal" ? event_type::internal : type == "platform" ? event_type::platform : event_type::external;
-  if (auto* d = o->if_contains("data")) ev.data = *d;
-  return ev;
-}
 
 std::optional<std::uint64_t> sequence_of(const value& v) {
   if (v.is_uint64()) return v.as_uint64();
@@ -182,7 +150,7 @@ struct orchestrator::impl : std::enable_shared_from_this<impl> {
   void begin_write(machine& m);
   void on_batch(std::vector<machine_ptr> ms, std::error_code ec, std::vector<batch_result> results);
   void finish_write(const machine_ptr& m, std::error_code ec);
-  void finish_acks(const machine_ptr& m, std::vector<ack> acks, std::error_code ec);
+  void finish_acks(std::vector<ack> acks, std::error_code ec);
   void notify_change(const machine& m);
   std::string stored_text(machine& m);
   std::string key(const std::string& id) const { return opts.key_prefix + id; }
@@ -348,12 +316,13 @@ std::error_code orchestrator::impl::read_record(machine& m, const json::object& 
       if (!eo || !eo->contains("seq") || !eo->contains("to") || !eo->at("to").is_string() || !eo->contains("event"))
         return errc::bad_snapshot;
       auto seq = sequence_of(eo->at("seq"));
-      auto ev = event_from_json(eo->at("event"));
+      event ev;
+      const bool ev_ok = detail::event_from_json(eo->at("event"), ev) && !ev.name.empty();
       std::string target(eo->at("to").as_string());
-      if (!seq || !ev || *seq >= m.next_seq || (!m.outbox.empty() && *seq <= m.outbox.back().seq) ||
+      if (!seq || !ev_ok || *seq >= m.next_seq || (!m.outbox.empty() && *seq <= m.outbox.back().seq) ||
           (!starts_with(target, machine_scheme) && !starts_with(target, bus_scheme)))
         return errc::bad_snapshot;
-      m.outbox.push_back(outbound{*seq, std::move(target), std::move(*ev)});
+      m.outbox.push_back(outbound{*seq, std::move(target), std::move(ev)});
     }
   }
   if (auto* in = o.if_contains("inbox")) {
@@ -506,7 +475,7 @@ void orchestrator::impl::remove(const machine_ptr& m) {
   // with it.
   auto waiting = std::move(m->acks_next);
   m->acks_next.clear();
-  finish_acks(m, std::move(waiting), errc::not_running);
+  finish_acks(std::move(waiting), errc::not_running);
   outbox_total -= m->outbox.size();
   machines.erase(m->id);
   std::lock_guard lock(status_mutex);
@@ -663,7 +632,7 @@ std::string orchestrator::impl::stored_text(machine& m) {
   if (!m.outbox.empty()) {
     json::array ob;
     ob.reserve(m.outbox.size());
-    for (const auto& e : m.outbox) ob.push_back(json::object{{"seq", e.seq}, {"to", e.target}, {"event", event_to_json(e.ev)}});
+    for (const auto& e : m.outbox) ob.push_back(json::object{{"seq", e.seq}, {"to", e.target}, {"event", detail::event_to_json(e.ev)}});
     o["outbox"] = std::move(ob);
   }
   if (!m.applied.empty()) {
@@ -686,7 +655,7 @@ void orchestrator::impl::persist(const machine_ptr& m, std::optional<ack> a) {
     if (a) {
       std::vector<ack> one;
       one.push_back(std::move(*a));
-      finish_acks(m, std::move(one), {});
+      finish_acks(std::move(one), {});
     }
     // Nothing is written: what the outbox holds is delivered at once.
     m->durable_seq = m->next_seq - 1;
@@ -865,13 +834,13 @@ void orchestrator::impl::finish_write(const machine_ptr& m, std::error_code ec) 
     for (const auto& [sender, seq] : confirmed) confirm(sender, m->id, seq);
     notify_change(*m);
   }
-  finish_acks(m, std::move(acks), ec);
+  finish_acks(std::move(acks), ec);
   if (!ec) deliver_outbox(m);
   if (m->gone) return;
   if (m->dirty && (!ec || !m->acks_next.empty())) mark_dirty(m);
 }
 
-void orchestrator::impl::finish_acks(const machine_ptr& m, std::vector<ack> acks, std::error_code ec) {
+void orchestrator::impl::finish_acks(std::vector<ack> acks, std::error_code ec) {
   for (auto& a : acks) {
     if (auto* sh = std::get_if<send_handler>(&a.h)) {
       complete(std::move(*sh), ec, ec ? send_result{} : std::move(a.result));
@@ -1002,7 +971,7 @@ void orchestrator::impl::abandon() {
     for (auto& a : m->acks_next) acks.push_back(std::move(a));
     m->acks_writing.clear();
     m->acks_next.clear();
-    finish_acks(m, std::move(acks), make_error_code(std::errc::operation_canceled));
+    finish_acks(std::move(acks), make_error_code(std::errc::operation_canceled));
     m->s.reset();  // its timers and children end now
   }
   dirty_list.clear();
@@ -1080,7 +1049,7 @@ void orchestrator::do_create(std::string id, std::string document, boost::asio::
       if (ec == errc::already_exists || (ec && m->creating)) self->remove(m);
       self->complete(std::move(h), ec);
     });
-    self->persist(m, impl::ack{done_handler(std::move(done))});
+    self->persist(m, impl::ack{done_handler(std::move(done)), {}});
   });
 }
 
@@ -1093,7 +1062,7 @@ void orchestrator::do_send(std::string id, event ev, send_options opts,
     if (it == self->machines.end())
       return self->complete(std::move(h), std::error_code(errc::unknown_machine), send_result{});
     auto m = it->second;
-    impl::ack a{send_handler(std::move(h))};
+    impl::ack a{send_handler(std::move(h)), {}};
     if (!opts.idempotency_key.empty() && self->opts.idempotency_keys > 0 && m->key_set.count(opts.idempotency_key)) {
       // A repeat: acknowledged once what the first one did is written, and never applied again.
       a.result = self->result_of(*m, false, true);
@@ -1104,7 +1073,7 @@ void orchestrator::do_send(std::string id, event ev, send_options opts,
       } else {
         std::vector<impl::ack> one;
         one.push_back(std::move(a));
-        self->finish_acks(m, std::move(one), {});
+        self->finish_acks(std::move(one), {});
       }
       return;
     }

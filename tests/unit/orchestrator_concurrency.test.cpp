@@ -20,6 +20,14 @@
 #include <tuple>
 #include <vector>
 
+namespace {
+
+/// `prefix` followed by `n` (built by appending: GCC 12 warns, wrongly, about `"x" + std::to_string(n)`
+/// once inlined, -Wrestrict).
+inline std::string named(std::string prefix, long long n) { return prefix.append(std::to_string(n)); }
+
+}  // namespace
+
 #if XSN_WITH_ECMASCRIPT
 TEST_CASE("orchestrator_concurrency: sends from several threads, messages between machines, readers and watchers") {
   // `pass` forwards a `token` to the counter machine: a message through the outbox.
@@ -52,7 +60,7 @@ TEST_CASE("orchestrator_concurrency: sends from several threads, messages betwee
     REQUIRE_FALSE(orch.async_create("counter", "counter", boost::asio::use_future).get());
     constexpr int relays = 4, per_thread = 150;
     for (int i = 0; i < relays; ++i)
-      REQUIRE_FALSE(orch.async_create("r" + std::to_string(i), "relay", boost::asio::use_future).get());
+      REQUIRE_FALSE(orch.async_create(named("r", i), "relay", boost::asio::use_future).get());
     std::atomic<bool> stop{false};
     std::thread reader([&] {  // reads the status cache and health while the strand writes them
       while (!stop.load()) {
@@ -64,8 +72,8 @@ TEST_CASE("orchestrator_concurrency: sends from several threads, messages betwee
     auto produce = [&](int t) {
       std::vector<std::future<std::tuple<std::error_code, xsn::send_result>>> done;
       for (int i = 0; i < per_thread; ++i)
-        done.push_back(orch.async_send("r" + std::to_string((t + i) % relays), xsn::event("pass"),
-                                       xsn::send_options{"t" + std::to_string(t) + "-" + std::to_string(i)},
+        done.push_back(orch.async_send(named("r", (t + i) % relays), xsn::event("pass"),
+                                       xsn::send_options{named(named("t", t) + "-", i)},
                                        boost::asio::use_future));
       int ok = 0;
       for (auto& f : done) ok += std::get<0>(f.get()) ? 0 : 1;
