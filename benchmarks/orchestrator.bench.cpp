@@ -44,7 +44,7 @@ void orchestrator_10k(benchmark::State& state) {
     if (ec) ++failed;
   };
   for (int i = 0; i < machines; ++i) {
-    ids.push_back(xsn_bench::named("m", i));
+    ids.push_back(xsn_test::named("m", i));
     orch.async_create(ids.back(), "toggle", count);
   }
   auto run_until = [&](int target) {

@@ -12,6 +12,8 @@
 #include <benchmark/benchmark.h>
 #include <boost/asio/io_context.hpp>
 
+#include "../tests/support/names.hpp"
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -24,10 +26,6 @@
 #include <vector>
 
 namespace xsn_bench {
-
-/// `prefix` followed by `n` (built by appending: GCC 12 warns, wrongly, about `"x" + std::to_string(n)`
-/// once inlined, -Wrestrict).
-inline std::string named(std::string prefix, long long n) { return prefix.append(std::to_string(n)); }
 
 inline constexpr int load_machines = 1000;
 inline constexpr int load_producers = 2;
@@ -45,7 +43,7 @@ inline void orchestrator_load(benchmark::State& state, xsn::state_store& store, 
   if (!parsed) return state.SkipWithError("parse failed");
   xsn::channel_event_bus bus(bus_ex, clk);
   xsn::orchestrator_options o;
-  o.key_prefix = named("bench/", steady::now().time_since_epoch().count()) + "/";
+  o.key_prefix = xsn_test::named("bench/", steady::now().time_since_epoch().count()) + "/";
   xsn::orchestrator orch(1, clk, bus, store, o);
   if (!orch.add_document("toggle", parsed.chart)) return state.SkipWithError("add_document failed");
   {
@@ -54,7 +52,7 @@ inline void orchestrator_load(benchmark::State& state, xsn::state_store& store, 
     for (int i = 0; i < load_machines; ++i) {
       auto p = std::make_shared<std::promise<void>>();
       created.push_back(p->get_future());
-      orch.async_create(named("m", i), "toggle", [p, &failed](std::error_code ec) {
+      orch.async_create(xsn_test::named("m", i), "toggle", [p, &failed](std::error_code ec) {
         if (ec) ++failed;
         p->set_value();
       });
@@ -76,7 +74,7 @@ inline void orchestrator_load(benchmark::State& state, xsn::state_store& store, 
       room.acquire();
       const auto t0 = steady::now();
       const int machine = (p * 7919 + i * 31) % load_machines;
-      orch.async_send(named("m", machine), xsn::event("toggle"),
+      orch.async_send(xsn_test::named("m", machine), xsn::event("toggle"),
                       [&, t0](std::error_code ec, const xsn::send_result&) {
                         const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(steady::now() - t0).count();
                         if (ec) ++failures;

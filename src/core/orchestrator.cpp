@@ -76,7 +76,7 @@ struct orchestrator::impl : std::enable_shared_from_this<impl> {
     std::shared_ptr<const statechart> chart;
     std::shared_ptr<const session_options> session;  // with the orchestrator's hooks
   };
-  struct machine {
+  struct machine : std::enable_shared_from_this<machine> {
     std::string id;
     std::string document;
     std::unique_ptr<session> s;
@@ -160,6 +160,7 @@ struct orchestrator::impl : std::enable_shared_from_this<impl> {
                     boost::asio::any_completion_handler<orchestrator::restore_signature> h);
   void finish_restore(std::size_t restored, boost::asio::any_completion_handler<orchestrator::restore_signature> h);
   void maybe_finish_shutdown();
+  void stop_io();
   void finish_shutdown();
   void abandon();
 
@@ -250,10 +251,8 @@ std::shared_ptr<const session_options> orchestrator::impl::hooked(session_option
   so.on_macrostep = [this, user = std::move(so.on_macrostep)](session& s) {
     // During shutdown, after the final writes began, a timer's macrostep is not written: the
     // stored snapshot still holds that timer, so a restore runs it again.
-    if (auto* mp = static_cast<machine*>(s.user_data()); mp && !mp->gone && !abandoned && !shutting_down) {
-      auto it = machines.find(mp->id);
-      if (it != machines.end()) mark_dirty(it->second);
-    }
+    if (auto* mp = static_cast<machine*>(s.user_data()); mp && !mp->gone && !abandoned && !shutting_down)
+      mark_dirty(mp->shared_from_this());
     if (user) user(s);
   };
   so.route = [this](session& root, const std::string& target, event ev) { return route(root, target, std::move(ev)); };
@@ -418,10 +417,7 @@ bool orchestrator::impl::process(const machine_ptr& m, const event& ev) {
     log->debug("event machine={} event={}", detail::field(m->id), detail::field(ev.name));
   const auto before = m->s->transitions_taken();
   (void)m->s->process(ev);
-  {
-    std::lock_guard lock(status_mutex);
-    ++counters.events;
-  }
+  count(&orchestrator_health::events);
   return m->s->transitions_taken() != before;
 }
 
@@ -509,7 +505,7 @@ bool orchestrator::impl::route(session& root, const std::string& target, event e
   mp->outbox.push_back(outbound{mp->next_seq++, target, std::move(ev)});
   ++outbox_total;
   // A timer's send runs outside a macrostep: make sure the machine is written all the same.
-  if (auto it = machines.find(mp->id); it != machines.end()) mark_dirty(it->second);
+  mark_dirty(mp->shared_from_this());
   return true;
 }
 
@@ -519,7 +515,8 @@ void orchestrator::impl::deliver_outbox(const machine_ptr& m) {
   // By sequence, not by iterator: a receiver's macrostep may append to this outbox, or confirm
   // (erase) entries of it.
   while (!m->gone) {
-    auto it = std::find_if(m->outbox.begin(), m->outbox.end(), [&](const outbound& o) { return o.seq > m->sent_upto; });
+    auto it = std::upper_bound(m->outbox.begin(), m->outbox.end(), m->sent_upto,
+                               [](std::uint64_t seq, const outbound& o) { return seq < o.seq; });
     if (it == m->outbox.end() || it->seq > m->durable_seq) return;
     const auto out = *it;  // a copy: delivery may change the outbox
     const auto before = m->sent_upto;
@@ -761,10 +758,7 @@ void orchestrator::impl::begin_write(machine& m) {
 void orchestrator::impl::on_batch(std::vector<machine_ptr> ms, std::error_code ec, std::vector<batch_result> results) {
   --batches_in_flight;
   if (abandoned) return;
-  {
-    std::lock_guard lock(status_mutex);
-    ++counters.batches;
-  }
+  count(&orchestrator_health::batches);
   bool failed = static_cast<bool>(ec);
   for (std::size_t i = 0; i < ms.size(); ++i) {
     auto& m = ms[i];
@@ -786,10 +780,7 @@ void orchestrator::impl::on_batch(std::vector<machine_ptr> ms, std::error_code e
     }
     // Someone else wrote this key: this process runs the machine, so its state wins; the
     // conflict told the current version, write again with it (in the next batch).
-    {
-      std::lock_guard lock(status_mutex);
-      ++counters.write_conflicts;
-    }
+    count(&orchestrator_health::write_conflicts);
     log->warn("write conflict machine={} version={} current={} attempt={}", detail::field(m->id), m->version,
               r.version, m->attempt);
     m->version = r.version;
@@ -927,7 +918,8 @@ void orchestrator::impl::maybe_finish_shutdown() {
   finish_shutdown();
 }
 
-void orchestrator::impl::finish_shutdown() {
+// The bus subscription and the publish retry timer end (shutdown and abandonment alike).
+void orchestrator::impl::stop_io() {
   if (inbox) {
     inbox->cancel();
     inbox.reset();
@@ -936,6 +928,10 @@ void orchestrator::impl::finish_shutdown() {
     clk.cancel(*publish_timer);
     publish_timer.reset();
   }
+}
+
+void orchestrator::impl::finish_shutdown() {
+  stop_io();
   for (auto& [id, m] : machines) {
     m->gone = true;
     m->s.reset();  // cancels its timers and children
@@ -961,10 +957,7 @@ void orchestrator::impl::finish_shutdown() {
 void orchestrator::impl::abandon() {
   abandoned = true;
   accepting = false;
-  if (publish_timer) {
-    clk.cancel(*publish_timer);
-    publish_timer.reset();
-  }
+  stop_io();
   for (auto& [id, m] : machines) {
     m->gone = true;
     auto acks = std::move(m->acks_writing);
@@ -975,10 +968,6 @@ void orchestrator::impl::abandon() {
     m->s.reset();  // its timers and children end now
   }
   dirty_list.clear();
-  if (inbox) {
-    inbox->cancel();
-    inbox.reset();
-  }
 }
 
 // ============================ public ============================

@@ -49,12 +49,13 @@ struct capacity {
   std::size_t bytes = std::size_t{16} << 20;
 };
 
-/// `memory_state_store` on a private io_context and manual clock.
-struct memory_fixture {
+/// A memory-backed `Store` on a private io_context and manual clock.
+template <class Store>
+struct basic_memory_fixture {
   static constexpr bool manual_time = true;
   static constexpr bool bounded = true;
 
-  explicit memory_fixture(capacity c = {})
+  explicit basic_memory_fixture(capacity c = {})
       : store_(ioc.get_executor(), clk, xsn::memory_store_options{c.entries, c.bytes}) {}
 
   xsn::state_store& store() { return store_; }
@@ -74,8 +75,11 @@ struct memory_fixture {
 
   boost::asio::io_context ioc;
   xsn::manual_clock clk;
-  xsn::memory_state_store store_;
+  Store store_;
 };
+
+/// `memory_state_store` on a private io_context and manual clock.
+using memory_fixture = basic_memory_fixture<xsn::memory_state_store>;
 
 /// A store that keeps only the interface's default batch (`do_write_batch`: one write per entry),
 /// forwarding every other operation to a `memory_state_store`, so that the default is held to the
@@ -115,33 +119,8 @@ class forwarding_store final : public xsn::state_store {
   xsn::memory_state_store inner_;
 };
 
-/// `forwarding_store` on a private io_context and manual clock.
-struct default_batch_fixture {
-  static constexpr bool manual_time = true;
-  static constexpr bool bounded = true;
-
-  explicit default_batch_fixture(capacity c = {})
-      : store_(ioc.get_executor(), clk, xsn::memory_store_options{c.entries, c.bytes}) {}
-
-  xsn::state_store& store() { return store_; }
-  bool on_executor() { return ioc.get_executor().running_in_this_thread(); }
-  template <typename Pred>
-  void run_until(Pred done) {
-    ioc.restart();
-    while (!done()) {
-      if (ioc.run_one() == 0) FAIL("the store stalled: no handler left to run");
-    }
-  }
-  void settle() {
-    ioc.restart();
-    ioc.poll();
-  }
-  void advance(xsn::clock::duration d) { clk.advance(d); }
-
-  boost::asio::io_context ioc;
-  xsn::manual_clock clk;
-  forwarding_store store_;
-};
+/// `forwarding_store`: the interface's default batch over the memory store.
+using default_batch_fixture = basic_memory_fixture<forwarding_store>;
 
 #if XSN_WITH_ADVANCED
 /// `redis_state_store` on a private io_context and manual clock, against this process's own

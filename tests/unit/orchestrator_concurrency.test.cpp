@@ -3,6 +3,7 @@
 #include <xsn/orchestrator/orchestrator.hpp>
 
 #include "catch.hpp"
+#include "names.hpp"
 
 #include <xsn/bus/channel_event_bus.hpp>
 #include <xsn/config.hpp>
@@ -19,14 +20,6 @@
 #include <thread>
 #include <tuple>
 #include <vector>
-
-namespace {
-
-/// `prefix` followed by `n` (built by appending: GCC 12 warns, wrongly, about `"x" + std::to_string(n)`
-/// once inlined, -Wrestrict).
-inline std::string named(std::string prefix, long long n) { return prefix.append(std::to_string(n)); }
-
-}  // namespace
 
 #if XSN_WITH_ECMASCRIPT
 TEST_CASE("orchestrator_concurrency: sends from several threads, messages between machines, readers and watchers") {
@@ -60,7 +53,7 @@ TEST_CASE("orchestrator_concurrency: sends from several threads, messages betwee
     REQUIRE_FALSE(orch.async_create("counter", "counter", boost::asio::use_future).get());
     constexpr int relays = 4, per_thread = 150;
     for (int i = 0; i < relays; ++i)
-      REQUIRE_FALSE(orch.async_create(named("r", i), "relay", boost::asio::use_future).get());
+      REQUIRE_FALSE(orch.async_create(xsn_test::named("r", i), "relay", boost::asio::use_future).get());
     std::atomic<bool> stop{false};
     std::thread reader([&] {  // reads the status cache and health while the strand writes them
       while (!stop.load()) {
@@ -72,8 +65,8 @@ TEST_CASE("orchestrator_concurrency: sends from several threads, messages betwee
     auto produce = [&](int t) {
       std::vector<std::future<std::tuple<std::error_code, xsn::send_result>>> done;
       for (int i = 0; i < per_thread; ++i)
-        done.push_back(orch.async_send(named("r", (t + i) % relays), xsn::event("pass"),
-                                       xsn::send_options{named(named("t", t) + "-", i)},
+        done.push_back(orch.async_send(xsn_test::named("r", (t + i) % relays), xsn::event("pass"),
+                                       xsn::send_options{xsn_test::named(xsn_test::named("t", t) + "-", i)},
                                        boost::asio::use_future));
       int ok = 0;
       for (auto& f : done) ok += std::get<0>(f.get()) ? 0 : 1;

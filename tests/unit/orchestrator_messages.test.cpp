@@ -3,6 +3,7 @@
 #include <xsn/orchestrator/orchestrator.hpp>
 
 #include "catch.hpp"
+#include "names.hpp"
 #include "orchestrator_fixture.hpp"
 
 #include <xsn/parse/scxml.hpp>
@@ -15,10 +16,6 @@
 #include <vector>
 
 namespace {
-
-/// `prefix` followed by `n` (built by appending: GCC 12 warns, wrongly, about `"x" + std::to_string(n)`
-/// once inlined, -Wrestrict).
-inline std::string named(std::string prefix, long long n) { return prefix.append(std::to_string(n)); }
 
 using states_t = std::vector<std::string>;
 
@@ -210,11 +207,11 @@ TEST_CASE("orchestrator_messages: outside bus messages with sender and sequence 
 
 TEST_CASE("orchestrator_messages: machines that change together are written in one store batch") {
   fixture fx;
-  for (int i = 0; i < 50; ++i) REQUIRE_FALSE(fx.create(named("c", i), "counter"));
+  for (int i = 0; i < 50; ++i) REQUIRE_FALSE(fx.create(xsn_test::named("c", i), "counter"));
   const auto before = fx.orch->health();
   int acked = 0;
   for (int i = 0; i < 50; ++i)
-    fx.orch->async_send(named("c", i), xsn::event("inc"), [&acked](std::error_code ec, const xsn::send_result&) {
+    fx.orch->async_send(xsn_test::named("c", i), xsn::event("inc"), [&acked](std::error_code ec, const xsn::send_result&) {
       if (!ec) ++acked;
     });
   fx.settle();
@@ -222,7 +219,7 @@ TEST_CASE("orchestrator_messages: machines that change together are written in o
   const auto after = fx.orch->health();
   CHECK(after.writes - before.writes == 50);
   CHECK(after.batches - before.batches == 1);
-  for (int i = 0; i < 50; i += 7) CHECK(fx.stored_n(named("c", i)) == 1);
+  for (int i = 0; i < 50; i += 7) CHECK(fx.stored_n(xsn_test::named("c", i)) == 1);
 }
 
 TEST_CASE("orchestrator_messages: a batch is bounded in entries") {
@@ -230,10 +227,10 @@ TEST_CASE("orchestrator_messages: a batch is bounded in entries") {
   o.batch_entries = 8;
   o.batches_in_flight = 1;
   fixture fx(o);
-  for (int i = 0; i < 20; ++i) REQUIRE_FALSE(fx.create(named("c", i), "counter"));
+  for (int i = 0; i < 20; ++i) REQUIRE_FALSE(fx.create(xsn_test::named("c", i), "counter"));
   const auto before = fx.orch->health();
   for (int i = 0; i < 20; ++i)
-    fx.orch->async_send(named("c", i), xsn::event("inc"), [](std::error_code, const xsn::send_result&) {});
+    fx.orch->async_send(xsn_test::named("c", i), xsn::event("inc"), [](std::error_code, const xsn::send_result&) {});
   fx.settle();
   const auto after = fx.orch->health();
   CHECK(after.writes - before.writes == 20);
