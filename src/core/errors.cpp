@@ -28,6 +28,7 @@ class runtime_category_impl final : public std::error_category {
       case errc::already_exists: return "a machine with that id already exists";
       case errc::unknown_document: return "unknown document";
       case errc::unknown_machine: return "unknown machine";
+      case errc::fenced: return "fenced: the partition's lease moved to another owner";
     }
     return "unknown xsn error";
   }

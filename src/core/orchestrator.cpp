@@ -87,6 +87,7 @@ struct orchestrator::impl : std::enable_shared_from_this<impl> {
     bool queued = false;        // in the dirty list
     bool gone = false;          // stopped or shut down: no more work
     bool retry = false;         // writing, and queued again after a compare-and-set conflict
+    bool remote_busy = false;   // an outbox message is with `options.remote`
     int attempt = 0;            // compare-and-set attempts of the current write
     std::vector<ack> acks_writing, acks_next;
     // Outbox: messages in sequence order; those up to `durable_seq` are in the store, those up
@@ -137,7 +138,13 @@ struct orchestrator::impl : std::enable_shared_from_this<impl> {
   // ---- messages ----
   bool route(session& root, const std::string& target, event ev);
   void deliver_outbox(const machine_ptr& m);
-  bool send_one(const machine_ptr& m, const outbound& out);
+  enum class sent { done, blocked, pending };
+  sent send_one(const machine_ptr& m, const outbound& out);
+  void send_remote(const machine_ptr& m, const outbound& out, std::uint64_t before);
+  void on_remote_done(const machine_ptr& m, std::uint64_t seq, std::uint64_t before, std::error_code ec);
+  void erase_sent(machine& m, std::uint64_t seq);
+  void apply_remote(const machine_ptr& m, const send_options& o, const event& ev, ack a);
+  void ack_duplicate(const machine_ptr& m, ack a);
   void apply_message(const machine_ptr& to, const std::string& sender, std::uint64_t seq, const event& ev);
   void confirm(const std::string& sender, const std::string& receiver, std::uint64_t seq);
   void schedule_publish_retry();
@@ -489,7 +496,7 @@ bool orchestrator::impl::route(session& root, const std::string& target, event e
   if (!mp || mp->gone || abandoned) return false;
   if (starts_with(target, machine_scheme)) {
     auto to = std::string_view(target).substr(machine_scheme.size());
-    if (to.empty() || (!restoring && !machines.count(std::string(to)))) return false;
+    if (to.empty() || (!restoring && !opts.remote && !machines.count(std::string(to)))) return false;
   } else if (starts_with(target, bus_scheme)) {
     if (target.size() == bus_scheme.size()) return false;
   } else {
@@ -511,7 +518,7 @@ bool orchestrator::impl::route(session& root, const std::string& target, event e
 
 // Delivers, in order, what is durable in the machine's outbox and not yet delivered.
 void orchestrator::impl::deliver_outbox(const machine_ptr& m) {
-  if (abandoned || shutting_down) return;
+  if (abandoned || shutting_down || m->remote_busy) return;
   // By sequence, not by iterator: a receiver's macrostep may append to this outbox, or confirm
   // (erase) entries of it.
   while (!m->gone) {
@@ -521,25 +528,32 @@ void orchestrator::impl::deliver_outbox(const machine_ptr& m) {
     const auto out = *it;  // a copy: delivery may change the outbox
     const auto before = m->sent_upto;
     m->sent_upto = out.seq;  // before delivery: a receiver may confirm it at once
-    if (!send_one(m, out)) {  // blocked: tried again later, in order
-      m->sent_upto = before;
-      return;
+    switch (send_one(m, out)) {
+      case sent::done: break;
+      case sent::blocked:  // tried again later, in order
+        m->sent_upto = before;
+        return;
+      case sent::pending:  // with `options.remote`: the rest waits for its answer
+        send_remote(m, out, before);
+        return;
     }
   }
 }
 
-// One outbox message: false when it must wait (a full bus subscriber).
-bool orchestrator::impl::send_one(const machine_ptr& m, const outbound& out) {
+// One outbox message: `blocked` when it must wait (a full bus subscriber), `pending` when it is
+// for `options.remote`.
+orchestrator::impl::sent orchestrator::impl::send_one(const machine_ptr& m, const outbound& out) {
   if (starts_with(out.target, machine_scheme)) {
     const auto to = out.target.substr(machine_scheme.size());
     auto it = machines.find(to);
     if (it == machines.end()) {
+      if (opts.remote) return sent::pending;
       note_unroutable(out.target, out.ev.name);
       confirm(m->id, to, out.seq);  // nobody to apply it: drop it
-      return true;
+      return sent::done;
     }
     apply_message(it->second, m->id, out.seq, out.ev);
-    return true;
+    return sent::done;
   }
   bus_message msg(out.target.substr(bus_scheme.size()), out.ev);
   msg.sender = m->id;
@@ -549,7 +563,7 @@ bool orchestrator::impl::send_one(const machine_ptr& m, const outbound& out) {
     if (std::find(publish_blocked.begin(), publish_blocked.end(), m->id) == publish_blocked.end())
       publish_blocked.push_back(m->id);
     schedule_publish_retry();
-    return false;
+    return sent::blocked;
   }
   if (ec) {
     {
@@ -562,13 +576,47 @@ bool orchestrator::impl::send_one(const machine_ptr& m, const outbound& out) {
   }
   // Published (or never will be): the bus has it now. A crash before the sender's next write
   // publishes it again, with the same (sender, sequence), for the consumer to drop.
-  auto pos = std::find_if(m->outbox.begin(), m->outbox.end(), [&](const outbound& o) { return o.seq == out.seq; });
-  if (pos != m->outbox.end()) {
-    m->outbox.erase(pos);
+  erase_sent(*m, out.seq);
+  return sent::done;
+}
+
+void orchestrator::impl::erase_sent(machine& m, std::uint64_t seq) {
+  auto pos = std::find_if(m.outbox.begin(), m.outbox.end(), [&](const outbound& o) { return o.seq == seq; });
+  if (pos != m.outbox.end()) {
+    m.outbox.erase(pos);
     --outbox_total;
-    sync_outbox(*m);
+    sync_outbox(m);
   }
-  return true;
+}
+
+// Hands one message to `options.remote`; the sender's later messages wait for its answer.
+void orchestrator::impl::send_remote(const machine_ptr& m, const outbound& out, std::uint64_t before) {
+  m->remote_busy = true;
+  remote_message msg{m->id, out.seq, out.target.substr(machine_scheme.size()), out.ev};
+  auto done = [w = weak_from_this(), m, seq = out.seq, before](std::error_code ec) {
+    auto self = w.lock();
+    if (!self) return;
+    boost::asio::post(self->strand, [self, m, seq, before, ec] { self->on_remote_done(m, seq, before, ec); });
+  };
+  opts.remote(std::move(msg), std::move(done));
+}
+
+void orchestrator::impl::on_remote_done(const machine_ptr& m, std::uint64_t seq, std::uint64_t before,
+                                        std::error_code ec) {
+  m->remote_busy = false;
+  if (m->gone || abandoned) return;
+  if (ec) {  // still in the outbox (and stored): tried again after `publish_retry`, in order
+    m->sent_upto = before;
+    log->debug("remote send failed machine={} seq={} error={}", detail::field(m->id), seq, detail::field(ec.message()));
+    if (std::find(publish_blocked.begin(), publish_blocked.end(), m->id) == publish_blocked.end())
+      publish_blocked.push_back(m->id);
+    schedule_publish_retry();
+    return;
+  }
+  // The receiving side has it durably and applies it once: the sender may drop it. Not written
+  // now: until the sender's next write a restore sends it again, and the receiver drops it.
+  erase_sent(*m, seq);
+  deliver_outbox(m);
 }
 
 void orchestrator::impl::apply_message(const machine_ptr& to, const std::string& sender, std::uint64_t seq,
@@ -625,6 +673,11 @@ void orchestrator::impl::schedule_publish_retry() {
 
 std::string orchestrator::impl::stored_text(machine& m) {
   json::object o{{"document", m.document}, {"snapshot", m.s->snapshot()}};
+  {  // the active atomic states, for readers that do not load the document (xsn serve's GET)
+    json::array states;
+    for (auto& st : m.s->active_atomic_states()) states.emplace_back(st);
+    o["states"] = std::move(states);
+  }
   if (m.next_seq > 1) o["seq"] = m.next_seq;
   if (!m.outbox.empty()) {
     json::array ob;
@@ -1042,6 +1095,34 @@ void orchestrator::do_create(std::string id, std::string document, boost::asio::
   });
 }
 
+// A repeat: acknowledged once what the first one did is written, and never applied again.
+void orchestrator::impl::ack_duplicate(const machine_ptr& m, ack a) {
+  a.result = result_of(*m, false, true);
+  count(&orchestrator_health::duplicates);
+  if (m->writing || m->dirty) {
+    m->acks_next.push_back(std::move(a));
+    if (!m->writing) mark_dirty(m);
+  } else {
+    std::vector<ack> one;
+    one.push_back(std::move(a));
+    finish_acks(std::move(one), {});
+  }
+}
+
+// A machine message from another orchestrator: applied once per (sender, sequence), remembered in
+// the receiver's stored inbox, acknowledged once the write carrying it succeeded.
+void orchestrator::impl::apply_remote(const machine_ptr& m, const send_options& o, const event& ev, ack a) {
+  auto& last = m->applied[o.sender];
+  if (o.sequence <= last) return ack_duplicate(m, std::move(a));
+  if (!m->s->running()) {
+    return complete(std::move(std::get<send_handler>(a.h)), std::error_code(errc::not_running), send_result{});
+  }
+  last = o.sequence;
+  const bool transitioned = process(m, ev);
+  a.result = result_of(*m, transitioned, false);
+  persist(m, std::move(a));
+}
+
 void orchestrator::do_send(std::string id, event ev, send_options opts,
                            boost::asio::any_completion_handler<send_signature> h) {
   boost::asio::post(impl_->strand, [self = impl_, id = std::move(id), ev = std::move(ev), opts = std::move(opts),
@@ -1052,20 +1133,9 @@ void orchestrator::do_send(std::string id, event ev, send_options opts,
       return self->complete(std::move(h), std::error_code(errc::unknown_machine), send_result{});
     auto m = it->second;
     impl::ack a{send_handler(std::move(h)), {}};
-    if (!opts.idempotency_key.empty() && self->opts.idempotency_keys > 0 && m->key_set.count(opts.idempotency_key)) {
-      // A repeat: acknowledged once what the first one did is written, and never applied again.
-      a.result = self->result_of(*m, false, true);
-      self->count(&orchestrator_health::duplicates);
-      if (m->writing || m->dirty) {
-        m->acks_next.push_back(std::move(a));
-        if (!m->writing) self->mark_dirty(m);
-      } else {
-        std::vector<impl::ack> one;
-        one.push_back(std::move(a));
-        self->finish_acks(std::move(one), {});
-      }
-      return;
-    }
+    if (!opts.sender.empty() && opts.sequence != 0) return self->apply_remote(m, opts, ev, std::move(a));
+    if (!opts.idempotency_key.empty() && self->opts.idempotency_keys > 0 && m->key_set.count(opts.idempotency_key))
+      return self->ack_duplicate(m, std::move(a));
     if (!m->s->running()) {
       return self->complete(std::move(std::get<send_handler>(a.h)), std::error_code(errc::not_running), send_result{});
     }

@@ -30,6 +30,18 @@ namespace xsn {
 
 class circuit_breaker;
 
+/// A machine message (`xsn:ID`) to a machine this orchestrator does not hold, handed to
+/// `orchestrator_options::remote` (e.g. to another process through a stream).
+struct remote_message {
+  std::string sender;           ///< The sending machine's id.
+  std::uint64_t sequence = 0;   ///< Its sequence number: per sender, increasing, never reused.
+  std::string to;               ///< The receiving machine's id.
+  event ev;                     ///< The event.
+};
+
+/// Called once when a `remote_message` has been handed over durably (or could not be).
+using remote_done = std::function<void(std::error_code)>;
+
 /// How an orchestrator names, persists and runs its machines.
 struct orchestrator_options {
   /// A machine `id` listens on bus address `address_prefix + id`: the orchestrator subscribes
@@ -63,6 +75,12 @@ struct orchestrator_options {
   /// A bus message of an outbox that found the subscriber's queue full is tried again after this
   /// long (through the clock); messages after it to the bus wait behind it (they keep their order).
   clock::duration publish_retry = std::chrono::milliseconds(10);
+  /// Machine messages to ids this orchestrator does not hold: when set, they go here instead of
+  /// being refused (`error.communication`). A message leaves the sender's outbox once `done`
+  /// reported success; an error tries it again after `publish_retry`. At most one call per sender
+  /// is outstanding, so each sender's messages go out in order. The receiving side applies them
+  /// once each through `async_send` with `send_options::sender` and `sequence`.
+  std::function<void(remote_message, remote_done done)> remote;
 };
 
 /// How the machines of one document run: what a standalone session of it would get.
@@ -98,6 +116,11 @@ struct send_options {
   /// A repeat of a key the machine remembers (see `orchestrator_options::idempotency_keys`) is
   /// acknowledged without being applied; empty: no key.
   std::string idempotency_key;
+  /// A machine message from another orchestrator (see `orchestrator_options::remote`): applied
+  /// at most once per (`sender`, `sequence`) through the receiver's stored inbox; a repeat, or
+  /// an older sequence, completes with `duplicate`. Empty: an outside send.
+  std::string sender;
+  std::uint64_t sequence = 0;  ///< With `sender`: the message's sequence number (from 1).
 };
 
 /// One machine's persisted change, as `watch_changes` reports it.

@@ -27,6 +27,8 @@ enum class errc {
   already_exists,     ///< A machine with that id already exists.
   unknown_document,   ///< No document was added under that name.
   unknown_machine,    ///< No machine has that id.
+  // distributed
+  fenced,             ///< A write was refused: the partition's lease (fencing epoch) moved on.
 };
 
 /// The category of `xsn::errc`.

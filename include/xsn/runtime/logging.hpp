@@ -9,6 +9,7 @@
 /// | `xsn.store`        | `memory_state_store`                               |
 /// | `xsn.breaker`      | every `circuit_breaker` (transitions in the base)  |
 /// | `xsn.orchestrator` | `orchestrator`                                     |
+/// | `xsn.node`         | an `xsn serve` node (partitions, leases, streams)  |
 ///
 /// A component takes the logger registered under its name in spdlog's registry *when it is
 /// constructed*; when none is registered it is silent (a check costs one relaxed atomic load).

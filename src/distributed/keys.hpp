@@ -1,0 +1,51 @@
+#pragma once
+// Part of xsn_distributed (private): where a machine lives in Redis. Every key of a partition
+// carries the hash tag `{<prefix><partition>}`, so one script touches one Redis Cluster slot.
+//
+//   {P<n>}:lease   "<owner> <epoch>" with a TTL: who runs partition n (fencing token)
+//   {P<n>}:epoch   the partition's epoch counter (only grows)
+//   {P<n>}:in      the partition's inbox stream (consumer group `xsn`)
+//   {P<n>}:ver     the partition's store version counter
+//   {P<n>}:ids     the ids of its stored machines (sorted set, for restore)
+//   {P<n>}:m:<id>  a machine's record: hash {v: orchestrator record (JSON), ver: version}
+//   P nodes        the members: sorted set owner -> heartbeat expiry (Redis time, ms)
+//   P nodeinfo     owner -> JSON {node, http, started}
+//   P reply:<who>  pub/sub channel of the answers to <who>'s requests
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace xsn::distributed {
+
+/// The partition of machine `id`: FNV-1a (64 bit) of its bytes, modulo `partitions`. Stable
+/// across processes, builds and platforms (a deployment's partition count is fixed).
+inline unsigned partition_of(std::string_view id, unsigned partitions) noexcept {
+  std::uint64_t h = 14695981039346656037ull;
+  for (unsigned char c : id) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return static_cast<unsigned>(h % partitions);
+}
+
+/// Key names under one prefix.
+struct keyspace {
+  std::string prefix = "xsn:";
+
+  std::string tag(unsigned p) const { return "{" + prefix + std::to_string(p) + "}"; }
+  std::string lease(unsigned p) const { return tag(p) + ":lease"; }
+  std::string epoch(unsigned p) const { return tag(p) + ":epoch"; }
+  std::string stream(unsigned p) const { return tag(p) + ":in"; }
+  std::string version(unsigned p) const { return tag(p) + ":ver"; }
+  std::string ids(unsigned p) const { return tag(p) + ":ids"; }
+  std::string machine_prefix(unsigned p) const { return tag(p) + ":m:"; }
+  std::string nodes() const { return prefix + "nodes"; }
+  std::string nodeinfo() const { return prefix + "nodeinfo"; }
+  std::string config() const { return prefix + "config"; }
+  std::string reply_channel(std::string_view who) const { return prefix + "reply:" + std::string(who); }
+};
+
+/// The consumer group every node reads partition streams with.
+inline constexpr std::string_view stream_group = "xsn";
+
+}  // namespace xsn::distributed

@@ -1,0 +1,896 @@
+// The `xsn serve` node: partitions under fenced leases, inbox streams, membership, answers.
+//
+// Life of an outside event (POST /machines/X/events on any node):
+//   1. the receiving node adds {op: event, to: X, event, key, reply} to X's partition stream
+//      (the node script's `xadd`, refused when the stream is at capacity) and waits;
+//   2. the partition's owner reads it (XREADGROUP, consumer group `xsn`), applies it through its
+//      orchestrator with the idempotency key (a key seen before is not applied again),
+//      persists the machine with a write fenced by the lease epoch, then
+//   3. acknowledges and deletes the entry (XACK + XDEL) and publishes the answer on the
+//      receiving node's reply channel.
+// A crash between 2 and 3 leaves the entry pending: the next owner claims it (XAUTOCLAIM)
+// and the stored key makes its effect happen once. Machine-to-machine messages go the same way
+// with (sender, sequence) instead of a key (orchestrator_options::remote).
+#include "node.hpp"
+
+#include "fenced_store.hpp"
+#include "keys.hpp"
+#include "metrics.hpp"
+#include "wall_clock.hpp"
+
+#include <xsn/bus/channel_event_bus.hpp>
+#include <xsn/orchestrator/orchestrator.hpp>
+#include <xsn/resilience/simple_circuit_breaker.hpp>
+#include <xsn/store/memory_state_store.hpp>
+#include "logging_detail.hpp"
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/json.hpp>
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <map>
+#include <random>
+#include <unordered_map>
+
+namespace xsn::distributed {
+
+namespace json = boost::json;
+using steady = std::chrono::steady_clock;
+using strand_type = advanced::detail::strand_type;
+
+namespace {
+
+std::string random_hex(std::size_t n) {
+  static const char* digits = "0123456789abcdef";
+  std::random_device rd;
+  std::string s;
+  for (std::size_t i = 0; i < n; ++i) s += digits[rd() % 16];
+  return s;
+}
+
+/// One stream entry: its id and fields.
+struct stream_entry {
+  std::string id;
+  std::unordered_map<std::string, std::string> fields;
+  const std::string& operator[](const std::string& k) const {
+    static const std::string none;
+    auto it = fields.find(k);
+    return it == fields.end() ? none : it->second;
+  }
+};
+
+/// Reads `[[id, [field, value, ...]], ...]`.
+void read_entries(const redisReply* list, std::vector<stream_entry>& out) {
+  if (!is_array(list)) return;
+  for (std::size_t i = 0; i < list->elements; ++i) {
+    const auto* e = list->element[i];
+    if (!is_array(e) || e->elements != 2) continue;
+    stream_entry se;
+    se.id = std::string(str(e->element[0]));
+    const auto* f = e->element[1];
+    if (is_array(f))
+      for (std::size_t j = 0; j + 1 < f->elements; j += 2)
+        se.fields.emplace(std::string(str(f->element[j])), std::string(str(f->element[j + 1])));
+    out.push_back(std::move(se));
+  }
+}
+
+json::value error_body(std::string_view message) { return json::object{{"error", message}}; }
+
+}  // namespace
+
+struct node::impl : std::enable_shared_from_this<impl> {
+  /// A partition this node holds (or is taking or giving up).
+  struct partition {
+    unsigned index = 0;
+    std::uint64_t epoch = 0;
+    std::string fence;  // "<owner> <epoch>"
+    enum class phase { starting, running, leaving } ph = phase::starting;
+    bool alive = true;  // false once dropped or handed over: late callbacks do nothing
+    steady::time_point valid_until;
+    std::shared_ptr<fenced_store> store;  // before `orch`: outlives it
+    std::unique_ptr<orchestrator> orch;
+    std::shared_ptr<node_link> reader;  // blocking reads of the stream
+    bool reading = false;
+    std::size_t inflight = 0;
+    std::vector<std::string> acks;  // entries to acknowledge and delete
+    bool ack_posted = false;
+  };
+  using partition_ptr = std::shared_ptr<partition>;
+
+  /// An HTTP call waiting for the owner's answer.
+  struct request {
+    reply_handler h;
+    std::unique_ptr<boost::asio::steady_timer> timer;
+    steady::time_point started;
+  };
+
+  impl(boost::asio::io_context& io, node_options o)
+      : io(io), strand(boost::asio::make_strand(io.get_executor())), clk(io.get_executor()), opts(std::move(o)),
+        ks{opts.prefix}, bus(io.get_executor(), clk), breaker(clk, breaker_options()),
+        log(detail::component_logger("xsn.node")) {
+    if (opts.node_id.empty()) opts.node_id = "node-" + random_hex(6);
+    owner = opts.node_id + "#" + random_hex(8);
+    slots.resize(opts.partitions);
+    m_events = &registry.add_counter("xsn_events_total", "Events applied by this node's partitions.");
+    m_acks = &registry.add_counter("xsn_acknowledgements_total", "Stream entries applied, persisted and acknowledged.");
+    m_ack_latency = &registry.add_histogram("xsn_ack_latency_seconds",
+                                            "From an HTTP call to the owner's answer (persisted), seconds.");
+    m_partitions = &registry.add_gauge("xsn_partitions_held", "Partitions this node runs.");
+    m_lag = &registry.add_gauge("xsn_stream_lag", "Entries waiting in the streams of the partitions held.");
+    m_store_errors = &registry.add_counter("xsn_store_errors_total", "Store writes that failed (not fenced).");
+    m_fenced = &registry.add_counter("xsn_fenced_writes_total", "Writes refused because the lease moved on.");
+    m_breaker = &registry.add_gauge("xsn_store_breaker_open", "1 while the store circuit breaker is not closed.");
+    m_timeouts = &registry.add_counter("xsn_request_timeouts_total", "HTTP calls answered 504.");
+    m_failovers = &registry.add_counter("xsn_partitions_taken_total", "Partitions this node took over.");
+    m_dropped = &registry.add_counter("xsn_partitions_dropped_total", "Partitions stopped because the lease was lost.");
+  }
+
+  static simple_breaker_options breaker_options() {
+    simple_breaker_options b;
+    b.failure_threshold = 5;
+    b.open_duration = std::chrono::seconds(1);
+    b.name = "store";
+    return b;
+  }
+
+  boost::asio::io_context& io;
+  strand_type strand;
+  wall_clock clk;
+  node_options opts;
+  keyspace ks;
+  std::string owner;
+  channel_event_bus bus;
+  simple_circuit_breaker breaker;
+  std::shared_ptr<spdlog::logger> log;
+  std::map<std::string, std::shared_ptr<const statechart>> documents;
+
+  std::shared_ptr<node_link> cmd, sub;
+  boost::asio::steady_timer tick_timer{strand};
+  bool started = false, stopping = false, joined = false, redis_up = false, sub_up = false;
+  std::vector<std::string> members;  // live owners, sorted
+  std::vector<partition_ptr> slots;  // by partition index; null: not held
+  std::vector<bool> acquiring;
+  std::uint64_t next_request = 1;
+  std::unordered_map<std::uint64_t, request> requests;
+  std::function<void()> stop_done;
+  std::size_t leaving = 0;
+
+  metrics_registry registry;
+  counter *m_events, *m_acks, *m_store_errors, *m_fenced, *m_timeouts, *m_failovers, *m_dropped;
+  histogram* m_ack_latency;
+  gauge *m_partitions, *m_lag, *m_breaker;
+
+  // ---- lifecycle ----
+  void start();
+  void tick();
+  void on_members(const redisReply* r);
+  void rebalance();
+  void renew(const partition_ptr& p);
+  void acquire(unsigned index);
+  void take(unsigned index, std::uint64_t epoch);
+  void begin_reading(const partition_ptr& p);
+  void claim(const partition_ptr& p, std::string cursor);
+  void read(const partition_ptr& p);
+  void handover(const partition_ptr& p, std::function<void()> then = {});
+  void drop(const partition_ptr& p, std::string_view why);
+  void stop(std::function<void()> done);
+  void finish_stop();
+
+  // ---- entries ----
+  void apply(const partition_ptr& p, stream_entry e);
+  void finish_entry(const partition_ptr& p, const stream_entry& e, bool acknowledge, unsigned status, json::value body);
+  void flush_acks(const partition_ptr& p);
+  void answer(const std::string& reply_to, unsigned status, json::value body);
+  bool store_trouble(const partition_ptr& p, std::error_code ec);
+
+  // ---- requests ----
+  void submit(unsigned partition, std::vector<std::string> fields, reply_handler h);
+  void on_reply(std::string_view payload);
+  void remote(remote_message msg, remote_done done);
+
+  partition_ptr held(unsigned i) const { return i < slots.size() ? slots[i] : nullptr; }
+  std::size_t held_count() const {
+    return static_cast<std::size_t>(std::count_if(slots.begin(), slots.end(), [](const partition_ptr& p) { return p != nullptr; }));
+  }
+};
+
+// ============================ lifecycle ============================
+
+void node::impl::start() {
+  started = true;
+  acquiring.assign(opts.partitions, false);
+  std::weak_ptr<impl> weak = weak_from_this();
+  cmd = node_link::commands(strand, opts.redis, [weak](bool up, const std::string& why) {
+    auto self = weak.lock();
+    if (!self) return;
+    self->redis_up = up;
+    if (!up) self->log->warn("redis unreachable: {}", why);
+    else self->log->info("redis connected {}:{}", self->opts.redis.host, self->opts.redis.port);
+  });
+  sub = node_link::subscriber(
+      strand, opts.redis, ks.reply_channel(owner),
+      [weak](std::string_view payload) {
+        if (auto self = weak.lock()) self->on_reply(payload);
+      },
+      [weak](bool up, const std::string&) {
+        if (auto self = weak.lock()) self->sub_up = up;
+      });
+  // The partition count is fixed for a deployment: the first node records it.
+  cmd->command({"SET", ks.config(), std::to_string(opts.partitions), "NX"}, [](std::error_code, const redisReply*) {});
+  cmd->command({"GET", ks.config()}, [weak](std::error_code ec, const redisReply* r) {
+    auto self = weak.lock();
+    if (!self || ec || !r || r->type != REDIS_REPLY_STRING) return;
+    if (str(r) != std::to_string(self->opts.partitions))
+      self->log->error("partition count mismatch: this node has {}, the deployment {} (keys {}): fix the config",
+                       self->opts.partitions, str(r), self->ks.config());
+  });
+  log->info("node starting owner={} partitions={} lease_ms={}", owner, opts.partitions, opts.lease.count());
+  tick();
+}
+
+// Every third of the lease: membership heartbeat, lease renewals, rebalancing, expiry check.
+void node::impl::tick() {
+  if (stopping) return;
+  const auto now = steady::now();
+  for (auto& p : slots) {
+    // Not renewed in time (Redis unreachable): stop before another node may take it.
+    if (p && p->ph != partition::phase::leaving && now + opts.lease / 3 >= p->valid_until) drop(p, "lease not renewed in time");
+  }
+  json::object info{{"node", opts.node_id}, {"http", opts.http_address}};
+  cmd->script({ks.nodes(), ks.nodeinfo()},
+              {"members", owner, std::to_string(opts.lease.count()), json::serialize(info)},
+              [self = shared_from_this()](std::error_code ec, const redisReply* r) {
+                if (self->stopping) return;
+                if (ec || is_error(r) || !is_array(r)) {
+                  if (self->joined) self->log->warn("membership heartbeat failed: {}", ec ? ec.message() : std::string(str(r)));
+                  self->joined = false;
+                  return;
+                }
+                self->on_members(r);
+              });
+  for (auto& p : slots)
+    if (p && p->ph != partition::phase::leaving) renew(p);
+  tick_timer.expires_after(opts.lease / 3);
+  tick_timer.async_wait([w = weak_from_this()](boost::system::error_code ec) {
+    if (ec) return;
+    if (auto self = w.lock()) self->tick();
+  });
+  m_breaker->set(breaker.state() == breaker_state::closed ? 0 : 1);
+}
+
+void node::impl::on_members(const redisReply* r) {
+  std::vector<std::string> live;
+  for (std::size_t i = 1; i < r->elements; ++i) live.emplace_back(str(r->element[i]));
+  std::sort(live.begin(), live.end());
+  if (!joined) log->info("joined membership nodes={}", live.size());
+  if (live != members) log->info("membership changed nodes={}", live.size());
+  joined = true;
+  members = std::move(live);
+  rebalance();
+}
+
+// Partition p belongs to members[p % N] (N live members, sorted): each holds P/N, plus or minus one.
+void node::impl::rebalance() {
+  if (members.empty() || stopping) return;
+  const auto n = members.size();
+  for (unsigned i = 0; i < opts.partitions; ++i) {
+    const bool mine = members[i % n] == owner;
+    auto p = slots[i];
+    if (mine && !p && !acquiring[i]) acquire(i);
+    if (!mine && p && p->ph == partition::phase::running) handover(p);
+  }
+}
+
+void node::impl::renew(const partition_ptr& p) {
+  const auto sent = steady::now();
+  cmd->script({ks.lease(p->index)}, {"renew", p->fence, std::to_string(opts.lease.count())},
+              [self = shared_from_this(), p, sent](std::error_code ec, const redisReply* r) {
+                if (!p->alive || ec || is_error(r)) return;  // not renewed: the expiry check decides
+                if (to_int(r).value_or(0) == 1) {
+                  p->valid_until = sent + self->opts.lease;
+                } else {
+                  self->drop(p, "lease lost");
+                }
+              });
+}
+
+void node::impl::acquire(unsigned index) {
+  acquiring[index] = true;
+  const auto sent = steady::now();
+  cmd->script({ks.lease(index), ks.epoch(index)}, {"acquire", owner, std::to_string(opts.lease.count())},
+              [self = shared_from_this(), index, sent](std::error_code ec, const redisReply* r) {
+                self->acquiring[index] = false;
+                if (self->stopping || ec || !is_array(r) || r->elements < 2) return;
+                if (to_int(r->element[0]).value_or(0) != 1) return;  // held by another: later
+                const auto epoch = static_cast<std::uint64_t>(to_int(r->element[1]).value_or(0));
+                self->take(index, epoch);
+                if (auto p = self->held(index)) p->valid_until = sent + self->opts.lease;
+              });
+}
+
+// The lease is ours with `epoch`: restore the partition's machines, then read its stream.
+void node::impl::take(unsigned index, std::uint64_t epoch) {
+  auto p = std::make_shared<partition>();
+  p->index = index;
+  p->epoch = epoch;
+  p->fence = owner + " " + std::to_string(epoch);
+  std::weak_ptr<impl> weak = weak_from_this();
+  std::weak_ptr<partition> wp = p;
+  p->store = std::make_shared<fenced_store>(strand, cmd, ks, index, p->fence, [weak, wp] {
+    auto self = weak.lock();
+    if (!self) return;
+    boost::asio::post(self->strand, [self, wp] {
+      if (auto lost = wp.lock(); lost && lost->alive) self->drop(lost, "fenced: the lease moved on");
+    });
+  });
+  orchestrator_options oo;
+  oo.key_prefix = ks.machine_prefix(index);
+  oo.address_prefix = "p" + std::to_string(index) + "/";
+  oo.store_breaker = &breaker;
+  oo.remote = [weak](remote_message msg, remote_done done) {
+    auto self = weak.lock();
+    if (!self) return done(make_error_code(std::errc::operation_canceled));
+    self->remote(std::move(msg), std::move(done));
+  };
+  p->orch = std::make_unique<orchestrator>(strand, clk, bus, *p->store, std::move(oo));
+  for (const auto& [name, chart] : documents) (void)p->orch->add_document(name, chart);
+  slots[index] = p;
+  m_failovers->inc();
+  m_partitions->set(static_cast<double>(held_count()));
+  log->info("partition taken partition={} epoch={}", index, epoch);
+  // The group reads from the stream's start, so nothing added before it existed is missed.
+  cmd->command({"XGROUP", "CREATE", ks.stream(index), std::string(stream_group), "0", "MKSTREAM"},
+               [](std::error_code, const redisReply*) {});  // BUSYGROUP: it exists
+  p->orch->async_restore([self = shared_from_this(), p](std::error_code ec, std::size_t n) {
+    boost::asio::post(self->strand, [self, p, ec, n] {
+      if (!p->alive) return;
+      if (ec) return self->drop(p, "restore failed: " + ec.message());
+      self->log->info("partition restored partition={} machines={}", p->index, n);
+      p->ph = partition::phase::running;
+      self->begin_reading(p);
+    });
+  });
+}
+
+// Entries of earlier owners still pending (taken, perhaps applied, not acknowledged) first.
+void node::impl::begin_reading(const partition_ptr& p) {
+  std::weak_ptr<impl> weak = weak_from_this();
+  p->reader = node_link::commands(strand, opts.redis);
+  claim(p, "0-0");
+}
+
+void node::impl::claim(const partition_ptr& p, std::string cursor) {
+  cmd->command({"XAUTOCLAIM", ks.stream(p->index), std::string(stream_group), owner, "0", cursor, "COUNT",
+                std::to_string(opts.read_batch)},
+               [self = shared_from_this(), p](std::error_code ec, const redisReply* r) {
+                 if (!p->alive || p->ph != partition::phase::running) return;
+                 if (ec || !is_array(r) || r->elements < 2) {
+                   // The group may not exist yet (Redis restarted empty) or Redis is away: try again.
+                   self->cmd->command({"XGROUP", "CREATE", self->ks.stream(p->index), std::string(stream_group), "0",
+                                       "MKSTREAM"},
+                                      [self, p](std::error_code, const redisReply*) { self->claim(p, "0-0"); });
+                   return;
+                 }
+                 std::vector<stream_entry> entries;
+                 read_entries(r->element[1], entries);
+                 const std::string next(str(r->element[0]));
+                 for (auto& e : entries) self->apply(p, std::move(e));
+                 if (next == "0-0" || entries.empty()) return self->read(p);
+                 self->claim(p, next);
+               });
+}
+
+// New entries: a blocking read on the partition's own connection, one at a time.
+void node::impl::read(const partition_ptr& p) {
+  if (!p->alive || p->ph != partition::phase::running || p->reading) return;
+  if (p->inflight >= opts.max_inflight) return;  // resumed as entries finish
+  p->reading = true;
+  const auto block = std::max<std::int64_t>(100, opts.lease.count() / 2);
+  p->reader->command(
+      {"XREADGROUP", "GROUP", std::string(stream_group), owner, "COUNT", std::to_string(opts.read_batch), "BLOCK",
+       std::to_string(block), "STREAMS", ks.stream(p->index), ">"},
+      [self = shared_from_this(), p](std::error_code ec, const redisReply* r) {
+        p->reading = false;
+        if (!p->alive || p->ph != partition::phase::running) return;
+        if (ec || is_error(r)) {
+          // NOGROUP after a Redis restart without data, or a broken connection: claim again
+          // (it recreates the group), after a pause so a down Redis is not hammered.
+          auto t = std::make_shared<boost::asio::steady_timer>(self->strand, std::chrono::milliseconds(100));
+          t->async_wait([self, p, t](boost::system::error_code) {
+            if (p->alive && p->ph == partition::phase::running) self->claim(p, "0-0");
+          });
+          return;
+        }
+        std::vector<stream_entry> entries;
+        if (is_array(r))
+          for (std::size_t i = 0; i < r->elements; ++i)
+            if (is_array(r->element[i]) && r->element[i]->elements == 2) read_entries(r->element[i]->element[1], entries);
+        for (auto& e : entries) self->apply(p, std::move(e));
+        self->read(p);
+      },
+      std::chrono::milliseconds(block) + opts.redis.command_timeout);
+}
+
+// Flushes the partition (its orchestrator persists every machine), then releases the lease so the
+// next owner takes it at once instead of after the TTL.
+void node::impl::handover(const partition_ptr& p, std::function<void()> then) {
+  p->ph = partition::phase::leaving;
+  log->info("partition handover partition={}", p->index);
+  if (p->reader) p->reader->close();
+  p->orch->async_shutdown(std::chrono::seconds(1), [self = shared_from_this(), p, then = std::move(then)](std::error_code) mutable {
+    boost::asio::post(self->strand, [self, p, then = std::move(then)]() mutable {
+      self->flush_acks(p);
+      self->cmd->script({self->ks.lease(p->index)}, {"release", p->fence},
+                        [self, p, then = std::move(then)](std::error_code, const redisReply*) {
+                          p->alive = false;
+                          if (self->slots[p->index] == p) self->slots[p->index] = nullptr;
+                          self->m_partitions->set(static_cast<double>(self->held_count()));
+                          self->log->info("partition released partition={}", p->index);
+                          if (then) then();
+                        });
+    });
+  });
+}
+
+// The lease is lost (fenced, not renewed in time, a failed write): stop at once, write nothing.
+void node::impl::drop(const partition_ptr& p, std::string_view why) {
+  if (!p->alive) return;
+  p->alive = false;
+  if (slots[p->index] == p) slots[p->index] = nullptr;
+  if (p->reader) p->reader->close();
+  log->warn("partition dropped partition={} epoch={} reason={}", p->index, p->epoch, why);
+  m_dropped->inc();
+  m_partitions->set(static_cast<double>(held_count()));
+  // Destroyed from a handler of its own: after this one returns.
+  boost::asio::post(strand, [p] { p->orch.reset(); });
+}
+
+void node::impl::stop(std::function<void()> done) {
+  if (stopping) return;
+  stopping = true;
+  stop_done = std::move(done);
+  tick_timer.cancel();
+  log->info("node stopping: handing over {} partitions", held_count());
+  leaving = 1;
+  for (auto& p : slots) {
+    if (!p) continue;
+    if (p->ph == partition::phase::leaving) continue;
+    ++leaving;
+    handover(p, [self = shared_from_this()] {
+      if (--self->leaving == 0) self->finish_stop();
+    });
+  }
+  if (--leaving == 0) finish_stop();
+}
+
+void node::impl::finish_stop() {
+  cmd->script({ks.nodes(), ks.nodeinfo()}, {"leave", owner}, [self = shared_from_this()](std::error_code, const redisReply*) {
+    for (auto& [id, rq] : self->requests) {
+      rq.timer->cancel();
+      rq.h(reply{503, error_body("node shutting down")});
+    }
+    self->requests.clear();
+    for (auto& p : self->slots)
+      if (p) self->drop(p, "node stopped");
+    self->cmd->close();
+    self->sub->close();
+    self->log->info("node stopped");
+    if (self->stop_done) boost::asio::post(self->strand, std::move(self->stop_done));
+  });
+}
+
+// ============================ entries ============================
+
+bool node::impl::store_trouble(const partition_ptr& p, std::error_code ec) {
+  if (ec == errc::fenced) {
+    m_fenced->inc();
+    drop(p, "fenced");
+    return true;
+  }
+  if (ec == errc::store_unavailable || ec == std::errc::timed_out || ec == errc::circuit_open ||
+      ec == errc::version_conflict || ec == errc::store_full) {
+    // The machine may be ahead of what is stored: start the partition again from Redis (its
+    // entries stay pending; their keys and sequences keep their effect to one).
+    m_store_errors->inc();
+    drop(p, "store write failed: " + ec.message());
+    return true;
+  }
+  return false;
+}
+
+void node::impl::apply(const partition_ptr& p, stream_entry e) {
+  ++p->inflight;
+  const auto op = e["op"];
+  const auto to = e["to"];
+  auto self = shared_from_this();
+  auto finish = [self, p, e](bool ack, unsigned status, json::value body) {
+    boost::asio::post(self->strand, [self, p, e, ack, status, body = std::move(body)]() mutable {
+      --p->inflight;
+      self->finish_entry(p, e, ack, status, std::move(body));
+      self->read(p);
+    });
+  };
+  if (op == "event" || op == "msg") {
+    event ev;
+    boost::system::error_code jec;
+    auto ej = json::parse(e["event"], jec);
+    if (jec || !ej.is_object() || !ej.as_object().if_contains("name") || !ej.at("name").is_string())
+      return finish(true, 400, error_body("malformed event in stream entry " + e.id));
+    ev.name = std::string(ej.at("name").as_string());
+    if (const auto* d = ej.as_object().if_contains("data")) ev.data = *d;
+    send_options so;
+    if (op == "msg") {
+      so.sender = e["sender"];
+      so.sequence = std::strtoull(e["seq"].c_str(), nullptr, 10);
+      if (so.sender.empty() || so.sequence == 0) return finish(true, 400, error_body("malformed message " + e.id));
+    } else {
+      so.idempotency_key = e["key"];
+    }
+    m_events->inc();
+    p->orch->async_send(to, std::move(ev), std::move(so),
+                        [self, p, finish, to](std::error_code ec, send_result r) {
+                          if (!ec) {
+                            json::array states;
+                            for (auto& s : r.states) states.emplace_back(s);
+                            return finish(true, 200,
+                                          json::object{{"id", to}, {"status", to_string(r.status)},
+                                                       {"configuration", std::move(states)},
+                                                       {"transitioned", r.transitioned}, {"duplicate", r.duplicate}});
+                          }
+                          if (ec == errc::unknown_machine) return finish(true, 404, error_body("unknown machine " + to));
+                          if (ec == errc::not_running && p->alive && p->ph == partition::phase::running)
+                            return finish(true, 409, error_body("machine " + to + " is not running"));
+                          finish(false, 0, {});  // pending: the next run of the partition applies it
+                          boost::asio::post(self->strand, [self, p, ec] { self->store_trouble(p, ec); });
+                        });
+    return;
+  }
+  if (op == "create") {
+    p->orch->async_create(to, e["document"], [self, p, finish, to, doc = e["document"]](std::error_code ec) {
+      if (!ec) return finish(true, 201, json::object{{"id", to}, {"document", doc}});
+      if (ec == errc::already_exists) return finish(true, 409, error_body("machine " + to + " exists"));
+      if (ec == errc::unknown_document) return finish(true, 400, error_body("unknown document " + doc));
+      if (ec == errc::invalid_argument) return finish(true, 400, error_body("invalid machine id"));
+      finish(false, 0, {});
+      boost::asio::post(self->strand, [self, p, ec] { self->store_trouble(p, ec); });
+    });
+    return;
+  }
+  if (op == "delete") {
+    p->orch->async_stop(to, true, [self, p, finish, to](std::error_code ec) {
+      if (!ec) return finish(true, 200, json::object{{"id", to}, {"deleted", true}});
+      if (ec == errc::unknown_machine) return finish(true, 404, error_body("unknown machine " + to));
+      finish(false, 0, {});
+      boost::asio::post(self->strand, [self, p, ec] { self->store_trouble(p, ec); });
+    });
+    return;
+  }
+  finish(true, 400, error_body("unknown operation '" + op + "' in stream entry " + e.id));
+}
+
+void node::impl::finish_entry(const partition_ptr& p, const stream_entry& e, bool acknowledge, unsigned status,
+                              json::value body) {
+  if (!acknowledge) return;
+  m_acks->inc();
+  if (!e["reply"].empty()) answer(e["reply"], status, std::move(body));
+  if (!p->alive) return;  // the next owner acknowledges it (its effect is stored once)
+  p->acks.push_back(e.id);
+  if (!p->ack_posted) {
+    p->ack_posted = true;
+    boost::asio::post(strand, [self = shared_from_this(), p] { self->flush_acks(p); });
+  }
+}
+
+void node::impl::flush_acks(const partition_ptr& p) {
+  p->ack_posted = false;
+  if (p->acks.empty()) return;
+  std::vector<std::string> args{"ack", std::string(stream_group)};
+  for (auto& id : p->acks) args.push_back(std::move(id));
+  p->acks.clear();
+  cmd->script({ks.stream(p->index)}, args, [](std::error_code, const redisReply*) {});
+}
+
+// "<channel owner>|<request number>"
+void node::impl::answer(const std::string& reply_to, unsigned status, json::value body) {
+  const auto bar = reply_to.rfind('|');
+  if (bar == std::string::npos) return;
+  json::object msg{{"req", reply_to.substr(bar + 1)}, {"status", status}, {"body", std::move(body)}};
+  cmd->command({"PUBLISH", ks.reply_channel(reply_to.substr(0, bar)), json::serialize(msg)},
+               [](std::error_code, const redisReply*) {});
+}
+
+// ============================ requests ============================
+
+void node::impl::submit(unsigned partition, std::vector<std::string> fields, reply_handler h) {
+  if (requests.size() >= opts.max_requests) return h(reply{503, error_body("too many requests waiting")});
+  const auto n = next_request++;
+  fields.push_back("reply");
+  fields.push_back(owner + "|" + std::to_string(n));
+  request rq;
+  rq.h = std::move(h);
+  rq.started = steady::now();
+  rq.timer = std::make_unique<boost::asio::steady_timer>(strand, opts.request_timeout);
+  rq.timer->async_wait([self = shared_from_this(), n](boost::system::error_code ec) {
+    if (ec) return;
+    auto it = self->requests.find(n);
+    if (it == self->requests.end()) return;
+    auto waiting = std::move(it->second.h);
+    self->requests.erase(it);
+    self->m_timeouts->inc();
+    waiting(reply{504, error_body("the owner did not answer in time; the call may still take effect, once")});
+  });
+  requests.emplace(n, std::move(rq));
+  std::vector<std::string> args{"xadd", std::to_string(opts.stream_capacity)};
+  for (auto& f : fields) args.push_back(std::move(f));
+  cmd->script({ks.stream(partition)}, args, [self = shared_from_this(), n](std::error_code ec, const redisReply* r) {
+    if (!ec && !is_error(r)) return;  // added: the owner answers
+    auto it = self->requests.find(n);
+    if (it == self->requests.end()) return;
+    auto waiting = std::move(it->second.h);
+    it->second.timer->cancel();
+    self->requests.erase(it);
+    if (!ec && str(r).starts_with("FULL")) return waiting(reply{503, error_body("the machine's partition inbox is full")});
+    waiting(reply{503, error_body("store unavailable: " + (ec ? ec.message() : std::string(str(r))))});
+  });
+}
+
+void node::impl::on_reply(std::string_view payload) {
+  boost::system::error_code ec;
+  auto v = json::parse(payload, ec);
+  if (ec || !v.is_object()) return;
+  const auto* req = v.as_object().if_contains("req");
+  const auto* status = v.as_object().if_contains("status");
+  if (!req || !req->is_string() || !status || !status->is_int64()) return;
+  const auto n = std::strtoull(req->as_string().c_str(), nullptr, 10);
+  auto it = requests.find(n);
+  if (it == requests.end()) return;  // answered already (timeout)
+  auto rq = std::move(it->second);
+  requests.erase(it);
+  rq.timer->cancel();
+  m_ack_latency->observe(steady::now() - rq.started);
+  const auto* body = v.as_object().if_contains("body");
+  rq.h(reply{static_cast<unsigned>(status->as_int64()), body ? *body : json::value(json::object{})});
+}
+
+// A machine's message to a machine of another partition: into that partition's stream.
+void node::impl::remote(remote_message msg, remote_done done) {
+  const auto p = partition_of(msg.to, opts.partitions);
+  json::object ev{{"name", msg.ev.name}};
+  if (!msg.ev.data.is_null()) ev["data"] = msg.ev.data;
+  cmd->script({ks.stream(p)},
+              {"xadd", std::to_string(opts.stream_capacity), "op", "msg", "to", msg.to, "sender", msg.sender, "seq",
+               std::to_string(msg.sequence), "event", json::serialize(ev)},
+              [done = std::move(done)](std::error_code ec, const redisReply* r) {
+                if (!ec && is_error(r)) ec = errc::queue_full;
+                done(ec);
+              });
+}
+
+// ============================ node ============================
+
+node::node(boost::asio::io_context& io, node_options opts) : impl_(std::make_shared<impl>(io, std::move(opts))) {}
+
+node::~node() {
+  if (impl_->cmd) impl_->cmd->close();
+  if (impl_->sub) impl_->sub->close();
+  for (auto& p : impl_->slots)
+    if (p) {
+      p->alive = false;
+      if (p->reader) p->reader->close();
+    }
+  impl_->tick_timer.cancel();
+}
+
+result<void> node::add_document(std::string name, std::shared_ptr<const statechart> chart) {
+  // Checked once by a scratch orchestrator, so a document no partition could run fails here.
+  boost::asio::io_context scratch(1);
+  manual_clock mc;
+  memory_state_store store(scratch.get_executor(), mc);
+  channel_event_bus b(scratch.get_executor(), mc);
+  orchestrator o(scratch.get_executor(), mc, b, store);
+  if (auto r = o.add_document(name, chart); !r) return r;
+  impl_->documents[std::move(name)] = std::move(chart);
+  return {};
+}
+
+void node::start() {
+  boost::asio::post(impl_->strand, [self = impl_] { self->start(); });
+}
+
+void node::async_stop(std::function<void()> done) {
+  boost::asio::post(impl_->strand, [self = impl_, done = std::move(done)]() mutable {
+    if (!self->started) {
+      if (done) done();
+      return;
+    }
+    self->stop(std::move(done));
+  });
+}
+
+const std::string& node::owner() const noexcept { return impl_->owner; }
+
+std::vector<unsigned> node::held() const {
+  std::vector<unsigned> out;
+  for (auto& p : impl_->slots)
+    if (p) out.push_back(p->index);
+  return out;
+}
+
+bool node::ready(std::string& why) const {
+  if (!impl_->redis_up) {
+    why = "redis unreachable";
+    return false;
+  }
+  if (!impl_->joined) {
+    why = "membership not joined";
+    return false;
+  }
+  if (!impl_->sub_up) {
+    why = "reply channel not subscribed";
+    return false;
+  }
+  if (impl_->stopping) {
+    why = "shutting down";
+    return false;
+  }
+  return true;
+}
+
+std::string node::metrics() const { return impl_->registry.render(); }
+
+namespace {
+
+json::value event_text(const json::object& body, std::string& name) {
+  json::object data;
+  for (const auto& [k, v] : body) {
+    if (k == "type") name = v.is_string() ? std::string(v.as_string()) : std::string{};
+    else data[k] = v;
+  }
+  json::object ev{{"name", name}};
+  if (!data.empty()) ev["data"] = std::move(data);
+  return ev;
+}
+
+}  // namespace
+
+void node::create(std::string id, std::string document, json::value input, reply_handler h) {
+  boost::asio::post(impl_->strand, [self = impl_, id = std::move(id), document = std::move(document),
+                                    input = std::move(input), h = std::move(h)]() mutable {
+    std::string why;
+    if (!self->joined || !self->redis_up) return h(reply{503, error_body("not ready")});
+    if (!self->documents.count(document)) return h(reply{400, error_body("unknown document '" + document + "'")});
+    if (input.is_object() && !input.as_object().empty())
+      return h(reply{400, error_body("`input` is not supported yet: start machines from their document's data")});
+    const auto p = partition_of(id, self->opts.partitions);
+    self->submit(p, {"op", "create", "to", id, "document", document}, std::move(h));
+  });
+}
+
+void node::send(std::string id, json::object event, std::string key, reply_handler h) {
+  boost::asio::post(impl_->strand, [self = impl_, id = std::move(id), event = std::move(event), key = std::move(key),
+                                    h = std::move(h)]() mutable {
+    if (!self->joined || !self->redis_up) return h(reply{503, error_body("not ready")});
+    std::string name;
+    auto ev = event_text(event, name);
+    if (name.empty()) return h(reply{400, error_body("the event needs a non-empty string `type`")});
+    // Without a key of the caller's, one of ours: a redelivered entry is still applied once.
+    if (key.empty()) key = "auto:" + self->owner + ":" + std::to_string(self->next_request);
+    const auto p = partition_of(id, self->opts.partitions);
+    self->submit(p, {"op", "event", "to", id, "key", key, "event", json::serialize(ev)}, std::move(h));
+  });
+}
+
+void node::erase(std::string id, reply_handler h) {
+  boost::asio::post(impl_->strand, [self = impl_, id = std::move(id), h = std::move(h)]() mutable {
+    if (!self->joined || !self->redis_up) return h(reply{503, error_body("not ready")});
+    const auto p = partition_of(id, self->opts.partitions);
+    self->submit(p, {"op", "delete", "to", id}, std::move(h));
+  });
+}
+
+// Read from Redis: the persisted machine, the same from every node.
+void node::get(std::string id, reply_handler h) {
+  boost::asio::post(impl_->strand, [self = impl_, id = std::move(id), h = std::move(h)]() mutable {
+    if (!self->redis_up) return h(reply{503, error_body("store unavailable")});
+    const auto p = partition_of(id, self->opts.partitions);
+    self->cmd->command({"HMGET", self->ks.machine_prefix(p) + id, "v", "ver"},
+                       [self, id, h = std::move(h)](std::error_code ec, const redisReply* r) {
+                         if (ec || is_error(r) || !is_array(r) || r->elements != 2)
+                           return h(reply{503, error_body("store unavailable")});
+                         if (r->element[0]->type != REDIS_REPLY_STRING) return h(reply{404, error_body("unknown machine " + id)});
+                         boost::system::error_code jec;
+                         auto rec = json::parse(str(r->element[0]), jec);
+                         if (jec || !rec.is_object()) return h(reply{500, error_body("stored record is not JSON")});
+                         const auto& o = rec.as_object();
+                         json::object out{{"id", id}};
+                         const std::string doc = o.if_contains("document") && o.at("document").is_string()
+                                                     ? std::string(o.at("document").as_string())
+                                                     : std::string{};
+                         out["document"] = doc;
+                         const json::object* snap = o.if_contains("snapshot") ? o.at("snapshot").if_object() : nullptr;
+                         out["status"] = snap && snap->if_contains("status") ? snap->at("status") : json::value("active");
+                         out["configuration"] = o.if_contains("states") ? o.at("states") : json::value(json::array{});
+                         out["value"] = snap && snap->if_contains("value") ? snap->at("value") : json::value(nullptr);
+                         auto it = self->documents.find(doc);
+                         const bool xstate = it != self->documents.end() && it->second->datamodel == "xstate";
+                         if (snap && snap->if_contains("context")) out[xstate ? "context" : "datamodel"] = snap->at("context");
+                         out["version"] = to_int(r->element[1]).value_or(0);
+                         h(reply{200, std::move(out)});
+                       });
+  });
+}
+
+void node::cluster(reply_handler h) {
+  boost::asio::post(impl_->strand, [self = impl_, h = std::move(h)]() mutable {
+    if (!self->redis_up) return h(reply{503, error_body("store unavailable")});
+    query_cluster(self->cmd, self->ks, self->opts.partitions, std::move(h));
+  });
+}
+
+void query_cluster(const std::shared_ptr<node_link>& cmd, const keyspace& ks, unsigned partitions, reply_handler h) {
+  {
+    struct state {
+      reply_handler h;
+      json::array nodes;
+      json::array partitions;
+      std::size_t left = 0;
+      bool failed = false;
+    };
+    auto st = std::make_shared<state>();
+    st->h = std::move(h);
+    const auto P = partitions;
+    st->partitions.resize(P);
+    st->left = 1 + 3 * static_cast<std::size_t>(P);
+    auto done = [st] {
+      if (--st->left != 0) return;
+      if (st->failed) return st->h(reply{503, error_body("store unavailable")});
+      st->h(reply{200, json::object{{"nodes", std::move(st->nodes)}, {"partitions", std::move(st->partitions)}}});
+    };
+    cmd->command({"HGETALL", ks.nodeinfo()}, [st, done](std::error_code ec, const redisReply* r) {
+      if (ec || !is_array(r)) st->failed = true;
+      else
+        for (std::size_t i = 0; i + 1 < r->elements; i += 2) {
+          boost::system::error_code jec;
+          auto info = json::parse(str(r->element[i + 1]), jec);
+          json::object n{{"owner", str(r->element[i])}};
+          if (!jec && info.is_object())
+            for (auto& [k, v] : info.as_object()) n[k] = v;
+          st->nodes.push_back(std::move(n));
+        }
+      done();
+    });
+    for (unsigned p = 0; p < P; ++p) {
+      st->partitions[p] = json::object{{"partition", p}, {"owner", nullptr}, {"epoch", 0}, {"stream_length", 0}, {"pending", 0}};
+      cmd->command({"GET", ks.lease(p)}, [st, p, done](std::error_code ec, const redisReply* r) {
+        if (ec) st->failed = true;
+        else if (r && r->type == REDIS_REPLY_STRING) {
+          auto s = std::string(str(r));
+          auto sp = s.rfind(' ');
+          auto& o = st->partitions[p].as_object();
+          o["owner"] = s.substr(0, sp);
+          if (sp != std::string::npos) o["epoch"] = std::strtoull(s.c_str() + sp + 1, nullptr, 10);
+        }
+        done();
+      });
+      cmd->command({"XLEN", ks.stream(p)}, [st, p, done](std::error_code ec, const redisReply* r) {
+        if (ec) st->failed = true;
+        else st->partitions[p].as_object()["stream_length"] = to_int(r).value_or(0);
+        done();
+      });
+      cmd->command({"XPENDING", ks.stream(p), std::string(stream_group)},
+                         [st, p, done](std::error_code ec, const redisReply* r) {
+                           if (ec) st->failed = true;
+                           else if (is_array(r) && r->elements >= 1)
+                             st->partitions[p].as_object()["pending"] = to_int(r->element[0]).value_or(0);
+                           done();
+                         });
+    }
+  }
+}
+
+}  // namespace xsn::distributed
