@@ -19,6 +19,7 @@
 #include <boost/json/stream_parser.hpp>
 
 #include <array>
+#include <exception>
 #include <mutex>
 #include <optional>
 #include <string_view>
@@ -58,6 +59,14 @@ bool valid_key(std::string_view key, std::size_t max) {
   for (char c : key)
     if (c < 0x20 || c > 0x7e) return false;
   return true;
+}
+
+// At most 200 characters of `text`, anything but printable ASCII as '?': safe to echo in JSON.
+std::string printable(std::string_view text) {
+  std::string out(text.substr(0, 200));
+  for (char& c : out)
+    if (c < 0x20 || c > 0x7e) c = '?';
+  return text.size() > out.size() ? out + "..." : out;
 }
 
 // The routes: what a path names, before its method is looked at.
@@ -205,7 +214,7 @@ class http_server::impl::connection : public std::enable_shared_from_this<connec
 
   // What is wrong with the request line and headers, if anything.
   std::optional<reply> check(const http::request<http::string_body>& req) const {
-    if (route_.what == resource::none) return error_reply(404, "no such path: " + std::string(req.target()));
+    if (route_.what == resource::none) return error_reply(404, "no such path: " + printable(req.target()));
     if (!allowed(route_.what, req.method()))
       return error_reply(405, "method " + std::string(req.method_string()) + " not allowed here (allowed: " +
                                   std::string(route_.allow) + ")");
@@ -246,22 +255,33 @@ class http_server::impl::connection : public std::enable_shared_from_this<connec
     if (problem_) return respond(*std::exchange(problem_, std::nullopt));
     auto s = server_.lock();
     if (!s || s->stopped()) return close();  // the service may be gone
+    try {
+      serve(*s);
+    } catch (const std::exception& e) {  // from the service: answered here, not thrown into run()
+      if (writing_) return close();
+      awaiting_ = 0;  // a reply that still comes is dropped
+      keep_alive_ = false;
+      respond(error_reply(500, std::string("internal error: ") + e.what()));
+    }
+  }
+
+  void serve(impl& s) {
     auto& req = parser_->get();
     const std::string id(route_.id);
     switch (route_.what) {
       case resource::healthz: return respond({200, json::object{{"status", "alive"}}});
       case resource::readyz: {
         std::string why;
-        if (s->svc.ready(why)) return respond({200, json::object{{"ready", true}}});
+        if (s.svc.ready(why)) return respond({200, json::object{{"ready", true}}});
         return respond({503, json::object{{"ready", false}, {"reason", why}}});
       }
-      case resource::metrics: return respond_text(200, s->svc.metrics(), metrics_type);
-      case resource::cluster: return s->svc.cluster(await_reply());
+      case resource::metrics: return respond_text(200, s.svc.metrics(), metrics_type);
+      case resource::cluster: return s.svc.cluster(await_reply());
       case resource::machine:
-        if (req.method() == http::verb::get) return s->svc.get(id, await_reply());
-        if (req.method() == http::verb::delete_) return s->svc.erase(id, await_reply());
-        return create(*s, id, req.body());
-      case resource::events: return send(*s, id, req.body(), std::string(req["Idempotency-Key"]));
+        if (req.method() == http::verb::get) return s.svc.get(id, await_reply());
+        if (req.method() == http::verb::delete_) return s.svc.erase(id, await_reply());
+        return create(s, id, req.body());
+      case resource::events: return send(s, id, req.body(), std::string(req["Idempotency-Key"]));
       case resource::none: break;
     }
   }
@@ -330,7 +350,9 @@ class http_server::impl::connection : public std::enable_shared_from_this<connec
     res_.keep_alive(keep_alive_);
     res_.prepare_payload();
     stream_.expires_after(limits_.read_timeout);
+    writing_ = true;
     http::async_write(stream_, res_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      self->writing_ = false;
       if (ec) return self->close();
       if (self->keep_alive_) return self->read_request();
       self->linger();
@@ -368,6 +390,7 @@ class http_server::impl::connection : public std::enable_shared_from_this<connec
   std::optional<reply> problem_;  // found in the header, answered once the body is read
   bool keep_alive_ = true;
   bool open_ = true;
+  bool writing_ = false;  // a response is being written
   std::uint64_t requests_ = 0;
   std::uint64_t awaiting_ = 0;  // the request whose reply is awaited, 0: none
   std::size_t drained_ = 0;

@@ -17,6 +17,7 @@
 
 #include <future>
 #include <optional>
+#include <stdexcept>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -51,6 +52,7 @@ struct fake_service final : xsn::distributed::machine_service {
   std::promise<void> called;  // set at the first held call
   reply answer{200, json::object{{"ok", true}}};
   bool is_ready = true;
+  bool throws = false;  // get() throws
 
   void record(call c, reply_handler h) {
     std::unique_lock lock(mutex);
@@ -70,7 +72,10 @@ struct fake_service final : xsn::distributed::machine_service {
   void send(std::string id, json::object event, std::string key, reply_handler h) override {
     record({"send", std::move(id), {}, std::move(key), std::move(event)}, std::move(h));
   }
-  void get(std::string id, reply_handler h) override { record({"get", std::move(id), {}, {}, {}}, std::move(h)); }
+  void get(std::string id, reply_handler h) override {
+    if (throws) throw std::runtime_error("boom");
+    record({"get", std::move(id), {}, {}, {}}, std::move(h));
+  }
   void erase(std::string id, reply_handler h) override { record({"erase", std::move(id), {}, {}, {}}, std::move(h)); }
   void cluster(reply_handler h) override { record({"cluster", {}, {}, {}, {}}, std::move(h)); }
   bool ready(std::string& why) const override {
@@ -254,6 +259,9 @@ TEST_CASE("http_server: 404 unknown path, 405 wrong method with Allow") {
   r = c.request(http::verb::delete_, "/healthz");
   CHECK(r.result_int() == 405);
   CHECK(r[http::field::allow] == "GET");
+  r = c.request(http::verb::get, "/x\xc3\xa9" + std::string(300, 'y'));  // echoed safely, and short
+  CHECK(r.result_int() == 404);
+  CHECK(error_of(r) == "no such path: /x??" + std::string(196, 'y') + "...");
   r = c.request(http::verb::get, "/healthz");  // the connection is still good
   CHECK(r.result_int() == 200);
   CHECK(f.svc.count() == 0);
@@ -468,4 +476,19 @@ TEST_CASE("http_server: stop() closes open connections and leaves nothing pendin
   std::thread([&] { h({200, nullptr}); }).join();
   f->thread = std::thread([&] { f->ioc.restart(), f->ioc.run(); });  // runs what the reply posted
   f.reset();
+}
+
+TEST_CASE("http_server: a service that throws gets a 500, the server carries on") {
+  fixture f;
+  f.svc.throws = true;
+  {
+    client c(f);
+    auto r = c.request(http::verb::get, "/machines/m");
+    CHECK(r.result_int() == 500);
+    CHECK(error_of(r) == "internal error: boom");
+    CHECK(c.closed_by_server());
+  }
+  f.svc.throws = false;  // the server thread reads it only while a request is served
+  client c(f);
+  CHECK(c.request(http::verb::get, "/machines/m").result_int() == 200);
 }
