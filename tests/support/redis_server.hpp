@@ -45,6 +45,17 @@ struct redis_reply {
   bool error() const { return type == REDIS_REPLY_ERROR; }
 };
 
+/// `r` copied into a `redis_reply` (empty for null).
+inline redis_reply flatten(const redisReply* r) {
+  redis_reply out;
+  if (!r) return out;
+  out.type = r->type;
+  if (r->str) out.str.assign(r->str, r->len);
+  out.integer = r->integer;
+  for (std::size_t i = 0; i < r->elements; ++i) out.elements.push_back(flatten(r->element[i]));
+  return out;
+}
+
 class redis_server {
  public:
   explicit redis_server(redis_server_config cfg = {}) : cfg_(std::move(cfg)) {
@@ -216,16 +227,6 @@ class redis_server {
     }
     redisSetTimeout(c, timeval{5, 0});
     return std::shared_ptr<redisContext>(c, &redisFree);
-  }
-
-  static redis_reply flatten(const redisReply* r) {
-    redis_reply out;
-    if (!r) return out;
-    out.type = r->type;
-    if (r->str) out.str.assign(r->str, r->len);
-    out.integer = r->integer;
-    for (std::size_t i = 0; i < r->elements; ++i) out.elements.push_back(flatten(r->element[i]));
-    return out;
   }
 
   static redis_reply run(redisContext* c, const std::vector<std::string>& args) {
