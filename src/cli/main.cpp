@@ -1,5 +1,8 @@
 // The `xsn` command-line tool: run, validate and test statechart documents.
 #include "test_script.hpp"
+#if XSN_HAVE_SERVE
+#include "serve.hpp"
+#endif
 #include "trace.hpp"
 
 #include <xsn/config.hpp>
@@ -24,12 +27,20 @@ int usage(std::ostream& os, int code) {
         "  xsn validate FILE\n"
         "  xsn test-script MACHINE SCRIPT.json [--verbose]\n"
         "  xsn trace MACHINE STEPS.json [--test-fixtures]\n"
+        "  xsn serve CONFIG.json [--node-id ID] [--http HOST:PORT] [--log-format text|json]\n"
+        "  xsn send (--redis HOST:PORT | --config FILE) [--prefix P] MACHINE EVENT [JSON] [--wait]\n"
+        "  xsn cluster status (--redis HOST:PORT | --config FILE) [--prefix P] [--json]\n"
         "  xsn --version\n"
         "\n"
         "run: prints the active atomic states after each macrostep, one line, ids separated by\n"
         "spaces. Time is virtual: --advance MS moves the clock and fires due delayed events.\n"
         "--interactive reads lines from stdin: 'NAME [JSON]' sends an event, '+MS' advances time.\n"
         "MACHINE is SCXML or an XState v5 machine config (.json).\n"
+        "serve: one node of a deployment sharing machines through Redis (docs/deployment.md);\n"
+        "send: adds an event to a machine's partition stream (--wait: prints the owner's answer);\n"
+        "cluster status: nodes, partitions, owners, epochs, stream lengths, pending entries.\n"
+        "Exit codes: 0 success, 1 failure (a machine error, no answer), 2 a document or config\n"
+        "that does not load, 64 bad usage, 70 internal error.\n"
         "trace: prints {\"value\": <XState state value>, \"status\": ...} after start and after each\n"
         "step of STEPS.json (event objects {\"type\": NAME, ...} and {\"advance\": MS}).\n";
   return code;
@@ -181,6 +192,11 @@ int main(int argc, char** argv) {
       if (args.size() != 2) return usage(std::cerr, exit_usage);
       return xsn::cli::run_test_script(args[0], args[1], std::cout, std::cerr, verbose);
     }
+#if XSN_HAVE_SERVE
+    if (cmd == "serve") return xsn::cli::cmd_serve(args);
+    if (cmd == "send") return xsn::cli::cmd_send(args);
+    if (cmd == "cluster") return xsn::cli::cmd_cluster(args);
+#endif
     if (cmd == "--version") {
       std::cout << "xsn " << XSN_VERSION_STRING << "\n";
       return 0;

@@ -8,7 +8,7 @@ namespace {
 constexpr std::size_t script_batch = 256;  // records per script call
 }
 
-fenced_store::fenced_store(boost::asio::any_io_executor ex, std::shared_ptr<node_link> link, keyspace ks,
+fenced_store::fenced_store(boost::asio::any_io_executor ex, std::shared_ptr<redis_client> link, keyspace ks,
                            unsigned partition, std::string fence, std::function<void()> on_fenced)
     : state_store(std::move(ex)), link_(std::move(link)), ks_(std::move(ks)), partition_(partition),
       fence_(std::move(fence)), prefix_(ks_.machine_prefix(partition)), on_fenced_(std::move(on_fenced)) {}
@@ -17,7 +17,7 @@ std::error_code fenced_store::error_of(std::error_code ec, const redisReply* r) 
   if (!ec && !is_error(r)) return {};
   if (!ec && str(r).starts_with("FENCED")) {
     fenced_.fetch_add(1, std::memory_order_relaxed);
-    if (!told_.exchange(true) && on_fenced_) on_fenced_();
+    if (on_fenced_) on_fenced_();
     return errc::fenced;
   }
   errors_.fetch_add(1, std::memory_order_relaxed);

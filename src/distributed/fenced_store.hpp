@@ -2,7 +2,7 @@
 // Part of xsn_distributed (private): the state_store of one partition held by one node. Every
 // write is one call of the node script's `write`, which first checks the partition's lease
 // against this owner's fencing token ("<owner> <epoch>"): once the lease moved on, every write
-// fails with `errc::fenced` and `on_fenced` is told (once).
+// fails with `errc::fenced` and `on_fenced` is told (each time).
 #include "keys.hpp"
 #include "redis.hpp"
 
@@ -18,7 +18,7 @@ namespace xsn::distributed {
 class fenced_store final : public state_store, public std::enable_shared_from_this<fenced_store> {
  public:
   /// Keys must start with `ks.machine_prefix(partition)`; `link` runs the node script.
-  fenced_store(boost::asio::any_io_executor ex, std::shared_ptr<node_link> link, keyspace ks, unsigned partition,
+  fenced_store(boost::asio::any_io_executor ex, std::shared_ptr<redis_client> link, keyspace ks, unsigned partition,
                std::string fence, std::function<void()> on_fenced);
 
   /// Writes refused because the lease moved on.
@@ -49,13 +49,12 @@ class fenced_store final : public state_store, public std::enable_shared_from_th
   void write_one(record_write e, write_handler handler);
   std::error_code error_of(std::error_code ec, const redisReply* r);
 
-  std::shared_ptr<node_link> link_;
+  std::shared_ptr<redis_client> link_;
   keyspace ks_;
   unsigned partition_;
   std::string fence_;
   std::string prefix_;
   std::function<void()> on_fenced_;
-  std::atomic<bool> told_{false};
   std::atomic<std::uint64_t> fenced_{0}, errors_{0};
 };
 

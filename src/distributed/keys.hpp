@@ -8,9 +8,10 @@
 //   {P<n>}:ver     the partition's store version counter
 //   {P<n>}:ids     the ids of its stored machines (sorted set, for restore)
 //   {P<n>}:m:<id>  a machine's record: hash {v: orchestrator record (JSON), ver: version}
-//   P nodes        the members: sorted set owner -> heartbeat expiry (Redis time, ms)
-//   P nodeinfo     owner -> JSON {node, http, started}
-//   P reply:<who>  pub/sub channel of the answers to <who>'s requests
+//   {P}:nodes      the members: sorted set owner -> heartbeat expiry (Redis time, ms)
+//   {P}:nodeinfo   owner -> JSON {node, http}
+//   {P}:config     the deployment's partition count (set by the first node)
+//   P reply:<who>  pub/sub channel of the answers to <who>'s requests (not a key)
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -39,9 +40,9 @@ struct keyspace {
   std::string version(unsigned p) const { return tag(p) + ":ver"; }
   std::string ids(unsigned p) const { return tag(p) + ":ids"; }
   std::string machine_prefix(unsigned p) const { return tag(p) + ":m:"; }
-  std::string nodes() const { return prefix + "nodes"; }
-  std::string nodeinfo() const { return prefix + "nodeinfo"; }
-  std::string config() const { return prefix + "config"; }
+  std::string nodes() const { return "{" + prefix + "}:nodes"; }
+  std::string nodeinfo() const { return "{" + prefix + "}:nodeinfo"; }
+  std::string config() const { return "{" + prefix + "}:config"; }
   std::string reply_channel(std::string_view who) const { return prefix + "reply:" + std::string(who); }
 };
 

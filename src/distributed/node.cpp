@@ -94,7 +94,7 @@ struct node::impl : std::enable_shared_from_this<impl> {
     steady::time_point valid_until;
     std::shared_ptr<fenced_store> store;  // before `orch`: outlives it
     std::unique_ptr<orchestrator> orch;
-    std::shared_ptr<node_link> reader;  // blocking reads of the stream
+    std::shared_ptr<redis_client> reader;  // blocking reads of the stream
     bool reading = false;
     std::size_t inflight = 0;
     std::vector<std::string> acks;  // entries to acknowledge and delete
@@ -149,7 +149,7 @@ struct node::impl : std::enable_shared_from_this<impl> {
   std::shared_ptr<spdlog::logger> log;
   std::map<std::string, std::shared_ptr<const statechart>> documents;
 
-  std::shared_ptr<node_link> cmd, sub;
+  std::shared_ptr<redis_client> cmd, sub;
   boost::asio::steady_timer tick_timer{strand};
   bool started = false, stopping = false, joined = false, redis_up = false, sub_up = false;
   std::vector<std::string> members;  // live owners, sorted
@@ -177,7 +177,7 @@ struct node::impl : std::enable_shared_from_this<impl> {
   void claim(const partition_ptr& p, std::string cursor);
   void read(const partition_ptr& p);
   void handover(const partition_ptr& p, std::function<void()> then = {});
-  void drop(const partition_ptr& p, std::string_view why);
+  void drop(partition_ptr p, std::string_view why);  // by value: callers pass slots[i], which it clears
   void stop(std::function<void()> done);
   void finish_stop();
 
@@ -193,6 +193,9 @@ struct node::impl : std::enable_shared_from_this<impl> {
   void on_reply(std::string_view payload);
   void remote(remote_message msg, remote_done done);
 
+  void tell(unsigned index, std::string_view what) {
+    if (opts.on_partition) opts.on_partition(index, what);
+  }
   partition_ptr held(unsigned i) const { return i < slots.size() ? slots[i] : nullptr; }
   std::size_t held_count() const {
     return static_cast<std::size_t>(std::count_if(slots.begin(), slots.end(), [](const partition_ptr& p) { return p != nullptr; }));
@@ -205,15 +208,21 @@ void node::impl::start() {
   started = true;
   acquiring.assign(opts.partitions, false);
   std::weak_ptr<impl> weak = weak_from_this();
-  cmd = node_link::commands(strand, opts.redis, [weak](bool up, const std::string& why) {
+  cmd = make_client(strand, opts.redis, [weak](bool up, const std::string& why) {
     auto self = weak.lock();
     if (!self) return;
     self->redis_up = up;
     if (!up) self->log->warn("redis unreachable: {}", why);
     else self->log->info("redis connected {}:{}", self->opts.redis.host, self->opts.redis.port);
   });
+  auto sub_ep = opts.redis;  // pub/sub: any node of a cluster delivers every channel's messages
+  if (!sub_ep.cluster.empty()) {
+    sub_ep.host = sub_ep.cluster.front().first;
+    sub_ep.port = sub_ep.cluster.front().second;
+    sub_ep.cluster.clear();
+  }
   sub = node_link::subscriber(
-      strand, opts.redis, ks.reply_channel(owner),
+      strand, sub_ep, ks.reply_channel(owner),
       [weak](std::string_view payload) {
         if (auto self = weak.lock()) self->on_reply(payload);
       },
@@ -324,6 +333,7 @@ void node::impl::take(unsigned index, std::uint64_t epoch) {
   p->store = std::make_shared<fenced_store>(strand, cmd, ks, index, p->fence, [weak, wp] {
     auto self = weak.lock();
     if (!self) return;
+    self->m_fenced->inc();
     boost::asio::post(self->strand, [self, wp] {
       if (auto lost = wp.lock(); lost && lost->alive) self->drop(lost, "fenced: the lease moved on");
     });
@@ -343,6 +353,7 @@ void node::impl::take(unsigned index, std::uint64_t epoch) {
   m_failovers->inc();
   m_partitions->set(static_cast<double>(held_count()));
   log->info("partition taken partition={} epoch={}", index, epoch);
+  tell(index, "taken");
   // The group reads from the stream's start, so nothing added before it existed is missed.
   cmd->command({"XGROUP", "CREATE", ks.stream(index), std::string(stream_group), "0", "MKSTREAM"},
                [](std::error_code, const redisReply*) {});  // BUSYGROUP: it exists
@@ -352,6 +363,7 @@ void node::impl::take(unsigned index, std::uint64_t epoch) {
       if (ec) return self->drop(p, "restore failed: " + ec.message());
       self->log->info("partition restored partition={} machines={}", p->index, n);
       p->ph = partition::phase::running;
+      self->tell(p->index, "running");
       self->begin_reading(p);
     });
   });
@@ -360,7 +372,7 @@ void node::impl::take(unsigned index, std::uint64_t epoch) {
 // Entries of earlier owners still pending (taken, perhaps applied, not acknowledged) first.
 void node::impl::begin_reading(const partition_ptr& p) {
   std::weak_ptr<impl> weak = weak_from_this();
-  p->reader = node_link::commands(strand, opts.redis);
+  p->reader = make_client(strand, opts.redis);
   claim(p, "0-0");
 }
 
@@ -431,6 +443,7 @@ void node::impl::handover(const partition_ptr& p, std::function<void()> then) {
                           if (self->slots[p->index] == p) self->slots[p->index] = nullptr;
                           self->m_partitions->set(static_cast<double>(self->held_count()));
                           self->log->info("partition released partition={}", p->index);
+                          self->tell(p->index, "released");
                           if (then) then();
                         });
     });
@@ -438,12 +451,13 @@ void node::impl::handover(const partition_ptr& p, std::function<void()> then) {
 }
 
 // The lease is lost (fenced, not renewed in time, a failed write): stop at once, write nothing.
-void node::impl::drop(const partition_ptr& p, std::string_view why) {
+void node::impl::drop(partition_ptr p, std::string_view why) {
   if (!p->alive) return;
   p->alive = false;
   if (slots[p->index] == p) slots[p->index] = nullptr;
   if (p->reader) p->reader->close();
   log->warn("partition dropped partition={} epoch={} reason={}", p->index, p->epoch, why);
+  tell(p->index, "dropped");
   m_dropped->inc();
   m_partitions->set(static_cast<double>(held_count()));
   // Destroyed from a handler of its own: after this one returns.
@@ -487,8 +501,7 @@ void node::impl::finish_stop() {
 // ============================ entries ============================
 
 bool node::impl::store_trouble(const partition_ptr& p, std::error_code ec) {
-  if (ec == errc::fenced) {
-    m_fenced->inc();
+  if (ec == errc::fenced) {  // counted by the store's callback
     drop(p, "fenced");
     return true;
   }
@@ -832,7 +845,7 @@ void node::cluster(reply_handler h) {
   });
 }
 
-void query_cluster(const std::shared_ptr<node_link>& cmd, const keyspace& ks, unsigned partitions, reply_handler h) {
+void query_cluster(const std::shared_ptr<redis_client>& cmd, const keyspace& ks, unsigned partitions, reply_handler h) {
   {
     struct state {
       reply_handler h;

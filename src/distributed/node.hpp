@@ -20,6 +20,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace xsn::distributed {
@@ -43,6 +44,10 @@ struct node_options {
   std::size_t max_inflight = 2048;       ///< Entries of one partition applied and not yet acknowledged.
   std::size_t max_requests = 10'000;     ///< HTTP calls waiting for answers; beyond: 503.
   std::string http_address;              ///< Shown in /cluster.
+  /// Told (on the node's executor) when a partition is `taken` (lease acquired), `running`
+  /// (restored, reading its stream), `released` (handed over) or `dropped` (lease lost, fenced or
+  /// not renewed in time: stopped without writing). For logs and tests.
+  std::function<void(unsigned partition, std::string_view what)> on_partition;
 };
 
 /// One node; everything runs on the `io_context` given (run it on one thread).
@@ -83,6 +88,6 @@ class node final : public machine_service {
 /// The answer of GET /cluster and `xsn cluster status`, read from Redis: `{"nodes": [{owner, node,
 /// http}], "partitions": [{partition, owner, epoch, stream_length, pending}]}`; 503 when Redis
 /// does not answer. `h` runs on `cmd`'s strand.
-void query_cluster(const std::shared_ptr<node_link>& cmd, const keyspace& ks, unsigned partitions, reply_handler h);
+void query_cluster(const std::shared_ptr<redis_client>& cmd, const keyspace& ks, unsigned partitions, reply_handler h);
 
 }  // namespace xsn::distributed

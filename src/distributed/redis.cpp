@@ -1,5 +1,6 @@
 #include "redis.hpp"
 
+#include "cluster_client.hpp"
 #include "scripts.hpp"
 
 #include <charconv>
@@ -124,6 +125,12 @@ void node_link::script(const std::vector<std::string>& keys, const std::vector<s
 
 void node_link::close() {
   if (link_) link_->close();
+}
+
+std::shared_ptr<redis_client> make_client(advanced::detail::strand_type strand, const redis_endpoint& ep,
+                                          node_link::state_fn on_state) {
+  if (!ep.cluster.empty()) return cluster_client::make(std::move(strand), ep, std::move(on_state));
+  return node_link::commands(std::move(strand), ep, std::move(on_state));
 }
 
 }  // namespace xsn::distributed

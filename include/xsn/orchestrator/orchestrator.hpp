@@ -119,7 +119,7 @@ struct send_options {
   /// A machine message from another orchestrator (see `orchestrator_options::remote`): applied
   /// at most once per (`sender`, `sequence`) through the receiver's stored inbox; a repeat, or
   /// an older sequence, completes with `duplicate`. Empty: an outside send.
-  std::string sender;
+  std::string sender{};
   std::uint64_t sequence = 0;  ///< With `sender`: the message's sequence number (from 1).
 };
 
