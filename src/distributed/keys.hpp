@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace xsn::distributed {
 
@@ -28,6 +29,14 @@ inline unsigned partition_of(std::string_view id, unsigned partitions) noexcept 
   }
   return static_cast<unsigned>(h % partitions);
 }
+
+/// Which member runs each partition: `members` (live lease owners, sorted) each get P/N
+/// partitions, the first P%N of them one more; a partition goes to the member that ranks it
+/// highest (rendezvous hashing of member and partition) among those with room, partitions taken
+/// in order. Every node computes the same answer from the same members; when one joins or
+/// leaves, mostly the partitions it had (or gets) move. Returns an index into `members` per
+/// partition; empty when there are no members.
+std::vector<std::size_t> assign_partitions(unsigned partitions, const std::vector<std::string>& members);
 
 /// Key names under one prefix.
 struct keyspace {

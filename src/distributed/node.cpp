@@ -33,6 +33,7 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <random>
 #include <unordered_map>
 
@@ -151,6 +152,7 @@ struct node::impl : std::enable_shared_from_this<impl> {
 
   std::shared_ptr<redis_client> cmd, sub;
   boost::asio::steady_timer tick_timer{strand};
+  boost::asio::steady_timer expiry_timer{strand};  // the next other member's heartbeat expiry
   bool started = false, stopping = false, joined = false, redis_up = false, sub_up = false;
   std::vector<std::string> members;  // live owners, sorted
   std::vector<partition_ptr> slots;  // by partition index; null: not held
@@ -168,6 +170,7 @@ struct node::impl : std::enable_shared_from_this<impl> {
   // ---- lifecycle ----
   void start();
   void tick();
+  void heartbeat();
   void on_members(const redisReply* r);
   void rebalance();
   void renew(const partition_ptr& p);
@@ -250,6 +253,19 @@ void node::impl::tick() {
     // Not renewed in time (Redis unreachable): stop before another node may take it.
     if (p && p->ph != partition::phase::leaving && now + opts.lease / 3 >= p->valid_until) drop(p, "lease not renewed in time");
   }
+  heartbeat();
+  for (auto& p : slots)
+    if (p && p->ph != partition::phase::leaving) renew(p);
+  tick_timer.expires_after(opts.lease / 3);
+  tick_timer.async_wait([w = weak_from_this()](boost::system::error_code ec) {
+    if (ec) return;
+    if (auto self = w.lock()) self->tick();
+  });
+  m_breaker->set(breaker.state() == breaker_state::closed ? 0 : 1);
+}
+
+// Membership: this node's heartbeat; the answer lists the live members.
+void node::impl::heartbeat() {
   json::object info{{"node", opts.node_id}, {"http", opts.http_address}};
   cmd->script({ks.nodes(), ks.nodeinfo()},
               {"members", owner, std::to_string(opts.lease.count()), json::serialize(info)},
@@ -262,20 +278,27 @@ void node::impl::tick() {
                 }
                 self->on_members(r);
               });
-  for (auto& p : slots)
-    if (p && p->ph != partition::phase::leaving) renew(p);
-  tick_timer.expires_after(opts.lease / 3);
-  tick_timer.async_wait([w = weak_from_this()](boost::system::error_code ec) {
-    if (ec) return;
-    if (auto self = w.lock()) self->tick();
-  });
-  m_breaker->set(breaker.state() == breaker_state::closed ? 0 : 1);
 }
 
 void node::impl::on_members(const redisReply* r) {
+  // {now, owner, expiry, owner, expiry, ...} in Redis time (ms)
   std::vector<std::string> live;
-  for (std::size_t i = 1; i < r->elements; ++i) live.emplace_back(str(r->element[i]));
+  const auto now = to_int(r->element[0]).value_or(0);
+  std::optional<std::int64_t> next_expiry;
+  for (std::size_t i = 1; i + 1 < r->elements; i += 2) {
+    live.emplace_back(str(r->element[i]));
+    const auto expiry = to_int(r->element[i + 1]).value_or(0);
+    if (live.back() != owner && (!next_expiry || expiry < *next_expiry)) next_expiry = expiry;
+  }
   std::sort(live.begin(), live.end());
+  // A member that stops beating is noticed when its entry expires, not up to a tick later.
+  if (next_expiry && *next_expiry >= now) {
+    expiry_timer.expires_after(std::chrono::milliseconds(*next_expiry - now + 20));
+    expiry_timer.async_wait([w = weak_from_this()](boost::system::error_code ec) {
+      if (ec) return;
+      if (auto self = w.lock(); self && !self->stopping) self->heartbeat();
+    });
+  }
   if (!joined) log->info("joined membership nodes={}", live.size());
   if (live != members) log->info("membership changed nodes={}", live.size());
   joined = true;
@@ -283,12 +306,12 @@ void node::impl::on_members(const redisReply* r) {
   rebalance();
 }
 
-// Partition p belongs to members[p % N] (N live members, sorted): each holds P/N, plus or minus one.
+// Each member holds P/N partitions, plus or minus one (assign_partitions).
 void node::impl::rebalance() {
   if (members.empty() || stopping) return;
-  const auto n = members.size();
+  const auto target = assign_partitions(opts.partitions, members);
   for (unsigned i = 0; i < opts.partitions; ++i) {
-    const bool mine = members[i % n] == owner;
+    const bool mine = members[target[i]] == owner;
     auto p = slots[i];
     if (mine && !p && !acquiring[i]) acquire(i);
     if (!mine && p && p->ph == partition::phase::running) handover(p);
@@ -469,6 +492,7 @@ void node::impl::stop(std::function<void()> done) {
   stopping = true;
   stop_done = std::move(done);
   tick_timer.cancel();
+  expiry_timer.cancel();
   log->info("node stopping: handing over {} partitions", held_count());
   leaving = 1;
   for (auto& p : slots) {
@@ -684,6 +708,49 @@ void node::impl::remote(remote_message msg, remote_done done) {
               });
 }
 
+// ============================ assignment ============================
+
+namespace {
+std::uint64_t rank_of(const std::string& member, unsigned partition) {
+  std::uint64_t h = 14695981039346656037ull;
+  auto mix = [&](unsigned char c) {
+    h ^= c;
+    h *= 1099511628211ull;
+  };
+  for (unsigned char c : member) mix(c);
+  mix(0);
+  for (int i = 0; i < 4; ++i) mix(static_cast<unsigned char>(partition >> (8 * i)));
+  // splitmix64's finaliser: FNV alone ranks similar names alike
+  h ^= h >> 30;
+  h *= 0xbf58476d1ce4e5b9ull;
+  h ^= h >> 27;
+  h *= 0x94d049bb133111ebull;
+  return h ^ (h >> 31);
+}
+}  // namespace
+
+std::vector<std::size_t> assign_partitions(unsigned partitions, const std::vector<std::string>& members) {
+  const auto n = members.size();
+  if (n == 0) return {};
+  std::vector<std::size_t> room(n, partitions / n), out(partitions, 0);
+  for (std::size_t i = 0; i < partitions % n; ++i) ++room[i];
+  std::vector<std::size_t> order(n);
+  for (unsigned p = 0; p < partitions; ++p) {
+    for (std::size_t i = 0; i < n; ++i) order[i] = i;
+    std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+      const auto ra = rank_of(members[a], p), rb = rank_of(members[b], p);
+      return ra != rb ? ra > rb : a < b;
+    });
+    for (auto i : order) {
+      if (room[i] == 0) continue;
+      --room[i];
+      out[p] = i;
+      break;
+    }
+  }
+  return out;
+}
+
 // ============================ node ============================
 
 node::node(boost::asio::io_context& io, node_options opts) : impl_(std::make_shared<impl>(io, std::move(opts))) {}
@@ -697,6 +764,7 @@ node::~node() {
       if (p->reader) p->reader->close();
     }
   impl_->tick_timer.cancel();
+  impl_->expiry_timer.cancel();
 }
 
 result<void> node::add_document(std::string name, std::shared_ptr<const statechart> chart) {

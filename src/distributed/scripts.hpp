@@ -86,7 +86,7 @@ elseif op == 'ack' then
   redis.call('XACK', KEYS[1], ARGV[2], unpack(ids))
   return redis.call('XDEL', KEYS[1], unpack(ids))
 elseif op == 'members' then
-  -- KEYS: nodes, nodeinfo. ARGV: op, owner, ttl_ms, info. -> {now_ms, owner, ...} (live ones)
+  -- KEYS: nodes, nodeinfo. ARGV: op, owner, ttl_ms, info. -> {now_ms, owner, expiry_ms, ...} (live ones)
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[2])
@@ -94,7 +94,7 @@ elseif op == 'members' then
   local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
   for _, d in ipairs(dead) do redis.call('HDEL', KEYS[2], d) end
   redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-  local live = redis.call('ZRANGE', KEYS[1], 0, -1)
+  local live = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
   table.insert(live, 1, tostring(now))
   return live
 elseif op == 'leave' then

@@ -273,3 +273,25 @@ TEST_CASE("node: after a Redis restart with appendonly the node goes on and noth
   }
   CHECK(f.data(a, "c-1", "count") == 40);
 }
+
+TEST_CASE("node: assign_partitions gives each member P/N plus or minus one and moves little when one leaves") {
+  const std::vector<std::string> three{"a#1", "b#2", "c#3"}, two{"a#1", "c#3"};
+  for (unsigned partitions : {1u, 7u, 64u, 1000u}) {
+    auto t3 = dist::assign_partitions(partitions, three);
+    REQUIRE(t3.size() == partitions);
+    CHECK(t3 == dist::assign_partitions(partitions, three));  // the same on every node
+    std::vector<std::size_t> load(3);
+    for (auto m : t3) ++load[m];
+    for (auto l : load) CHECK((l == partitions / 3 || l == partitions / 3 + 1));
+    // b leaves: its partitions move; of a's and c's, few (only to even out the counts).
+    auto t2 = dist::assign_partitions(partitions, two);
+    std::size_t moved_from_survivors = 0;
+    for (unsigned p = 0; p < partitions; ++p) {
+      const auto& before = three[t3[p]];
+      const auto& after = two[t2[p]];
+      if (before != "b#2" && before != after) ++moved_from_survivors;
+    }
+    CHECK(moved_from_survivors <= partitions / 6 + 2);
+  }
+  CHECK(dist::assign_partitions(8, {}).empty());
+}
