@@ -121,7 +121,7 @@ struct orchestrator::impl : std::enable_shared_from_this<impl> {
 
   // ---- machines ----
   std::error_code add_machine(const std::string& id, const std::string& document, const json::object* record,
-                              store_version version, machine_ptr& out);
+                              store_version version, machine_ptr& out, const value* input = nullptr);
   std::error_code read_record(machine& m, const json::object& record);
   std::error_code open_inbox();
   void watch_inbox();
@@ -269,7 +269,8 @@ std::shared_ptr<const session_options> orchestrator::impl::hooked(session_option
 // ============================ machines ============================
 
 std::error_code orchestrator::impl::add_machine(const std::string& id, const std::string& document,
-                                                const json::object* record, store_version version, machine_ptr& out) {
+                                                const json::object* record, store_version version, machine_ptr& out,
+                                                const value* input) {
   std::shared_ptr<const statechart> chart;
   std::shared_ptr<const session_options> so;
   {
@@ -293,6 +294,7 @@ std::error_code orchestrator::impl::add_machine(const std::string& id, const std
   if (record) {
     ec = read_record(*m, *record);
   } else {
+    if (input && !input->is_null()) m->s->set_input(*input);
     m->s->start();
   }
   if (ec) {
@@ -1073,13 +1075,15 @@ result<void> orchestrator::add_document(std::string name, std::shared_ptr<const 
   return add_document(std::move(name), std::move(chart), std::move(*bound), std::move(options));
 }
 
-void orchestrator::do_create(std::string id, std::string document, boost::asio::any_completion_handler<done_signature> h) {
-  boost::asio::post(impl_->strand, [self = impl_, id = std::move(id), document = std::move(document), h = std::move(h)]() mutable {
+void orchestrator::do_create(std::string id, std::string document, value input,
+                             boost::asio::any_completion_handler<done_signature> h) {
+  boost::asio::post(impl_->strand, [self = impl_, id = std::move(id), document = std::move(document),
+                                    input = std::move(input), h = std::move(h)]() mutable {
     if (!self->accepting) return self->complete(std::move(h), std::error_code(errc::not_running));
     if (id.empty() || id.size() + self->opts.key_prefix.size() > state_store::max_key_size)
       return self->complete(std::move(h), std::error_code(errc::invalid_argument));
     impl::machine_ptr m;
-    if (auto ec = self->add_machine(id, document, nullptr, 0, m)) return self->complete(std::move(h), ec);
+    if (auto ec = self->add_machine(id, document, nullptr, 0, m, &input)) return self->complete(std::move(h), ec);
     self->log->info("created machine={} document={}", detail::field(id), detail::field(document));
     if (!self->opts.persist) {
       self->persist(m, std::nullopt);

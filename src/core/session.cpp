@@ -2151,6 +2151,12 @@ void session::set_user_data(void* p) noexcept { impl_->user_data_ = p; }
 void* session::user_data() const noexcept { return impl_->user_data_; }
 session::~session() = default;
 void session::start() { impl_->start(); }
+
+void session::set_input(value input) {
+  if (impl_->c_.datamodel == "xstate") return detail::xstate_set_input(datamodel(), std::move(input), nullptr);
+  if (const auto* o = input.if_object())
+    for (const auto& [k, v] : *o) impl_->cold().data_overrides_[std::string(k)] = v;
+}
 std::error_code session::send(event ev) { return impl_->send(std::move(ev)); }
 std::error_code session::process(const event& ev) { return impl_->process(ev); }
 void session::drain() { impl_->drain(); }

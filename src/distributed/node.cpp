@@ -588,7 +588,13 @@ void node::impl::apply(const partition_ptr& p, stream_entry e) {
     return;
   }
   if (op == "create") {
-    p->orch->async_create(to, e["document"], [self, p, finish, to, doc = e["document"]](std::error_code ec) {
+    value input;
+    if (!e["input"].empty()) {
+      boost::system::error_code jec;
+      input = json::parse(e["input"], jec);
+      if (jec || !input.is_object()) return finish(true, 400, error_body("malformed input in stream entry " + e.id));
+    }
+    p->orch->async_create(to, e["document"], std::move(input), [self, p, finish, to, doc = e["document"]](std::error_code ec) {
       if (!ec) return finish(true, 201, json::object{{"id", to}, {"document", doc}});
       if (ec == errc::already_exists) return finish(true, 409, error_body("machine " + to + " exists"));
       if (ec == errc::unknown_document) return finish(true, 400, error_body("unknown document " + doc));
@@ -845,10 +851,14 @@ void node::create(std::string id, std::string document, json::value input, reply
     std::string why;
     if (!self->joined || !self->redis_up) return h(reply{503, error_body("not ready")});
     if (!self->documents.count(document)) return h(reply{400, error_body("unknown document '" + document + "'")});
-    if (input.is_object() && !input.as_object().empty())
-      return h(reply{400, error_body("`input` is not supported yet: start machines from their document's data")});
+    if (!input.is_null() && !input.is_object()) return h(reply{400, error_body("`input` must be an object")});
     const auto p = partition_of(id, self->opts.partitions);
-    self->submit(p, {"op", "create", "to", id, "document", document}, std::move(h));
+    std::vector<std::string> fields{"op", "create", "to", id, "document", document};
+    if (input.is_object() && !input.as_object().empty()) {
+      fields.push_back("input");
+      fields.push_back(json::serialize(input));
+    }
+    self->submit(p, std::move(fields), std::move(h));
   });
 }
 

@@ -227,9 +227,17 @@ class orchestrator {
   /// Fails with `errc::already_exists`, `errc::unknown_document` or a store error.
   template <boost::asio::completion_token_for<done_signature> Token>
   auto async_create(std::string id, std::string document, Token&& token) {
+    return async_create(std::move(id), std::move(document), value{}, std::forward<Token>(token));
+  }
+  /// `async_create` with the machine's input (`session::set_input`): SCXML data values by id,
+  /// XState's `input`. Null: none.
+  template <boost::asio::completion_token_for<done_signature> Token>
+  auto async_create(std::string id, std::string document, value input, Token&& token) {
     return boost::asio::async_initiate<Token, done_signature>(
-        [this](auto h, std::string i, std::string d) { do_create(std::move(i), std::move(d), std::move(h)); }, token,
-        std::move(id), std::move(document));
+        [this](auto h, std::string i, std::string d, value in) {
+          do_create(std::move(i), std::move(d), std::move(in), std::move(h));
+        },
+        token, std::move(id), std::move(document), std::move(input));
   }
 
   /**
@@ -312,7 +320,8 @@ class orchestrator {
   struct impl;  ///< Implementation, in src/core.
 
  private:
-  void do_create(std::string id, std::string document, boost::asio::any_completion_handler<done_signature> h);
+  void do_create(std::string id, std::string document, value input,
+                 boost::asio::any_completion_handler<done_signature> h);
   void do_send(std::string id, event ev, send_options opts, boost::asio::any_completion_handler<send_signature> h);
   void do_stop(std::string id, bool erase, boost::asio::any_completion_handler<done_signature> h);
   void do_restore(boost::asio::any_completion_handler<restore_signature> h);

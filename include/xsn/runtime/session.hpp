@@ -111,6 +111,11 @@ class session {
 
   /// Enters the initial configuration and runs the first macrostep, synchronously.
   void start();
+  /// Before `start`: the machine's input. SCXML: the top-level `<data>` whose ids are keys of
+  /// `input` (an object) take those values instead of their `expr`, as `<invoke>` params do;
+  /// other keys are ignored. XState: the machine's `input`, in `xstate.init`'s event (`input`)
+  /// for the initial actions and guards, as `createActor(machine, {input})` gives it.
+  void set_input(value input);
   /// Queues an external event; it is processed on the executor. Fails with `errc::queue_full`
   /// when the external queue is at capacity and `errc::not_running` after the session ended.
   std::error_code send(event ev);

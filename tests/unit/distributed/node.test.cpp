@@ -135,8 +135,8 @@ struct cluster_fixture {
     REQUIRE(run_until([&] { return r.has_value(); }));
     return *r;
   }
-  dist::reply create(dist::node& n, const std::string& id) {
-    return call([&](dist::reply_handler h) { n.create(id, "counter", json::object{}, std::move(h)); });
+  dist::reply create(dist::node& n, const std::string& id, json::value input = json::object{}) {
+    return call([&](dist::reply_handler h) { n.create(id, "counter", std::move(input), std::move(h)); });
   }
   dist::reply send(dist::node& n, const std::string& id, json::object ev, const std::string& key = {}) {
     return call([&](dist::reply_handler h) { n.send(id, std::move(ev), key, std::move(h)); });
@@ -164,6 +164,12 @@ TEST_CASE("node: two nodes split the partitions and serve machines through eithe
 
   for (int i = 0; i < 8; ++i) REQUIRE(f.create(a, xsn_test::named("ring-", i)).status == 201);
   CHECK(f.create(b, "ring-0").status == 409);
+  // Input: the SCXML data of those ids start from the given values.
+  REQUIRE(f.create(b, "in-1", json::object{{"count", 41}, {"unknown", true}}).status == 201);
+  REQUIRE(f.send(a, "in-1", json::object{{"type", "inc"}}).status == 200);
+  CHECK(f.data(a, "in-1", "count") == 42);
+  CHECK(f.data(a, "in-1", "armed") == 0);
+  CHECK(f.create(b, "in-2", json::value(3)).status == 400);
   CHECK(f.send(b, "nope", json::object{{"type", "inc"}}).status == 404);
   CHECK(f.send(b, "ring-0", json::object{{"type", ""}}).status == 400);
 
