@@ -51,7 +51,7 @@ elseif op == 'write' then
     else
       local v = redis.call('INCR', KEYS[2])
       redis.call('HSET', key, 'v', value, 'ver', v)
-      redis.call('ZADD', KEYS[3], 0, id)
+      if cur == 0 then redis.call('ZADD', KEYS[3], 0, id) end
       out[i] = {'ok', v}
     end
   end
