@@ -120,7 +120,13 @@ int cmd_serve(const std::vector<std::string>& args) {
       node_id = args[++i];
     } else if (a == "--http" && i + 1 < args.size()) {
       std::string err;
-      auto hp = dist::parse_host_port(args[++i], err);
+      const auto& text = args[++i];
+      auto hp = dist::parse_host_port(text, err);
+      if (!hp && text.size() > 2 && text.ends_with(":0")) {  // port 0: any free port (printed)
+        std::string ignored;
+        hp = dist::parse_host_port(text.substr(0, text.size() - 1) + "1", ignored);
+        if (hp) hp->second = 0;
+      }
       if (!hp) {
         std::cerr << "xsn serve: --http: " << err << "\n";
         return exit_usage;
