@@ -36,6 +36,7 @@
 #include <optional>
 #include <random>
 #include <unordered_map>
+#include <utility>
 
 namespace xsn::distributed {
 
@@ -97,6 +98,8 @@ struct node::impl : std::enable_shared_from_this<impl> {
     std::unique_ptr<orchestrator> orch;
     std::shared_ptr<redis_client> reader;  // blocking reads of the stream
     bool reading = false;
+    bool claiming = false;     // taking earlier owners' pending entries: new ones wait (order)
+    std::string claim_cursor;  // where claiming resumes once fewer entries are in flight
     std::size_t inflight = 0;
     std::vector<std::string> acks;  // entries to acknowledge and delete
     bool ack_posted = false;
@@ -179,6 +182,7 @@ struct node::impl : std::enable_shared_from_this<impl> {
   void begin_reading(const partition_ptr& p);
   void claim(const partition_ptr& p, std::string cursor);
   void read(const partition_ptr& p);
+  void later(const partition_ptr& p, std::function<void()> fn);
   void handover(const partition_ptr& p, std::function<void()> then = {});
   void drop(partition_ptr p, std::string_view why);  // by value: callers pass slots[i], which it clears
   void stop(std::function<void()> done);
@@ -396,7 +400,16 @@ void node::impl::take(unsigned index, std::uint64_t epoch) {
 void node::impl::begin_reading(const partition_ptr& p) {
   std::weak_ptr<impl> weak = weak_from_this();
   p->reader = make_client(strand, opts.redis);
+  p->claiming = true;
   claim(p, "0-0");
+}
+
+// Runs `fn` after a pause (Redis away, or an error reply that would otherwise spin).
+void node::impl::later(const partition_ptr& p, std::function<void()> fn) {
+  auto t = std::make_shared<boost::asio::steady_timer>(strand, std::chrono::milliseconds(100));
+  t->async_wait([p, t, fn = std::move(fn)](boost::system::error_code) {
+    if (p->alive && p->ph == partition::phase::running) fn();
+  });
 }
 
 void node::impl::claim(const partition_ptr& p, std::string cursor) {
@@ -406,16 +419,24 @@ void node::impl::claim(const partition_ptr& p, std::string cursor) {
                  if (!p->alive || p->ph != partition::phase::running) return;
                  if (ec || !is_array(r) || r->elements < 2) {
                    // The group may not exist yet (Redis restarted empty) or Redis is away: try again.
-                   self->cmd->command({"XGROUP", "CREATE", self->ks.stream(p->index), std::string(stream_group), "0",
-                                       "MKSTREAM"},
-                                      [self, p](std::error_code, const redisReply*) { self->claim(p, "0-0"); });
-                   return;
+                   return self->later(p, [self, p] {
+                     self->cmd->command({"XGROUP", "CREATE", self->ks.stream(p->index), std::string(stream_group),
+                                         "0", "MKSTREAM"},
+                                        [self, p](std::error_code, const redisReply*) { self->claim(p, "0-0"); });
+                   });
                  }
                  std::vector<stream_entry> entries;
                  read_entries(r->element[1], entries);
                  const std::string next(str(r->element[0]));
                  for (auto& e : entries) self->apply(p, std::move(e));
-                 if (next == "0-0" || entries.empty()) return self->read(p);
+                 if (next == "0-0" || entries.empty()) {
+                   p->claiming = false;
+                   return self->read(p);
+                 }
+                 if (p->inflight >= self->opts.max_inflight) {
+                   p->claim_cursor = next;  // resumed as entries finish
+                   return;
+                 }
                  self->claim(p, next);
                });
 }
@@ -424,6 +445,10 @@ void node::impl::claim(const partition_ptr& p, std::string cursor) {
 void node::impl::read(const partition_ptr& p) {
   if (!p->alive || p->ph != partition::phase::running || p->reading) return;
   if (p->inflight >= opts.max_inflight) return;  // resumed as entries finish
+  if (p->claiming) {
+    if (!p->claim_cursor.empty()) claim(p, std::exchange(p->claim_cursor, {}));
+    return;
+  }
   p->reading = true;
   const auto block = std::max<std::int64_t>(100, opts.lease.count() / 2);
   p->reader->command(
@@ -435,11 +460,10 @@ void node::impl::read(const partition_ptr& p) {
         if (ec || is_error(r)) {
           // NOGROUP after a Redis restart without data, or a broken connection: claim again
           // (it recreates the group), after a pause so a down Redis is not hammered.
-          auto t = std::make_shared<boost::asio::steady_timer>(self->strand, std::chrono::milliseconds(100));
-          t->async_wait([self, p, t](boost::system::error_code) {
-            if (p->alive && p->ph == partition::phase::running) self->claim(p, "0-0");
+          return self->later(p, [self, p] {
+            p->claiming = true;
+            self->claim(p, "0-0");
           });
-          return;
         }
         std::vector<stream_entry> entries;
         if (is_array(r))
