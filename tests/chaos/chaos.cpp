@@ -10,6 +10,12 @@
 //
 // Readiness is awaited by polling `GET /readyz`; nothing else waits on a fixed sleep (the 2-5 s
 // between kills is the seeded pace of the fault injection, not a wait for something).
+//
+// Load only: `--kills 0` runs no chaos thread (and allows `--nodes 1`); `--duration-s S` sends for
+// S seconds; `--mix counters` sends `inc` only (one event = one macrostep = one stored write). The
+// summary then also says what the event phase cost: Redis' `INFO commandstats` and `INFO cpu`
+// deltas per acknowledged event, and the CPU time of the nodes, the driver and the whole machine
+// (scripts/throughput.sh compares 1 and 3 nodes with it).
 #include "redis_server.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -20,6 +26,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -34,6 +41,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -76,16 +84,23 @@ struct options {
   std::string json_summary;
   std::uint64_t seed = 1;
   double minutes = 0;  // > 0: kill for this long (the clients keep sending until then)
-  int kills = 1;       // without --minutes: this many kills
+  int kills = 1;       // without --minutes: this many kills; 0: load only, no chaos thread
+  double duration_s = 0;  // > 0: the clients send for this long (and until the chaos is done)
+  double idle_s = 0;      // > 0: after the events, measure the cost of idle nodes for this long
+  std::string mix = "chaos";         // chaos: inc/arm/ring passes; counters: inc only
+  std::string appendfsync = "always";  // Redis' appendfsync (appendonly is always on)
   int nodes = 3, machines = 1000, events = 20000, clients = 2, lease_ms = 2000, partitions = 64;
   bool keep = false;   // keep the temporary folder (logs) even after a passing run
+  bool load_only() const { return kills == 0 && minutes <= 0; }
 };
 
 [[noreturn]] void usage(const std::string& why) {
   std::cerr << "xsn_chaos: " << why << "\n"
             << "usage: xsn_chaos --xsn PATH [--seed N] (--minutes M | --kills K) [--nodes 3] [--machines 1000]\n"
-               "                 [--events 20000] [--clients 2] [--lease-ms 2000] [--partitions 64]\n"
-               "                 [--documents DIR] [--json-summary FILE] [--keep]\n";
+               "                 [--events 20000 | --duration-s S] [--clients 2] [--lease-ms 2000] [--partitions 64]\n"
+               "                 [--mix chaos|counters] [--appendfsync always|everysec|no] [--idle-s S]\n"
+               "                 [--documents DIR] [--json-summary FILE] [--keep]\n"
+            << "       --kills 0: load only (no node is killed; --nodes 1 allowed)\n";
   std::exit(2);
 }
 
@@ -104,6 +119,10 @@ options parse_options(int argc, char** argv) {
     else if (a == "--documents" && i + 1 < argc) o.documents = argv[++i];
     else if (a == "--json-summary" && i + 1 < argc) o.json_summary = argv[++i];
     else if (a == "--minutes" && i + 1 < argc) o.minutes = std::atof(argv[++i]);
+    else if (a == "--duration-s" && i + 1 < argc) o.duration_s = std::atof(argv[++i]);
+    else if (a == "--idle-s" && i + 1 < argc) o.idle_s = std::atof(argv[++i]);
+    else if (a == "--mix" && i + 1 < argc) o.mix = argv[++i];
+    else if (a == "--appendfsync" && i + 1 < argc) o.appendfsync = argv[++i];
     else if (a == "--seed") o.seed = static_cast<std::uint64_t>(number(i, "--seed"));
     else if (a == "--kills") o.kills = static_cast<int>(number(i, "--kills"));
     else if (a == "--nodes") o.nodes = static_cast<int>(number(i, "--nodes"));
@@ -116,7 +135,11 @@ options parse_options(int argc, char** argv) {
     else usage("unknown or incomplete argument '" + a + "'");
   }
   if (o.xsn.empty()) usage("--xsn PATH is required");
-  if (o.nodes < 2) usage("--nodes must be at least 2 (one is killed at a time)");
+  if (o.kills == 0 && o.minutes > 0) usage("--minutes is a chaos duration; with --kills 0 use --duration-s");
+  if (o.nodes < (o.load_only() ? 1 : 2)) usage("--nodes must be at least 2 (one is killed at a time), 1 with --kills 0");
+  if (o.mix != "chaos" && o.mix != "counters") usage("--mix is chaos or counters");
+  if (o.appendfsync != "always" && o.appendfsync != "everysec" && o.appendfsync != "no")
+    usage("--appendfsync is always, everysec or no");
   if (o.machines <= ring_size) usage("--machines must be more than the ring (" + std::to_string(ring_size) + ")");
   if (o.clients < 1 || o.partitions < 1 || o.lease_ms < 100) usage("--clients, --partitions or --lease-ms too small");
   o.documents = fs::absolute(o.documents).string();
@@ -433,6 +456,82 @@ std::string tail_of(const fs::path& log, std::size_t lines) {
   return out;
 }
 
+// ---- what the event phase cost: CPU time of the processes, Redis' own counters ----
+/// utime + stime of a process, from /proc/<pid>/stat (fields 14 and 15); 0 when it is gone.
+double cpu_seconds_of(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  const std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto paren = all.rfind(')');  // the command name may hold spaces and parentheses
+  if (paren == std::string::npos) return 0;
+  std::istringstream fields(all.substr(paren + 1));
+  std::vector<std::string> v;
+  for (std::string f; fields >> f;) v.push_back(f);
+  if (v.size() < 13) return 0;  // v[0] is field 3 (state)
+  return (std::stod(v[11]) + std::stod(v[12])) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+struct cost_sample {
+  double redis_cpu = 0;    // INFO cpu: used_cpu_user + used_cpu_sys (every Redis thread)
+  double nodes_cpu = 0;    // the running nodes
+  double driver_cpu = 0;   // this process (the HTTP clients)
+  double machine_busy = 0, machine_total = 0;  // /proc/stat, every core
+  std::map<std::string, std::pair<long long, long long>> commands;  // INFO commandstats: calls, usec
+};
+
+/// Commands that `xsn serve` only calls from its Lua scripts (src/distributed/scripts.hpp): Redis
+/// counts them in `INFO commandstats` too, and their time is inside the EVALSHA's.
+bool called_in_scripts(const std::string& name) {
+  static const std::set<std::string> in_scripts{"del",  "get",  "hdel", "hget",  "hmget", "hset",   "incr",
+                                                "hincrby", "pexpire", "set", "time", "xack", "xadd", "xdel",
+                                                "xlen", "zadd", "zrange", "zrangebylex", "zrangebyscore",
+                                                "zrem", "zremrangebyscore"};
+  return in_scripts.count(name) > 0;
+}
+
+cost_sample take_sample(const xsn_test::redis_server& redis, const fleet& f) {
+  cost_sample s;
+  const auto info = [&](const char* section) {
+    std::map<std::string, std::string> out;
+    std::istringstream in(redis.command({"INFO", section}).str);
+    for (std::string line; std::getline(in, line);) {
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      const auto colon = line.find(':');
+      if (colon != std::string::npos && line[0] != '#') out[line.substr(0, colon)] = line.substr(colon + 1);
+    }
+    return out;
+  };
+  const auto cpu = info("cpu");
+  for (const char* k : {"used_cpu_user", "used_cpu_sys"})
+    if (auto it = cpu.find(k); it != cpu.end()) s.redis_cpu += std::atof(it->second.c_str());
+  for (const auto& [name, stats] : info("commandstats")) {  // cmdstat_xadd:calls=3,usec=12,...
+    if (name.rfind("cmdstat_", 0) != 0) continue;
+    auto field = [&](const std::string& key) -> long long {
+      const auto at = stats.find(key + "=");
+      return at == std::string::npos ? 0 : std::atoll(stats.c_str() + at + key.size() + 1);
+    };
+    s.commands[name.substr(8)] = {field("calls"), field("usec")};
+  }
+  for (std::size_t i = 0; i < f.size(); ++i)
+    if (const auto pid = f.pid(i); pid > 0) s.nodes_cpu += cpu_seconds_of(pid);
+  rusage self{};
+  ::getrusage(RUSAGE_SELF, &self);
+  s.driver_cpu = static_cast<double>(self.ru_utime.tv_sec + self.ru_stime.tv_sec) +
+                 static_cast<double>(self.ru_utime.tv_usec + self.ru_stime.tv_usec) / 1e6;
+  std::ifstream stat("/proc/stat");
+  std::string cpu_label;
+  stat >> cpu_label;
+  std::vector<double> jiffies;
+  for (int k = 0; k < 8; ++k) {  // user nice system idle iowait irq softirq steal (guest is in user)
+    double j = 0;
+    stat >> j;
+    jiffies.push_back(j);
+  }
+  const double tick = static_cast<double>(::sysconf(_SC_CLK_TCK));
+  for (double j : jiffies) s.machine_total += j / tick;
+  s.machine_busy = s.machine_total - (jiffies[3] + jiffies[4]) / tick;
+  return s;
+}
+
 // ---- what the clients had acknowledged ----
 struct expected {
   explicit expected(std::size_t counters) : inc(counters), arm(counters) {}
@@ -456,8 +555,9 @@ long long number_of(const json::value* v) {
 // ---- the campaign ----
 class campaign {
  public:
-  campaign(const options& o, fleet& f, violations& v)
-      : opts_(o), fleet_(f), bad_(v), counters_(static_cast<std::size_t>(o.machines - ring_size)), exp_(counters_) {}
+  campaign(const options& o, fleet& f, violations& v, const xsn_test::redis_server& redis)
+      : opts_(o), fleet_(f), bad_(v), redis_(redis), counters_(static_cast<std::size_t>(o.machines - ring_size)),
+        exp_(counters_) {}
 
   bool start_nodes() {
     for (std::size_t i = 0; i < fleet_.size(); ++i) fleet_.spawn(i);
@@ -493,21 +593,37 @@ class campaign {
   /// Clients and chaos together; the clients stop once the minimum of events is acknowledged and
   /// the chaos thread is done.
   void run_events() {
+    cost_before_ = take_sample(redis_, fleet_);
     events_started_ = clock_type::now();
-    std::thread chaos([this] {
-      try {
-        chaos_loop();
-      } catch (const std::exception& e) {
-        bad_.add(std::string("chaos thread: ") + e.what());
-      }
+    send_until_ = events_started_ + std::chrono::duration_cast<clock_type::duration>(
+                                        std::chrono::duration<double>(opts_.duration_s));
+    std::thread chaos;
+    if (opts_.load_only()) {
       chaos_done_ = true;
-      wake_.notify_all();
-    });
+    } else {
+      chaos = std::thread([this] {
+        try {
+          chaos_loop();
+        } catch (const std::exception& e) {
+          bad_.add(std::string("chaos thread: ") + e.what());
+        }
+        chaos_done_ = true;
+        wake_.notify_all();
+      });
+    }
     run_clients([this](std::size_t c, std::deque<http_client>& nodes) { send_events(c, nodes); });
     abort_ = abort_ || bad_.size() > 0;  // a failed client stops the chaos early
     wake_.notify_all();
-    chaos.join();
+    if (chaos.joinable()) chaos.join();
     events_ended_ = clock_type::now();
+    cost_after_ = take_sample(redis_, fleet_);
+    // After the events, when the partitions have long settled: the nodes' fixed cost (lease
+    // renewals, heartbeats, blocked reads), which a deployment pays whatever its load.
+    if (opts_.idle_s > 0 && !stopping()) {
+      idle_before_ = take_sample(redis_, fleet_);
+      std::this_thread::sleep_for(std::chrono::duration<double>(opts_.idle_s));  // the measured window
+      idle_after_ = take_sample(redis_, fleet_);
+    }
   }
 
   /// Streams empty, nothing pending, every partition owned by a live incarnation; then the timers.
@@ -601,6 +717,12 @@ class campaign {
     }
     std::cout << "xsn_chaos: acknowledged inc=" << incs << " arm=" << arms << " ring passes=" << exp_.passes
               << std::endl;
+    const auto cost = cost_json();
+    if (opts_.idle_s > 0) {
+      std::cout << "xsn_chaos: idle nodes, per second (not per event):" << std::endl;
+      print_cost(cost_json(true));
+    }
+    print_cost(cost);
     if (opts_.json_summary.empty()) return;
     json::array all(fo.begin(), fo.end());
     json::array probs(problems.begin(), problems.end());
@@ -618,9 +740,74 @@ class campaign {
                    {"retries", exp_.retries.load()},
                    {"duplicate_replies", exp_.duplicate_replies.load()},
                    {"first_try_duplicates", exp_.first_try_duplicates.load()},
+                   {"mix", opts_.mix},
+                   {"appendfsync", opts_.appendfsync},
+                   {"clients", opts_.clients},
+                   {"cost", cost},
+                   {"idle_cost_per_s", opts_.idle_s > 0 ? json::value(cost_json(true)) : json::value(nullptr)},
                    {"violations", std::move(probs)},
                    {"passed", passed}};
     std::ofstream(opts_.json_summary) << json::serialize(s) << "\n";
+  }
+
+  /// The event phase's cost per acknowledged event: Redis (CPU, commands), nodes, driver, machine.
+  /// With `idle`, the idle window's cost per second instead (the `_per_event` names then mean per s).
+  json::object cost_json(bool idle = false) const {
+    const auto& a = idle ? idle_before_ : cost_before_;
+    const auto& b = idle ? idle_after_ : cost_after_;
+    const double events =
+        idle ? opts_.idle_s : std::max<double>(1, static_cast<double>(exp_.acked.load()));
+    const double us = 1e6 / events;
+    long long calls = 0, usec = 0, nested = 0;
+    json::object commands;
+    for (const auto& [name, after] : b.commands) {
+      if (name == "info") continue;  // the driver's own samples
+      std::pair<long long, long long> before{0, 0};
+      if (auto it = a.commands.find(name); it != a.commands.end()) before = it->second;
+      const long long c = after.first - before.first, u = after.second - before.second;
+      if (c <= 0) continue;
+      const bool in_script = called_in_scripts(name);
+      (in_script ? nested : calls) += c;
+      if (!in_script) usec += u;
+      commands[name] = json::object{{"calls", c}, {"usec", u}, {"calls_per_event", c / events},
+                                    {"usec_per_event", static_cast<double>(u) / events}, {"in_script", in_script}};
+    }
+    json::object o{{"redis_cpu_us_per_event", (b.redis_cpu - a.redis_cpu) * us},
+                   {"redis_command_us_per_event", static_cast<double>(usec) / events},
+                   {"redis_commands_per_event", static_cast<double>(calls) / events},
+                   {"redis_script_calls_per_event", static_cast<double>(nested) / events},
+                   {"driver_cpu_us_per_event", (b.driver_cpu - a.driver_cpu) * us},
+                   {"machine_busy_fraction",
+                    (b.machine_busy - a.machine_busy) / std::max(1e-9, b.machine_total - a.machine_total)},
+                   {"redis_cpu_s", b.redis_cpu - a.redis_cpu},
+                   {"nodes_cpu_s", b.nodes_cpu - a.nodes_cpu},
+                   {"driver_cpu_s", b.driver_cpu - a.driver_cpu},
+                   {"machine_busy_s", b.machine_busy - a.machine_busy},
+                   {"commands", std::move(commands)}};
+    // A killed node's CPU time goes with it: the nodes' figure means something without kills only.
+    if (opts_.load_only()) o["nodes_cpu_us_per_event"] = (b.nodes_cpu - a.nodes_cpu) * us;
+    return o;
+  }
+
+  static void print_cost(const json::object& c) {
+    auto num = [&](const char* k) { return c.contains(k) ? c.at(k).to_number<double>() : -1.0; };
+    char line[512];
+    std::snprintf(line, sizeof line,
+                  "xsn_chaos: cost per event: redis_cpu_us=%.1f redis_command_us=%.1f redis_commands=%.2f "
+                  "(+%.2f in scripts) nodes_cpu_us=%.1f driver_cpu_us=%.1f; cpu seconds redis=%.1f nodes=%.1f "
+                  "driver=%.1f machine_busy=%.0f%%",
+                  num("redis_cpu_us_per_event"), num("redis_command_us_per_event"), num("redis_commands_per_event"),
+                  num("redis_script_calls_per_event"),
+                  num("nodes_cpu_us_per_event"), num("driver_cpu_us_per_event"), num("redis_cpu_s"),
+                  num("nodes_cpu_s"), num("driver_cpu_s"), 100 * num("machine_busy_fraction"));
+    std::cout << line << std::endl;
+    for (const auto& [name, v] : c.at("commands").as_object()) {
+      const auto& o = v.as_object();
+      std::snprintf(line, sizeof line, "xsn_chaos:   %-16s calls/event=%.3f us/event=%.2f%s", std::string(name).c_str(),
+                    o.at("calls_per_event").to_number<double>(), o.at("usec_per_event").to_number<double>(),
+                    o.at("in_script").as_bool() ? " (in scripts)" : "");
+      std::cout << line << std::endl;
+    }
   }
 
  private:
@@ -681,8 +868,9 @@ class campaign {
     std::uniform_int_distribution<int> pick_kind(0, 99), pick_hops(0, 5);
     std::size_t turn = c;
     for (long long n = 0; !stopping(); ++n) {
-      if (exp_.acked >= opts_.events && chaos_done_) break;
-      const int kind = pick_kind(rng);
+      const bool enough = opts_.duration_s > 0 ? clock_type::now() >= send_until_ : exp_.acked >= opts_.events;
+      if (enough && chaos_done_) break;
+      const int kind = opts_.mix == "counters" ? 99 : pick_kind(rng);  // 99: inc
       std::string id, type;
       int hops = 0;
       std::size_t k = 0;
@@ -810,6 +998,9 @@ class campaign {
   const options& opts_;
   fleet& fleet_;
   violations& bad_;
+  const xsn_test::redis_server& redis_;
+  cost_sample cost_before_, cost_after_, idle_before_, idle_after_;
+  clock_type::time_point send_until_;
   const std::size_t counters_;
   expected exp_;
   const clock_type::time_point start_ = clock_type::now();
@@ -840,11 +1031,14 @@ int run(const options& o) {
   {
     xsn_test::redis_server_config rc;
     rc.appendonly = true;
+    rc.extra = {"--appendfsync", o.appendfsync};  // after the default `always`: the last one counts
     xsn_test::redis_server redis(rc);
     write_config(dir / "config.json", o, redis.port());
     fleet nodes(o.xsn, dir / "config.json", dir, o.nodes);
-    campaign c(o, nodes, bad);
-    std::cout << "xsn_chaos: seed " << o.seed << ", " << o.nodes << " nodes, logs in " << dir.string() << std::endl;
+    campaign c(o, nodes, bad, redis);
+    std::cout << "xsn_chaos: seed " << o.seed << ", " << o.nodes << " nodes, " << o.clients << " clients, mix "
+              << o.mix << ", appendfsync " << o.appendfsync << (o.load_only() ? ", load only" : "") << ", logs in "
+              << dir.string() << std::endl;
     if (c.start_nodes() && c.create_machines()) {
       std::cout << "xsn_chaos: " << o.machines << " machines created" << std::endl;
       c.run_events();
