@@ -16,6 +16,7 @@
 // summary then also says what the event phase cost: Redis' `INFO commandstats` and `INFO cpu`
 // deltas per acknowledged event, and the CPU time of the nodes, the driver and the whole machine
 // (scripts/throughput.sh compares 1 and 3 nodes with it).
+#include "faults.hpp"  // --redis-cluster, --migrate-slots, --redis-restarts
 #include "redis_server.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -91,6 +92,7 @@ struct options {
   std::string appendfsync = "always";  // Redis' appendfsync (appendonly is always on)
   int nodes = 3, machines = 1000, events = 20000, clients = 2, lease_ms = 2000, partitions = 64;
   bool keep = false;   // keep the temporary folder (logs) even after a passing run
+  chaos_faults::fault_options faults;  // Redis faults (faults.hpp)
   bool load_only() const { return kills == 0 && minutes <= 0; }
 };
 
@@ -100,6 +102,7 @@ struct options {
                "                 [--events 20000 | --duration-s S] [--clients 2] [--lease-ms 2000] [--partitions 64]\n"
                "                 [--mix chaos|counters] [--appendfsync always|everysec|no] [--idle-s S]\n"
                "                 [--documents DIR] [--json-summary FILE] [--keep]\n"
+            << chaos_faults::usage_text
             << "       --kills 0: load only (no node is killed; --nodes 1 allowed)\n";
   std::exit(2);
 }
@@ -132,6 +135,7 @@ options parse_options(int argc, char** argv) {
     else if (a == "--lease-ms") o.lease_ms = static_cast<int>(number(i, "--lease-ms"));
     else if (a == "--partitions") o.partitions = static_cast<int>(number(i, "--partitions"));
     else if (a == "--keep") o.keep = true;
+    else if (chaos_faults::parse_option(o.faults, argc, argv, i, usage)) continue;
     else usage("unknown or incomplete argument '" + a + "'");
   }
   if (o.xsn.empty()) usage("--xsn PATH is required");
@@ -142,6 +146,7 @@ options parse_options(int argc, char** argv) {
     usage("--appendfsync is always, everysec or no");
   if (o.machines <= ring_size) usage("--machines must be more than the ring (" + std::to_string(ring_size) + ")");
   if (o.clients < 1 || o.partitions < 1 || o.lease_ms < 100) usage("--clients, --partitions or --lease-ms too small");
+  if (auto why = chaos_faults::check(o.faults, o.appendfsync, o.partitions); !why.empty()) usage(why);
   o.documents = fs::absolute(o.documents).string();
   return o;
 }
@@ -595,6 +600,7 @@ class campaign {
   void run_events() {
     cost_before_ = take_sample(redis_, fleet_);
     events_started_ = clock_type::now();
+    if (faults_) faults_->start(events_started_, [this](std::string why) { bad_.add(std::move(why)); });
     send_until_ = events_started_ + std::chrono::duration_cast<clock_type::duration>(
                                         std::chrono::duration<double>(opts_.duration_s));
     std::thread chaos;
@@ -615,6 +621,7 @@ class campaign {
     abort_ = abort_ || bad_.size() > 0;  // a failed client stops the chaos early
     wake_.notify_all();
     if (chaos.joinable()) chaos.join();
+    if (faults_) faults_->stop();  // done already, unless the run was aborted
     events_ended_ = clock_type::now();
     cost_after_ = take_sample(redis_, fleet_);
     // After the events, when the partitions have long settled: the nodes' fixed cost (lease
@@ -869,7 +876,7 @@ class campaign {
     std::size_t turn = c;
     for (long long n = 0; !stopping(); ++n) {
       const bool enough = opts_.duration_s > 0 ? clock_type::now() >= send_until_ : exp_.acked >= opts_.events;
-      if (enough && chaos_done_) break;
+      if (enough && chaos_done_ && (!faults_ || faults_->done())) break;
       const int kind = opts_.mix == "counters" ? 99 : pick_kind(rng);  // 99: inc
       std::string id, type;
       int hops = 0;
@@ -1011,11 +1018,18 @@ class campaign {
   mutable std::mutex dead_mutex_;
   std::set<std::string> dead_;  // owner names of killed incarnations
   std::vector<long long> failover_;  // written by the chaos thread, read after its join
+
+ public:
+  /// The Redis faults to inject during the event phase (faults.hpp).
+  void attach(chaos_faults::injector& f) { faults_ = &f; }
+
+ private:
+  chaos_faults::injector* faults_ = nullptr;
   long long lost_ = 0, duplicated_ = 0;
 };
 
-void write_config(const fs::path& file, const options& o, std::uint16_t redis_port) {
-  json::object cfg{{"redis", json::object{{"host", "127.0.0.1"}, {"port", redis_port}, {"prefix", "chaos:"}}},
+void write_config(const fs::path& file, const options& o, const chaos_faults::redis_backend& redis) {
+  json::object cfg{{"redis", redis.config("chaos:")},
                    {"partitions", o.partitions},
                    {"lease_ms", o.lease_ms},
                    {"documents", o.documents}};  // each node's HTTP address comes with --http
@@ -1029,13 +1043,13 @@ int run(const options& o) {
   violations bad;
   bool passed = false;
   {
-    xsn_test::redis_server_config rc;
-    rc.appendonly = true;
-    rc.extra = {"--appendfsync", o.appendfsync};  // after the default `always`: the last one counts
-    xsn_test::redis_server redis(rc);
-    write_config(dir / "config.json", o, redis.port());
+    chaos_faults::redis_backend redis(o.faults, o.appendfsync);  // one redis-server, or a cluster
+    write_config(dir / "config.json", o, redis);
     fleet nodes(o.xsn, dir / "config.json", dir, o.nodes);
-    campaign c(o, nodes, bad, redis);
+    campaign c(o, nodes, bad, redis.primary());
+    chaos_faults::injector faults(o.faults, o.seed, redis, "chaos:", o.partitions);
+    c.attach(faults);
+    std::cout << "xsn_chaos: " << redis.describe() << std::endl;
     std::cout << "xsn_chaos: seed " << o.seed << ", " << o.nodes << " nodes, " << o.clients << " clients, mix "
               << o.mix << ", appendfsync " << o.appendfsync << (o.load_only() ? ", load only" : "") << ", logs in "
               << dir.string() << std::endl;
@@ -1048,6 +1062,7 @@ int run(const options& o) {
     if (interrupted) bad.add("interrupted");
     passed = bad.size() == 0;
     c.print_summary(bad.list(), passed);
+    if (o.faults.any()) std::cout << "xsn_chaos: redis faults injected=" << faults.injected() << std::endl;
   }  // every node and the redis-server are reaped here, on every path
   if (passed && !o.keep) fs::remove_all(dir);
   else std::cout << "xsn_chaos: logs kept in " << dir.string() << std::endl;
