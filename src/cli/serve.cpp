@@ -376,7 +376,7 @@ int cmd_cluster(const std::vector<std::string>& args) {
         for (const auto& nd : o.at("nodes").as_array()) {
           const auto& n = nd.as_object();
           std::cout << "  " << json::value_to<std::string>(n.at("owner"));
-          if (const auto* h = n.if_contains("http"); h && h->is_string()) std::cout << "  http://" << h->as_string();
+          if (const auto* h = n.if_contains("http"); h && h->is_string()) std::cout << "  http://" << std::string_view(h->as_string());
           std::cout << "\n";
         }
         std::cout << "partition  owner  epoch  stream_length  pending\n";

@@ -783,7 +783,10 @@ void orchestrator::impl::flush() {
       writes.push_back(std::move(w));
       ms.push_back(std::move(m));
     }
-    if (writes.empty()) break;
+    if (writes.empty()) {
+      if (opts.store_breaker) opts.store_breaker->release();  // admitted, never made
+      break;
+    }
     ++batches_in_flight;
     store.async_write_batch(std::move(writes),
                             boost::asio::bind_executor(strand, [self = shared_from_this(), ms = std::move(ms)](
@@ -812,9 +815,13 @@ void orchestrator::impl::begin_write(machine& m) {
 
 void orchestrator::impl::on_batch(std::vector<machine_ptr> ms, std::error_code ec, std::vector<batch_result> results) {
   --batches_in_flight;
-  if (abandoned) return;
+  if (abandoned) {
+    if (opts.store_breaker) opts.store_breaker->release();  // its outcome no longer matters here
+    return;
+  }
   count(&orchestrator_health::batches);
-  bool failed = static_cast<bool>(ec);
+  // A fenced write says the lease moved on, not that the store fails.
+  bool failed = ec && ec != errc::fenced;
   for (std::size_t i = 0; i < ms.size(); ++i) {
     auto& m = ms[i];
     const batch_result r = i < results.size() ? results[i] : batch_result{ec ? ec : errc::store_unavailable, 0};
@@ -824,7 +831,7 @@ void orchestrator::impl::on_batch(std::vector<machine_ptr> ms, std::error_code e
       finish_write(m, {});
       continue;
     }
-    if (r.ec != errc::version_conflict) failed = true;
+    if (r.ec != errc::version_conflict && r.ec != errc::fenced) failed = true;
     if (r.ec == errc::version_conflict && m->creating) {
       finish_write(m, errc::already_exists);
       continue;
@@ -868,6 +875,7 @@ void orchestrator::impl::finish_write(const machine_ptr& m, std::error_code ec) 
     }
     if (auto it = status.find(m->id); it != status.end()) it->second.version = m->version;
   }
+  if (ec && ec != errc::already_exists && opts.on_write_error) opts.on_write_error(m->id, ec);
   if (ec) {
     log->error("write failed machine={} error={}", detail::field(m->id), detail::field(ec.message()));
     m->dirty = true;  // the state is still unsaved: the next event or shutdown writes it again

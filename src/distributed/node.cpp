@@ -102,6 +102,7 @@ struct node::impl : std::enable_shared_from_this<impl> {
     std::string claim_cursor;  // where claiming resumes once fewer entries are in flight
     std::size_t inflight = 0;
     std::vector<std::string> acks;  // entries to acknowledge and delete
+    std::vector<std::shared_ptr<boost::asio::steady_timer>> pauses;  // `later`'s, cancelled on stop
     bool ack_posted = false;
   };
   using partition_ptr = std::shared_ptr<partition>;
@@ -220,7 +221,8 @@ void node::impl::start() {
     if (!self) return;
     self->redis_up = up;
     if (!up) self->log->warn("redis unreachable: {}", why);
-    else self->log->info("redis connected {}:{}", self->opts.redis.host, self->opts.redis.port);
+    else if (self->opts.redis.cluster.empty()) self->log->info("redis connected {}:{}", self->opts.redis.host, self->opts.redis.port);
+    else self->log->info("redis cluster connected seeds={}", self->opts.redis.cluster.size());
   });
   auto sub_ep = opts.redis;  // pub/sub: any node of a cluster delivers every channel's messages
   if (!sub_ep.cluster.empty()) {
@@ -374,6 +376,18 @@ void node::impl::take(unsigned index, std::uint64_t epoch) {
     if (!self) return done(make_error_code(std::errc::operation_canceled));
     self->remote(std::move(msg), std::move(done));
   };
+  // A failed write leaves a machine ahead of what is stored (a timer's step, an applied entry):
+  // the partition starts again from Redis, where its pending entries and timers are.
+  oo.on_write_error = [weak, wp](const std::string& machine, std::error_code ec) {
+    auto self = weak.lock();
+    if (!self) return;
+    boost::asio::post(self->strand, [self, wp, machine, ec] {
+      auto failed = wp.lock();
+      if (!failed || !failed->alive) return;
+      if (ec != errc::fenced) self->m_store_errors->inc();
+      self->drop(failed, "write of " + machine + " failed: " + ec.message());
+    });
+  };
   p->orch = std::make_unique<orchestrator>(strand, clk, bus, *p->store, std::move(oo));
   for (const auto& [name, chart] : documents) (void)p->orch->add_document(name, chart);
   slots[index] = p;
@@ -407,8 +421,10 @@ void node::impl::begin_reading(const partition_ptr& p) {
 // Runs `fn` after a pause (Redis away, or an error reply that would otherwise spin).
 void node::impl::later(const partition_ptr& p, std::function<void()> fn) {
   auto t = std::make_shared<boost::asio::steady_timer>(strand, std::chrono::milliseconds(100));
-  t->async_wait([p, t, fn = std::move(fn)](boost::system::error_code) {
-    if (p->alive && p->ph == partition::phase::running) fn();
+  std::erase_if(p->pauses, [](const auto& x) { return x->expiry() <= boost::asio::steady_timer::clock_type::now(); });
+  p->pauses.push_back(t);
+  t->async_wait([p, t, fn = std::move(fn)](boost::system::error_code ec) {
+    if (!ec && p->alive && p->ph == partition::phase::running) fn();
   });
 }
 
@@ -481,6 +497,7 @@ void node::impl::handover(const partition_ptr& p, std::function<void()> then) {
   p->ph = partition::phase::leaving;
   log->info("partition handover partition={}", p->index);
   if (p->reader) p->reader->close();
+  for (auto& t : p->pauses) t->cancel();
   p->orch->async_shutdown(std::chrono::seconds(1), [self = shared_from_this(), p, then = std::move(then)](std::error_code) mutable {
     boost::asio::post(self->strand, [self, p, then = std::move(then)]() mutable {
       self->flush_acks(p);
@@ -503,6 +520,7 @@ void node::impl::drop(partition_ptr p, std::string_view why) {
   p->alive = false;
   if (slots[p->index] == p) slots[p->index] = nullptr;
   if (p->reader) p->reader->close();
+  for (auto& t : p->pauses) t->cancel();
   log->warn("partition dropped partition={} epoch={} reason={}", p->index, p->epoch, why);
   tell(p->index, "dropped");
   m_dropped->inc();
@@ -659,7 +677,16 @@ void node::impl::flush_acks(const partition_ptr& p) {
   std::vector<std::string> args{"ack", std::string(stream_group)};
   for (auto& id : p->acks) args.push_back(std::move(id));
   p->acks.clear();
-  cmd->script({ks.stream(p->index)}, args, [](std::error_code, const redisReply*) {});
+  // A failed acknowledgement (Redis away, a slot moving) is tried again: an entry left pending
+  // would wait for the next takeover.
+  cmd->script({ks.stream(p->index)}, args, [self = shared_from_this(), p, args](std::error_code ec, const redisReply* r) {
+    if (!ec && !is_error(r)) return;
+    if (!p->alive) return;  // the next run of the partition claims and acknowledges them
+    self->later(p, [self, p, args] {
+      for (std::size_t i = 2; i < args.size(); ++i) p->acks.push_back(args[i]);
+      self->flush_acks(p);
+    });
+  });
 }
 
 // "<channel owner>|<request number>"
@@ -792,6 +819,7 @@ node::~node() {
     if (p) {
       p->alive = false;
       if (p->reader) p->reader->close();
+      for (auto& t : p->pauses) t->cancel();
     }
   impl_->tick_timer.cancel();
   impl_->expiry_timer.cancel();
