@@ -150,6 +150,11 @@ int cmd_serve(const std::vector<std::string>& args) {
   no.partitions = cfg.partitions;
   no.lease = cfg.lease;
   no.http_address = cfg.http_host + ":" + std::to_string(cfg.http_port);
+  int fatal_code = 0;
+  std::function<void(const std::string&)> on_fatal;  // set below, once the node and server exist
+  no.on_fatal = [&](const std::string& why) {
+    if (on_fatal) on_fatal(why);
+  };
   dist::node n(io, no);
   std::size_t count = 0;
   if (!load_documents(cfg.documents, n, count)) return exit_config;
@@ -167,6 +172,16 @@ int cmd_serve(const std::vector<std::string>& args) {
 
   boost::asio::signal_set signals(io, SIGTERM, SIGINT);
   bool stopped = false;
+  on_fatal = [&](const std::string& why) {
+    std::cerr << "xsn serve: " << args[0] << ": " << why << std::endl;
+    fatal_code = exit_config;
+    signals.cancel();
+    http.stop();
+    n.async_stop([&] {
+      stopped = true;
+      io.stop();
+    });
+  };
   signals.async_wait([&](boost::system::error_code ec, int sig) {
     if (ec) return;
     std::cerr << "xsn serve: signal " << sig << ": handing partitions over" << std::endl;
@@ -178,6 +193,7 @@ int cmd_serve(const std::vector<std::string>& args) {
   });
   io.run();
   std::cerr << "xsn serve: stopped" << std::endl;
+  if (fatal_code) return fatal_code;
   return stopped ? 0 : 1;
 }
 
@@ -238,12 +254,15 @@ bool parse_client(const std::vector<std::string>& args, client_args& out, std::s
   return true;
 }
 
-/// Runs `fn(link, finish)` on a fresh io_context until `finish(code)` or the timeout.
+/// Runs `fn(link, finish, extra, strand)` on a fresh io_context until `finish(code)` or the
+/// timeout; `extra` is a slot for a second connection (a subscriber), closed by `finish` and
+/// destroyed before the io_context.
 template <typename F>
 int with_link(const dist::redis_endpoint& ep, std::chrono::milliseconds timeout, F fn) {
   boost::asio::io_context io(1);
   auto strand = boost::asio::make_strand(io.get_executor());
   auto link = dist::make_client(strand, ep);
+  std::shared_ptr<dist::node_link> extra;
   int code = 1;
   boost::asio::steady_timer deadline(io, timeout);
   bool finished = false;
@@ -253,6 +272,7 @@ int with_link(const dist::redis_endpoint& ep, std::chrono::milliseconds timeout,
     code = c;
     deadline.cancel();
     link->close();
+    if (extra) extra->close();
     io.stop();
   };
   deadline.async_wait([&](boost::system::error_code ec) {
@@ -260,7 +280,7 @@ int with_link(const dist::redis_endpoint& ep, std::chrono::milliseconds timeout,
     std::cerr << "xsn: no answer from Redis " << ep.host << ":" << ep.port << " in time\n";
     finish(1);
   });
-  boost::asio::post(strand, [&] { fn(link, finish, io, strand); });
+  boost::asio::post(strand, [&] { fn(link, finish, extra, strand); });
   io.run();
   return code;
 }
@@ -291,8 +311,7 @@ int cmd_send(const std::vector<std::string>& args) {
   std::random_device rd;
   const auto me = "cli-" + std::to_string(rd()) + std::to_string(rd());
   if (ca.key.empty()) ca.key = me;
-  std::shared_ptr<dist::node_link> sub;
-  const int code = with_link(*ca.redis, ca.timeout, [&](auto link, auto& finish, auto&, auto strand) {
+  return with_link(*ca.redis, ca.timeout, [&](auto link, auto& finish, auto& sub, auto strand) {
     // The deployment's partition count decides which stream the machine reads.
     auto send = [&, link](unsigned partitions) {
       std::vector<std::string> fields{"xadd", "100000", "op", "event", "to", machine, "key", ca.key, "event",
@@ -341,8 +360,6 @@ int cmd_send(const std::vector<std::string>& args) {
           }
         });
   });
-  if (sub) sub->close();
-  return code;
 }
 
 int cmd_cluster(const std::vector<std::string>& args) {

@@ -158,6 +158,8 @@ struct node::impl : std::enable_shared_from_this<impl> {
   boost::asio::steady_timer tick_timer{strand};
   boost::asio::steady_timer expiry_timer{strand};  // the next other member's heartbeat expiry
   bool started = false, stopping = false, joined = false, redis_up = false, sub_up = false;
+  bool config_ok = false;  // the deployment's partition count is ours
+  std::string fatal;       // why this node cannot join (then it never does)
   std::vector<std::string> members;  // live owners, sorted
   std::vector<partition_ptr> slots;  // by partition index; null: not held
   std::vector<bool> acquiring;
@@ -175,6 +177,7 @@ struct node::impl : std::enable_shared_from_this<impl> {
   void start();
   void tick();
   void heartbeat();
+  void check_config();
   void on_members(const redisReply* r);
   void rebalance();
   void renew(const partition_ptr& p);
@@ -238,15 +241,6 @@ void node::impl::start() {
       [weak](bool up, const std::string&) {
         if (auto self = weak.lock()) self->sub_up = up;
       });
-  // The partition count is fixed for a deployment: the first node records it.
-  cmd->command({"SET", ks.config(), std::to_string(opts.partitions), "NX"}, [](std::error_code, const redisReply*) {});
-  cmd->command({"GET", ks.config()}, [weak](std::error_code ec, const redisReply* r) {
-    auto self = weak.lock();
-    if (!self || ec || !r || r->type != REDIS_REPLY_STRING) return;
-    if (str(r) != std::to_string(self->opts.partitions))
-      self->log->error("partition count mismatch: this node has {}, the deployment {} (keys {}): fix the config",
-                       self->opts.partitions, str(r), self->ks.config());
-  });
   log->info("node starting owner={} partitions={} lease_ms={}", owner, opts.partitions, opts.lease.count());
   tick();
 }
@@ -259,7 +253,8 @@ void node::impl::tick() {
     // Not renewed in time (Redis unreachable): stop before another node may take it.
     if (p && p->ph != partition::phase::leaving && now + opts.lease / 3 >= p->valid_until) drop(p, "lease not renewed in time");
   }
-  heartbeat();
+  if (config_ok) heartbeat();
+  else if (fatal.empty()) check_config();
   for (auto& p : slots)
     if (p && p->ph != partition::phase::leaving) renew(p);
   tick_timer.expires_after(opts.lease / 3);
@@ -268,6 +263,23 @@ void node::impl::tick() {
     if (auto self = w.lock()) self->tick();
   });
   m_breaker->set(breaker.state() == breaker_state::closed ? 0 : 1);
+}
+
+// The partition count is fixed for a deployment: the first node records it; a node configured
+// with another count would send machines to other partitions' streams, so it never joins.
+void node::impl::check_config() {
+  cmd->command({"SET", ks.config(), std::to_string(opts.partitions), "NX"}, [](std::error_code, const redisReply*) {});
+  cmd->command({"GET", ks.config()}, [self = shared_from_this()](std::error_code ec, const redisReply* r) {
+    if (self->config_ok || !self->fatal.empty() || ec || !r || r->type != REDIS_REPLY_STRING) return;
+    if (str(r) == std::to_string(self->opts.partitions)) {
+      self->config_ok = true;
+      return self->heartbeat();
+    }
+    self->fatal = "partition count mismatch: this node is configured with " + std::to_string(self->opts.partitions) +
+                  ", the deployment under prefix '" + self->opts.prefix + "' has " + std::string(str(r));
+    self->log->error("{}", self->fatal);
+    if (self->opts.on_fatal) self->opts.on_fatal(self->fatal);
+  });
 }
 
 // Membership: this node's heartbeat; the answer lists the live members.
@@ -861,6 +873,10 @@ std::vector<unsigned> node::held() const {
 }
 
 bool node::ready(std::string& why) const {
+  if (!impl_->fatal.empty()) {
+    why = impl_->fatal;
+    return false;
+  }
   if (!impl_->redis_up) {
     why = "redis unreachable";
     return false;

@@ -48,6 +48,9 @@ struct node_options {
   /// (restored, reading its stream), `released` (handed over) or `dropped` (lease lost, fenced or
   /// not renewed in time: stopped without writing). For logs and tests.
   std::function<void(unsigned partition, std::string_view what)> on_partition;
+  /// Told (on the node's executor) when the node cannot be part of the deployment (its partition
+  /// count differs from the one recorded in Redis); it then never joins. `xsn serve` exits 2.
+  std::function<void(const std::string& why)> on_fatal;
 };
 
 /// One node; everything runs on the `io_context` given (run it on one thread).

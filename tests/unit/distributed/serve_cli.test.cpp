@@ -174,5 +174,13 @@ TEST_CASE("serve_cli: a node serves machines and xsn send and xsn cluster status
   CHECK(cl.at("partitions").as_array().size() == 4);
   CHECK(run({XSN_BINARY, "cluster", "status", "--redis", redis_at, "--prefix", "other:"}).first == 1);
 
+  // A node configured with another partition count never joins: it says why and exits 2.
+  const auto other = (dir.path / "other.json").string();
+  std::ofstream(other) << "{\"redis\": {\"host\": \"127.0.0.1\", \"port\": " << redis.port()
+                       << ", \"prefix\": \"cli:\"}, \"partitions\": 8, \"lease_ms\": 900, \"documents\": \"docs\"}";
+  auto [mismatch, why] = run({XSN_BINARY, "serve", other, "--http", "127.0.0.1:0"});
+  CHECK(mismatch == 2);
+  CHECK(why.find("partition count mismatch") != std::string::npos);
+
   CHECK(node.terminate() == 0);
 }
