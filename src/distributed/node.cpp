@@ -36,6 +36,7 @@
 #include <optional>
 #include <random>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 
 namespace xsn::distributed {
@@ -101,6 +102,8 @@ struct node::impl : std::enable_shared_from_this<impl> {
     bool claiming = false;     // taking earlier owners' pending entries: new ones wait (order)
     std::string claim_cursor;  // where claiming resumes once fewer entries are in flight
     std::size_t inflight = 0;
+    std::unordered_set<std::string> applying;  // ids of the entries in flight
+    unsigned ticks = 0;                        // since taken: sweeps run every third
     std::vector<std::string> acks;  // entries to acknowledge and delete
     std::vector<std::shared_ptr<boost::asio::steady_timer>> pauses;  // `later`'s, cancelled on stop
     bool ack_posted = false;
@@ -178,6 +181,8 @@ struct node::impl : std::enable_shared_from_this<impl> {
   void tick();
   void heartbeat();
   void check_config();
+  void measure_lag();
+  void sweep(const partition_ptr& p);
   void on_members(const redisReply* r);
   void rebalance();
   void renew(const partition_ptr& p);
@@ -257,6 +262,9 @@ void node::impl::tick() {
   else if (fatal.empty()) check_config();
   for (auto& p : slots)
     if (p && p->ph != partition::phase::leaving) renew(p);
+  measure_lag();
+  for (auto& p : slots)
+    if (p && p->ph == partition::phase::running && !p->claiming && ++p->ticks % 3 == 0) sweep(p);
   tick_timer.expires_after(opts.lease / 3);
   tick_timer.async_wait([w = weak_from_this()](boost::system::error_code ec) {
     if (ec) return;
@@ -280,6 +288,39 @@ void node::impl::check_config() {
     self->log->error("{}", self->fatal);
     if (self->opts.on_fatal) self->opts.on_fatal(self->fatal);
   });
+}
+
+// Entries delivered and never acknowledged, idle for long: an earlier owner's blocked read can
+// take an entry after the new owner's claim (its connection was closing), leaving it in a
+// consumer nobody reads for. Claimed here and applied (once: keys and sequences).
+void node::impl::sweep(const partition_ptr& p) {
+  const auto idle = std::max<std::int64_t>(5000, 2 * opts.lease.count());
+  cmd->command({"XAUTOCLAIM", ks.stream(p->index), std::string(stream_group), owner, std::to_string(idle), "0-0",
+                "COUNT", std::to_string(opts.read_batch)},
+               [self = shared_from_this(), p](std::error_code ec, const redisReply* r) {
+                 if (ec || !p->alive || p->ph != partition::phase::running || !is_array(r) || r->elements < 2) return;
+                 std::vector<stream_entry> entries;
+                 read_entries(r->element[1], entries);
+                 if (!entries.empty())
+                   self->log->warn("stale entries claimed partition={} count={}", p->index, entries.size());
+                 for (auto& e : entries) self->apply(p, std::move(e));
+               });
+}
+
+// xsn_stream_lag: the entries not yet applied in the streams of the partitions held (XLEN: the
+// applied ones are deleted), summed once all have answered.
+void node::impl::measure_lag() {
+  auto st = std::make_shared<std::pair<std::size_t, std::int64_t>>(0, 0);  // answers left, sum
+  for (auto& p : slots)
+    if (p && p->ph == partition::phase::running) ++st->first;
+  if (st->first == 0) return m_lag->set(0);
+  for (auto& p : slots) {
+    if (!p || p->ph != partition::phase::running) continue;
+    cmd->command({"XLEN", ks.stream(p->index)}, [self = shared_from_this(), st](std::error_code ec, const redisReply* r) {
+      if (!ec) st->second += to_int(r).value_or(0);
+      if (--st->first == 0) self->m_lag->set(static_cast<double>(st->second));
+    });
+  }
 }
 
 // Membership: this node's heartbeat; the answer lists the live members.
@@ -457,7 +498,7 @@ void node::impl::claim(const partition_ptr& p, std::string cursor) {
                  read_entries(r->element[1], entries);
                  const std::string next(str(r->element[0]));
                  for (auto& e : entries) self->apply(p, std::move(e));
-                 if (next == "0-0" || entries.empty()) {
+                 if (next == "0-0") {
                    p->claiming = false;
                    return self->read(p);
                  }
@@ -595,6 +636,7 @@ bool node::impl::store_trouble(const partition_ptr& p, std::error_code ec) {
 }
 
 void node::impl::apply(const partition_ptr& p, stream_entry e) {
+  if (!p->applying.insert(e.id).second) return;  // already being applied (a sweep found it)
   ++p->inflight;
   const auto op = e["op"];
   const auto to = e["to"];
@@ -602,6 +644,7 @@ void node::impl::apply(const partition_ptr& p, stream_entry e) {
   auto finish = [self, p, e](bool ack, unsigned status, json::value body) {
     boost::asio::post(self->strand, [self, p, e, ack, status, body = std::move(body)]() mutable {
       --p->inflight;
+      p->applying.erase(e.id);
       self->finish_entry(p, e, ack, status, std::move(body));
       self->read(p);
     });
