@@ -181,6 +181,7 @@ struct node::impl : std::enable_shared_from_this<impl> {
   void tick();
   void heartbeat();
   void check_config();
+  bool ready(std::string& why) const;
   void measure_lag();
   void sweep(const partition_ptr& p);
   void on_members(const redisReply* r);
@@ -465,7 +466,6 @@ void node::impl::take(unsigned index, std::uint64_t epoch) {
 
 // Entries of earlier owners still pending (taken, perhaps applied, not acknowledged) first.
 void node::impl::begin_reading(const partition_ptr& p) {
-  std::weak_ptr<impl> weak = weak_from_this();
   p->reader = make_client(strand, opts.redis);
   p->claiming = true;
   claim(p, "0-0");
@@ -915,28 +915,17 @@ std::vector<unsigned> node::held() const {
   return out;
 }
 
-bool node::ready(std::string& why) const {
-  if (!impl_->fatal.empty()) {
-    why = impl_->fatal;
-    return false;
-  }
-  if (!impl_->redis_up) {
-    why = "redis unreachable";
-    return false;
-  }
-  if (!impl_->joined) {
-    why = "membership not joined";
-    return false;
-  }
-  if (!impl_->sub_up) {
-    why = "reply channel not subscribed";
-    return false;
-  }
-  if (impl_->stopping) {
-    why = "shutting down";
-    return false;
-  }
-  return true;
+bool node::ready(std::string& why) const { return impl_->ready(why); }
+
+// /readyz, and what an API call needs before it is taken (its answer comes over the reply channel).
+bool node::impl::ready(std::string& why) const {
+  if (!fatal.empty()) why = fatal;
+  else if (!redis_up) why = "redis unreachable";
+  else if (!joined) why = "membership not joined";
+  else if (!sub_up) why = "reply channel not subscribed";
+  else if (stopping) why = "shutting down";
+  else return true;
+  return false;
 }
 
 std::string node::metrics() const { return impl_->registry.render(); }
@@ -960,7 +949,7 @@ void node::create(std::string id, std::string document, json::value input, reply
   boost::asio::post(impl_->strand, [self = impl_, id = std::move(id), document = std::move(document),
                                     input = std::move(input), h = std::move(h)]() mutable {
     std::string why;
-    if (!self->joined || !self->redis_up) return h(reply{503, error_body("not ready")});
+    if (!self->ready(why)) return h(reply{503, error_body("not ready: " + why)});
     if (!self->documents.count(document)) return h(reply{400, error_body("unknown document '" + document + "'")});
     if (!input.is_null() && !input.is_object()) return h(reply{400, error_body("`input` must be an object")});
     const auto p = partition_of(id, self->opts.partitions);
@@ -976,7 +965,8 @@ void node::create(std::string id, std::string document, json::value input, reply
 void node::send(std::string id, json::object event, std::string key, reply_handler h) {
   boost::asio::post(impl_->strand, [self = impl_, id = std::move(id), event = std::move(event), key = std::move(key),
                                     h = std::move(h)]() mutable {
-    if (!self->joined || !self->redis_up) return h(reply{503, error_body("not ready")});
+    std::string why;
+    if (!self->ready(why)) return h(reply{503, error_body("not ready: " + why)});
     std::string name;
     auto ev = event_text(event, name);
     if (name.empty()) return h(reply{400, error_body("the event needs a non-empty string `type`")});
@@ -989,7 +979,8 @@ void node::send(std::string id, json::object event, std::string key, reply_handl
 
 void node::erase(std::string id, reply_handler h) {
   boost::asio::post(impl_->strand, [self = impl_, id = std::move(id), h = std::move(h)]() mutable {
-    if (!self->joined || !self->redis_up) return h(reply{503, error_body("not ready")});
+    std::string why;
+    if (!self->ready(why)) return h(reply{503, error_body("not ready: " + why)});
     const auto p = partition_of(id, self->opts.partitions);
     self->submit(p, {"op", "delete", "to", id}, std::move(h));
   });
