@@ -1,13 +1,15 @@
 #pragma once
 // A session on a private io_context and manual clock, driven from the test thread: the fixture
-// the XState, builder and actor tests share. Each step (an event sent, time advanced) is followed
-// by `settle`, which runs the io_context until nothing is ready, so the step's macrosteps (and
-// what they started: child actors, timers due) are done before the test looks.
+// the XState, builder and actor tests share, over the public `xsn::testing::driver`. Each step (an
+// event sent, time advanced) is followed by `settle`, which runs the io_context until nothing is
+// ready, so the step's macrosteps (and what they started: child actors, timers due) are done
+// before the test looks.
 #include "catch.hpp"
 
 #include <xsn/parse/xstate.hpp>
 #include <xsn/runtime/implementations.hpp>
 #include <xsn/runtime/session.hpp>
+#include <xsn/testing.hpp>
 
 #include <boost/asio/io_context.hpp>
 
@@ -39,8 +41,9 @@ inline std::shared_ptr<const xsn::bound_implementations> bound(const xsn::statec
 
 /// A session of `chart` (see the file comment). Messages the session logs as errors are kept.
 struct session_driver {
-  boost::asio::io_context ioc;
-  xsn::manual_clock clk;
+  xsn::testing::driver drv;
+  boost::asio::io_context& ioc = drv.io();
+  xsn::manual_clock& clk = drv.clock();
   std::shared_ptr<const xsn::statechart> chart;
   xsn::datamodel_factory datamodel;
   std::unique_ptr<xsn::session> s;
@@ -69,27 +72,20 @@ struct session_driver {
       if (label == "error") errors.emplace_back(msg);
     };
     if (options) options(o);
-    return std::make_unique<xsn::session>(chart, ioc.get_executor(), clk, std::move(o));
+    return drv.make_session(chart, std::move(o));
   }
-  void start() {
-    s->start();
-    settle();
-  }
+  void start() { drv.start(*s); }
   /// Runs the io_context until nothing is ready.
-  void settle() {
-    ioc.restart();
-    ioc.poll();
-  }
+  void settle() { drv.settle(); }
   /// Sends `name` (with `data`) and settles.
   session_driver& send(const std::string& name, xsn::value data = nullptr) {
     REQUIRE_FALSE(s->send(xsn::event(name, std::move(data))));
     settle();
     return *this;
   }
-  /// Advances the clock by `ms` and settles.
+  /// Advances the clock by `ms`, firing each timer due in due order and settling after each.
   session_driver& advance(int ms) {
-    clk.advance(std::chrono::milliseconds(ms));
-    settle();
+    drv.advance(std::chrono::milliseconds(ms));
     return *this;
   }
   /// Sends event `step`, or advances time by N ms when `step` is `+N`.
