@@ -1,5 +1,6 @@
 // The `xsn` command-line tool: run, validate and test statechart documents.
 #include "test_script.hpp"
+#include "validate.hpp"
 #if XSN_HAVE_SERVE
 #include "serve.hpp"
 #endif
@@ -163,18 +164,6 @@ int cmd_run(const std::vector<std::string>& args) {
   return 0;
 }
 
-int cmd_validate(const std::vector<std::string>& args) {
-  if (args.size() != 1) return usage(std::cerr, exit_usage);
-  auto loaded = xsn::load_document(args[0]);
-  if (!loaded) {
-    for (const auto& d : loaded.errors) std::cerr << d.to_string() << "\n";
-    return exit_load;
-  }
-  std::cout << args[0] << ": valid (" << loaded.chart->states.size() - 1 << " states, "
-            << loaded.chart->transitions.size() << " transitions)\n";
-  return 0;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -184,7 +173,7 @@ int main(int argc, char** argv) {
   args.erase(args.begin());
   try {
     if (cmd == "run") return cmd_run(args);
-    if (cmd == "validate") return cmd_validate(args);
+    if (cmd == "validate") return xsn::cli::cmd_validate(args);
     if (cmd == "trace") return xsn::cli::run_trace(args, std::cout, std::cerr);
     if (cmd == "test-script") {
       bool verbose = std::find(args.begin(), args.end(), "--verbose") != args.end();

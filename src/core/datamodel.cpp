@@ -2,6 +2,8 @@
 #include <xsn/runtime/datamodel.hpp>
 #include <xsn/runtime/implementations.hpp>
 
+#include "ecmascript_check.hpp"
+
 namespace xsn {
 
 datamodel_host::~datamodel_host() = default;
@@ -9,6 +11,7 @@ datamodel::~datamodel() = default;
 
 #if !XSN_WITH_ECMASCRIPT
 std::unique_ptr<datamodel> make_ecmascript_datamodel(script_limits) { return nullptr; }
+detail::syntax_checker detail::make_ecmascript_syntax_checker(script_limits) { return {}; }
 #endif
 
 std::unique_ptr<datamodel> make_datamodel(std::string_view name, script_limits limits) {

@@ -17,6 +17,7 @@
 #include <xsn/runtime/datamodel.hpp>
 
 #include "duktape.h"
+#include "ecmascript_check.hpp"
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
@@ -977,6 +978,16 @@ class ecmascript_datamodel final : public datamodel {
   value save() override;
   result<void> restore(const value& saved) override;
 
+  /// Compiles `text` as `kind` ('v', 'l', 's', as `compile`) on a heap of its own and never runs
+  /// it; no `setup` needed. The compile error, or nullopt.
+  std::optional<std::string> syntax_error(char kind, const std::string& text) {
+    if (ctx_ == nullptr && !create_heap()) return std::string("could not create the script heap");
+    return run([&](duk_context* ctx) -> duk_ret_t {
+      compile(ctx, kind, text);
+      return 0;
+    });
+  }
+
  private:
   /// Everything `foreach` keeps between its protected calls.
   struct foreach_state {
@@ -1390,6 +1401,13 @@ result<void> ecmascript_datamodel::restore(const value& saved) {
 
 std::unique_ptr<datamodel> make_ecmascript_datamodel(script_limits limits) {
   return std::make_unique<ecmascript_datamodel>(limits);
+}
+
+detail::syntax_checker detail::make_ecmascript_syntax_checker(script_limits limits) {
+  auto dm = std::make_shared<ecmascript_datamodel>(limits);
+  return [dm](script_kind kind, std::string_view text) {
+    return dm->syntax_error(static_cast<char>(kind), std::string(text));
+  };
 }
 
 }  // namespace xsn

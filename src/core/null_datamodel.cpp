@@ -3,10 +3,8 @@
 #include <cctype>
 
 namespace xsn {
-namespace {
 
-/// Parses `In('id')` (or `In("id")`), the only expression the null datamodel knows.
-bool parse_in(std::string_view s, std::string_view& id) {
+bool detail::parse_in_predicate(std::string_view s, std::string_view& id) {
   auto trim = [](std::string_view v) {
     while (!v.empty() && std::isspace(static_cast<unsigned char>(v.front()))) v.remove_prefix(1);
     while (!v.empty() && std::isspace(static_cast<unsigned char>(v.back()))) v.remove_suffix(1);
@@ -22,6 +20,8 @@ bool parse_in(std::string_view s, std::string_view& id) {
   return true;
 }
 
+namespace {
+
 class null_datamodel final : public datamodel {
  public:
   std::string_view name() const noexcept override { return "null"; }
@@ -35,7 +35,7 @@ class null_datamodel final : public datamodel {
   result<bool> eval_bool(expr_index e) override {
     std::string_view id;
     const auto& text = chart_->expressions[e].text;
-    if (!parse_in(text, id)) return eval_error{"null datamodel: not an In() predicate: " + text};
+    if (!detail::parse_in_predicate(text, id)) return eval_error{"null datamodel: not an In() predicate: " + text};
     return host_->in_state(id);
   }
   result<value> eval(expr_index) override { return unsupported("value expressions"); }

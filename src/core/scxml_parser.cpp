@@ -19,7 +19,8 @@
 namespace xsn {
 
 std::string diagnostic::to_string() const {
-  return file + ":" + std::to_string(loc.line) + ":" + std::to_string(loc.column) + ": " + message;
+  return file + ":" + std::to_string(loc.line) + ":" + std::to_string(loc.column) + ": " +
+         (level == severity::warning ? "warning: " : "") + message;
 }
 
 namespace {
@@ -69,13 +70,16 @@ class builder {
  public:
   builder(std::string_view text, std::string file, std::filesystem::path base,
           std::vector<diagnostic>& errors)
-      : text_(text), file_(std::move(file)), base_(std::move(base)), errors_(errors) {
+      : text_(text), file_(std::move(file)), base_(std::move(base)), errors_(errors), errors_before_(errors.size()) {
     for (std::size_t i = 0; i < text_.size(); ++i)
       if (text_[i] == '\n') line_starts_.push_back(i + 1);
   }
 
   std::shared_ptr<statechart> build_document();
   std::shared_ptr<statechart> build_from(pugi::xml_node root);
+  /// The chart as far as it was built, also when it has errors (null when no `<scxml>` was
+  /// found); for checks that look at expressions, not at the resolved structure.
+  std::shared_ptr<statechart> partial() const { return c_; }
 
  private:
   // ---- locations and diagnostics ----
@@ -91,8 +95,22 @@ class builder {
     // offset_debug points at the element name; report the '<' before it.
     return at_offset(off > 0 && n.type() == pugi::node_element ? off - 1 : off);
   }
-  void error(source_location loc, std::string msg) { errors_.push_back({file_, loc, std::move(msg)}); }
+  /// Where attribute `a` of an element stands (its name), or `fallback` when the parser did not
+  /// work in our copy of the text (a document converted from another encoding).
+  source_location at(pugi::xml_attribute a, source_location fallback) const {
+    const char* p = a.name();
+    if (buf_begin_ == nullptr || p < buf_begin_ || p >= buf_begin_ + text_.size()) return fallback;
+    return at_offset(p - buf_begin_);
+  }
+  /// Where attribute `name` of `n` stands; the element's location when it has no such attribute.
+  source_location at(pugi::xml_node n, const char* name) const { return at(n.attribute(name), at(n)); }
+  /// Collects a diagnostic; beyond `detail::max_collected_errors` the rest are dropped (the
+  /// report keeps the first `detail::max_reported_errors` anyway).
+  void error(source_location loc, std::string msg) {
+    if (errors_.size() < detail::max_collected_errors) errors_.push_back({file_, loc, std::move(msg)});
+  }
   void error(pugi::xml_node n, std::string msg) { error(at(n), std::move(msg)); }
+  bool failed() const { return errors_.size() > errors_before_; }
 
   // ---- namespaces ----
   std::string_view local_name(pugi::xml_node n) const {
@@ -116,7 +134,7 @@ class builder {
   expr_index expr_attr(pugi::xml_node n, const char* a) {
     auto at_ = n.attribute(a);
     if (!at_) return npos;
-    return add_expr(at_.value(), at(n));
+    return add_expr(at_.value(), at(at_, at(n)));
   }
   expr_index add_expr(std::string text, source_location loc) {
     c_->expressions.push_back({std::move(text), loc});
@@ -151,8 +169,14 @@ class builder {
   if_action build_if(pugi::xml_node n);
   std::string load_src(pugi::xml_node n, const std::string& src, bool& ok);
   void resolve();
-  void resolve_targets(transition_index t);
+  /// Resolves the ids pending for `t`; an unknown one is "<what> 'id'<of> is not a state id".
+  void resolve_targets(transition_index t, std::string_view what, std::string_view of = {});
   void resolve_initial(state_index s);
+  /// Where the targets of `t` are named (its `target` or `initial` attribute), else where it stands.
+  source_location target_loc(transition_index t) const {
+    auto it = targets_.find(t);
+    return it != targets_.end() ? it->second.loc : c_->transitions[t].loc;
+  }
   void validate_history(state_index s);
 
   struct pending_targets {
@@ -164,6 +188,8 @@ class builder {
   std::string file_;
   std::filesystem::path base_;
   std::vector<diagnostic>& errors_;
+  std::size_t errors_before_;          ///< Errors found before this (sub)document.
+  const char* buf_begin_ = nullptr;    ///< Our copy of `text_`, which pugixml parses in place.
   std::vector<std::size_t> line_starts_{0};
   std::shared_ptr<statechart> c_;
   std::unordered_map<std::string, std::uint32_t> names_;
@@ -176,7 +202,10 @@ class builder {
 
 std::shared_ptr<statechart> builder::build_document() {
   pugi::xml_document doc;
-  auto res = doc.load_buffer(text_.data(), text_.size(), pugi::parse_default | pugi::parse_ws_pcdata_single);
+  // Parsed in place, so that attribute names point into `buf` and have a location.
+  std::string buf(text_);
+  buf_begin_ = buf.data();
+  auto res = doc.load_buffer_inplace(buf.data(), buf.size(), pugi::parse_default | pugi::parse_ws_pcdata_single);
   if (!res) {
     error(at_offset(res.offset), std::string("XML error: ") + res.description());
     return nullptr;
@@ -213,9 +242,8 @@ std::shared_ptr<statechart> builder::build_from(pugi::xml_node root) {
     else if (b != "early") error(root, "binding must be 'early' or 'late', not '" + b + "'");
   }
   build_state(root, npos);
-  if (!errors_.empty()) return nullptr;
-  resolve();
-  if (!errors_.empty()) return nullptr;
+  resolve();  // also after errors: every unknown target and bad initial is reported in one pass
+  if (failed()) return nullptr;
   c_->finalize();
   return c_;
 }
@@ -236,10 +264,10 @@ state_index builder::build_state(pugi::xml_node n, state_index parent) {
       s.id = attr(n, "id");
       s.explicit_id = true;
       if (s.id.empty() || std::any_of(s.id.begin(), s.id.end(), [](char ch) { return std::isspace(static_cast<unsigned char>(ch)); }))
-        error(n, "invalid state id '" + s.id + "'");
+        error(at(n, "id"), "invalid state id '" + s.id + "'");
       auto [it, fresh] = seen_ids_.emplace(s.id, s.loc);
       if (!fresh)
-        error(n, "duplicate state id '" + s.id + "' (first defined at line " + std::to_string(it->second.line) + ")");
+        error(at(n, "id"), "duplicate state id '" + s.id + "' (first defined at line " + std::to_string(it->second.line) + ")");
     } else if (parent != npos) {
       s.id = "__xsn_" + std::to_string(++generated_);
     }
@@ -252,8 +280,10 @@ state_index builder::build_state(pugi::xml_node n, state_index parent) {
     if (has(n, "initial")) {
       if (s.kind == state_kind::parallel || s.kind == state_kind::final_state || s.kind == state_kind::history)
         error(n, "'initial' is not allowed on <" + std::string(name) + ">");
+      else if (auto ids = split_ws(attr(n, "initial")); ids.empty())
+        error(at(n, "initial"), "empty 'initial' attribute");
       else
-        initial_attr_[idx] = {split_ws(attr(n, "initial")), at(n)};
+        initial_attr_[idx] = {std::move(ids), at(n, "initial")};
     }
   }
   for (auto child : n.children()) {
@@ -265,7 +295,7 @@ state_index builder::build_state(pugi::xml_node n, state_index parent) {
   if (parent == npos) s.kind = state_kind::compound;
   else if (s.kind == state_kind::atomic && !s.children.empty()) s.kind = state_kind::compound;
   if (s.kind == state_kind::atomic && initial_attr_.count(idx))
-    error(s.loc, "atomic state '" + s.id + "' may not have an 'initial' attribute");
+    error(initial_attr_[idx].loc, "atomic state '" + s.id + "' may not have an 'initial' attribute");
   if (s.kind == state_kind::atomic && s.initial != npos)
     error(s.loc, "atomic state '" + s.id + "' may not have an <initial> element");
   if (parent == npos && s.children.empty())
@@ -373,8 +403,8 @@ void builder::build_transition(pugi::xml_node n, state_index source) {
   auto ti = static_cast<transition_index>(c_->transitions.size());
   if (has(n, "target")) {
     auto ids = split_ws(attr(n, "target"));
-    if (ids.empty()) error(n, "empty 'target' attribute");
-    targets_[ti] = {std::move(ids), t.loc};
+    if (ids.empty()) error(at(n, "target"), "empty 'target' attribute");
+    targets_[ti] = {std::move(ids), at(n, "target")};
   }
   c_->transitions.push_back(std::move(t));
 }
@@ -461,6 +491,7 @@ content builder::build_content(pugi::xml_node n) {
   for (auto ch : n.children()) {
     if (ch.type() == pugi::node_element && local_name(ch) == "scxml" && namespace_of(ch) == scxml_ns) {
       builder sub(text_, file_, base_, errors_);
+      sub.buf_begin_ = buf_begin_;
       auto chart = sub.build_from(ch);
       if (chart) {
         c_->inline_charts.push_back(std::move(chart));
@@ -669,20 +700,20 @@ bool builder::build_action(pugi::xml_node n, action_block& out) {
 void builder::resolve() {
   for (state_index i = 1; i < c_->states.size(); ++i)
     if (c_->states[i].explicit_id) index_.emplace(c_->states[i].id, i);
-  for (auto& [t, pending] : targets_) resolve_targets(t);
+  for (auto& [t, pending] : targets_) resolve_targets(t, "transition target");
   for (state_index s = 0; s < c_->states.size(); ++s) {
     if (c_->states[s].kind == state_kind::history) validate_history(s);
     else resolve_initial(s);
   }
 }
 
-void builder::resolve_targets(transition_index t) {
+void builder::resolve_targets(transition_index t, std::string_view what, std::string_view of) {
   auto& p = targets_[t];
   auto& tr = c_->transitions[t];
   for (auto& id : p.ids) {
     auto it = seen_ids_.find(id);
     if (it == seen_ids_.end()) {
-      error(p.loc, "transition target '" + id + "' is not a state id");
+      error(p.loc, std::string(what) + " '" + id + "'" + std::string(of) + " is not a state id");
       continue;
     }
     tr.targets.push_back(index_.at(id));
@@ -691,7 +722,7 @@ void builder::resolve_targets(transition_index t) {
 
 void builder::resolve_initial(state_index s) {
   auto& st = c_->states[s];
-  if (st.kind != state_kind::compound) return;
+  if (st.kind != state_kind::compound || st.children.empty()) return;  // childless <scxml>: reported
   if (auto it = initial_attr_.find(s); it != initial_attr_.end()) {
     transition_node t;
     t.source = s;
@@ -700,7 +731,8 @@ void builder::resolve_initial(state_index s) {
     auto ti = static_cast<transition_index>(c_->transitions.size() - 1);
     c_->states[s].initial = ti;
     targets_[ti] = it->second;
-    resolve_targets(ti);
+    resolve_targets(ti, "initial state", s == 0 ? std::string(" of the document (<scxml initial>)")
+                                                : " of state '" + c_->states[s].id + "'");
   } else if (st.initial == npos) {
     transition_node t;
     t.source = s;
@@ -709,11 +741,12 @@ void builder::resolve_initial(state_index s) {
     c_->transitions.push_back(std::move(t));
     c_->states[s].initial = static_cast<transition_index>(c_->transitions.size() - 1);
   }
-  const auto& tr = c_->transitions[c_->states[s].initial];
-  if (tr.targets.empty() && errors_.empty()) error(tr.loc, "initial transition of '" + c_->states[s].id + "' has no target");
+  const auto ti = c_->states[s].initial;
+  const auto& tr = c_->transitions[ti];
+  if (tr.targets.empty() && !failed()) error(tr.loc, "initial transition of '" + c_->states[s].id + "' has no target");
   for (auto target : tr.targets)
     if (!c_->is_descendant(target, s))
-      error(tr.loc, "initial target '" + c_->states[target].id + "' is not a descendant of '" +
+      error(target_loc(ti), "initial target '" + c_->states[target].id + "' is not a descendant of '" +
                         (s == 0 ? std::string("scxml") : c_->states[s].id) + "'");
 }
 
@@ -725,12 +758,13 @@ void builder::validate_history(state_index s) {
     return;
   }
   const auto& tr = c_->transitions[st.initial];
-  if (tr.targets.empty()) error(tr.loc, "the default transition of history '" + st.id + "' must have a target");
+  if (tr.targets.empty() && !targets_.count(st.initial))  // unknown ids were reported already
+    error(tr.loc, "the default transition of history '" + st.id + "' must have a target");
   for (auto target : tr.targets) {
     bool ok = st.history == history_kind::deep ? c_->is_descendant(target, st.parent)
                                               : c_->states[target].parent == st.parent;
     if (!ok || c_->states[target].kind == state_kind::history)
-      error(tr.loc, "history default target '" + c_->states[target].id + "' must be a " +
+      error(target_loc(st.initial), "history default target '" + c_->states[target].id + "' must be a " +
                         (st.history == history_kind::deep ? "descendant" : "child") + " of '" +
                         c_->states[st.parent].id + "'");
   }
@@ -738,11 +772,22 @@ void builder::validate_history(state_index s) {
 
 }  // namespace
 
-parse_result parse_scxml(std::string_view text, std::string_view source_name, const std::filesystem::path& base_dir) {
+parse_result detail::parse_scxml_partial(std::string_view text, std::string_view source_name,
+                                         const std::filesystem::path& base_dir,
+                                         std::shared_ptr<const statechart>* partial) {
   parse_result r;
   const std::string file(source_name);
-  detail::finish_parse(r, file, [&] { return builder(text, file, base_dir, r.errors).build_document(); });
+  detail::finish_parse(r, file, [&] {
+    builder b(text, file, base_dir, r.errors);
+    auto chart = b.build_document();
+    if (partial != nullptr) *partial = b.partial();
+    return chart;
+  });
   return r;
+}
+
+parse_result parse_scxml(std::string_view text, std::string_view source_name, const std::filesystem::path& base_dir) {
+  return detail::parse_scxml_partial(text, source_name, base_dir, nullptr);
 }
 
 parse_result load_scxml(const std::filesystem::path& path) {

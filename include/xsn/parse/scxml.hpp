@@ -2,6 +2,8 @@
 /// \file SCXML documents to compiled statecharts, with located errors.
 #include <xsn/model/statechart.hpp>
 
+#include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -10,19 +12,30 @@
 
 namespace xsn {
 
+/// How bad a diagnostic is: an error stops a document from loading (or `xsn validate` from
+/// passing it); a warning points at something that may fail at run time.
+enum class severity : std::uint8_t { error, warning };
+
 /// A problem found in a document, located at `file:line:col`.
 struct diagnostic {
   std::string file;     ///< Document name as given to the parser.
   source_location loc;  ///< Where; 0:0 when the whole document is concerned.
   std::string message;  ///< What is wrong.
-  /// `file:line:col: message`.
+  severity level = severity::error;  ///< Parsers report errors only; `check_document` also warnings.
+  /// `file:line:col: message`, or `file:line:col: warning: message` for a warning.
   std::string to_string() const;
 };
+
+/// Errors a loader reports at most for one document; when there are more, a last diagnostic
+/// says `too many errors`.
+inline constexpr std::size_t max_parse_errors = 100;
 
 /// The outcome of parsing: a chart, or the diagnostics that prevented one.
 struct parse_result {
   std::shared_ptr<const statechart> chart;  ///< Null when `errors` is not empty.
-  std::vector<diagnostic> errors;            ///< Every error found, in document order.
+  /// Every error found in one pass, in document order (at most `max_parse_errors`, then a
+  /// `too many errors` one). An XML syntax error ends the pass: nothing after it is checked.
+  std::vector<diagnostic> errors;
   /// True when a chart was built.
   explicit operator bool() const noexcept { return chart != nullptr; }
 };
