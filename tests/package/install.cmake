@@ -1,6 +1,6 @@
 # Installs the build tree BUILD_DIR into a fresh PREFIX (the setup step of the packaging test).
-# Starting from an empty prefix (and an empty consumer build dir CLEAN) keeps a stale install
-# from hiding a packaging bug.
+# Starting from an empty prefix (and empty consumer build dirs CLEAN, a list) keeps a stale
+# install from hiding a packaging bug.
 #   cmake -DBUILD_DIR=... -DPREFIX=... [-DCONFIG=...] [-DCLEAN=...] -P install.cmake
 foreach(var BUILD_DIR PREFIX)
   if(NOT ${var})
@@ -9,7 +9,7 @@ foreach(var BUILD_DIR PREFIX)
 endforeach()
 file(REMOVE_RECURSE "${PREFIX}")
 if(CLEAN)
-  file(REMOVE_RECURSE "${CLEAN}")
+  file(REMOVE_RECURSE ${CLEAN})
 endif()
 set(config_args)
 if(CONFIG)
