@@ -151,6 +151,16 @@ class checker {
     return w;
   }
 
+  /// `'cond' of <transition> `x ==``: where, and the text when there is one.
+  static std::string subject(const use& u, const expression& x) {
+    std::string s = where(u);
+    if (x.text.empty()) return s;
+    s += " `";
+    s += quote(x.text);
+    s += '`';
+    return s;
+  }
+
   void check_in_ids(const expression& x, const std::vector<std::string>& ids) {
     for (const auto& id : ids)
       if (c_.find_state(id) == npos) add(x.loc, "In('" + id + "'): '" + id + "' is not a state id", severity::error);
@@ -165,17 +175,17 @@ class checker {
       if (u.condition && detail::parse_in_predicate(x.text, id)) {
         check_in_ids(x, {std::string(id)});
       } else if (u.condition) {
-        warn(x.loc, where(u) + " `" + quote(x.text) + "` is not an In('id') predicate, the only condition the null "
+        warn(x.loc, subject(u, x) + " is not an In('id') predicate, the only condition the null "
                     "datamodel evaluates (no datamodel=\"ecmascript\" on <scxml>): error.execution at run time");
       } else {
-        warn(x.loc, where(u) + " `" + quote(x.text) + "`: the null datamodel (no datamodel=\"ecmascript\" on "
+        warn(x.loc, subject(u, x) + ": the null datamodel (no datamodel=\"ecmascript\" on "
                     "<scxml>) evaluates no expressions: error.execution at run time");
       }
       return;
     }
     if (js_) {
       if (auto err = js_(u.kind, x.text)) {
-        add(x.loc, "ECMAScript error in " + where(u) + " `" + quote(x.text) + "`: " + *err, severity::error);
+        add(x.loc, "ECMAScript error in " + subject(u, x) + ": " + *err, severity::error);
         return;  // In() ids in text that does not compile say nothing more
       }
     }
