@@ -161,10 +161,11 @@ void redis_link::connect_failed(std::uint64_t gen, const std::string& why) {
   writing_ = false;
   for (auto* r : handshake_replies_) freeReplyObject(r);
   handshake_replies_.clear();
+  ++failures_;
+  // Told first, so that the reason is known (`last_error`) when the failed requests' handlers run.
+  if (settings_.on_state) settings_.on_state(false, why);
   // Requests waiting for this attempt fail now: a clear error instead of a wait.
   fail_queue(make_error_code(errc::store_unavailable));
-  ++failures_;
-  if (settings_.on_state) settings_.on_state(false, why);
   schedule_reconnect();
 }
 

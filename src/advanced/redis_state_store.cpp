@@ -839,6 +839,20 @@ struct redis_state_store::impl : std::enable_shared_from_this<impl> {
 
   // ---- shutdown ----
 
+  /// Ends every watch and the expiry timer (any thread); again after a watch started meanwhile.
+  void end_watches_and_timer() {
+    std::vector<std::shared_ptr<watch_record>> ended;
+    {
+      std::lock_guard lock(mutex);
+      closed = true;
+      if (timer) clk.cancel(*timer);
+      timer.reset();
+      ended.swap(watches);
+    }
+    for (auto& rec : ended) end_watch(*hub, *rec);
+  }
+
+  /// Closes both links and fails what waits on them (on the strand; idempotent).
   void close_links() {
     if (cmd) cmd->close();
     if (sub) sub->close();
@@ -871,16 +885,30 @@ std::shared_ptr<redis_state_store> redis_state_store::create(executor_type ex, x
 }
 
 redis_state_store::~redis_state_store() {
-  std::vector<std::shared_ptr<watch_record>> watches;
-  {
-    std::lock_guard lock(impl_->mutex);
-    impl_->closed = true;
-    if (impl_->timer) impl_->clk.cancel(*impl_->timer);
-    impl_->timer.reset();
-    watches.swap(impl_->watches);
-  }
-  for (auto& rec : watches) end_watch(*impl_->hub, *rec);
+  impl_->end_watches_and_timer();
   boost::asio::post(impl_->strand, [self = impl_] { self->close_links(); });
+}
+
+void redis_state_store::do_close(close_handler handler) {
+  impl_->end_watches_and_timer();
+  // On the strand after every operation initiated before: those are failed by `close_links`,
+  // and their completions are posted before this one.
+  boost::asio::post(impl_->strand, [self = impl_, h = std::move(handler)]() mutable {
+    self->close_links();
+    self->complete(std::move(h), std::error_code{});
+  });
+}
+
+std::string redis_state_store::do_error_message(std::error_code ec) const {
+  const auto& host = impl_->opts.host;
+  auto where = "redis " + (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
+               std::to_string(impl_->opts.port) + ": ";
+  // The connection's reason (refused, timed out, AUTH failed, ...) or Redis' own error text
+  // explains these; the others (conflict, bad argument, closed) say all there is.
+  const bool from_redis = ec == errc::store_unavailable || ec == errc::store_full ||
+                          ec == std::errc::timed_out || ec == std::errc::bad_message;
+  auto why = from_redis ? last_error() : std::string{};
+  return where + (why.empty() ? ec.message() : why);
 }
 
 const redis_store_options& redis_state_store::options() const noexcept { return impl_->opts; }
@@ -895,6 +923,7 @@ std::string redis_state_store::last_error() const {
 }
 
 void redis_state_store::do_connect(done_handler handler) {
+  if (closed()) return impl_->complete(std::move(handler), make_error_code(errc::store_closed));
   if (!impl_->admit()) return impl_->complete(std::move(handler), make_error_code(errc::queue_full));
   boost::asio::post(impl_->strand, [self = impl_, h = std::move(handler)]() mutable {
     if (self->cmd->ready()) return self->done(std::move(h), std::error_code{});
@@ -903,6 +932,7 @@ void redis_state_store::do_connect(done_handler handler) {
 }
 
 void redis_state_store::do_flush(done_handler handler) {
+  if (closed()) return impl_->complete(std::move(handler), make_error_code(errc::store_closed));
   if (!impl_->admit()) return impl_->complete(std::move(handler), make_error_code(errc::queue_full));
   boost::asio::post(impl_->strand,
                     [self = impl_, h = std::move(handler)]() mutable { self->flush(std::move(h)); });

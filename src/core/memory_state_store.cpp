@@ -226,12 +226,16 @@ memory_state_store::memory_state_store(executor_type ex, xsn::clock& clk,
                                        memory_store_options opts)
     : state_store(ex), impl_(std::make_shared<impl>(std::move(ex), clk, opts)) {}
 
-memory_state_store::~memory_state_store() {
+memory_state_store::~memory_state_store() { shut("closed"); }
+
+void memory_state_store::shut(const char* what) {
+  bool first = false;
   std::vector<std::shared_ptr<watch_record>> watches;
   std::size_t entries = 0;
   std::size_t bytes = 0;
   {
     std::lock_guard lock(impl_->mutex);
+    first = !impl_->closed;  // again: ends a watch started while `async_close` ran
     impl_->closed = true;
     if (impl_->timer) impl_->clk.cancel(*impl_->timer);
     impl_->timer.reset();
@@ -240,9 +244,14 @@ memory_state_store::~memory_state_store() {
     bytes = impl_->bytes;
   }
   for (auto& rec : watches) end_watch(*impl_->hub, *rec);
-  if (impl_->log->should_log(spdlog::level::info)) {
-    impl_->log->info("closed entries={} bytes={} watches={}", entries, bytes, watches.size());
+  if (first && impl_->log->should_log(spdlog::level::info)) {
+    impl_->log->info("{} entries={} bytes={} watches={}", what, entries, bytes, watches.size());
   }
+}
+
+void memory_state_store::do_close(close_handler handler) {
+  shut("closed by async_close");
+  complete(std::move(handler), std::error_code{});
 }
 
 const memory_store_options& memory_state_store::options() const noexcept { return impl_->opts; }

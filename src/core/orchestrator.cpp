@@ -860,6 +860,8 @@ void orchestrator::impl::on_batch(std::vector<machine_ptr> ms, std::error_code e
 }
 
 void orchestrator::impl::finish_write(const machine_ptr& m, std::error_code ec) {
+  // The store's cause (host, port, reason), asked now, while it is the latest.
+  const auto why = !ec ? std::string{} : ec == errc::already_exists ? ec.message() : store.error_message(ec);
   auto acks = std::move(m->acks_writing);
   m->acks_writing.clear();
   m->writing = false;
@@ -869,15 +871,15 @@ void orchestrator::impl::finish_write(const machine_ptr& m, std::error_code ec) 
     --counters.writes_in_flight;
     if (ec) {
       ++counters.write_failures;
-      counters.last_error = "write of machine " + m->id + " failed: " + ec.message();
+      counters.last_error = "write of machine " + m->id + " failed: " + why;
     } else {
       ++counters.writes;
     }
     if (auto it = status.find(m->id); it != status.end()) it->second.version = m->version;
   }
-  if (ec && ec != errc::already_exists && opts.on_write_error) opts.on_write_error(m->id, ec);
+  if (ec && ec != errc::already_exists && opts.on_write_error) opts.on_write_error(m->id, store_error(ec, why));
   if (ec) {
-    log->error("write failed machine={} error={}", detail::field(m->id), detail::field(ec.message()));
+    log->error("write failed machine={} error={}", detail::field(m->id), detail::field(why));
     m->dirty = true;  // the state is still unsaved: the next event or shutdown writes it again
     for (auto& [s, n] : m->confirming) m->to_confirm[s] = std::max(m->to_confirm[s], n);
     m->confirming.clear();
@@ -932,6 +934,9 @@ void orchestrator::impl::restore_page(std::string start_after, std::size_t resto
         if (self->abandoned) return self->complete(std::move(h), make_error_code(std::errc::operation_canceled), restored);
         if (ec) {
           self->restoring = false;
+          const auto why = self->store.error_message(ec);
+          self->log->error("restore failed error={}", detail::field(why));
+          self->set_error("restore failed: " + why);
           return self->complete(std::move(h), ec, restored);
         }
         for (auto& [k, stored] : page) {

@@ -20,8 +20,13 @@ watch_handle state_store::watch(std::string prefix, watch_callback fn) {
   if (prefix.size() > max_key_size || !fn) {
     throw std::system_error(make_error_code(errc::invalid_argument), "state_store::watch");
   }
+  if (closed()) throw std::system_error(make_error_code(errc::store_closed), "state_store::watch");
   return do_watch(std::move(prefix), std::move(fn));
 }
+
+void state_store::do_close(close_handler handler) { complete(std::move(handler), std::error_code{}); }
+
+std::string state_store::do_error_message(std::error_code ec) const { return ec.message(); }
 
 void state_store::fail(get_handler handler, errc e) const {
   complete(std::move(handler), make_error_code(e), std::optional<stored_value>{});
@@ -36,6 +41,9 @@ void state_store::fail(list_handler handler, errc e) const {
 }
 
 void state_store::start_batch(std::vector<batch_write> writes, batch_handler handler) {
+  if (closed()) {
+    return complete(std::move(handler), make_error_code(errc::store_closed), std::vector<batch_result>{});
+  }
   if (writes.size() > max_batch_size) {
     return complete(std::move(handler), make_error_code(errc::invalid_argument),
                     std::vector<batch_result>{});

@@ -356,6 +356,41 @@ TEMPLATE_LIST_TEST_CASE("state_store: get, put and monotonic versions", "[state_
   }
 }
 
+TEMPLATE_LIST_TEST_CASE("state_store: async_close lets run() return and later operations fail",
+                        "[state_store]", store_fixtures) {
+  TestType f;
+  REQUIRE(put(f, "a", "one").ec == ok);
+  recorder seen;
+  auto handle = f.store().watch("", seen.callback());
+  std::vector<std::error_code> closes;
+  f.store().async_close([&](std::error_code ec) { closes.push_back(ec); });
+  f.store().async_close([&](std::error_code ec) { closes.push_back(ec); });  // idempotent
+  CHECK(closes.empty());  // never inline
+  CHECK(f.store().closed());
+  // Nothing of the store (connections, timers, watches) keeps the executor busy: run() returns
+  // (were it to hang, ctest's timeout fails the test).
+  f.ioc.restart();
+  f.ioc.run();
+  CHECK(closes == std::vector<std::error_code>{ok, ok});
+
+  const std::error_code closed = xsn::make_error_code(xsn::errc::store_closed);
+  CHECK(get(f, "a").ec == closed);
+  CHECK(put(f, "b", "two").ec == closed);
+  CHECK(cas(f, "a", 1, "two").ec == closed);
+  CHECK(erase(f, "a").ec == closed);
+  CHECK(cas_erase(f, "a", 1).ec == closed);
+  CHECK(list(f, "").ec == closed);
+  const auto b = batch(f, {bput("c", "three")});
+  CHECK(b.ec == closed);
+  CHECK(b.results.empty());
+  CHECK_THROWS_AS(f.store().watch("", seen.callback()), std::system_error);
+  CHECK(seen.events.empty());
+  handle.reset();  // a watch handle outlives the close
+  bool again = false;
+  f.store().async_close([&](std::error_code ec) { again = !ec; });
+  f.run_until([&] { return again; });
+}
+
 TEMPLATE_LIST_TEST_CASE("state_store: compare-and-set", "[state_store]", store_fixtures) {
   TestType f;
 

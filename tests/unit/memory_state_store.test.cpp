@@ -232,3 +232,27 @@ TEST_CASE("memory_state_store: a huge TTL saturates instead of overflowing",
   h.clk.advance(24h * 365 * 100);
   CHECK(h.has("k"));
 }
+
+TEST_CASE("memory_state_store: async_close cancels the expiry timer of an asio_clock", "[memory_state_store]") {
+  boost::asio::io_context ioc;
+  xsn::asio_clock clk(ioc.get_executor());
+  xsn::memory_state_store store(ioc.get_executor(), clk);
+  std::optional<std::error_code> put_ec;
+  std::optional<std::error_code> close_ec;
+  // An hour's TTL arms a real timer on the io_context: without the close, run() waits for it.
+  store.async_put("k", "v", xsn::put_options{std::chrono::hours(1)},
+                  [&](std::error_code ec, xsn::store_version) { put_ec = ec; });
+  ioc.poll();
+  CHECK(put_ec == std::error_code{});
+  CHECK(clk.pending() == 1);
+  store.async_close([&](std::error_code ec) { close_ec = ec; });
+  ioc.restart();
+  ioc.run();
+  CHECK(clk.pending() == 0);
+  CHECK(close_ec == std::error_code{});
+  std::optional<std::error_code> get_ec;
+  store.async_get("k", [&](std::error_code ec, std::optional<xsn::stored_value>) { get_ec = ec; });
+  ioc.restart();
+  ioc.run();
+  CHECK(get_ec == xsn::make_error_code(xsn::errc::store_closed));
+}

@@ -95,9 +95,21 @@ struct redis_store_options {
  * the initiating thread and from the strand, `schedule`/`cancel` from the strand (and `cancel`
  * from the destructor): with a `manual_clock`, drive everything from one thread.
  *
+ * Closing: the connections, their reconnect backoff and timeouts, and the expiry timer keep the
+ * executor busy for as long as the store lives, so `io.run()` does not return on its own.
+ * `async_close` ends them: operations pending (queued, waiting for a connect, or sent and
+ * not answered) complete with `boost::asio::error::operation_aborted` (a write among them may
+ * or may not have happened), later ones fail at once with `errc::store_closed`, and it completes
+ * once the connections are closed; the executor's `run()` then returns when the rest of the
+ * program is done.
+ *
+ * Errors: operations complete with an `std::error_code`; `error_message(ec)` adds where and why
+ * (`redis 127.0.0.1:6379: cannot connect: Connection refused`), which the orchestrator puts in
+ * its logs, `health().last_error` and `on_write_error`.
+ *
  * Lifetime: the clock must outlive the store. The destructor ends every watch, fails nothing
- * synchronously and closes the connections on the strand; operations still pending complete
- * with `boost::asio::error::operation_aborted`.
+ * synchronously and closes the connections on the strand (as `async_close`, without waiting);
+ * operations still pending complete with `boost::asio::error::operation_aborted`.
  */
 class redis_state_store final : public state_store {
  public:
@@ -116,7 +128,8 @@ class redis_state_store final : public state_store {
                                                    redis_store_options opts = {});
 
   /// Completes once the command connection is ready (or at once when it is), or fails with
-  /// `errc::store_unavailable` when the connect attempt under way fails.
+  /// `errc::store_unavailable` when the connect attempt under way fails (`errc::store_closed`
+  /// after `async_close`).
   /// Completion signature: void(std::error_code)
   template <boost::asio::completion_token_for<done_signature> Token>
   auto async_connect(Token&& token) {
@@ -153,6 +166,10 @@ class redis_state_store final : public state_store {
   void do_list(std::string prefix, list_options opts, list_handler handler) override;
   watch_handle do_watch(std::string prefix, watch_callback fn) override;
   store_health do_health() const override;
+  /// Ends the watches and the expiry timer, then closes both connections on the strand.
+  void do_close(close_handler handler) override;
+  /// `redis HOST:PORT: ` and the connection's or Redis' own reason when `ec` comes from one.
+  std::string do_error_message(std::error_code ec) const override;
 
  private:
   using done_handler = boost::asio::any_completion_handler<done_signature>;

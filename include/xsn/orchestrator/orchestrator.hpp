@@ -82,10 +82,13 @@ struct orchestrator_options {
   /// once each through `async_send` with `send_options::sender` and `sequence`.
   std::function<void(remote_message, remote_done done)> remote;
   /// Told (on the orchestrator's strand) when a machine's write failed for good (store down,
-  /// breaker open, fenced; not a create refused as existing). The machine runs on, ahead of
-  /// what is stored, until a later write succeeds; an embedding that would rather reload it from
-  /// the store (as `xsn serve` does) stops here. Must not call back into the orchestrator.
-  std::function<void(const std::string& machine, std::error_code)> on_write_error;
+  /// breaker open, fenced; not a create refused as existing), with the store's cause
+  /// (`store_error::message`: `redis 127.0.0.1:6379: cannot connect: Connection refused`; it
+  /// converts to `std::error_code`, so a callback taking `(const std::string&, std::error_code)`
+  /// fits too). The machine runs on, ahead of what is stored, until a later write succeeds; an
+  /// embedding that would rather reload it from the store (as `xsn serve` does) stops here. Must
+  /// not call back into the orchestrator.
+  std::function<void(const std::string& machine, const store_error& error)> on_write_error;
 };
 
 /// How the machines of one document run: what a standalone session of it would get.

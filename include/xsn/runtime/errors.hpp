@@ -29,6 +29,8 @@ enum class errc {
   unknown_machine,    ///< No machine has that id.
   // distributed
   fenced,             ///< A write was refused: the partition's lease (fencing epoch) moved on.
+  // store, again (appended: the values above stay as they were)
+  store_closed,       ///< The store was closed (`state_store::async_close`).
 };
 
 /// The category of `xsn::errc`.

@@ -43,7 +43,9 @@ struct memory_store_options {
  * specified. Notifications queue on the executor without bound while it is not run.
  *
  * Lifetime: the clock must outlive the store; destroy the store before its execution context,
- * or after it has stopped running. The destructor cancels the timer and ends every watch.
+ * or after it has stopped running. The destructor, like `async_close`, cancels the timer (which
+ * would otherwise keep an `asio_clock`'s executor busy until the next expiry) and ends every
+ * watch.
  *
  * Logging (`xsn/runtime/logging.hpp`, logger `xsn.store`): a compare-and-set or erase conflict
  * at `info`, a write refused for lack of room at `warn`, the destruction at `info`; expiries and
@@ -74,8 +76,13 @@ class memory_state_store final : public state_store {
   void do_list(std::string prefix, list_options opts, list_handler handler) override;
   watch_handle do_watch(std::string prefix, watch_callback fn) override;
   store_health do_health() const override;
+  /// Cancels the timer and ends every watch; completes at once.
+  void do_close(close_handler handler) override;
 
  private:
+  /// Cancels the timer and ends every watch, once; logs `what`.
+  void shut(const char* what);
+
   struct impl;  // Shared with posted tasks and the timer callback (weakly) and watch handles.
   std::shared_ptr<impl> impl_;
 };

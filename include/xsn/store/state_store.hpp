@@ -7,6 +7,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/async_result.hpp>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -86,6 +87,25 @@ struct store_health {
 };
 
 /**
+ * A store's failure with its cause, as the orchestrator reports it: the code operations completed
+ * with, and what the store knows of why (`redis 127.0.0.1:6379: cannot connect: Connection
+ * refused`), from `state_store::error_message`. Converts to and from `std::error_code`, so code
+ * written for the bare code keeps working.
+ */
+struct store_error {
+  std::error_code code;  ///< The error operations completed with.
+  std::string message;   ///< Where and why; `code.message()` when the store knows no more.
+
+  store_error() = default;
+  /// A bare code, explained by its own message.
+  store_error(std::error_code ec) : code(ec), message(ec ? ec.message() : std::string{}) {}  // NOLINT: implicit
+  /// A code with the store's explanation.
+  store_error(std::error_code ec, std::string why) : code(ec), message(std::move(why)) {}
+  /// The code alone.
+  operator std::error_code() const noexcept { return code; }  // NOLINT: implicit
+};
+
+/**
  * An active watch; destroying it (or `reset`) unsubscribes.
  *
  * When `reset` or the destructor returns, the callback is not running and will not run again,
@@ -153,6 +173,10 @@ class watch_handle {
  * Every member function is thread-safe unless its implementation says otherwise.
  *
  * Expired values are absent for every operation, whether or not they have been swept yet.
+ *
+ * Closing: `async_close` ends the store's use of its executor (connections, reconnect and expiry
+ * timers, watches), so that the executor's `run()` can return. Operations initiated after it fail
+ * at once with `errc::store_closed`.
  */
 class state_store {
  public:
@@ -168,6 +192,8 @@ class state_store {
   using list_signature = void(std::error_code, std::vector<entry>);
   /// Completion signature of `async_write_batch`: one result per write, in order.
   using batch_signature = void(std::error_code, std::vector<batch_result>);
+  /// Completion signature of `async_close`.
+  using close_signature = void(std::error_code);
 
   /// Longest key, in bytes.
   static constexpr std::size_t max_key_size = 1024;
@@ -191,6 +217,7 @@ class state_store {
     return boost::asio::async_initiate<Token, get_signature>(
         [this](auto handler, std::string k) {
           get_handler h(std::move(handler));
+          if (closed()) return fail(std::move(h), errc::store_closed);
           if (!valid_key(k)) return fail(std::move(h), errc::invalid_argument);
           do_get(std::move(k), std::move(h));
         },
@@ -205,6 +232,7 @@ class state_store {
     return boost::asio::async_initiate<Token, write_signature>(
         [this](auto handler, std::string k, std::string v, put_options o) {
           write_handler h(std::move(handler));
+          if (closed()) return fail(std::move(h), errc::store_closed);
           if (!valid_key(k) || !valid_value(v) || !valid(o)) {
             return fail(std::move(h), errc::invalid_argument);
           }
@@ -234,6 +262,7 @@ class state_store {
     return boost::asio::async_initiate<Token, write_signature>(
         [this](auto handler, std::string k, store_version e, std::string v, put_options o) {
           write_handler h(std::move(handler));
+          if (closed()) return fail(std::move(h), errc::store_closed);
           if (!valid_key(k) || !valid_value(v) || !valid(o)) {
             return fail(std::move(h), errc::invalid_argument);
           }
@@ -253,8 +282,8 @@ class state_store {
   /**
    * Writes many independent entries: each succeeds or fails on its own (no atomicity across
    * entries), results in the order of `writes`. The completion's own error is set only when the
-   * batch as a whole was refused (more than `max_batch_size` writes: `errc::invalid_argument`,
-   * results empty); an invalid entry fails alone with `errc::invalid_argument`. An empty batch
+   * batch as a whole was refused (more than `max_batch_size` writes: `errc::invalid_argument`;
+   * the store closed: `errc::store_closed`; results empty); an invalid entry fails alone with `errc::invalid_argument`. An empty batch
    * completes with no results. Two writes of one key are applied in their order in `writes`.
    * Each write is what `async_put` or `async_compare_and_set` would do (versions, TTL,
    * `errc::store_full`, watches: one change per successful write, in version order); a store
@@ -277,6 +306,7 @@ class state_store {
     return boost::asio::async_initiate<Token, write_signature>(
         [this](auto handler, std::string k) {
           write_handler h(std::move(handler));
+          if (closed()) return fail(std::move(h), errc::store_closed);
           if (!valid_key(k)) return fail(std::move(h), errc::invalid_argument);
           do_erase(std::move(k), std::nullopt, std::move(h));
         },
@@ -291,6 +321,7 @@ class state_store {
     return boost::asio::async_initiate<Token, write_signature>(
         [this](auto handler, std::string k, store_version e) {
           write_handler h(std::move(handler));
+          if (closed()) return fail(std::move(h), errc::store_closed);
           if (!valid_key(k)) return fail(std::move(h), errc::invalid_argument);
           do_erase(std::move(k), e, std::move(h));
         },
@@ -308,6 +339,7 @@ class state_store {
     return boost::asio::async_initiate<Token, list_signature>(
         [this](auto handler, std::string p, list_options o) {
           list_handler h(std::move(handler));
+          if (closed()) return fail(std::move(h), errc::store_closed);
           if (p.size() > max_key_size || o.limit == 0 || o.limit > max_list_limit ||
               o.start_after.size() > max_key_size) {
             return fail(std::move(h), errc::invalid_argument);
@@ -332,12 +364,40 @@ class state_store {
    * destroy its own handle. Do not destroy a handle while holding a lock its callback (or another
    * watch's callback on the same store) takes. An exception from a callback propagates out of
    * the executor's `run()`. Throws `std::system_error(errc::invalid_argument)` when `prefix` is
-   * longer than `max_key_size` or `fn` is empty.
+   * longer than `max_key_size` or `fn` is empty, `std::system_error(errc::store_closed)` after
+   * `async_close`.
    */
   [[nodiscard]] watch_handle watch(std::string prefix, watch_callback fn);
 
   /// The store's state, without a round trip (a remote store reports what it last knew).
   store_health health() const { return do_health(); }
+
+  /**
+   * Closes the store, so that nothing of it keeps its executor's `run()` from returning: ends
+   * every watch, stops timers, and (for a remote store) closes its connections and stops
+   * reconnecting. Operations in flight complete with `boost::asio::error::operation_aborted`
+   * (or their result, when it was already in); operations initiated afterwards fail at once
+   * with `errc::store_closed`, `watch` throws it. Completes once the store is closed.
+   * Idempotent; thread-safe; may be called with operations in flight. A store in memory keeps
+   * its data until destroyed, but serves no more operations.
+   * Completion signature: void(std::error_code)
+   */
+  template <boost::asio::completion_token_for<close_signature> Token>
+  auto async_close(Token&& token) {
+    return boost::asio::async_initiate<Token, close_signature>(
+        [this](auto handler) {
+          closed_.store(true, std::memory_order_release);
+          do_close(close_handler(std::move(handler)));
+        },
+        token);
+  }
+  /// True once `async_close` was called.
+  bool closed() const noexcept { return closed_.load(std::memory_order_acquire); }
+
+  /// What `ec`, an error an operation of this store just completed with, means here: the store,
+  /// where it is, and the cause it knows of (`redis 127.0.0.1:6379: cannot connect: Connection
+  /// refused`); `ec.message()` when it knows no more. For logs and `store_error`.
+  std::string error_message(std::error_code ec) const { return do_error_message(ec); }
 
  protected:
   /// Handler of `do_get`.
@@ -348,6 +408,8 @@ class state_store {
   using list_handler = boost::asio::any_completion_handler<list_signature>;
   /// Handler of `do_write_batch`.
   using batch_handler = boost::asio::any_completion_handler<batch_signature>;
+  /// Handler of `do_close`.
+  using close_handler = boost::asio::any_completion_handler<close_signature>;
 
   /// Completions run on `ex` unless the handler has an executor of its own.
   explicit state_store(executor_type ex) : executor_(std::move(ex)) {}
@@ -376,6 +438,12 @@ class state_store {
   virtual watch_handle do_watch(std::string prefix, watch_callback fn) = 0;
   /// Reports health.
   virtual store_health do_health() const = 0;
+  /// Closes (`closed()` is already true); called again by every `async_close`, so it must be
+  /// idempotent, and must complete `handler` once the store is closed. Default: completes at
+  /// once (a store that holds nothing on its executor).
+  virtual void do_close(close_handler handler);
+  /// Explains an error (see `error_message`). Default: `ec.message()`.
+  virtual std::string do_error_message(std::error_code ec) const;
 
   /// Posts `handler(args...)` to the store's executor, then runs it on the handler's own
   /// associated executor (default: the store's); never inline.
@@ -410,6 +478,7 @@ class state_store {
   void start_batch(std::vector<batch_write> writes, batch_handler handler);
 
   executor_type executor_;
+  std::atomic<bool> closed_{false};
 };
 
 }  // namespace xsn

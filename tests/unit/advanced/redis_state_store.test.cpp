@@ -1,12 +1,14 @@
 #include <xsn/advanced/redis_state_store.hpp>
 
 #include "catch.hpp"
+#include "names.hpp"
 #include "redis_server.hpp"
 
 #include <xsn/bus/channel_event_bus.hpp>
 #include <xsn/orchestrator/orchestrator.hpp>
 #include <xsn/parse/scxml.hpp>
 
+#include <boost/asio/error.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/json/parse.hpp>
 
@@ -693,4 +695,131 @@ TEST_CASE("redis_state_store: a batch past max_pending fails each entry with que
   CHECK(std::get<0>(e.wait(std::move(first))) == ok);
   const auto [ec2, r2] = write_batch(e, *store, {bput("a", "1"), bput("b", "2")});
   CHECK(r2.at(1).ec == ok);
+}
+
+// ---- closing ----
+
+namespace {
+
+const std::error_code aborted = boost::asio::error::make_error_code(boost::asio::error::operation_aborted);
+const std::error_code closed = xsn::make_error_code(xsn::errc::store_closed);
+
+/// A port that was just free and is closed again: connecting is refused.
+std::uint16_t refused_port() {
+  xsn_test::redis_server gone;
+  return gone.port();
+}
+
+}  // namespace
+
+TEST_CASE("redis_state_store: async_close with operations in flight lets io.run() return", "[redis]") {
+  xsn_test::redis_server server;  // its own: it is paused
+  env e;
+  auto store = e.make(e.options(server));
+  REQUIRE(e.connect(*store) == ok);
+  auto handle = store->watch("", [](const xsn::watch_event&) {});  // a second connection
+  REQUIRE(e.flush(*store) == ok);
+  // Redis answers nothing from now on: what is sent stays in flight.
+  REQUIRE(server.command({"CLIENT", "PAUSE", "60000", "ALL"}).str == "OK");
+  std::vector<std::error_code> results;
+  for (int i = 0; i < 3; ++i) {
+    store->async_put(xsn_test::named("k", i), "v",
+                     [&](std::error_code ec, xsn::store_version) { results.push_back(ec); });
+  }
+  store->async_get("k0", [&](std::error_code ec, std::optional<xsn::stored_value>) { results.push_back(ec); });
+  store->async_write_batch({xsn::batch_write{"b", "v", std::nullopt, {}}},
+                           [&](std::error_code ec, std::vector<xsn::batch_result> r) {
+                             results.push_back(ec);
+                             for (const auto& one : r) results.push_back(one.ec);
+                           });
+  store->async_flush([&](std::error_code ec) { results.push_back(ec); });
+  e.ioc.restart();
+  e.ioc.poll();  // written to the socket
+  CHECK(store->pending() == 6);
+  std::optional<std::error_code> close_ec;
+  store->async_close([&](std::error_code ec) { close_ec = ec; });
+  // On this thread: returns once the store holds nothing on the io_context (a hang is the
+  // test's timeout).
+  e.ioc.restart();
+  e.ioc.run();
+  REQUIRE(close_ec);
+  CHECK(*close_ec == ok);
+  // The batch as a whole was accepted; its entry was aborted with the rest.
+  CHECK(results == std::vector<std::error_code>{aborted, aborted, aborted, aborted, ok, aborted, aborted});
+  CHECK(store->pending() == 0);
+  CHECK(std::get<0>(e.put(*store, "later", "v")) == closed);
+  CHECK(e.connect(*store) == closed);
+  CHECK(e.flush(*store) == closed);
+}
+
+TEST_CASE("redis_state_store: async_close with nothing pending lets io.run() return", "[redis]") {
+  auto& server = xsn_test::shared_redis();
+  env e;
+  auto store = e.make(e.options(server));
+  REQUIRE(e.connect(*store) == ok);
+  REQUIRE(std::get<0>(e.put(*store, "k", "v")) == ok);
+  bool done = false;
+  store->async_close([&](std::error_code ec) { done = !ec; });
+  e.ioc.restart();
+  e.ioc.run();
+  CHECK(done);
+  CHECK(std::get<0>(e.get(*store, "k")) == closed);
+}
+
+TEST_CASE("redis_state_store: async_close stops reconnecting to an unreachable Redis", "[redis]") {
+  env e;
+  redis_store_options o;
+  o.port = refused_port();
+  o.reconnect_initial = 5ms;
+  o.reconnect_max = 20ms;
+  auto store = e.make(o);
+  REQUIRE(e.connect(*store) == unavailable);  // now waiting for the next attempt
+  std::optional<std::error_code> put_ec;
+  store->async_put("k", "v", [&](std::error_code ec, xsn::store_version) { put_ec = ec; });
+  std::optional<std::error_code> close_ec;
+  store->async_close([&](std::error_code ec) { close_ec = ec; });
+  e.ioc.restart();
+  e.ioc.run();  // without the close: reconnect attempts forever
+  CHECK(put_ec == aborted);
+  CHECK(close_ec == ok);
+}
+
+TEST_CASE("redis_state_store: an orchestrator's write error names the Redis host and port and the reason",
+          "[redis]") {
+  env e;
+  redis_store_options o;
+  o.port = refused_port();
+  o.reconnect_initial = 5ms;
+  o.reconnect_max = 20ms;
+  const auto where = "redis 127.0.0.1:" + std::to_string(o.port) + ": ";
+  auto parsed = xsn::parse_scxml(counter_doc, "counter.scxml");
+  REQUIRE(parsed);
+  redis_state_store store(e.ioc.get_executor(), e.clk, o);
+  xsn::channel_event_bus bus(e.ioc.get_executor(), e.clk);
+  std::vector<std::string> told;
+  xsn::orchestrator_options oo;
+  oo.on_write_error = [&](const std::string& machine, const xsn::store_error& err) {
+    CHECK(err.code == unavailable);
+    told.push_back(machine + ": " + err.message);
+  };
+  {
+    xsn::orchestrator orch(e.ioc.get_executor(), e.clk, bus, store, oo);
+    orch.add_document("counter", parsed.chart);
+    std::promise<std::error_code> created;
+    orch.async_create("a", "counter", [&](std::error_code ec) { created.set_value(ec); });
+    CHECK(e.wait(created.get_future()) == unavailable);
+    REQUIRE(told.size() == 1);
+    CHECK(told[0] == "a: " + where + "cannot connect: Connection refused");
+    CHECK(orch.health().last_error == "write of machine a failed: " + where + "cannot connect: Connection refused");
+    CHECK(store.error_message(unavailable) == where + "cannot connect: Connection refused");
+    CHECK(store.error_message(conflict) == where + conflict.message());
+    // Then everything ends: the orchestrator, the bus, the store; io.run() returns.
+    std::promise<std::error_code> down;
+    orch.async_shutdown(1s, [&](std::error_code ec) { down.set_value(ec); });
+    e.wait(down.get_future());
+  }
+  bus.shutdown();
+  store.async_close([](std::error_code) {});
+  e.ioc.restart();
+  e.ioc.run();
 }
