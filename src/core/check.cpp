@@ -13,6 +13,7 @@
 #include <map>
 #include <string>
 #include <tuple>
+#include <unordered_set>
 
 namespace xsn {
 namespace {
@@ -102,7 +103,10 @@ struct use {
 class checker {
  public:
   checker(const statechart& c, std::vector<diagnostic>& out, const detail::syntax_checker& js)
-      : c_(c), out_(out), js_(js), ecmascript_(c.datamodel == "ecmascript"), seen_(c.expressions.size(), false) {}
+      : c_(c), out_(out), js_(js), ecmascript_(c.datamodel == "ecmascript"), seen_(c.expressions.size(), false) {
+    // Not `find_state`: a chart with errors was never finalized, and its lookup table is empty.
+    for (const auto& s : c.states) ids_.insert(s.id);
+  }
 
   void run() {
     for (const auto& s : c_.states) {
@@ -163,7 +167,7 @@ class checker {
 
   void check_in_ids(const expression& x, const std::vector<std::string>& ids) {
     for (const auto& id : ids)
-      if (c_.find_state(id) == npos) add(x.loc, "In('" + id + "'): '" + id + "' is not a state id", severity::error);
+      if (ids_.count(id) == 0) add(x.loc, "In('" + id + "'): '" + id + "' is not a state id", severity::error);
   }
 
   void expr(expr_index e, const use& u) {
@@ -270,6 +274,7 @@ class checker {
   bool ecmascript_;
   std::vector<bool> seen_;
   std::map<std::string, source_location> natives_;
+  std::unordered_set<std::string> ids_;
 };
 
 std::vector<diagnostic> check_with(const statechart& chart, const detail::syntax_checker& js) {

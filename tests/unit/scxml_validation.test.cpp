@@ -228,10 +228,12 @@ TEST_CASE("validation: native actions and the null datamodel's expressions are w
 
 TEST_CASE("validation: expressions are checked even when the document has other errors") {
   if (!XSN_WITH_ECMASCRIPT) return;
-  auto c = xsn::check_scxml(doc("<state id=\"a\"><transition event=\"e\" cond=\"x ==\" target=\"nowhere\"/><bogus/></state>"), "both.scxml");
+  auto c = xsn::check_scxml(doc("<state id=\"a\"><transition event=\"e\" cond=\"x ==\" target=\"nowhere\"/><bogus/>"
+                                "<transition event=\"f\" cond=\"In('a') &amp;&amp; In('gone')\" target=\"a\"/></state>"), "both.scxml");
   INFO(Catch::Detail::stringify(lines(c.diagnostics)));
   CHECK(c.chart == nullptr);
-  CHECK(c.errors() == 3);
+  CHECK(c.errors() == 4);
+  CHECK(has(c.diagnostics, "both.scxml:2:", "In('gone'): 'gone' is not a state id"));  // and not In('a')
   CHECK(has(c.diagnostics, "both.scxml:2:", "SyntaxError"));
   CHECK(has(c.diagnostics, "both.scxml:2:", "'nowhere' is not a state id"));
   CHECK(has(c.diagnostics, "both.scxml:2:", "unknown element <bogus>"));
