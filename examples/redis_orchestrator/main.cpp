@@ -132,6 +132,17 @@ struct cell_process {
     if (auto ec = w.wait(store, down.get_future())) throw std::runtime_error("shutdown: " + ec.message());
   }
 
+  /// Closes the bus and the store: the connections to Redis and their timers keep the io_context
+  /// busy until then. Afterwards `run()` returns, nothing of this process being left on it.
+  void close() {
+    bus.shutdown();
+    std::promise<std::error_code> closed;
+    store.async_close([&closed](std::error_code ec) { closed.set_value(ec); });
+    if (auto ec = w.wait(store, closed.get_future())) throw std::runtime_error("close: " + ec.message());
+    w.ioc.restart();
+    w.ioc.run();
+  }
+
   /// The machines' records in Redis: key and version (the store's compare-and-set version).
   void show_stored() {
     std::promise<std::vector<xsn::state_store::entry>> listed;
@@ -174,6 +185,7 @@ int run(const char* argv0, const xsn::advanced::redis_store_options& redis) {
     }
     p.stop();
     p.show_stored();
+    p.close();
   }
   std::cout << "process 2\n";
   cell_process p(w, argv0, redis);
@@ -190,6 +202,7 @@ int run(const char* argv0, const xsn::advanced::redis_store_options& redis) {
   }
   p.stop();
   const int processed = p.processed_in_redis();
+  p.close();
   std::cout << "wafers processed: " << processed << " of 4\n";
   return n == 3 && processed == 4 ? 0 : 1;
 }
