@@ -1,8 +1,10 @@
 // `xsn trace`: one JSON line `{"value": <XState state value>, "status": ...}` (plus `tags`, sorted,
 // and the machine's `output` when there are any) after start and after every step. Time is
 // simulated from 0; `{"advance": MS}` moves it by MS and then processes the delayed events that
-// fell due, in due order (what XState's SimulatedClock.increment does).
+// fell due, in due order (what XState's SimulatedClock.increment does): virtual_time.hpp, the
+// rule `xsn run` follows too.
 #include "trace.hpp"
+#include "virtual_time.hpp"
 
 #include <xsn/parse/scxml.hpp>
 #include <xsn/parse/xstate.hpp>
@@ -49,58 +51,6 @@ implementations test_fixtures(const value* actors = nullptr, int depth = 0) {
   }));
   return impl;
 }
-
-/**
- * XState's SimulatedClock: `increment` moves time first, then fires the due timers one at a time in
- * due order (ties: scheduling order), letting the machine process each event before the next; a
- * timer set or cleared meanwhile makes it look again. Timers set during a flush start at the new time.
- */
-class simulated_clock final : public clock {
- public:
-  time_point now() const override { return now_; }
-  timer_id schedule(time_point due, callback fn) override {
-    changed_ = true;
-    timers_.emplace(next_, entry{due, std::move(fn)});
-    return next_++;
-  }
-  bool cancel(timer_id id) override {
-    changed_ = true;
-    return timers_.erase(id) > 0;
-  }
-  template <class Settle>
-  void increment(std::chrono::milliseconds ms, Settle&& settle) {
-    now_ += ms;
-    for (bool again = true; again;) {
-      again = false;
-      std::vector<std::pair<time_point, timer_id>> order;
-      for (const auto& [id, e] : timers_) order.emplace_back(e.due, id);
-      std::sort(order.begin(), order.end());
-      changed_ = false;
-      for (const auto& [due, id] : order) {
-        if (changed_) {
-          again = true;
-          break;
-        }
-        auto it = timers_.find(id);
-        if (it == timers_.end() || due > now_) continue;
-        auto fn = std::move(it->second.fn);
-        timers_.erase(it);
-        fn();
-        settle();
-      }
-    }
-  }
-
- private:
-  struct entry {
-    time_point due;
-    callback fn;
-  };
-  time_point now_{};
-  timer_id next_ = 1;
-  std::map<timer_id, entry> timers_;
-  bool changed_ = false;
-};
 
 struct step {
   bool advance = false;
@@ -160,15 +110,22 @@ bool read_steps(const std::string& path, std::vector<step>& out, std::string& er
 int run_trace(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   std::vector<std::string> pos;
   bool fixtures = false;
-  for (const auto& a : args) {
+  std::uint64_t max_steps = default_max_steps;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const auto& a = args[i];
     if (a == "--test-fixtures") fixtures = true;
-    else if (!a.empty() && a[0] == '-') {
+    else if (a == "--max-steps") {
+      if (i + 1 == args.size() || !parse_max_steps(args[++i], max_steps)) {
+        err << "xsn: --max-steps needs a whole number of macrosteps (0: no limit)\n";
+        return exit_usage;
+      }
+    } else if (!a.empty() && a[0] == '-') {
       err << "xsn: unknown option '" << a << "'\n";
       return exit_usage;
     } else pos.push_back(a);
   }
   if (pos.size() != 2) {
-    err << "usage: xsn trace MACHINE STEPS.json [--test-fixtures]\n";
+    err << "usage: xsn trace MACHINE STEPS.json [--test-fixtures] [--max-steps N]\n";
     return exit_usage;
   }
   auto loaded = load_document(pos[0]);
@@ -210,9 +167,9 @@ int run_trace(const std::vector<std::string>& args, std::ostream& out, std::ostr
   opts.on_log = [&err](std::string_view label, std::string_view message) {
     if (label == "error") err << "xsn: " << message << "\n";
   };
-  boost::asio::io_context ioc;
-  simulated_clock clk;
-  session s(loaded.chart, ioc.get_executor(), clk, std::move(opts));
+  virtual_runner run(max_steps);
+  opts.on_macrostep = [&run](session&) { run.count_macrostep(); };
+  session s(loaded.chart, run.context().get_executor(), run.clock(), std::move(opts));
   const auto& chart = *loaded.chart;
   value last_value;
   auto print = [&] {
@@ -230,23 +187,25 @@ int run_trace(const std::vector<std::string>& args, std::ostream& out, std::ostr
     if (auto o = s.output(); !o.is_null()) rec["output"] = std::move(o);
     out << boost::json::serialize(rec) << "\n";
   };
-  auto settle = [&] {
-    ioc.restart();
-    ioc.poll();
-  };
   s.start();
-  settle();
-  print();
-  for (auto& st : steps) {
+  bool within = run.settle();
+  if (within) print();
+  for (std::size_t i = 0; within && i < steps.size(); ++i) {
+    auto& st = steps[i];
     if (st.advance) {
-      clk.increment(std::chrono::milliseconds(st.ms), settle);
-    } else if (s.running()) {
-      (void)s.send(std::move(st.ev));
+      within = run.advance(st.ms);
+    } else {
+      if (s.running()) (void)s.send(std::move(st.ev));
+      within = run.settle();
     }
-    settle();
-    print();
+    if (within) print();
   }
   out.flush();
+  if (!within) {
+    err << "xsn: stopped after " << run.max_steps() << " macrosteps (--max-steps): the machine keeps "
+        << "itself busy (an event it sends itself, a timer due at once)\n";
+    return 1;
+  }
   return 0;
 }
 

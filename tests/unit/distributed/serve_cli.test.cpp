@@ -2,6 +2,7 @@
 // that serves over HTTP and exits 0 on SIGTERM), `xsn send --wait` and `xsn cluster status`.
 // Readiness: the node's "listening" line on its stderr, then GET /readyz.
 #include "catch.hpp"
+#include "process.hpp"
 #include "redis_server.hpp"
 
 #include <boost/asio/connect.hpp>
@@ -33,19 +34,7 @@ constexpr const char* counter_scxml = R"XML(<scxml xmlns="http://www.w3.org/2005
   <state id="active"><transition event="inc" type="internal"><assign location="count" expr="count + 1"/></transition></state>
 </scxml>)XML";
 
-/// Runs `args`, returns (exit status, stdout + stderr).
-std::pair<int, std::string> run(const std::vector<std::string>& args) {
-  std::string cmd;
-  for (const auto& a : args) cmd += "'" + a + "' ";
-  cmd += "2>&1";
-  std::string out;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  REQUIRE(p);
-  char buf[4096];
-  while (auto n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-  const int status = ::pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
+using xsn_test::run_command;
 
 /// One `xsn serve` child; its stderr is read until the "listening" line.
 struct serve_process {
@@ -120,16 +109,9 @@ std::pair<unsigned, json::value> call(std::uint16_t port, http::verb verb, const
   return {res.result_int(), ec ? json::value(res.body()) : v};
 }
 
-struct temp_dir {
-  fs::path path = fs::temp_directory_path() / ("xsn-serve-cli-" + std::to_string(::getpid()));
-  temp_dir() {
-    fs::remove_all(path);
-    fs::create_directories(path / "docs");
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
+/// A temporary folder with a `docs` folder for the node's documents.
+struct temp_dir : xsn_test::temp_dir {
+  temp_dir() : xsn_test::temp_dir("xsn-serve-cli") { fs::create_directories(path / "docs"); }
 };
 
 }  // namespace
@@ -138,7 +120,7 @@ TEST_CASE("serve_cli: a bad config is refused with file:line:col and exit 2") {
   temp_dir dir;
   const auto cfg = (dir.path / "serve.json").string();
   std::ofstream(cfg) << "{\n  \"partitions\": \"many\",\n  \"documents\": \"docs\"\n}\n";
-  auto [code, out] = run({XSN_BINARY, "serve", cfg});
+  auto [code, out] = run_command({XSN_BINARY, "serve", cfg});
   CHECK(code == 2);
   CHECK(out.find(cfg + ":2:") != std::string::npos);
 }
@@ -158,27 +140,27 @@ TEST_CASE("serve_cli: a node serves machines and xsn send and xsn cluster status
   CHECK(call(node.port, http::verb::put, "/machines/m2", R"({"document": "nope"})").first == 400);
 
   const auto redis_at = "127.0.0.1:" + std::to_string(redis.port());
-  auto [sent, answer] = run({XSN_BINARY, "send", "--redis", redis_at, "--prefix", "cli:", "m1", "inc", "{}", "--wait"});
+  auto [sent, answer] = run_command({XSN_BINARY, "send", "--redis", redis_at, "--prefix", "cli:", "m1", "inc", "{}", "--wait"});
   CHECK(sent == 0);
   CHECK(answer.find("\"status\":\"active\"") != std::string::npos);
   auto [got, machine] = call(node.port, http::verb::get, "/machines/m1");
   REQUIRE(got == 200);
   CHECK(machine.at("datamodel").at("count") == 1);
-  CHECK(run({XSN_BINARY, "send", "--redis", redis_at, "--prefix", "cli:", "nope", "inc", "--wait"}).first == 1);
-  CHECK(run({XSN_BINARY, "send", "--redis", redis_at, "m1"}).first == 64);
+  CHECK(run_command({XSN_BINARY, "send", "--redis", redis_at, "--prefix", "cli:", "nope", "inc", "--wait"}).first == 1);
+  CHECK(run_command({XSN_BINARY, "send", "--redis", redis_at, "m1"}).first == 64);
 
-  auto [st, status] = run({XSN_BINARY, "cluster", "status", "--config", cfg, "--json"});
+  auto [st, status] = run_command({XSN_BINARY, "cluster", "status", "--config", cfg, "--json"});
   REQUIRE(st == 0);
   auto cl = json::parse(status);
   CHECK(cl.at("nodes").as_array().size() == 1);
   CHECK(cl.at("partitions").as_array().size() == 4);
-  CHECK(run({XSN_BINARY, "cluster", "status", "--redis", redis_at, "--prefix", "other:"}).first == 1);
+  CHECK(run_command({XSN_BINARY, "cluster", "status", "--redis", redis_at, "--prefix", "other:"}).first == 1);
 
   // A node configured with another partition count never joins: it says why and exits 2.
   const auto other = (dir.path / "other.json").string();
   std::ofstream(other) << "{\"redis\": {\"host\": \"127.0.0.1\", \"port\": " << redis.port()
                        << ", \"prefix\": \"cli:\"}, \"partitions\": 8, \"lease_ms\": 900, \"documents\": \"docs\"}";
-  auto [mismatch, why] = run({XSN_BINARY, "serve", other, "--http", "127.0.0.1:0"});
+  auto [mismatch, why] = run_command({XSN_BINARY, "serve", other, "--http", "127.0.0.1:0"});
   CHECK(mismatch == 2);
   CHECK(why.find("partition count mismatch") != std::string::npos);
 
