@@ -142,7 +142,7 @@ class builder {
   }
   void exclusive(pugi::xml_node n, const char* a, const char* b) {
     if (has(n, a) && has(n, b))
-      error(n, "<" + std::string(local_name(n)) + "> may not have both '" + a + "' and '" + b + "'");
+      error(at(n, b), "<" + std::string(local_name(n)) + "> may not have both '" + a + "' and '" + b + "'");
   }
   std::uint32_t intern_name(const std::string& n) {
     auto it = names_.find(n);
@@ -232,14 +232,14 @@ std::shared_ptr<statechart> builder::build_from(pugi::xml_node root) {
   c_->base_dir = base_.string();
   c_->name = attr(root, "name");
   if (has(root, "version") && attr(root, "version") != "1.0")
-    error(root, "unsupported SCXML version '" + attr(root, "version") + "' (expected 1.0)");
+    error(at(root, "version"), "unsupported SCXML version '" + attr(root, "version") + "' (expected 1.0)");
   if (has(root, "datamodel")) c_->datamodel = attr(root, "datamodel");
   if (c_->datamodel != "null" && c_->datamodel != "ecmascript")
-    error(root, "unknown datamodel '" + c_->datamodel + "' (supported: null, ecmascript)");
+    error(at(root, "datamodel"), "unknown datamodel '" + c_->datamodel + "' (supported: null, ecmascript)");
   if (has(root, "binding")) {
     auto b = attr(root, "binding");
     if (b == "late") c_->binding = binding_mode::late;
-    else if (b != "early") error(root, "binding must be 'early' or 'late', not '" + b + "'");
+    else if (b != "early") error(at(root, "binding"), "binding must be 'early' or 'late', not '" + b + "'");
   }
   build_state(root, npos);
   resolve();  // also after errors: every unknown target and bad initial is reported in one pass
@@ -275,11 +275,11 @@ state_index builder::build_state(pugi::xml_node n, state_index parent) {
       auto type = has(n, "type") ? attr(n, "type") : "shallow";
       if (type == "shallow") s.history = history_kind::shallow;
       else if (type == "deep") s.history = history_kind::deep;
-      else error(n, "history type must be 'shallow' or 'deep', not '" + type + "'");
+      else error(at(n, "type"), "history type must be 'shallow' or 'deep', not '" + type + "'");
     }
     if (has(n, "initial")) {
       if (s.kind == state_kind::parallel || s.kind == state_kind::final_state || s.kind == state_kind::history)
-        error(n, "'initial' is not allowed on <" + std::string(name) + ">");
+        error(at(n, "initial"), "'initial' is not allowed on <" + std::string(name) + ">");
       else if (auto ids = split_ws(attr(n, "initial")); ids.empty())
         error(at(n, "initial"), "empty 'initial' attribute");
       else
@@ -379,7 +379,7 @@ void builder::build_transition(pugi::xml_node n, state_index source) {
   t.loc = at(n);
   if (has(n, "event")) {
     auto tokens = split_ws(attr(n, "event"));
-    if (tokens.empty()) error(n, "empty 'event' attribute");
+    if (tokens.empty()) error(at(n, "event"), "empty 'event' attribute");
     for (auto tok : tokens) {
       if (tok == "*" || tok == ".*") {
         t.any_event = true;
@@ -388,7 +388,7 @@ void builder::build_transition(pugi::xml_node n, state_index source) {
       if (tok.size() >= 2 && tok.substr(tok.size() - 2) == ".*") tok.resize(tok.size() - 2);
       else if (tok.back() == '.') tok.pop_back();
       if (tok.empty() || tok.front() == '.' || tok.find("..") != std::string::npos || tok.find('*') != std::string::npos)
-        error(n, "invalid event descriptor '" + tok + "'");
+        error(at(n, "event"), "invalid event descriptor '" + tok + "'");
       else
         t.events.push_back(intern_name(tok));
     }
@@ -397,7 +397,7 @@ void builder::build_transition(pugi::xml_node n, state_index source) {
   if (has(n, "type")) {
     auto type = attr(n, "type");
     if (type == "internal") t.internal = true;
-    else if (type != "external") error(n, "transition type must be 'internal' or 'external', not '" + type + "'");
+    else if (type != "external") error(at(n, "type"), "transition type must be 'internal' or 'external', not '" + type + "'");
   }
   t.body = build_block(n);
   auto ti = static_cast<transition_index>(c_->transitions.size());
@@ -529,7 +529,7 @@ void builder::build_invoke(pugi::xml_node n, state_index owner) {
   if (has(n, "autoforward")) {
     auto a = attr(n, "autoforward");
     if (a == "true") inv.autoforward = true;
-    else if (a != "false") error(n, "autoforward must be 'true' or 'false'");
+    else if (a != "false") error(at(n, "autoforward"), "autoforward must be 'true' or 'false'");
   }
   for (auto& loc : split_ws(attr(n, "namelist"))) {
     inv.namelist.push_back(add_expr(loc, inv.loc));
@@ -589,7 +589,7 @@ send_action builder::build_send(pugi::xml_node n) {
   s.id = attr(n, "id");
   s.idlocation = expr_attr(n, "idlocation");
   if (has(n, "delay") && !detail::parse_css_time(attr(n, "delay"), s.delay))
-    error(n, "invalid delay '" + attr(n, "delay") + "' (expected e.g. '500ms' or '1.5s')");
+    error(at(n, "delay"), "invalid delay '" + attr(n, "delay") + "' (expected e.g. '500ms' or '1.5s')");
   s.delayexpr = expr_attr(n, "delayexpr");
   if ((has(n, "delay") || has(n, "delayexpr")) && s.target == "#_internal")
     error(n, "<send> to #_internal may not have a delay");
@@ -676,7 +676,7 @@ bool builder::build_action(pugi::xml_node n, action_block& out) {
       if (!n.first_child().empty()) error(n, "<script> may not have both 'src' and content");
       bool ok = false;
       body = load_src(n, attr(n, "src"), ok);
-      if (!ok) error(n, "cannot read script src '" + attr(n, "src") + "'");
+      if (!ok) error(at(n, "src"), "cannot read script src '" + attr(n, "src") + "'");
     } else {
       body = n.child_value();
     }

@@ -81,7 +81,7 @@ TEST_CASE("validation: the loader reports every error of a document in one pass"
   CHECK(r.errors.size() == 4);
   CHECK(in_document_order(r.errors));
   CHECK(has(r.errors, "three.scxml:2:15:", "initial state 'zz' of state 'a' is not a state id"));
-  CHECK(has(r.errors, "three.scxml:3:", "invalid delay 'soon'"));
+  CHECK(has(r.errors, "three.scxml:3:33:", "invalid delay 'soon'"));
   CHECK(has(r.errors, "three.scxml:4:26:", "transition target 'nowhere' is not a state id"));
   CHECK(has(r.errors, "three.scxml:6:8:", "duplicate state id 'a1'"));
 }
