@@ -46,8 +46,11 @@ constexpr command_help commands[] = {
      "Exits 1 when the machine ends in error, an event is refused (e.g. sent after the machine\n"
      "ended) or the step limit is reached.\n"},
     {"validate", "xsn validate FILE\n",
-     "Loads FILE (SCXML or XState JSON) and checks it. Every error is printed as\n"
-     "file:line:col: message (exit 2); warnings go to stderr and leave exit 0.\n"},
+     "Loads FILE (SCXML or XState JSON) and checks it without running it, reporting every\n"
+     "error in one pass (at most 100) as file:line:col: message (exit 2): the structure, unknown\n"
+     "targets and initial states, ECMAScript that does not compile (compiled, never run) and\n"
+     "In() of unknown states. Warnings (stderr, exit 0): native actions only a program can bind,\n"
+     "expressions under the null datamodel.\n"},
     {"test-script", "xsn test-script MACHINE SCRIPT.json [--verbose]\n",
      "Runs MACHINE against a SCION-style JSON script (initial configuration, events, expected\n"
      "configurations), as the W3C suite does. Exit 1 on the first mismatch.\n"},
