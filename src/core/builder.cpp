@@ -225,22 +225,24 @@ std::optional<std::string> check(const char* what, const std::string& name, cons
 /// callables are checked against `context` (kept erased for a typed context, else wrapped by
 /// `wrap` for JSON), else, for JSON contexts only, from `find_untyped(name)`.
 template <class Table, class Typed, class Untyped, class FindUntyped, class Wrap>
-std::optional<eval_error> bind_names(const char* what, const std::vector<std::string>& names, const Table& table,
-                                     const std::type_info& context, bool typed, Typed& typed_out, Untyped& untyped_out,
-                                     FindUntyped find_untyped, Wrap wrap) {
+void bind_names(const char* what, const std::vector<std::string>& names, const Table& table, const std::type_info& context,
+                bool typed, Typed& typed_out, Untyped& untyped_out, FindUntyped find_untyped, Wrap wrap,
+                detail::bind_problems& problems) {
   for (const auto& n : names) {
     if (auto it = table.find(n); it != table.end()) {
-      if (auto e = check(what, n, it->second, context)) return eval_error{*e};
+      if (auto e = check(what, n, it->second, context)) {
+        problems.add(*e);
+        continue;
+      }
       auto fn = it->second.fn;
       if (typed) typed_out.push_back(std::move(fn));
       else untyped_out.emplace_back(wrap(std::move(fn)));
     } else if (const auto* f = find_untyped(n); f != nullptr && !typed) {
       untyped_out.push_back(*f);
     } else {
-      return eval_error{std::string(what) + " '" + n + "' is not provided"};
+      problems.add(std::string(what) + " '" + n + "' is not provided");
     }
   }
-  return std::nullopt;
 }
 
 }  // namespace
@@ -274,26 +276,25 @@ result<std::shared_ptr<const bound_implementations>> detail::bind_erased(
   const auto named = [untyped](auto find) {
     return [untyped, find](const std::string& n) { return untyped != nullptr ? (untyped->*find)(n) : nullptr; };
   };
-  if (auto e = bind_names("action", p.action_names, table.actions, context, typed, b->typed_actions, b->actions,
-                          named(&implementations::find_action), [](auto fn) {
-                            return [fn](value& c, const event& ev, const value& ps, action_scope& s) { fn(&c, ev, ps, s); };
-                          }))
-    return *e;
-  if (auto e = bind_names("guard", p.guard_names, table.guards, context, typed, b->typed_guards, b->guards,
-                          named(&implementations::find_guard), [](auto fn) {
-                            return [fn](const value& c, const event& ev, const value& ps) { return fn(&c, ev, ps); };
-                          }))
-    return *e;
-  if (auto e = bind_names("delay", p.delay_names, table.delays, context, typed, b->typed_delays, b->delays,
-                          named(&implementations::find_delay), [](auto fn) {
-                            return [fn](const value& c, const event& ev) { return fn(&c, ev); };
-                          }))
-    return *e;
+  detail::bind_problems problems;  // all of them, not the first: one round of fixes
+  bind_names("action", p.action_names, table.actions, context, typed, b->typed_actions, b->actions,
+             named(&implementations::find_action), [](auto fn) {
+               return [fn](value& c, const event& ev, const value& ps, action_scope& s) { fn(&c, ev, ps, s); };
+             }, problems);
+  bind_names("guard", p.guard_names, table.guards, context, typed, b->typed_guards, b->guards,
+             named(&implementations::find_guard), [](auto fn) {
+               return [fn](const value& c, const event& ev, const value& ps) { return fn(&c, ev, ps); };
+             }, problems);
+  bind_names("delay", p.delay_names, table.delays, context, typed, b->typed_delays, b->delays,
+             named(&implementations::find_delay), [](auto fn) {
+               return [fn](const value& c, const event& ev) { return fn(&c, ev); };
+             }, problems);
   if (untyped != nullptr) {
-    if (auto e = bind_actors(p, *untyped, *b)) return *e;
-  } else if (!p.actor_names.empty()) {
-    return eval_error{"actor '" + p.actor_names.front() + "' is not provided"};
+    bind_actors(p, *untyped, *b, problems);
+  } else {
+    for (const auto& name : p.actor_names) problems.add("actor '" + name + "' is not provided");
   }
+  if (auto e = problems.error()) return *e;
   b->make_context = std::move(make_context);
   return std::shared_ptr<const bound_implementations>(std::move(b));
 }

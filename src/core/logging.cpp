@@ -14,8 +14,8 @@
 namespace xsn {
 namespace {
 
-constexpr std::array<std::string_view, 5> component_names = {"xsn.bus", "xsn.store", "xsn.breaker",
-                                                              "xsn.orchestrator", "xsn.node"};
+constexpr std::array<std::string_view, 6> component_names = {"xsn.bus", "xsn.store", "xsn.breaker",
+                                                              "xsn.orchestrator", "xsn.node", "xsn.session"};
 
 spdlog::level::level_enum to_spdlog(logging::level l) noexcept {
   switch (l) {

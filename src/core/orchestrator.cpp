@@ -19,6 +19,7 @@
 
 #include "event_json.hpp"
 #include "logging_detail.hpp"
+#include "session_ext.hpp"
 
 #include <boost/asio/append.hpp>
 #include <boost/asio/bind_executor.hpp>
@@ -263,6 +264,17 @@ std::shared_ptr<const session_options> orchestrator::impl::hooked(session_option
     if (user) user(s);
   };
   so.route = [this](session& root, const std::string& target, event ev) { return route(root, target, std::move(ev)); };
+  // Diagnostics name the machine (the root session is named after it).
+  so.on_diagnostic = [this, user = std::move(so.on_diagnostic)](session& root, const runtime_diagnostic& d) {
+    if (user) user(root, d);
+    if (opts.on_diagnostic) {
+      opts.on_diagnostic(root.id(), d);
+    } else if (!user) {
+      const auto lvl = d.kind == diagnostic_kind::event_ignored ? spdlog::level::debug : spdlog::level::warn;
+      if (log->should_log(lvl))
+        log->log(lvl, "{} machine={} {}", to_string(d.kind), detail::field(root.id()), detail::diagnostic_fields(d));
+    }
+  };
   return std::make_shared<const session_options>(std::move(so));
 }
 

@@ -22,6 +22,7 @@
 
 #include <atomic>
 #include <map>
+#include <variant>
 #include <unordered_set>
 
 namespace xsn {
@@ -110,7 +111,7 @@ struct session::impl final : datamodel_host, detail::actor_host {
   }
 
   // ---- lifecycle ----
-  void start();
+  std::error_code start();
   std::error_code send(event ev);
   std::error_code process(const event& ev);
   void drain();
@@ -146,7 +147,22 @@ struct session::impl final : datamodel_host, detail::actor_host {
   /// W3C isInFinalState; with `final_itself` (XState) a final state also counts as in a final state.
   bool in_final(state_index s, bool final_itself = false) const;
   void exit_interpreter(bool reached_final);
-  void initialize_data(const data_decl& d);
+  void initialize_data(const data_decl& d, state_index where);
+
+  // ---- diagnostics (session_diagnostics.cpp holds what needs spdlog) ----
+  /// Hands `d` to `on_diagnostic`, else to the `xsn.session` logger; and to the inspector.
+  void report(const runtime_diagnostic& d);
+  void report(diagnostic_kind kind, std::string_view event, state_index where, std::string_view message);
+  /// True when an ignored event would be seen by anyone (hook, inspector, logger at `debug`).
+  bool ignored_wanted();
+  /// Reports that `ev` took no transition, with the reason.
+  void report_ignored(const event& ev, std::uint32_t name_id);
+  /// Some active state has a transition whose event descriptor matches `ev` (guards aside).
+  bool has_transition_for(const event& ev, std::uint32_t name_id) const;
+  /// The state whose content (or transition, or invoke) holds action `a`; `npos` when none.
+  state_index state_of(const action* a) const;
+  std::shared_ptr<spdlog::logger> log_;  // `xsn.session`, taken when first needed
+  bool guard_failed_ = false;            // a guard failed while selecting for the current external event
 
   // ---- executable content ----
   bool execute(const action_block& block);
@@ -160,7 +176,13 @@ struct session::impl final : datamodel_host, detail::actor_host {
   result<value> params_data(const std::vector<param>& params, const std::vector<expr_index>& namelist,
                             const std::vector<std::string>& names);
   value done_data(state_index final_state);
-  void raise_error(std::string name, std::string message, std::string sendid = {});
+  /// `where` of `raise_error`: the state of the action being executed (`acting_`), if any.
+  static constexpr state_index acting_state = npos - 1;
+  /// Raises `name` (SCXML) or fails the machine (XState), and reports it as a diagnostic of
+  /// `kind` (`error.communication` is always a `communication_error`) at state `where` (`npos`:
+  /// unknown).
+  void raise_error(std::string name, std::string message, std::string sendid = {},
+                   diagnostic_kind kind = diagnostic_kind::execution_error, state_index where = acting_state);
   void raise(event ev);
   void deliver(event ev, std::string target);
   void schedule_send(std::string sendid, event ev, std::string target, clock::time_point due);
@@ -245,11 +267,12 @@ struct session::impl final : datamodel_host, detail::actor_host {
   bool xstate_same_nodes_ = false;          // the last microstep left the node set and history as they were
   std::vector<state_index> xstate_order_;   // active states in the order they were entered
   bool history_changed_ = false;
-  void xstate_fail(const std::string& message);
+  void xstate_fail(const std::string& message, diagnostic_kind kind = diagnostic_kind::execution_error,
+                   state_index where = acting_state, std::string_view event_name = "error.execution");
   /// Where the action being executed stands, e.g. ` in state 'm.idle' (entry)`; empty when unknown.
   /// For error messages only: it searches the chart.
   std::string action_site() const;
-  const action* acting_ = nullptr;  // the action being (or last) executed, for action_site()
+  const action* acting_ = nullptr;  // the action being executed (null outside actions), for action_site()
   bool errored_ = false;  // XState: an action or guard failed; the session ended with status error
 
   // ---- inspection and async_send (session_ext.hpp, session_inspect.cpp, session_async.cpp) ----
@@ -374,19 +397,33 @@ struct session::impl final : datamodel_host, detail::actor_host {
 
 // ============================ lifecycle ============================
 
-void session::impl::start() {
-  if (started_) return;
+std::error_code session::impl::start() {
+  if (started_) return {};
   started_ = true;
   if (cold_ && cold_->registry_) cold_->registry_->sessions[id_] = this;  // a child joins its parent's registry
   if (opts_.inspect) [[unlikely]] inspect_started();
   in_macrostep_ = true;
-  if (auto r = dm_->setup(c_, *this); !r) raise_error("error.execution", r.error().message);
+  bool unbound = false;  // XState: the machine names implementations nobody bound
+  if (auto r = dm_->setup(c_, *this); !r) {
+    unbound = xstate_ && c_.xstate && dm_->name() == "xstate" && !detail::xstate_bound(*dm_) &&
+              !detail::unbound_names(*c_.xstate).items.empty();
+    raise_error("error.execution", r.error().message, {},
+                unbound ? diagnostic_kind::unbound_action : diagnostic_kind::execution_error, npos);
+  }
+  // SCXML: every `<xsn:action>` name without a handler, once, before any runs.
+  if (std::find(natives_.begin(), natives_.end(), nullptr) != natives_.end()) [[unlikely]] {
+    std::string names;
+    for (std::size_t i = 0; i < natives_.size(); ++i)
+      if (!natives_[i]) names += (names.empty() ? "'" : ", '") + c_.native_actions[i] + "'";
+    report(diagnostic_kind::unbound_action, {}, npos,
+           "no native action bound to " + names + " (session_options::actions); each use raises error.execution");
+  }
   if (c_.binding == binding_mode::early) {
-    for (const auto& d : c_.data) initialize_data(d);
+    for (const auto& d : c_.data) initialize_data(d, npos);
   } else {
     for (const auto& d : c_.data)
-      if (auto r = dm_->declare(d); !r) raise_error("error.execution", r.error().message);
-    for (auto d : c_.states[0].data) initialize_data(c_.data[d]);
+      if (auto r = dm_->declare(d); !r) raise_error("error.execution", r.error().message, {}, diagnostic_kind::execution_error, npos);
+    for (auto d : c_.states[0].data) initialize_data(c_.data[d], npos);
   }
   running_ = !errored_;
   execute(c_.root_scripts);
@@ -404,9 +441,11 @@ void session::impl::start() {
   if (!running_) exit_interpreter(!cancelled_);
   else if (!external_.empty()) post_drain();
   if (opts_.inspect) [[unlikely]] after_macrostep(ext().current);
+  if (errored_) return unbound ? errc::not_bound : errc::start_failed;
+  return {};
 }
 
-void session::impl::initialize_data(const data_decl& d) {
+void session::impl::initialize_data(const data_decl& d, state_index where) {
   result<void> r;
   if (auto it = cold_ ? cold_->data_overrides_.find(d.id) : decltype(cold_->data_overrides_)::iterator{};
       cold_ && it != cold_->data_overrides_.end()) {
@@ -418,7 +457,7 @@ void session::impl::initialize_data(const data_decl& d) {
   } else {
     r = dm_->initialize(d);
   }
-  if (!r) raise_error("error.execution", r.error().message);
+  if (!r) raise_error("error.execution", r.error().message, {}, diagnostic_kind::execution_error, where);
 }
 
 std::error_code session::impl::send(event ev) {
@@ -508,7 +547,9 @@ void session::impl::process_external(const event& ev) {
   if (dm_reads_event_) dm_->set_event(ev);
   if (inspect_) [[unlikely]] inspect_received(ev);
   if (cold_ && !cold_->children_.empty()) handle_child_event(ev);
+  guard_failed_ = false;
   if (select_transitions(&ev, name_id)) microstep();
+  else if (running_ && !errored_ && ignored_wanted()) [[unlikely]] report_ignored(ev, name_id);
   // Without eventless transitions and invokes, an empty internal queue leaves run_to_completion
   // nothing to do (but start what the macrostep spawned).
   if (!quick_rtc_ || !internal_.empty()) {
@@ -558,7 +599,8 @@ void session::impl::run_to_completion() {
     while (running_) {
       if (++microsteps_ > opts_.microstep_budget) {
         raise_error("error.execution", "microstep budget of " + std::to_string(opts_.microstep_budget) +
-                                           " exhausted: the macrostep was ended (endless eventless loop?)");
+                                           " exhausted: the macrostep was ended (endless eventless loop?)",
+                    {}, diagnostic_kind::execution_error, npos);
         if (opts_.on_log) opts_.on_log("error", "microstep budget exhausted in session " + id_);
         return;
       }
@@ -608,7 +650,8 @@ bool session::impl::select_transitions(const event* ev, std::uint32_t name_id) {
         if (h.cond != npos) {
           auto r = dm_->eval_bool(h.cond);
           if (!r) {
-            raise_error("error.execution", r.error().message);
+            guard_failed_ = true;
+            raise_error("error.execution", r.error().message, {}, diagnostic_kind::guard_error, s);
             continue;
           }
           if (!*r) continue;
@@ -838,7 +881,7 @@ void session::impl::enter_content(state_index s, bool by_default) {
   const auto& st = c_.states[s];
   if (c_.binding == binding_mode::late && !cold().entered_once_[s]) {
     cold().entered_once_[s] = true;
-    for (auto d : st.data) initialize_data(c_.data[d]);
+    for (auto d : st.data) initialize_data(c_.data[d], s);
   }
   for (const auto& block : st.onentry) execute(block);
   if (by_default) execute(c_.transitions[st.initial].body);
@@ -961,18 +1004,104 @@ void session::impl::exit_interpreter(bool reached_final) {
   if (opts_.on_done) opts_.on_done(self_, donedata);
 }
 
+// ============================ diagnostics ============================
+
+void session::impl::report(const runtime_diagnostic& d) {
+  if (opts_.on_diagnostic) {
+    opts_.on_diagnostic(root_session(), d);
+  } else {
+    if (!log_) log_ = detail::session_logger();
+    detail::log_diagnostic(*log_, d);
+  }
+  if (inspect_) detail::inspect_diagnostic(opts_.inspect, inspection_base(), d);
+}
+
+void session::impl::report(diagnostic_kind kind, std::string_view event, state_index where, std::string_view message) {
+  runtime_diagnostic d;
+  d.kind = kind;
+  d.session_id = id_;
+  d.event = event;
+  if (where == acting_state) where = state_of(acting_);
+  if (where != npos && where < c_.states.size()) d.state = c_.states[where].id;
+  d.message = message;
+  report(d);
+}
+
+bool session::impl::ignored_wanted() {
+  if (opts_.on_diagnostic || inspect_) return true;
+  if (!log_) log_ = detail::session_logger();
+  return detail::debug_enabled(*log_);
+}
+
+void session::impl::report_ignored(const event& ev, std::uint32_t name_id) {
+  runtime_diagnostic d;
+  d.kind = diagnostic_kind::event_ignored;
+  d.session_id = id_;
+  d.event = ev.name;
+  d.reason = guard_failed_                       ? ignore_reason::guard_failed
+             : has_transition_for(ev, name_id) ? ignore_reason::guards_false
+                                               : ignore_reason::no_transition;
+  switch (d.reason) {
+    case ignore_reason::guard_failed: d.message = "a guard of its transitions failed (reported before)"; break;
+    case ignore_reason::guards_false: d.message = "the guards of its transitions in the active states were all false"; break;
+    default: d.message = "no active state has a transition for it"; break;
+  }
+  report(d);
+}
+
+bool session::impl::has_transition_for(const event& ev, std::uint32_t name_id) const {
+  bool found = false;
+  const auto* ht = c_.hot_transitions.data();
+  config_.for_each([&](state_index s) {
+    const auto& hs = c_.hot_states[s];
+    for (auto ti = hs.first_transition, last = ti + hs.transition_count; ti != last && !found; ++ti)
+      found = ht[ti].event != hot_transition::eventless_marker &&
+              (ht[ti].event == name_id || c_.matches_slow(c_.transitions[ti], ev.name, name_id));
+  });
+  return found;
+}
+
+state_index session::impl::state_of(const action* a) const {
+  if (!a) return npos;
+  const auto holds = [a](const action_block& b, const auto& self) -> bool {
+    for (const auto& x : b) {
+      if (&x == a) return true;
+      if (const auto* i = std::get_if<if_action>(&x.op))
+        for (const auto& br : i->branches)
+          if (self(br.body, self)) return true;
+      if (const auto* f = std::get_if<foreach_action>(&x.op); f && self(f->body, self)) return true;
+    }
+    return false;
+  };
+  for (state_index si = 0; si < c_.states.size(); ++si) {
+    for (const auto* blocks : {&c_.states[si].onentry, &c_.states[si].onexit})
+      for (const auto& b : *blocks)
+        if (holds(b, holds)) return si;
+  }
+  for (const auto& t : c_.transitions)
+    if (t.source != npos && holds(t.body, holds)) return t.source;
+  for (const auto& inv : c_.invokes)
+    if (holds(inv.finalize, holds)) return inv.parent;
+  return npos;
+}
+
 // ============================ executable content ============================
 
 void session::impl::raise(event ev) {
   if (internal_.size() >= opts_.internal_queue_capacity) {
     if (opts_.on_log) opts_.on_log("error", "internal queue full: dropped event " + ev.name);
+    report(diagnostic_kind::execution_error, ev.name, npos,
+           "internal queue full (" + std::to_string(opts_.internal_queue_capacity) + " events): dropped event '" + ev.name + "'");
     return;
   }
   internal_.push_back(std::move(ev));
 }
 
-void session::impl::raise_error(std::string name, std::string message, std::string sendid) {
-  if (c_.semantics == chart_semantics::xstate) return xstate_fail(name + ": " + message);
+void session::impl::raise_error(std::string name, std::string message, std::string sendid, diagnostic_kind kind,
+                                state_index where) {
+  if (name == "error.communication") kind = diagnostic_kind::communication_error;
+  if (c_.semantics == chart_semantics::xstate) return xstate_fail(name + ": " + message, kind, where, name);
+  report(kind, name, where, message);
   event ev(std::move(name), value(boost::json::object{{"message", message}}));
   ev.type = event_type::platform;
   ev.sendid = std::move(sendid);
@@ -986,6 +1115,7 @@ bool session::impl::execute(const action_block& block) {
 }
 
 bool session::impl::exec(const action& a) {
+  const action* outer = acting_;  // restored below: outside actions acting_ is null
   acting_ = &a;
   if (inspect_) [[unlikely]] detail::inspect_action(opts_.inspect, inspection_base(), a);
   struct visitor {
@@ -1024,7 +1154,8 @@ bool session::impl::exec(const action& a) {
     bool operator()(const foreach_action& f) const { return self.exec_foreach(f); }
     bool operator()(const native_action& n) const {
       if (n.slot >= self.natives_.size() || !self.natives_[n.slot]) {
-        self.raise_error("error.execution", "no native action bound to '" + n.name + "'");
+        self.raise_error("error.execution", "no native action bound to '" + n.name + "'", {},
+                         diagnostic_kind::unbound_action);
         return false;
       }
       try {
@@ -1036,7 +1167,9 @@ bool session::impl::exec(const action& a) {
       return true;
     }
   };
-  return std::visit(visitor{*this, a.loc}, a.op);
+  const bool ok = std::visit(visitor{*this, a.loc}, a.op);
+  acting_ = outer;
+  return ok;
 }
 
 bool session::impl::exec_log(const log_action& l) {
@@ -1135,7 +1268,7 @@ value session::impl::done_data(state_index s) {
   if (!d) return nullptr;
   auto r = d->body ? content_data(*d->body) : params_data(d->params, {}, {});
   if (!r) {
-    raise_error("error.execution", r.error().message);
+    raise_error("error.execution", r.error().message, {}, diagnostic_kind::execution_error, s);
     return nullptr;
   }
   return std::move(*r);
@@ -1283,18 +1416,21 @@ void session::impl::start_invokes() {
 
 void session::impl::invoke(const invoke_decl& inv, std::uint32_t index) {
   if (c_.semantics == chart_semantics::xstate) return invoke_xstate(index);
+  auto fail = [&](std::string message) {
+    raise_error("error.execution", std::move(message), {}, diagnostic_kind::execution_error, inv.parent);
+  };
   std::string invokeid = inv.id;
   if (invokeid.empty()) invokeid = c_.states[inv.parent].id + "." + id_ + ".inv." + std::to_string(++send_counter_);
   if (inv.idlocation != npos) {
-    if (auto r = dm_->assign_value(inv.idlocation, value(invokeid)); !r) return raise_error("error.execution", r.error().message);
+    if (auto r = dm_->assign_value(inv.idlocation, value(invokeid)); !r) return fail(r.error().message);
   }
   std::string type = inv.type;
   if (inv.typeexpr != npos) {
     auto r = dm_->eval_string(inv.typeexpr);
-    if (!r) return raise_error("error.execution", r.error().message);
+    if (!r) return fail(r.error().message);
     type = *r;
   }
-  if (!is_scxml_type(type)) return raise_error("error.execution", "unsupported invoke type '" + type + "'");
+  if (!is_scxml_type(type)) return fail("unsupported invoke type '" + type + "'");
   std::shared_ptr<const statechart> chart;
   if (inv.body && inv.body->chart != npos) {
     chart = c_.inline_charts[inv.body->chart];
@@ -1302,13 +1438,13 @@ void session::impl::invoke(const invoke_decl& inv, std::uint32_t index) {
     parse_result pr;
     if (inv.body) {
       auto r = content_data(*inv.body);
-      if (!r) return raise_error("error.execution", r.error().message);
+      if (!r) return fail(r.error().message);
       pr = parse_scxml(value_text(*r), c_.source_name + " (invoke content)", c_.base_dir);
     } else {
       std::string src = inv.src;
       if (inv.srcexpr != npos) {
         auto r = dm_->eval_string(inv.srcexpr);
-        if (!r) return raise_error("error.execution", r.error().message);
+        if (!r) return fail(r.error().message);
         src = *r;
       }
       if (src.rfind("file://", 0) == 0) src = src.substr(7);
@@ -1318,13 +1454,13 @@ void session::impl::invoke(const invoke_decl& inv, std::uint32_t index) {
       pr = load_document(p);
     }
     if (!pr) {
-      return raise_error("error.execution", "invoke '" + invokeid + "': " +
+      return fail("invoke '" + invokeid + "': " +
                                                 (pr.errors.empty() ? "cannot load" : pr.errors.front().to_string()));
     }
     chart = pr.chart;
   }
   auto data = params_data(inv.params, inv.namelist, inv.namelist_names);
-  if (!data) return raise_error("error.execution", data.error().message);
+  if (!data) return fail(data.error().message);
   auto& child = make_child(invokeid, std::move(chart), index);
   if (data->is_object())
     for (auto& [k, v] : data->as_object()) child.impl_->cold().data_overrides_[std::string(k)] = v;
@@ -1341,6 +1477,7 @@ session& session::impl::make_child(const std::string& invokeid, std::shared_ptr<
   o.microstep_budget = opts_.microstep_budget;
   o.actions = opts_.actions;
   o.on_log = opts_.on_log;
+  o.on_diagnostic = opts_.on_diagnostic;
   o.route = opts_.route;
   o.inspect = opts_.inspect;
   auto child_session = std::make_unique<session>(std::move(chart), ex_, clock_, std::move(o));
@@ -1403,9 +1540,10 @@ void session::impl::invoke_xstate(std::uint32_t index) {
   const auto* b = detail::xstate_bound(*dm_);
   const auto& site = c_.xstate->invokes[index];
   if (!b || site.src >= b->actors.size() || !b->actors[site.src])
-    return raise_error("error.execution", "invoke '" + site.id + "': actor '" + c_.xstate->actor_names[site.src] + "' is not provided");
+    return raise_error("error.execution", "invoke '" + site.id + "': actor '" + c_.xstate->actor_names[site.src] + "' is not provided",
+                       {}, diagnostic_kind::unbound_action, c_.invokes[index].parent);
   auto err = start_actor(b->actors[site.src], site.id, site.system_id, site.input, index, nullptr);
-  if (!err.empty()) raise_error("error.execution", "invoke '" + site.id + "': " + err);
+  if (!err.empty()) raise_error("error.execution", "invoke '" + site.id + "': " + err, {}, diagnostic_kind::execution_error, c_.invokes[index].parent);
 }
 
 std::string session::impl::start_actor(std::shared_ptr<const bound_actor> logic, const std::string& id,
@@ -1976,7 +2114,10 @@ inline bool session::impl::xstate_select_own(state_index s, const event& ev, std
       continue;
     if (h.cond != npos) {
       auto r = dm_->eval_bool(h.cond);
-      if (!r) raise_error("error.execution", r.error().message);
+      if (!r) {
+        guard_failed_ = true;
+        raise_error("error.execution", r.error().message, {}, diagnostic_kind::guard_error, s);
+      }
       if (!r || errored_) return true;  // stop looking: the session has failed
       if (!*r) continue;
     }
@@ -2101,8 +2242,10 @@ void session::impl::xstate_final_entered(state_index s) {
   if (marker == 0 || marker == npos) running_ = false;
 }
 
-void session::impl::xstate_fail(const std::string& message) {
+void session::impl::xstate_fail(const std::string& message, diagnostic_kind kind, state_index where,
+                                std::string_view event_name) {
   if (errored_) return;
+  report(kind, event_name, where, message);
   cold().error_ = message;
   errored_ = true;
   running_ = false;
@@ -2150,7 +2293,7 @@ session::session(std::shared_ptr<const statechart> chart, boost::asio::any_io_ex
 void session::set_user_data(void* p) noexcept { impl_->user_data_ = p; }
 void* session::user_data() const noexcept { return impl_->user_data_; }
 session::~session() = default;
-void session::start() { impl_->start(); }
+std::error_code session::start() { return impl_->start(); }
 
 void session::set_input(value input) {
   if (impl_->c_.datamodel == "xstate") return detail::xstate_set_input(datamodel(), std::move(input), nullptr);

@@ -2,6 +2,7 @@
 // Private to xsn_core: what a session needs only when inspected or awaited through `async_send`
 // (allocated on first use, so a plain session pays nothing for it). The free functions here keep
 // that code out of session.cpp, which only calls them at its hook points.
+#include <xsn/runtime/diagnostics.hpp>
 #include <xsn/runtime/event.hpp>
 #include <xsn/runtime/inspection.hpp>
 
@@ -11,12 +12,16 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <string>
 #include <system_error>
 #include <vector>
 
 namespace xsn {
 struct action;
+}
+namespace spdlog {
+class logger;
 }
 
 namespace xsn::detail {
@@ -76,5 +81,18 @@ void inspect_microstep(const inspector& fn, inspection_event base, const xsn::ev
                        std::span<const transition_index> transitions);
 /// `@xstate.action`: `a` is about to run.
 void inspect_action(const inspector& fn, inspection_event base, const action& a);
+/// `@xsn.diagnostic`: `d` was reported.
+void inspect_diagnostic(const inspector& fn, inspection_event base, const runtime_diagnostic& d);
+
+// Diagnostics through spdlog (session_diagnostics.cpp), so that session.cpp does without it.
+/// The `xsn.session` logger now registered (silent when none is).
+std::shared_ptr<spdlog::logger> session_logger();
+/// True when `log` writes `debug` records (what an ignored event is logged at).
+bool debug_enabled(const spdlog::logger& log) noexcept;
+/// Writes `d` to `log`: at `warn`, an ignored event at `debug`; formatted only when enabled.
+void log_diagnostic(spdlog::logger& log, const runtime_diagnostic& d);
+/// `d`'s `key=value` fields (`session`, `event`, `state`, `reason`, `message`; empty ones left
+/// out), for a record whose first word is `to_string(d.kind)`.
+std::string diagnostic_fields(const runtime_diagnostic& d);
 
 }  // namespace xsn::detail

@@ -14,6 +14,7 @@ std::string_view inspection_type_name(inspection_kind k) noexcept {
     case inspection_kind::snapshot: return "@xstate.snapshot";
     case inspection_kind::microstep: return "@xstate.microstep";
     case inspection_kind::action: return "@xstate.action";
+    case inspection_kind::diagnostic: return "@xsn.diagnostic";
   }
   return "@xstate.unknown";
 }
@@ -66,6 +67,16 @@ value to_json(const inspection_event& e) {
     case inspection_kind::action:
       o["action"] = boost::json::object{{"type", e.action_type},
                                         {"params", e.action_params ? *e.action_params : value(boost::json::object{})}};
+      break;
+    case inspection_kind::diagnostic:
+      if (e.diagnostic) {
+        const auto& d = *e.diagnostic;
+        boost::json::object o2{{"kind", to_string(d.kind)}};
+        for (auto [key, v] : {std::pair{"event", d.event}, std::pair{"state", d.state},
+                              std::pair{"reason", to_string(d.reason)}, std::pair{"message", d.message}})
+          if (!v.empty()) o2[key] = v;
+        o["diagnostic"] = std::move(o2);
+      }
       break;
   }
   return o;
@@ -183,6 +194,12 @@ void inspect_action(const inspector& fn, inspection_event base, const action& a)
   base.action_type = std::visit(action_describer{*base.chart, params, &whole}, a.op);
   value p = whole.is_null() ? value(std::move(params)) : std::move(whole);
   base.action_params = &p;
+  fn(base);
+}
+
+void inspect_diagnostic(const inspector& fn, inspection_event base, const runtime_diagnostic& d) {
+  base.kind = inspection_kind::diagnostic;
+  base.diagnostic = &d;
   fn(base);
 }
 

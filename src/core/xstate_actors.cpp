@@ -62,23 +62,43 @@ result<std::shared_ptr<const bound_actor>> bind_one(const std::string& name, con
 }
 }  // namespace
 
-std::optional<eval_error> bind_actors(const xstate_program& p, const implementations& impl, bound_implementations& out) {
+std::optional<eval_error> bind_problems::error() const {
+  if (items.empty()) return std::nullopt;
+  if (items.size() == 1) return eval_error{items.front()};
+  std::string all = std::to_string(items.size()) + " implementations are missing or do not fit: ";
+  for (std::size_t i = 0; i < items.size(); ++i) all += (i ? "; " : "") + items[i];
+  return eval_error{std::move(all)};
+}
+
+bind_problems unbound_names(const xstate_program& p) {
+  bind_problems out;
+  for (const auto& [what, names] : {std::pair{"action", &p.action_names}, std::pair{"guard", &p.guard_names},
+                                    std::pair{"delay", &p.delay_names}, std::pair{"actor", &p.actor_names}})
+    for (const auto& n : *names) out.add(std::string(what) + " '" + n + "' is not provided");
+  return out;
+}
+
+void bind_actors(const xstate_program& p, const implementations& impl, bound_implementations& out,
+                 bind_problems& problems) {
   const auto provided = impl.actor_names();
   for (const auto& name : p.actor_names) {
     const auto* logic = impl.find_actor(name);
-    if (!logic) return eval_error{"actor '" + name + "' is not provided"};
+    if (!logic) {
+      problems.add("actor '" + name + "' is not provided");
+      out.actors.emplace_back();  // keeps the slots in order while the rest is checked
+      continue;
+    }
     auto r = bind_one(name, *logic);
-    if (!r) return r.error();
-    out.actors.push_back(*r);
+    if (!r) problems.add(r.error().message);
+    out.actors.push_back(r ? *r : nullptr);
   }
   // Names the chart does not use stay available to `action_scope::spawn`.
   for (const auto& name : provided) {
     if (std::find(p.actor_names.begin(), p.actor_names.end(), name) != p.actor_names.end()) continue;
     auto r = bind_one(name, *impl.find_actor(name));
-    if (!r) return r.error();
-    out.actors.push_back(*r);
+    if (!r) problems.add(r.error().message);
+    else out.actors.push_back(*r);
   }
-  return std::nullopt;
 }
 
 std::shared_ptr<const bound_actor> find_bound_actor(const bound_implementations& b, std::string_view name) {

@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace xsn::detail {
 
@@ -73,8 +74,19 @@ const bound_implementations* xstate_bound(datamodel& dm) noexcept;
 /// Sets the input of a child machine's `xstate` datamodel before it starts: `xstate.init` carries
 /// `{"input": input}` and the initial context is `context(input)` when given.
 void xstate_set_input(datamodel& dm, value input, context_from_input_fn context);
-/// Binds every actor `p` names (each must be provided) and the other provided ones into `out.actors`.
-std::optional<eval_error> bind_actors(const xstate_program& p, const implementations& impl, bound_implementations& out);
+/// What binding found missing or wrong, gathered so that one error names every problem.
+struct bind_problems {
+  std::vector<std::string> items;  ///< One entry each, e.g. `action 'x' is not provided`.
+  void add(std::string problem) { items.push_back(std::move(problem)); }
+  /// None; the only problem; else `N implementations are missing or do not fit: a; b; c`.
+  std::optional<eval_error> error() const;
+};
+/// The names `p` uses (actions, guards, delays, actors), each as `action 'x' is not provided`.
+bind_problems unbound_names(const xstate_program& p);
+/// Binds every actor `p` names (each must be provided) and the other provided ones into
+/// `out.actors`; each actor missing or failing to bind is added to `problems`.
+void bind_actors(const xstate_program& p, const implementations& impl, bound_implementations& out,
+                 bind_problems& problems);
 /// The bound actor provided as `name` (chart slots first, then the others), or null.
 std::shared_ptr<const bound_actor> find_bound_actor(const bound_implementations& b, std::string_view name);
 

@@ -54,22 +54,14 @@ const delay_fn* implementations::find_delay(const std::string& name) const {
 namespace {
 
 template <class Fn, class Find>
-std::optional<eval_error> resolve(const std::vector<std::string>& names, std::vector<Fn>& out, const char* what, Find find) {
+void resolve(const std::vector<std::string>& names, std::vector<Fn>& out, const char* what, Find find,
+             detail::bind_problems& problems) {
   out.reserve(names.size());
   for (const auto& n : names) {
     const Fn* f = find(n);
-    if (!f) return eval_error{std::string(what) + " '" + n + "' is not provided"};
-    out.push_back(*f);
+    if (!f) problems.add(std::string(what) + " '" + n + "' is not provided");
+    else out.push_back(*f);
   }
-  return std::nullopt;
-}
-
-std::optional<eval_error> first_unbound(const xstate_program& p) {
-  if (!p.action_names.empty()) return eval_error{"action '" + p.action_names.front() + "' is not provided"};
-  if (!p.guard_names.empty()) return eval_error{"guard '" + p.guard_names.front() + "' is not provided"};
-  if (!p.delay_names.empty()) return eval_error{"delay '" + p.delay_names.front() + "' is not provided"};
-  if (!p.actor_names.empty()) return eval_error{"actor '" + p.actor_names.front() + "' is not provided"};
-  return std::nullopt;
 }
 
 class xstate_dm final : public datamodel, public action_scope {
@@ -99,7 +91,7 @@ class xstate_dm final : public datamodel, public action_scope {
     if (b_ && b_->program != p_) return eval_error{"implementations were bound to another chart"};
     if (b_ && b_->make_context && !(typed_ = b_->make_context())) return eval_error{"the typed context could not be made"};
     if (!b_) {
-      if (auto e = first_unbound(*p_)) return *e;
+      if (auto e = detail::unbound_names(*p_).error()) return *e;
     }
     ready_ = true;
     return {};
@@ -274,10 +266,12 @@ result<std::shared_ptr<const bound_implementations>> bind(const statechart& char
   auto b = std::make_shared<bound_implementations>();
   b->program = chart.xstate.get();
   const auto& p = *chart.xstate;
-  if (auto e = resolve(p.action_names, b->actions, "action", [&](const std::string& n) { return impl.find_action(n); })) return *e;
-  if (auto e = resolve(p.guard_names, b->guards, "guard", [&](const std::string& n) { return impl.find_guard(n); })) return *e;
-  if (auto e = resolve(p.delay_names, b->delays, "delay", [&](const std::string& n) { return impl.find_delay(n); })) return *e;
-  if (auto e = detail::bind_actors(p, impl, *b)) return *e;
+  detail::bind_problems problems;  // all of them, not the first: one round of fixes
+  resolve(p.action_names, b->actions, "action", [&](const std::string& n) { return impl.find_action(n); }, problems);
+  resolve(p.guard_names, b->guards, "guard", [&](const std::string& n) { return impl.find_guard(n); }, problems);
+  resolve(p.delay_names, b->delays, "delay", [&](const std::string& n) { return impl.find_delay(n); }, problems);
+  detail::bind_actors(p, impl, *b, problems);
+  if (auto e = problems.error()) return *e;
   return std::shared_ptr<const bound_implementations>(std::move(b));
 }
 

@@ -66,6 +66,9 @@ struct recorder {
       case xsn::inspection_kind::action:
         line += " " + std::string(e.action_type) + " " + boost::json::serialize(*e.action_params);
         break;
+      case xsn::inspection_kind::diagnostic:
+        line += " " + std::string(xsn::to_string(e.diagnostic->kind)) + " " + std::string(e.diagnostic->event);
+        break;
     }
     lines.push_back(std::move(line));
   }

@@ -58,6 +58,12 @@ struct orchestrator_options {
   subscription_options subscription{1024, overflow_policy::wait};
   /// Template for the sessions of documents added without their own `document_options`.
   session_options session;
+  /// Receives every machine's runtime diagnostics (errors raised, failed guards, unbound actions,
+  /// ignored events; see `<xsn/runtime/diagnostics.hpp>`) with the machine's id, after the
+  /// document's own `session_options::on_diagnostic` if it has one. Called on the orchestrator's
+  /// strand; must not call back into the orchestrator. Unset: logged through `xsn.orchestrator`
+  /// at `warn` (ignored events at `debug`), unless the document has its own hook.
+  std::function<void(const std::string& machine, const runtime_diagnostic& d)> on_diagnostic;
   /// Guards store writes when set (e.g. a `simple_circuit_breaker`); not owned.
   circuit_breaker* store_breaker = nullptr;
   /// Messages one machine may have sent and not yet seen applied (its outbox). A send beyond it

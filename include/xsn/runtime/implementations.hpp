@@ -133,8 +133,9 @@ struct bound_implementations {
   std::vector<typed_delay_fn> typed_delays;    ///< By `xstate_program::delay_names` slot.
 };
 
-/// Resolves every action, guard and delay name `chart` uses, once. Fails with the first name not
-/// provided (`action 'x' is not provided`) or when `chart` is not an XState chart.
+/// Resolves every action, guard, delay and actor name `chart` uses, once. Fails when `chart` is not
+/// an XState chart, or with every name not provided at once: one (`action 'x' is not provided`)
+/// or `N implementations are missing or do not fit: action 'x' is not provided; guard 'g' ...`.
 result<std::shared_ptr<const bound_implementations>> bind(const statechart& chart, const implementations& impl);
 
 /// The datamodel of XState charts: the context as JSON, guards, actions and delays from `bound`

@@ -1,6 +1,7 @@
 #pragma once
 /// \file Inspection: the stream of what sessions do, shaped like XState v5's inspection API.
 #include <xsn/model/statechart.hpp>
+#include <xsn/runtime/diagnostics.hpp>
 #include <xsn/runtime/event.hpp>
 #include <xsn/runtime/value.hpp>
 
@@ -20,9 +21,10 @@ enum class inspection_kind : std::uint8_t {
   snapshot,   ///< `@xstate.snapshot`: a macrostep ended (or the session stopped).
   microstep,  ///< `@xstate.microstep`: transitions were taken.
   action,     ///< `@xstate.action`: an executable content element is about to run.
+  diagnostic, ///< `@xsn.diagnostic` (xsn's own): something went wrong or was ignored.
 };
 
-/// XState's `type` string of `k`, e.g. `@xstate.microstep`.
+/// XState's `type` string of `k`, e.g. `@xstate.microstep` (`@xsn.diagnostic` for xsn's own).
 std::string_view inspection_type_name(inspection_kind k) noexcept;
 
 /**
@@ -37,6 +39,8 @@ std::string_view inspection_type_name(inspection_kind k) noexcept;
  *   `xstate.init` at start, the last one for eventless transitions), `snapshot`, `transitions`
  *   [`_transitions`] as indices into `chart->transitions` (at start: the initial transition).
  * - `action` [`@xstate.action`]: `action_type` and `action_params` [`action: {type, params}`].
+ * - `diagnostic` [`@xsn.diagnostic`]: `diagnostic` (`diagnostic: {kind, event, state, reason,
+ *   message}` in `to_json`, empty fields left out).
  */
 struct inspection_event {
   inspection_kind kind = inspection_kind::actor;  ///< What happened.
@@ -54,6 +58,7 @@ struct inspection_event {
   /// `cancel`) or, for a native action, its bound name.
   std::string_view action_type;
   const value* action_params = nullptr;           ///< `action`: its static attributes, an object.
+  const runtime_diagnostic* diagnostic = nullptr;  ///< `diagnostic`: what was reported.
 
   /// XState's `type` string, e.g. `@xstate.snapshot`.
   std::string_view type() const noexcept { return inspection_type_name(kind); }

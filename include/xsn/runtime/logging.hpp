@@ -10,9 +10,11 @@
 /// | `xsn.breaker`      | every `circuit_breaker` (transitions in the base)  |
 /// | `xsn.orchestrator` | `orchestrator`                                     |
 /// | `xsn.node`         | an `xsn serve` node (partitions, leases, streams)  |
+/// | `xsn.session`      | every `session`: its diagnostics, when it has no `on_diagnostic` |
 ///
 /// A component takes the logger registered under its name in spdlog's registry *when it is
-/// constructed*; when none is registered it is silent (a check costs one relaxed atomic load).
+/// constructed* (a session: when it first reports a diagnostic); when none is registered it is
+/// silent (a check costs one relaxed atomic load).
 /// Enable logging either with `configure` (no spdlog in your code) or by registering your own
 /// spdlog loggers under these names (`spdlog::register_logger`), before creating the components.
 /// `set_level` changes the level of registered loggers, and so of the components using them, at

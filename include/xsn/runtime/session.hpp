@@ -3,6 +3,7 @@
 #include <xsn/model/statechart.hpp>
 #include <xsn/runtime/clock.hpp>
 #include <xsn/runtime/datamodel.hpp>
+#include <xsn/runtime/diagnostics.hpp>
 #include <xsn/runtime/errors.hpp>
 #include <xsn/runtime/event.hpp>
 #include <xsn/runtime/inspection.hpp>
@@ -56,6 +57,17 @@ struct session_options {
   std::unordered_map<std::string, native_action_fn> actions;
   /// Receives `<log label expr>` output; default: discarded.
   std::function<void(std::string_view label, std::string_view message)> on_log;
+  /**
+   * Receives every runtime diagnostic (see `<xsn/runtime/diagnostics.hpp>`): each
+   * `error.execution` and `error.communication` raised (XState: the failure of the machine), a
+   * guard that failed, an unbound native action, an external event no transition took. `root`
+   * is the top-level session of the tree (`d.session_id` names the one it happened in: invoked
+   * children inherit the hook). Called synchronously on the executor, maybe inside a macrostep:
+   * like an inspector, it must not call the session's members that change it (`send` is fine).
+   * Unset: the diagnostic is logged through the `xsn.session` logger, at `warn` (ignored events
+   * at `debug`), silent unless logging is configured (`<xsn/runtime/logging.hpp>`).
+   */
+  std::function<void(session& root, const runtime_diagnostic& d)> on_diagnostic;
   /// Called after every macrostep (including the initial one) with the session stable.
   std::function<void(session&)> on_macrostep;
   /// Called once when the session has ended (top-level final state or `stop`), with donedata.
@@ -74,7 +86,7 @@ struct session_options {
   /// `session` constructors) keeps it when it restores a snapshot of another id.
   std::string session_id;
   /// Receives the inspection stream (`@xstate.actor`, `event`, `snapshot`, `microstep`,
-  /// `action`); unset: nothing is built. Invoked children inherit it.
+  /// `action`, and `@xsn.diagnostic`); unset: nothing is built. Invoked children inherit it.
   inspector inspect;
 };
 
@@ -109,8 +121,14 @@ class session {
   session(const session&) = delete;
   session& operator=(const session&) = delete;
 
-  /// Enters the initial configuration and runs the first macrostep, synchronously.
-  void start();
+  /**
+   * Enters the initial configuration and runs the first macrostep, synchronously. Fails when the
+   * session ended in status `error` while starting (XState; `error()` says why, and the
+   * diagnostic hook or log has it too): with `errc::not_bound` when the machine names actions,
+   * guards, delays or actors that were not bound (all of them are listed), else
+   * `errc::start_failed`. An SCXML session's errors are `error.execution` events: it starts.
+   */
+  std::error_code start();
   /// Before `start`: the machine's input. SCXML: the top-level `<data>` whose ids are keys of
   /// `input` (an object) take those values instead of their `expr`, as `<invoke>` params do;
   /// other keys are ignored. XState: the machine's `input`, in `xstate.init`'s event (`input`)

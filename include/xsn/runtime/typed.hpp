@@ -312,8 +312,8 @@ class typed_implementations {
 };
 
 /// Binds the names `chart` uses to `impl`, once, with `initial` as every session's starting
-/// context (held natively; JSON only in snapshots). Fails with the first name not provided or a
-/// callable taking another context type.
+/// context (held natively; JSON only in snapshots). Fails naming every name not provided and every
+/// callable taking another context type, all at once (see the untyped `bind`).
 template <typed_context Ctx>
 result<std::shared_ptr<const bound_implementations>> bind(const statechart& chart, const typed_implementations<Ctx>& impl,
                                                           Ctx initial) {
