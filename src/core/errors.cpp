@@ -29,9 +29,9 @@ class runtime_category_impl final : public std::error_category {
       case errc::unknown_document: return "unknown document";
       case errc::unknown_machine: return "unknown machine";
       case errc::fenced: return "fenced: the partition's lease moved to another owner";
+      case errc::store_closed: return "the store is closed";
       case errc::not_bound: return "the machine names implementations that were not bound";
       case errc::start_failed: return "the session failed while starting";
-      case errc::store_closed: return "the store is closed";
     }
     return "unknown xsn error";
   }

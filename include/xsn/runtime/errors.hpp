@@ -29,11 +29,11 @@ enum class errc {
   unknown_machine,    ///< No machine has that id.
   // distributed
   fenced,             ///< A write was refused: the partition's lease (fencing epoch) moved on.
+  // store, again (appended: the values above stay as they were)
+  store_closed,       ///< The store was closed (`state_store::async_close`).
   // session, again (appended)
   not_bound,          ///< An XState machine names implementations nobody bound (`session::start`).
   start_failed,       ///< A session ended in status `error` while starting (`session::error()`).
-  // store, again (appended: the values above stay as they were)
-  store_closed,       ///< The store was closed (`state_store::async_close`).
 };
 
 /// The category of `xsn::errc`.
