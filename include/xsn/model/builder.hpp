@@ -163,8 +163,9 @@ inline transition on(std::string event, std::initializer_list<std::string> targe
   return transition::make(transition::source::on, std::move(event), targets);
 }
 /// Transition on the typed event `E` (descriptor `E::name`); its actions and guards may take `const E&`.
-template <typed_event E>
+template <detail::named_event E>
 transition on(std::string target = {}) {
+  detail::check_event_type<E>();
   return on(std::string(std::string_view(E::name)), std::move(target));
 }
 /// Eventless transition (XState's `always`).
@@ -473,6 +474,8 @@ result<built_machine> build_machine(const std::string& machine_id, const node_da
  */
 template <class Ctx = value>
 class machine_builder : public detail::node_methods<machine_builder<Ctx>> {
+  static_assert((detail::check_context_type<Ctx>(), true));
+
  public:
   /// A machine with id `id` (state ids are `id.a.b`).
   explicit machine_builder(std::string id, Ctx context = Ctx{}) : id_(std::move(id)), context_(std::move(context)) {}
@@ -490,7 +493,7 @@ class machine_builder : public detail::node_methods<machine_builder<Ctx>> {
   }
   /// Builds the chart and binds it to `named` and the inline callables, with a typed context.
   result<built_machine> build(const typed_implementations<Ctx>& named = {}) const
-    requires(!std::same_as<Ctx, value> && typed_context<Ctx>)
+    requires(!std::same_as<Ctx, value>)
   {
     auto make = [c = context_]() -> std::unique_ptr<context_holder> { return std::make_unique<detail::holder<Ctx>>(c); };
     return detail::build_machine(id_, this->data_, nullptr, typeid(Ctx), &named.actors(), &named.table(), std::move(make));

@@ -19,6 +19,30 @@
 
 namespace xsn {
 
+namespace detail {
+
+/// True when `T` converts to and from JSON (`boost::json::value_from`/`value_to`, e.g. through
+/// `tag_invoke`). Boost.JSON's own templates accept any type and fail deep inside; this does not.
+template <class T>
+inline constexpr bool json_convertible = boost::json::has_value_from<T>::value && boost::json::has_value_to<T>::value;
+
+/// A struct naming an event (`static constexpr std::string_view name`), JSON or not.
+template <class E>
+concept named_event = requires {
+  { E::name } -> std::convertible_to<std::string_view>;
+};
+
+/// Fails the build at the use of `E` with a readable message when `E` does not convert to JSON.
+template <class E>
+constexpr void check_event_type() {
+  static_assert(json_convertible<E>,
+                "xsn::typed: an event type must be convertible to JSON: define "
+                "tag_invoke(boost::json::value_from_tag, boost::json::value&, const E&) and "
+                "tag_invoke(boost::json::value_to_tag<E>, const boost::json::value&) beside it");
+}
+
+}  // namespace detail
+
 /**
  * An event type with a payload: a struct with `static constexpr std::string_view name` (the
  * event's name) that converts to and from JSON (`boost::json::value_from`/`value_to`, e.g. through
@@ -28,31 +52,28 @@ namespace xsn {
  * ```
  */
 template <class E>
-concept typed_event = requires {
-  { E::name } -> std::convertible_to<std::string_view>;
-} && requires(const E& e, const value& v) {
-  { boost::json::value_from(e) } -> std::same_as<value>;
-  { boost::json::value_to<E>(v) } -> std::same_as<E>;
-};
+concept typed_event = detail::named_event<E> && detail::json_convertible<E>;
 
 /// The `event` for `e`: name `E::name`, data `value_from(e)`.
-template <typed_event E>
+template <detail::named_event E>
 event make_event(const E& e) {
+  detail::check_event_type<E>();
   return event(std::string(std::string_view(E::name)), boost::json::value_from(e));
 }
 
 /// The payload of `ev` as an `E`; throws `std::invalid_argument` when `ev` is not named `E::name`
 /// and `boost::system::system_error` when its data does not convert (inside an action or guard,
 /// either puts the session in status `error` with the message).
-template <typed_event E>
+template <detail::named_event E>
 E payload(const event& ev) {
+  detail::check_event_type<E>();
   if (ev.name != std::string_view(E::name))
     throw std::invalid_argument("event '" + ev.name + "' is not '" + std::string(std::string_view(E::name)) + "'");
   return boost::json::value_to<E>(ev.data);
 }
 
 /// Queues the typed event `e` on `s` (`s.send(make_event(e))`).
-template <typed_event E>
+template <detail::named_event E>
 std::error_code send(session& s, const E& e) {
   return s.send(make_event(e));
 }
@@ -88,7 +109,7 @@ concept has_signature = requires { typename fn_traits<std::decay_t<F>>::args; };
 template <class A>
 inline constexpr bool is_non_context_arg = std::same_as<std::remove_cvref_t<A>, event> ||
                                            std::same_as<std::remove_cvref_t<A>, action_scope> ||
-                                           typed_event<std::remove_cvref_t<A>>;
+                                           named_event<std::remove_cvref_t<A>>;
 
 /// True for the parameter types an inline callable may take after the context.
 template <class A>
@@ -250,10 +271,19 @@ class holder final : public context_holder {
 
 /// A context type usable by typed machines: copyable and convertible to and from JSON.
 template <class Ctx>
-concept typed_context = std::copy_constructible<Ctx> && requires(const Ctx& c, const value& v) {
-  { boost::json::value_from(c) } -> std::same_as<value>;
-  { boost::json::value_to<Ctx>(v) } -> std::same_as<Ctx>;
-};
+concept typed_context = std::copy_constructible<Ctx> && detail::json_convertible<Ctx>;
+
+namespace detail {
+/// Fails the build at the use of `Ctx` with a readable message when it is no `typed_context`.
+template <class Ctx>
+constexpr void check_context_type() {
+  static_assert(std::copy_constructible<Ctx>, "xsn::typed: the context type must be copy-constructible");
+  static_assert(json_convertible<Ctx>,
+                "xsn::typed: Context must be convertible to JSON (for snapshots): define "
+                "tag_invoke(boost::json::value_from_tag, boost::json::value&, const Context&) and "
+                "tag_invoke(boost::json::value_to_tag<Context>, const boost::json::value&) beside it");
+}
+}  // namespace detail
 
 /**
  * Named actions, guards and delays on a context of C++ type `Ctx` (XState's `setup()` with a
@@ -262,6 +292,8 @@ concept typed_context = std::copy_constructible<Ctx> && requires(const Ctx& c, c
  */
 template <class Ctx>
 class typed_implementations {
+  static_assert((detail::check_context_type<Ctx>(), true));
+
  public:
   /// Binds action `name` to `f`.
   template <class F>
@@ -314,9 +346,10 @@ class typed_implementations {
 /// Binds the names `chart` uses to `impl`, once, with `initial` as every session's starting
 /// context (held natively; JSON only in snapshots). Fails naming every name not provided and every
 /// callable taking another context type, all at once (see the untyped `bind`).
-template <typed_context Ctx>
+template <class Ctx>
 result<std::shared_ptr<const bound_implementations>> bind(const statechart& chart, const typed_implementations<Ctx>& impl,
                                                           Ctx initial) {
+  detail::check_context_type<Ctx>();
   return detail::bind_erased(
       chart, impl.table(), typeid(Ctx),
       [initial = std::move(initial)]() -> std::unique_ptr<context_holder> { return std::make_unique<detail::holder<Ctx>>(initial); },
