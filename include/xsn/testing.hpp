@@ -86,8 +86,9 @@ class driver {
   /// `impl` (`opts.make_datamodel` is replaced); fails with `bind`'s error.
   result<std::unique_ptr<session>> make_session(std::shared_ptr<const statechart> chart, const implementations& impl,
                                                 session_options opts = {});
-  /// Starts `s` and settles: its initial macrostep (and what it queued) is done.
-  void start(session& s);
+  /// Starts `s` and settles: its initial macrostep (and what it queued) is done. Returns
+  /// `session::start`'s error (e.g. `errc::not_bound`: an XState machine whose names are unbound).
+  std::error_code start(session& s);
   /// Queues `ev` on `s` and settles; returns `send`'s error (nothing is run on an error).
   std::error_code send(session& s, event ev);
 

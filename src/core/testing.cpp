@@ -61,9 +61,10 @@ result<std::unique_ptr<session>> driver::make_session(std::shared_ptr<const stat
   return make_session(std::move(chart), std::move(opts));
 }
 
-void driver::start(session& s) {
-  s.start();
+std::error_code driver::start(session& s) {
+  auto ec = s.start();
   settle();
+  return ec;
 }
 
 std::error_code driver::send(session& s, event ev) {

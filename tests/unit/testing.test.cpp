@@ -134,10 +134,12 @@ TEST_CASE("testing: sessions of an XState chart started sent to and advanced", "
   xsn::implementations impl;
   impl.action("count", [&](xsn::value&, const xsn::event&, const xsn::value&) { ++opened; });
   CHECK_FALSE(t.make_session(parsed.chart, xsn::implementations{}));  // `count` is not provided
+  auto unbound = t.make_session(parsed.chart);                         // not bound at all
+  CHECK(t.start(*unbound) == xsn::errc::not_bound);
   auto made = t.make_session(parsed.chart, impl);
   REQUIRE(made);
   auto& door = **made;
-  t.start(door);
+  CHECK_FALSE(t.start(door));
   CHECK(door.active_atomic_states() == std::vector<std::string>{"door.closed"});
   CHECK_FALSE(t.send(door, xsn::event("OPEN")));
   CHECK(door.active_atomic_states() == std::vector<std::string>{"door.opening"});
