@@ -101,8 +101,9 @@ struct orchestrator_options {
 struct document_options {
   /// Datamodel factory (XState bindings set it), script limits, queue capacities, native SCXML
   /// actions, `on_log`, `inspect`, and the caller's own `on_macrostep` and `on_done`, which are
-  /// called after the orchestrator's bookkeeping. `route` and `session_id` must stay empty: the
-  /// orchestrator routes (`xsn:ID`, `bus:ADDRESS`) and names each session after its machine.
+  /// called after the orchestrator's bookkeeping (`on_diagnostic`: before the orchestrator's
+  /// hook). `route` and `session_id` must stay empty: the orchestrator routes (`xsn:ID`,
+  /// `bus:ADDRESS`) and names each session after its machine.
   session_options session;
 };
 
