@@ -4,6 +4,7 @@
 #include "virtual_time.hpp"
 
 #include <xsn/parse/scxml.hpp>
+#include <xsn/runtime/diagnostics.hpp>
 #include <xsn/runtime/inspection.hpp>
 #include <xsn/runtime/session.hpp>
 
@@ -141,6 +142,7 @@ class machine_run {
       if (runner_.count_macrostep()) print_macrostep(s);
     };
     o.on_done = [this](session&, const value& donedata) { donedata_ = donedata; };
+    o.on_diagnostic = [this](session&, const runtime_diagnostic& d) { print_diagnostic(d); };
     o.on_log = [this](std::string_view label, std::string_view msg) {
       if (args_.log) err_ << "log: " << label << (label.empty() ? "" : ": ") << msg << "\n";
     };
@@ -160,6 +162,18 @@ class machine_run {
     }
     for (const auto& id : s.active_atomic_states()) line += (line.empty() ? "" : " ") + id;
     out_ << line << std::endl;
+  }
+
+  /// Errors always (stderr); an ignored event with --verbose only.
+  void print_diagnostic(const runtime_diagnostic& d) {
+    if (d.kind == diagnostic_kind::event_ignored) {
+      if (args_.verbose) err_ << "xsn: event '" << d.event << "' ignored: " << to_string(d.reason) << "\n";
+      return;
+    }
+    err_ << "xsn: " << to_string(d.kind);
+    if (!d.state.empty()) err_ << " in state '" << d.state << "'";
+    if (!d.event.empty()) err_ << " (" << d.event << ")";
+    err_ << ": " << d.message << "\n";
   }
 
   void print_outcome(session_status status) {

@@ -151,3 +151,23 @@ TEST_CASE("xsn run: --interactive reads events and time from stdin") {
   CHECK(code == 0);
   CHECK(out == "0ms (start): m.a\n250ms xstate.after.100.m.a: m.a\n250ms GO: m.b\nstatus: done\noutput: {\"x\":1}\n");
 }
+
+TEST_CASE("xsn run: errors of the machine are printed on stderr and ignored events with --verbose") {
+  xsn_test::temp_dir dir("xsn-cli-diagnostics");
+  const auto doc = write(dir, "bad.scxml", R"XML(<scxml xmlns="http://www.w3.org/2005/07/scxml" xmlns:xsn="http://xsn.dev/scxml"
+    version="1.0" datamodel="ecmascript" initial="a">
+  <state id="a"><onentry><xsn:action name="start_motor"/></onentry><transition event="go" cond="x ==" target="b"/></state>
+  <state id="b"/>
+</scxml>)XML");
+  auto [c1, err] = run_command({XSN_BINARY, "run", doc, "--event", "go", "--event", "other"}, "2>&1 >/dev/null");
+  CHECK(c1 == 0);  // errors inside an SCXML machine do not end it
+  CHECK(err.find("start_motor") != std::string::npos);
+  CHECK(err.find("guard_error in state 'a'") != std::string::npos);
+  CHECK(err.find("`x ==`") != std::string::npos);
+  CHECK(err.find("ignored") == std::string::npos);
+  auto [c2, verbose] = run_command({XSN_BINARY, "run", doc, "--event", "go", "--event", "other", "--verbose"},
+                                   "2>&1 >/dev/null");
+  CHECK(c2 == 0);
+  CHECK(verbose.find("event 'go' ignored: guard_failed") != std::string::npos);
+  CHECK(verbose.find("event 'other' ignored: no_transition") != std::string::npos);
+}
