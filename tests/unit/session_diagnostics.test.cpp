@@ -285,3 +285,24 @@ TEST_CASE("session diagnostics: starting an XState machine with nothing bound fa
   CHECK(contains(unbound[0].message, "3 implementations are missing or do not fit"));
   CHECK(r.got.size() == 1);
 }
+
+TEST_CASE("session diagnostics: an XState machine failing while it starts fails start with start_failed") {
+  xsn::implementations impl;
+  impl.action("start_motor", [](xsn::value&, const xsn::event&, const xsn::value&) { throw std::runtime_error("motor jammed"); });
+  auto chart = xsn_test::xstate_chart(R"({"id":"m","initial":"a","states":{"a":{"entry":["start_motor"]}}})");
+  xsn_test::session_driver d(chart, xsn::xstate_datamodel(xsn_test::bound(*chart, impl)), false);
+  std::vector<std::string> messages;
+  xsn::session_options o;
+  o.make_datamodel = d.datamodel;
+  o.on_diagnostic = [&messages](xsn::session&, const xsn::runtime_diagnostic& diag) {
+    messages.push_back(std::string(xsn::to_string(diag.kind)) + " " + std::string(diag.state) + " " + std::string(diag.message));
+  };
+  auto s = d.drv.make_session(chart, std::move(o));
+  CHECK(s->start() == xsn::errc::start_failed);
+  CHECK(s->status() == xsn::session_status::error);
+  REQUIRE(messages.size() == 1);
+  INFO(messages[0]);
+  CHECK(messages[0].rfind("execution_error m.a ", 0) == 0);
+  CHECK(contains(messages[0], "motor jammed"));
+  CHECK_FALSE(s->start());  // started already: nothing to do
+}
