@@ -306,7 +306,9 @@ std::vector<diagnostic> check_chart(const statechart& chart) {
 check_result check_scxml(std::string_view text, std::string_view source_name, const std::filesystem::path& base_dir) {
   check_result out;
   std::shared_ptr<const statechart> partial;
-  auto parsed = detail::parse_scxml_partial(text, source_name, base_dir, &partial);
+  parse_options options;
+  options.base_dir = base_dir;
+  auto parsed = detail::parse_scxml_partial(text, source_name, options, &partial);
   out.chart = parsed.chart;
   out.diagnostics = std::move(parsed.errors);
   if (partial && out.diagnostics.size() <= max_parse_errors) {  // else the loader's bound is reached

@@ -60,7 +60,7 @@ void finish_parse(parse_result& r, const std::string& file, Build&& build) {
 /// (`*partial`, when not null; null when no `<scxml>` root was found). Its expressions and state
 /// ids are there, its targets may not all be: enough for checks of expressions.
 parse_result parse_scxml_partial(std::string_view text, std::string_view source_name,
-                                 const std::filesystem::path& base_dir,
+                                 const parse_options& options,
                                  std::shared_ptr<const statechart>* partial);
 
 /// Reads `path` and parses its text with `parse(text)`; a file that cannot be read is a

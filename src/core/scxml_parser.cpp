@@ -10,8 +10,11 @@
 #include <pugixml.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cmath>
+#include <fstream>
+#include <optional>
 #include <sstream>
 #include <unordered_map>
 #include <unordered_set>
@@ -68,9 +71,9 @@ namespace {
 
 class builder {
  public:
-  builder(std::string_view text, std::string file, std::filesystem::path base,
-          std::vector<diagnostic>& errors)
-      : text_(text), file_(std::move(file)), base_(std::move(base)), errors_(errors), errors_before_(errors.size()) {
+  builder(std::string_view text, std::string file, const parse_options& options, std::vector<diagnostic>& errors)
+      : text_(text), file_(std::move(file)), options_(options), base_(options.base_dir), errors_(errors),
+        errors_before_(errors.size()) {
     for (std::size_t i = 0; i < text_.size(); ++i)
       if (text_[i] == '\n') line_starts_.push_back(i + 1);
   }
@@ -118,15 +121,30 @@ class builder {
     auto colon = name.find(':');
     return colon == std::string_view::npos ? name : name.substr(colon + 1);
   }
-  std::string namespace_of(pugi::xml_node n) const {
+  /// The namespace of `n`'s name. Remembered per element and prefix, so that a document costs
+  /// one walk up per element and prefix however deep it nests (not one walk to the root each).
+  std::string namespace_of(pugi::xml_node n) {
     std::string_view name = n.name();
     auto colon = name.find(':');
     std::string attr = colon == std::string_view::npos ? "xmlns" : "xmlns:" + std::string(name.substr(0, colon));
-    for (auto p = n; p && p.type() == pugi::node_element; p = p.parent())
-      if (auto a = p.attribute(attr.c_str())) return a.value();
-    return colon == std::string_view::npos ? std::string(scxml_ns) : std::string();
+    auto& known = namespaces_[attr];
+    const char* found = colon == std::string_view::npos ? scxml_ns.data() : "";
+    std::vector<pugi::xml_node_struct*> walked;
+    for (auto p = n; p && p.type() == pugi::node_element; p = p.parent()) {
+      if (auto it = known.find(p.internal_object()); it != known.end()) {
+        found = it->second;
+        break;
+      }
+      walked.push_back(p.internal_object());
+      if (auto a = p.attribute(attr.c_str())) {
+        found = a.value();
+        break;
+      }
+    }
+    for (auto* w : walked) known.emplace(w, found);
+    return found;
   }
-  bool is_scxml(pugi::xml_node n) const { return n.type() == pugi::node_element && namespace_of(n) == scxml_ns; }
+  bool is_scxml(pugi::xml_node n) { return n.type() == pugi::node_element && namespace_of(n) == scxml_ns; }
 
   // ---- attributes ----
   bool has(pugi::xml_node n, const char* a) const { return static_cast<bool>(n.attribute(a)); }
@@ -167,7 +185,13 @@ class builder {
   bool build_action(pugi::xml_node n, action_block& out);
   send_action build_send(pugi::xml_node n);
   if_action build_if(pugi::xml_node n);
-  std::string load_src(pugi::xml_node n, const std::string& src, bool& ok);
+  /// What the `src` attribute of `n` names, through the resolver; `std::nullopt` when it is
+  /// missing (`missing` is set) or refused (an error at the attribute, `missing` is not set).
+  std::optional<std::string> load_src(pugi::xml_node n, bool& missing);
+  /// Checks what pugixml leaves out of well-formedness (duplicate attributes, a second root
+  /// element or text beside the root) and the nesting limits; false when the document is
+  /// too deep to be built.
+  bool check_tree(pugi::xml_document& doc);
   void resolve();
   /// Resolves the ids pending for `t`; an unknown one is "<what> 'id'<of> is not a state id".
   void resolve_targets(transition_index t, std::string_view what, std::string_view of = {});
@@ -186,6 +210,7 @@ class builder {
 
   std::string_view text_;
   std::string file_;
+  const parse_options& options_;
   std::filesystem::path base_;
   std::vector<diagnostic>& errors_;
   std::size_t errors_before_;          ///< Errors found before this (sub)document.
@@ -198,6 +223,8 @@ class builder {
   std::unordered_map<std::string, source_location> seen_ids_;
   std::unordered_map<std::string, state_index> index_;
   std::uint32_t generated_ = 0;
+  /// namespace_of's memory: per `xmlns` / `xmlns:prefix` attribute, each element's namespace.
+  std::unordered_map<std::string, std::unordered_map<const pugi::xml_node_struct*, const char*>> namespaces_;
 };
 
 std::shared_ptr<statechart> builder::build_document() {
@@ -215,7 +242,58 @@ std::shared_ptr<statechart> builder::build_document() {
     error(source_location{1, 1}, "document has no root element");
     return nullptr;
   }
+  if (!check_tree(doc)) return nullptr;
   return build_from(root);
+}
+
+bool builder::check_tree(pugi::xml_document& doc) {
+  // pugixml walks the tree without recursion, and so does this.
+  struct walker : pugi::xml_tree_walker {
+    builder& b;
+    std::vector<std::size_t> states_at;  // states_at[d]: state elements among the ancestors-or-self at depth d
+    bool too_deep = false;
+    bool root_seen = false;
+    explicit walker(builder& owner) : b(owner) {}
+    bool for_each(pugi::xml_node& n) override {
+      const auto d = static_cast<std::size_t>(depth());
+      if (d == 0) return top_level(n);
+      if (n.type() != pugi::node_element) return true;
+      auto name = b.local_name(n);
+      bool state = name == "state" || name == "parallel" || name == "final" || name == "history";
+      states_at.resize(d + 1);
+      states_at[d] = (d > 0 ? states_at[d - 1] : 0) + (state ? 1 : 0);
+      if (d + 1 > max_element_depth)
+        return deep(n, "elements nested deeper than " + std::to_string(max_element_depth));
+      if (states_at[d] > max_state_depth)
+        return deep(n, "states nested deeper than " + std::to_string(max_state_depth));
+      duplicates(n);
+      return true;
+    }
+    bool top_level(pugi::xml_node& n) {
+      if (n.type() == pugi::node_element) {
+        if (root_seen) b.error(n, "a second root element <" + std::string(n.name()) + "> (a document has one)");
+        root_seen = true;
+        states_at.assign(1, 0);
+        duplicates(n);
+      } else if (n.type() == pugi::node_pcdata || n.type() == pugi::node_cdata) {
+        b.error(n, "text outside the root element");
+      }
+      return true;
+    }
+    bool deep(pugi::xml_node& n, std::string msg) {
+      b.error(n, std::move(msg));
+      too_deep = true;
+      return false;  // stops the walk: nothing deeper is looked at, and nothing is built
+    }
+    void duplicates(pugi::xml_node& n) {
+      std::unordered_set<std::string_view> seen;
+      for (auto a : n.attributes())
+        if (!seen.insert(a.name()).second)
+          b.error(b.at(a, b.at(n)), "duplicate attribute '" + std::string(a.name()) + "'");
+    }
+  } w(*this);
+  doc.traverse(w);
+  return !w.too_deep;
 }
 
 std::shared_ptr<statechart> builder::build_from(pugi::xml_node root) {
@@ -435,16 +513,26 @@ void builder::build_initial_element(pugi::xml_node n, state_index idx) {
   c_->states[idx].initial = static_cast<transition_index>(c_->transitions.size() - 1);
 }
 
-std::string builder::load_src(pugi::xml_node n, const std::string& src, bool& ok) {
-  std::string path = src;
-  if (path.rfind("file://", 0) == 0) path = path.substr(7);
-  else if (path.rfind("file:", 0) == 0) path = path.substr(5);
-  std::filesystem::path p(path);
-  if (p.is_relative()) p = base_ / p;
-  std::string out;
-  ok = detail::read_file(p, out);
-  (void)n;
-  return out;
+std::optional<std::string> builder::load_src(pugi::xml_node n, bool& missing) {
+  missing = false;
+  const auto src = attr(n, "src");
+  const auto max = options_.max_resource_size;
+  auto r = options_.resolver ? options_.resolver(src, base_, max) : read_local_resource(src, base_, max);
+  const auto where = at(n, "src");
+  const auto what = "<" + std::string(local_name(n)) + " src='" + src + "'>";
+  switch (r.status) {
+    case resource::outcome::found:
+      if (r.content.size() <= max) return std::move(r.content);
+      error(where, what + " refused: larger than " + std::to_string(max) + " bytes");
+      return std::nullopt;
+    case resource::outcome::missing:
+      missing = true;
+      return std::nullopt;
+    case resource::outcome::refused:
+      error(where, what + " refused: " + (r.reason.empty() ? std::string("not allowed") : r.reason));
+      return std::nullopt;
+  }
+  return std::nullopt;
 }
 
 void builder::build_data(pugi::xml_node n, state_index owner) {
@@ -458,12 +546,9 @@ void builder::build_data(pugi::xml_node n, state_index owner) {
   if (has_body && (has(n, "expr") || has(n, "src")))
     error(n, "<data> may have only one of 'expr', 'src' and content");
   if (has(n, "src")) {
-    bool ok = false;
-    d.text = load_src(n, attr(n, "src"), ok);
-    if (!ok) {
-      d.text.reset();
-      d.src_error = "cannot read data src '" + attr(n, "src") + "'";
-    }
+    bool missing = false;
+    d.text = load_src(n, missing);
+    if (missing) d.src_error = "cannot read data src '" + attr(n, "src") + "'";
   } else if (has_body) {
     std::ostringstream ss;
     for (auto ch : n.children()) ch.print(ss, "", pugi::format_raw);
@@ -490,7 +575,7 @@ content builder::build_content(pugi::xml_node n) {
   bool has_body = false;
   for (auto ch : n.children()) {
     if (ch.type() == pugi::node_element && local_name(ch) == "scxml" && namespace_of(ch) == scxml_ns) {
-      builder sub(text_, file_, base_, errors_);
+      builder sub(text_, file_, options_, errors_);
       sub.buf_begin_ = buf_begin_;
       auto chart = sub.build_from(ch);
       if (chart) {
@@ -674,9 +759,9 @@ bool builder::build_action(pugi::xml_node n, action_block& out) {
     std::string body;
     if (has(n, "src")) {
       if (!n.first_child().empty()) error(n, "<script> may not have both 'src' and content");
-      bool ok = false;
-      body = load_src(n, attr(n, "src"), ok);
-      if (!ok) error(at(n, "src"), "cannot read script src '" + attr(n, "src") + "'");
+      bool missing = false;
+      body = load_src(n, missing).value_or(std::string());
+      if (missing) error(at(n, "src"), "cannot read script src '" + attr(n, "src") + "'");
     } else {
       body = n.child_value();
     }
@@ -772,13 +857,77 @@ void builder::validate_history(state_index s) {
 
 }  // namespace
 
+namespace {
+
+/// True when `p` is `dir` or lies under it (both absolute and normalised).
+bool inside(const std::filesystem::path& p, const std::filesystem::path& dir) {
+  auto d = dir.begin(), e = dir.end();
+  auto q = p.begin();
+  for (; d != e; ++d, ++q) {
+    if (d->empty()) continue;  // a trailing separator
+    if (q == p.end() || *q != *d) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+resource read_local_resource(std::string_view src, const std::filesystem::path& base_dir, std::size_t max_size) {
+  namespace fs = std::filesystem;
+  resource r;
+  auto refuse = [&](std::string why) {
+    r.status = resource::outcome::refused;
+    r.reason = std::move(why);
+    return r;
+  };
+  std::string path(src);
+  if (path.rfind("file://", 0) == 0) path = path.substr(7);
+  else if (path.rfind("file:", 0) == 0) path = path.substr(5);
+  else if (auto colon = path.find(':'); colon != std::string::npos && colon >= 2 &&
+           std::all_of(path.begin(), path.begin() + static_cast<std::ptrdiff_t>(colon), [](char ch) {
+             return std::isalnum(static_cast<unsigned char>(ch)) != 0 || ch == '+' || ch == '-' || ch == '.';
+           }))
+    return refuse("only local files are read (not '" + path.substr(0, colon) + ":' URLs)");
+  if (path.empty()) return refuse("empty path");
+  if (path.find('\0') != std::string::npos) return refuse("a NUL in the path");
+  std::error_code ec;
+  const fs::path base = fs::weakly_canonical(fs::absolute(base_dir.empty() ? fs::path(".") : base_dir, ec), ec);
+  if (ec) return refuse("the document's folder cannot be resolved: " + ec.message());
+  fs::path p(path);
+  if (p.is_relative()) p = base / p;
+  if (!fs::exists(p, ec)) {
+    r.reason = "no such file";
+    return r;  // missing
+  }
+  const fs::path real = fs::canonical(p, ec);  // symbolic links and `..` resolved
+  if (ec) return refuse("cannot resolve the path: " + ec.message());
+  if (!inside(real, base)) return refuse("outside the document's folder " + base.string());
+  const auto st = fs::status(real, ec);
+  if (ec || !fs::is_regular_file(st)) return refuse("not a regular file");
+  const auto size = fs::file_size(real, ec);
+  if (ec) return refuse("cannot read its size: " + ec.message());
+  if (size > max_size) return refuse("larger than " + std::to_string(max_size) + " bytes");
+  std::ifstream in(real, std::ios::binary);
+  if (!in) {
+    r.reason = "cannot be opened";
+    return r;  // missing, for the datamodel: as if it were not there
+  }
+  // At most one byte more than allowed, whatever the file became since its size was read.
+  r.content.resize(static_cast<std::size_t>(size) + 1);
+  in.read(r.content.data(), static_cast<std::streamsize>(r.content.size()));
+  r.content.resize(static_cast<std::size_t>(in.gcount()));
+  if (r.content.size() > max_size) return refuse("larger than " + std::to_string(max_size) + " bytes");
+  r.status = resource::outcome::found;
+  return r;
+}
+
 parse_result detail::parse_scxml_partial(std::string_view text, std::string_view source_name,
-                                         const std::filesystem::path& base_dir,
+                                         const parse_options& options,
                                          std::shared_ptr<const statechart>* partial) {
   parse_result r;
   const std::string file(source_name);
   detail::finish_parse(r, file, [&] {
-    builder b(text, file, base_dir, r.errors);
+    builder b(text, file, options, r.errors);
     auto chart = b.build_document();
     if (partial != nullptr) *partial = b.partial();
     return chart;
@@ -786,13 +935,26 @@ parse_result detail::parse_scxml_partial(std::string_view text, std::string_view
   return r;
 }
 
-parse_result parse_scxml(std::string_view text, std::string_view source_name, const std::filesystem::path& base_dir) {
-  return detail::parse_scxml_partial(text, source_name, base_dir, nullptr);
+parse_result parse_scxml(std::string_view text, std::string_view source_name, const parse_options& options) {
+  return detail::parse_scxml_partial(text, source_name, options, nullptr);
 }
 
-parse_result load_scxml(const std::filesystem::path& path) {
-  return detail::load_file(path, [&](const std::string& text) { return parse_scxml(text, path.string(), path.parent_path()); });
+parse_result parse_scxml(std::string_view text, std::string_view source_name, const std::filesystem::path& base_dir) {
+  parse_options options;
+  options.base_dir = base_dir;
+  return parse_scxml(text, source_name, options);
 }
+
+parse_result load_scxml(const std::filesystem::path& path, const parse_options& options) {
+  return detail::load_file(path, [&](const std::string& text) {
+    if (!options.base_dir.empty()) return parse_scxml(text, path.string(), options);
+    auto with_dir = options;
+    with_dir.base_dir = path.parent_path();
+    return parse_scxml(text, path.string(), with_dir);
+  });
+}
+
+parse_result load_scxml(const std::filesystem::path& path) { return load_scxml(path, parse_options{}); }
 
 parse_result load_document(const std::filesystem::path& path) {
   if (path.extension() == ".json") return load_xstate(path);

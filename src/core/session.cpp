@@ -2331,7 +2331,9 @@ value session::snapshot() { return impl_->snapshot(); }
 std::error_code session::restore(const value& snap) { return impl_->restore(snap); }
 std::error_code session::restore_json(std::string_view text) {
   boost::system::error_code ec;
-  auto v = boost::json::parse(text, ec);
+  boost::json::parse_options depth;
+  depth.max_depth = max_snapshot_depth;  // deeper is refused by the parser, before any recursion
+  auto v = boost::json::parse(text, ec, {}, depth);
   if (ec) {
     if (impl_->opts_.on_log) impl_->opts_.on_log("error", "snapshot refused: not JSON: " + ec.message());
     return errc::bad_snapshot;

@@ -42,15 +42,10 @@ bool statechart::matches_slow(const transition_node& t, std::string_view name,
 
 namespace {
 
-std::vector<state_index> proper_ancestors(const statechart& c, state_index s) {
-  std::vector<state_index> out;
-  for (auto p = c.states[s].parent; p != npos; p = c.states[p].parent) out.push_back(p);
-  return out;
-}
-
-/// The least common compound ancestor of `first` and `rest` (W3C findLCCA).
+/// The least common compound ancestor of `first` and `rest` (W3C findLCCA). Walks up only as far
+/// as the answer: the ancestors of a deeply nested source are not listed for each transition.
 state_index find_lcca(const statechart& c, state_index first, const std::vector<state_index>& rest) {
-  for (auto anc : proper_ancestors(c, first)) {
+  for (auto anc = c.states[first].parent; anc != npos; anc = c.states[anc].parent) {
     auto k = c.states[anc].kind;
     if (anc != 0 && k != state_kind::compound) continue;
     if (std::all_of(rest.begin(), rest.end(), [&](state_index s) { return c.is_descendant(s, anc); }))
@@ -68,6 +63,11 @@ void resolve_names(const statechart& c, action_block& block) {
     else if (auto* f = std::get_if<foreach_action>(&a.op)) resolve_names(c, f->body);
   }
 }
+
+/// Entry sets larger than this are not precomputed: the interpreter computes them when the
+/// transition is taken. Keeps `finalize` linear in the chart (the default entry of a chain of N
+/// nested states has N states, so precomputing each link's would cost N*N time and memory).
+constexpr std::size_t max_static_entry = 64;
 
 /// Computes a transition's entry set at build time (W3C computeEntrySet without history).
 class static_entry_builder {
@@ -89,14 +89,16 @@ class static_entry_builder {
   }
 
  private:
+  /// True when a state of `s`'s subtree is marked: looks at the marked ones (at most
+  /// `max_static_entry + 1`), not at the whole subtree.
   bool any_in(state_index s) const {
-    for (auto i = s; i < c_.states[s].subtree_end; ++i)
-      if (in_[i]) return true;
-    return false;
+    const auto end = c_.states[s].subtree_end;
+    return std::any_of(touched_.begin(), touched_.end(), [&](state_index t) { return t >= s && t < end; });
   }
   void mark(state_index s) {
     if (!in_[s]) touched_.push_back(s);
     in_[s] = 1;
+    if (touched_.size() > max_static_entry) ok_ = false;
   }
   void add_descendants(state_index s) {
     const auto& st = c_.states[s];
@@ -116,7 +118,7 @@ class static_entry_builder {
     }
   }
   void add_ancestors(state_index s, state_index anc) {
-    for (auto a = c_.states[s].parent; a != npos && a != anc && a != 0; a = c_.states[a].parent) {
+    for (auto a = c_.states[s].parent; ok_ && a != npos && a != anc && a != 0; a = c_.states[a].parent) {
       mark(a);
       if (c_.states[a].kind == state_kind::parallel)
         for (auto ch : c_.states[a].children)

@@ -65,9 +65,10 @@ std::size_t skip_value(std::string_view t, std::size_t i) {
   return i;
 }
 
-/// Offset of the value at JSON pointer `ptr` in well-formed JSON `t`, or npos.
-std::size_t locate(std::string_view t, std::string_view ptr) {
-  std::size_t i = skip_ws(t, 0);
+/// Offset of the value at JSON pointer `ptr` in well-formed JSON `t`, or npos; `from` is the
+/// offset of the value `ptr` is relative to (the document by default).
+std::size_t locate(std::string_view t, std::string_view ptr, std::size_t from = 0) {
+  std::size_t i = skip_ws(t, from);
   while (!ptr.empty() && i < t.size()) {
     ptr.remove_prefix(1);  // '/'
     auto slash = ptr.find('/');
@@ -188,7 +189,24 @@ class xstate_builder {
     auto line = static_cast<std::uint32_t>(it - line_starts_.begin());
     return {line, static_cast<std::uint32_t>(off - line_starts_[line - 1] + 1)};
   }
-  source_location at(const std::string& ptr) const { return at_offset(locate(text_, ptr)); }
+  /// Where the value at `ptr` stands. Found from the nearest of the last few enclosing values
+  /// already located, so that a deep state is not looked for from the top of the text each time
+  /// (a chain of nested states would cost the square of its depth).
+  source_location at(const std::string& ptr) {
+    if (auto it = located_.find(ptr); it != located_.end()) return at_offset(it->second);
+    std::size_t from = 0, cut = ptr.size();
+    for (int tries = 0; tries < 4 && cut != 0 && cut != std::string::npos; ++tries) {
+      cut = ptr.rfind('/', cut - 1);
+      if (cut == std::string::npos || cut == 0) break;
+      if (auto it = located_.find(ptr.substr(0, cut)); it != located_.end() && it->second != std::string::npos) {
+        from = it->second;
+        break;
+      }
+    }
+    const auto off = from == 0 ? locate(text_, ptr) : locate(text_, std::string_view(ptr).substr(cut), from);
+    located_.emplace(ptr, off);
+    return at_offset(off);
+  }
   void error(const std::string& ptr, std::string msg) {
     errors_.push_back({file_, at(ptr), std::move(msg) + " (at " + (ptr.empty() ? "/" : ptr) + ")"});
   }
@@ -233,6 +251,7 @@ class xstate_builder {
   std::string file_;
   std::vector<diagnostic>& errors_;
   std::vector<std::size_t> line_starts_{0};
+  std::unordered_map<std::string, std::size_t> located_;  ///< at()'s memory: pointer -> offset
   std::shared_ptr<statechart> c_;
   std::shared_ptr<xstate_program> p_;
   std::unordered_map<std::string, state_index> ids_;
@@ -341,6 +360,11 @@ state_index xstate_builder::add_state(const value& v, state_index parent, const 
     st.key = key;
     st.id = path_id;
     st.loc = at(ptr);
+  }
+  if (c_->states[index].depth - 1 > max_state_depth) {  // the machine itself stands for <scxml>
+    error(ptr, "states nested deeper than " + std::to_string(max_state_depth));
+    c_->states[index].subtree_end = index + 1;
+    return index;
   }
   if (!v.is_object()) {
     error(ptr, "state '" + path_id + "' must be an object");
@@ -985,7 +1009,9 @@ void xstate_builder::order_transitions(state_index s) {
 parse_result parse_xstate(std::string_view text, std::string_view source_name) {
   parse_result r;
   std::string file(source_name);
-  boost::json::stream_parser p;
+  boost::json::parse_options depth;
+  depth.max_depth = max_xstate_json_depth;  // deeper is a located error, before any recursion
+  boost::json::stream_parser p({}, depth);
   boost::system::error_code ec;
   auto n = p.write_some(text.data(), text.size(), ec);
   if (!ec) p.finish(ec);

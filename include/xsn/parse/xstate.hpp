@@ -94,6 +94,12 @@ struct xstate_program {
  */
 parse_result parse_xstate(std::string_view text, std::string_view source_name);
 
+/// How deep the JSON of an XState machine config may nest: two levels per state (`states`, then
+/// the state's key) for `max_state_depth` nested states, and room for what a state holds.
+/// Deeper text is an `invalid JSON` error at the offending value. States nested deeper than
+/// `max_state_depth` (the machine's own states at depth 1) are an error at the state.
+inline constexpr std::size_t max_xstate_json_depth = 2 * max_state_depth + 64;
+
 /// Reads and parses the XState machine config at `path`.
 parse_result load_xstate(const std::filesystem::path& path);
 

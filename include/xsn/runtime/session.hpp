@@ -12,6 +12,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/async_result.hpp>
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -24,6 +25,11 @@
 namespace xsn {
 
 class session;
+
+/// How deep the JSON of a snapshot given to `session::restore_json` may nest: room for datamodel
+/// values (which nest at most 1000 deep) inside a few levels of invoked children. Deeper text
+/// is refused by the JSON parser, so no recursion over it ever starts.
+inline constexpr std::size_t max_snapshot_depth = 1100;
 
 /// Where a session is in its life, XState's `snapshot.status` (plus `created`).
 enum class session_status : std::uint8_t {
@@ -219,7 +225,8 @@ class session {
   /// The session takes the snapshot's `sessionid` unless it was given an id (in
   /// `session_options` or the constructor), which it keeps.
   std::error_code restore(const value& snapshot);
-  /// `restore` from JSON text; text that is not JSON fails with `errc::bad_snapshot` too.
+  /// `restore` from JSON text; text that is not JSON, or nests deeper than
+  /// `max_snapshot_depth`, fails with `errc::bad_snapshot` too.
   std::error_code restore_json(std::string_view text);
 
   struct impl;  ///< Implementation, in src/core.
