@@ -15,6 +15,10 @@
 namespace xsn::cli {
 namespace {
 
+/// The most virtual time a script may let pass, all its `after` together (2^40 ms, about 34
+/// years): the clock counts nanoseconds in 64 bits, which 292 years would overflow.
+constexpr std::int64_t max_after_ms = std::int64_t{1} << 40;
+
 struct script_step {
   event ev;
   std::int64_t after_ms = 0;
@@ -36,17 +40,14 @@ std::set<std::string> string_set(const boost::json::value& v, const char* what) 
   return out;
 }
 
-script parse_script(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error("cannot read file");
-  std::stringstream ss;
-  ss << in.rdbuf();
+script parse_script(std::string_view text) {
   boost::system::error_code ec;
-  auto doc = boost::json::parse(ss.str(), ec);
+  auto doc = boost::json::parse(text, ec);
   if (ec) throw std::runtime_error("invalid JSON: " + ec.message());
   if (!doc.is_object()) throw std::runtime_error("the script must be a JSON object");
   const auto& o = doc.as_object();
   script s;
+  std::int64_t total_ms = 0;
   if (!o.contains("initialConfiguration")) throw std::runtime_error("missing initialConfiguration");
   s.initial = string_set(o.at("initialConfiguration"), "initialConfiguration");
   if (o.contains("events")) {
@@ -64,8 +65,12 @@ script parse_script(const std::filesystem::path& path) {
       if (eo.contains("after")) {
         const auto& a = eo.at("after");
         if (!a.is_number()) throw std::runtime_error("after must be a number of milliseconds");
-        step.after_ms = static_cast<std::int64_t>(a.to_number<double>());
-        if (step.after_ms < 0) throw std::runtime_error("after must not be negative");
+        const auto ms = a.to_number<double>();
+        if (!(ms >= 0)) throw std::runtime_error("after must not be negative");
+        if (ms > static_cast<double>(max_after_ms - total_ms))
+          throw std::runtime_error("the after values add up to more than " + std::to_string(max_after_ms) + " ms");
+        step.after_ms = static_cast<std::int64_t>(ms);
+        total_ms += step.after_ms;
       }
       if (!eo.contains("nextConfiguration")) throw std::runtime_error("each entry needs nextConfiguration");
       step.expected = string_set(eo.at("nextConfiguration"), "nextConfiguration");
@@ -91,9 +96,15 @@ void settle(boost::asio::io_context& ioc) {
 
 int run_test_script(const std::filesystem::path& machine, const std::filesystem::path& script_path,
                     std::ostream& out, std::ostream& err, bool verbose) {
-  script sc;
+  std::ifstream in(script_path, std::ios::binary);
+  if (!in) {
+    err << script_path.string() << ":0:0: cannot read file\n";
+    return script_load_error;
+  }
+  std::stringstream text;
+  text << in.rdbuf();
   try {
-    sc = parse_script(script_path);
+    (void)parse_script(text.str());  // a bad script is reported before the machine is loaded
   } catch (const std::exception& e) {
     err << script_path.string() << ":0:0: " << e.what() << "\n";
     return script_load_error;
@@ -103,16 +114,30 @@ int run_test_script(const std::filesystem::path& machine, const std::filesystem:
     for (const auto& d : loaded.errors) err << d.to_string() << "\n";
     return script_load_error;
   }
+  return run_test_script_text(loaded.chart, machine.string(), text.str(), script_path.string(), out, err, verbose);
+}
+
+int run_test_script_text(std::shared_ptr<const statechart> chart, std::string_view machine_name,
+                         std::string_view script_text, std::string_view script_name, std::ostream& out,
+                         std::ostream& err, bool verbose) {
+  script sc;
+  try {
+    sc = parse_script(script_text);
+  } catch (const std::exception& e) {
+    err << script_name << ":0:0: " << e.what() << "\n";
+    return script_load_error;
+  }
+  const std::string machine(machine_name);
   boost::asio::io_context ioc;
   manual_clock clk;
   session_options opts;
   if (verbose) opts.on_log = [&](std::string_view label, std::string_view msg) { err << "log: " << label << ": " << msg << "\n"; };
-  session s(loaded.chart, ioc.get_executor(), clk, std::move(opts));
+  session s(std::move(chart), ioc.get_executor(), clk, std::move(opts));
   auto check = [&](const std::set<std::string>& expected, const std::string& when) {
     auto active = s.active_atomic_states();
     std::set<std::string> actual(active.begin(), active.end());
     if (actual == expected) return true;
-    err << machine.string() << ": mismatch " << when << "\n  expected: " << join(expected)
+    err << machine << ": mismatch " << when << "\n  expected: " << join(expected)
         << "\n  actual:   " << join(actual) << "\n";
     return false;
   };
@@ -131,7 +156,7 @@ int run_test_script(const std::filesystem::path& machine, const std::filesystem:
     if (!check(step.expected, "after event " + std::to_string(i + 1) + " '" + step.ev.name + "'"))
       return script_mismatch;
   }
-  if (verbose) out << machine.string() << ": passed\n";
+  if (verbose) out << machine << ": passed\n";
   return script_passed;
 }
 

@@ -58,21 +58,20 @@ struct step {
   event ev;
 };
 
-bool read_steps(const std::string& path, std::vector<step>& out, std::string& error) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    error = path + ": cannot read file";
-    return false;
-  }
-  std::stringstream ss;
-  ss << in.rdbuf();
+/// The most virtual time the steps may let pass, all `advance`s together (2^40 ms, about 34
+/// years): the clock counts nanoseconds in 64 bits, which 292 years would overflow.
+constexpr std::int64_t max_advance_ms = std::int64_t{1} << 40;
+
+/// Reads the steps in `text`; `path` labels the errors.
+bool read_steps(std::string_view text, const std::string& path, std::vector<step>& out, std::string& error) {
   boost::system::error_code ec;
-  auto doc = boost::json::parse(ss.str(), ec);
+  auto doc = boost::json::parse(text, ec);
   if (ec || !doc.is_array()) {
     error = path + ": " + (ec ? "invalid JSON: " + ec.message() : std::string("the steps must be a JSON array"));
     return false;
   }
   const auto& a = doc.as_array();
+  std::int64_t total_ms = 0;
   for (std::size_t i = 0; i < a.size(); ++i) {
     const auto* o = a[i].if_object();
     const auto where = path + ": /" + std::to_string(i) + ": ";
@@ -92,6 +91,11 @@ bool read_steps(const std::string& path, std::vector<step>& out, std::string& er
         error = where + "'advance' cannot be negative";
         return false;
       }
+      if (st.ms > max_advance_ms - total_ms) {
+        error = where + "the 'advance' steps add up to more than " + std::to_string(max_advance_ms) + " ms";
+        return false;
+      }
+      total_ms += st.ms;
     } else {
       const auto* type = o->if_contains("type");
       if (!type || !type->is_string() || type->as_string().empty()) {
@@ -133,22 +137,37 @@ int run_trace(const std::vector<std::string>& args, std::ostream& out, std::ostr
     for (const auto& d : loaded.errors) err << d.to_string() << "\n";
     return exit_load;
   }
+  std::ifstream in(pos[1], std::ios::binary);
+  if (!in) {
+    err << "xsn: " << pos[1] << ": cannot read file\n";
+    return exit_usage;
+  }
+  std::stringstream steps_text;
+  steps_text << in.rdbuf();
+  value config;  // the machine's own JSON, for its `fixtureActors`
+  if (fixtures && loaded.chart->semantics == chart_semantics::xstate) {
+    std::ifstream machine(pos[0], std::ios::binary);
+    std::stringstream text;
+    text << machine.rdbuf();
+    boost::system::error_code ec;
+    config = boost::json::parse(text.str(), ec);
+  }
+  return run_trace_text(loaded.chart, pos[0], fixtures ? &config : nullptr, steps_text.str(), pos[1], max_steps, out, err);
+}
+
+int run_trace_text(std::shared_ptr<const statechart> chart_ptr, const std::string& machine_name,
+                   const value* fixture_config, std::string_view steps_text, const std::string& steps_name,
+                   std::uint64_t max_steps, std::ostream& out, std::ostream& err) {
   std::vector<step> steps;
   std::string error;
-  if (!read_steps(pos[1], steps, error)) {
+  if (!read_steps(steps_text, steps_name, steps, error)) {
     err << "xsn: " << error << "\n";
     return exit_usage;
   }
+  const bool fixtures = fixture_config != nullptr;
   session_options opts;
-  if (loaded.chart->semantics == chart_semantics::xstate) {
-    value config;  // the machine's own JSON, for its `fixtureActors`
-    if (fixtures) {
-      std::ifstream in(pos[0], std::ios::binary);
-      std::stringstream text;
-      text << in.rdbuf();
-      boost::system::error_code ec;
-      config = boost::json::parse(text.str(), ec);
-    }
+  if (chart_ptr->semantics == chart_semantics::xstate) {
+    const value config = fixtures ? *fixture_config : value();
     const auto* named = config.is_object() ? config.as_object().if_contains("fixtureActors") : nullptr;
     implementations impl;
     try {
@@ -157,9 +176,9 @@ int run_trace(const std::vector<std::string>& args, std::ostream& out, std::ostr
       err << e.what() << "\n";
       return exit_load;
     }
-    auto bound = bind(*loaded.chart, impl);
+    auto bound = bind(*chart_ptr, impl);
     if (!bound) {
-      err << pos[0] << ":1:1: " << bound.error().message << "\n";
+      err << machine_name << ":1:1: " << bound.error().message << "\n";
       return exit_load;
     }
     opts.make_datamodel = xstate_datamodel(*bound);
@@ -169,8 +188,8 @@ int run_trace(const std::vector<std::string>& args, std::ostream& out, std::ostr
   };
   virtual_runner run(max_steps);
   opts.on_macrostep = [&run](session&) { run.count_macrostep(); };
-  session s(loaded.chart, run.context().get_executor(), run.clock(), std::move(opts));
-  const auto& chart = *loaded.chart;
+  session s(chart_ptr, run.context().get_executor(), run.clock(), std::move(opts));
+  const auto& chart = *chart_ptr;
   value last_value;
   auto print = [&] {
     auto snap = s.snapshot();
