@@ -1,6 +1,7 @@
 /// \file The xsn interpreter on the toggle and parallel machines, one pre-resolved external event
 /// per iteration through `session::process` (the whole macrostep runs synchronously).
 #include "bench_checks.hpp"
+#include "bench_machines.hpp"
 
 #include <xsn/model/builder.hpp>
 #include <xsn/parse/xstate.hpp>
@@ -16,45 +17,12 @@
 
 namespace {
 
-constexpr std::string_view toggle_scxml = R"(<?xml version="1.0"?>
-<scxml xmlns="http://www.w3.org/2005/07/scxml" version="1.0" datamodel="null" initial="off">
-  <state id="off"><transition event="toggle" target="on"/></state>
-  <state id="on"><transition event="toggle" target="off"/></state>
-</scxml>
-)";
+using xsn_bench::parallel_scxml;
+using xsn_bench::parallel_xstate;
+using xsn_bench::toggle_scxml;
+using xsn_bench::toggle_xstate;
 
-constexpr std::string_view parallel_scxml = R"(<?xml version="1.0"?>
-<scxml xmlns="http://www.w3.org/2005/07/scxml" xmlns:xsn="http://xsn.dev/scxml"
-       version="1.0" datamodel="null" initial="p">
-  <parallel id="p">
-    <state id="a" initial="a1">
-      <state id="a1"><onentry><xsn:action name="count"/></onentry><transition event="next" target="a2"/></state>
-      <state id="a2"><onentry><xsn:action name="count"/></onentry><transition event="next" target="a3"/></state>
-      <state id="a3"><onentry><xsn:action name="count"/></onentry><transition event="next" target="a1"/></state>
-    </state>
-    <state id="b" initial="b1">
-      <state id="b1"><onentry><xsn:action name="count"/></onentry><transition event="next" target="b2"/></state>
-      <state id="b2"><onentry><xsn:action name="count"/></onentry><transition event="next" target="b3"/></state>
-      <state id="b3"><onentry><xsn:action name="count"/></onentry><transition event="next" target="b1"/></state>
-    </state>
-  </parallel>
-</scxml>
-)";
-
-// The same two machines as XState v5 JSON (benchmarks/machines/*.json), with a C++ entry action.
-constexpr std::string_view toggle_xstate = R"({"id": "toggle", "initial": "off", "states": {
-  "off": {"on": {"toggle": "on"}}, "on": {"on": {"toggle": "off"}}}})";
-
-constexpr std::string_view parallel_xstate = R"({"id": "parallel", "initial": "p", "states": {"p": {
-  "type": "parallel", "states": {
-    "a": {"initial": "a1", "states": {
-      "a1": {"entry": ["count"], "on": {"next": "a2"}}, "a2": {"entry": ["count"], "on": {"next": "a3"}},
-      "a3": {"entry": ["count"], "on": {"next": "a1"}}}},
-    "b": {"initial": "b1", "states": {
-      "b1": {"entry": ["count"], "on": {"next": "b2"}}, "b2": {"entry": ["count"], "on": {"next": "b3"}},
-      "b3": {"entry": ["count"], "on": {"next": "b1"}}}}}}}})";
-
-/// Parses an XState machine above and binds `impl`; on failure marks the run failed.
+/// Parses an XState machine of bench_machines.hpp and binds `impl`; on failure marks the run failed.
 std::shared_ptr<const xsn::statechart> parse_xstate_or_skip(benchmark::State& state, std::string_view text,
                                                             std::string_view name, const xsn::implementations& impl,
                                                             xsn::session_options& o) {

@@ -7,6 +7,7 @@
 #include <xsn/parse/scxml.hpp>
 #include <xsn/store/memory_state_store.hpp>
 
+#include "bench_machines.hpp"
 #include "orchestrator_load.hpp"
 
 #include <benchmark/benchmark.h>
@@ -17,10 +18,7 @@
 
 namespace {
 
-constexpr std::string_view toggle_scxml = R"(<scxml xmlns="http://www.w3.org/2005/07/scxml" version="1.0" initial="off">
-  <state id="off"><transition event="toggle" target="on"/></state>
-  <state id="on"><transition event="toggle" target="off"/></state>
-</scxml>)";
+using xsn_bench::orchestrator_toggle_scxml;
 
 /// Bytes in use by malloc (the resident set would not see memory freed by earlier benchmarks
 /// and reused here).
@@ -28,7 +26,7 @@ long heap_bytes() { return static_cast<long>(mallinfo2().uordblks); }
 
 void orchestrator_10k(benchmark::State& state) {
   constexpr int machines = 10'000;
-  auto parsed = xsn::parse_scxml(toggle_scxml, "toggle.scxml");
+  auto parsed = xsn::parse_scxml(orchestrator_toggle_scxml, "toggle.scxml");
   if (!parsed) return state.SkipWithError("parse failed");
   boost::asio::io_context ioc;
   xsn::manual_clock clk;

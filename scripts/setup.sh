@@ -41,6 +41,7 @@ packages=(
   catch2 libbenchmark-dev libspdlog-dev libconcurrentqueue-dev
   libhiredis-dev libnuma-dev redis-server  # the advanced target and its tests
   nodejs npm  # npm fetches the W3C SCXML test suite
+  valgrind  # callgrind counts instructions for the performance gate (scripts/perf_gate.sh)
 )
 
 installed() {
