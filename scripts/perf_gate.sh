@@ -97,7 +97,65 @@ if grep -q ' incomplete$' <<<"$measured"; then
 fi
 elapsed=$((SECONDS - start))
 
+# Prints one row per workload, budgeted or measured (verdict ok / OVER BUDGET / better / NEW /
+# GONE); returns 1 when the gate fails.
+compare() {
+  local file_threshold budget_lines
+  file_threshold=$(sed -n 's/^ *"threshold_percent": *\([0-9.]*\).*/\1/p' "$budgets")
+  threshold=${file_threshold:-$threshold}
+  budget_lines=$(sed -n 's/^ *"\([^"]*\/[^"]*\)": *\([0-9.]*\),\{0,1\}$/\1 \2/p' "$budgets" | sort)
+
+  awk -v threshold="$threshold" -v elapsed="$elapsed" -v toolchain="$toolchain" -v updating="$update" '
+    NF == 0 { next }
+    FILENAME == ARGV[1] { budget[$1] = $2; names[$1] = 1; next }
+    { got[$1] = $2; names[$1] = 1 }
+    END {
+      n = asorted(names, order)
+      printf "perf gate: instructions per operation (callgrind Ir), %s, limit +%s%%, %d s under valgrind\n",
+             toolchain, threshold, elapsed
+      printf "  %-28s %14s %14s %9s  %s\n", "workload", "budget", "measured", "change", "verdict"
+      fail = 0; better = 0
+      for (i = 1; i <= n; ++i) {
+        w = order[i]
+        if (!(w in budget)) { printf "  %-28s %14s %14s %9s  %s\n", w, "-", got[w], "", "NEW (no budget)"; fail = 1; continue }
+        if (!(w in got)) { printf "  %-28s %14s %14s %9s  %s\n", w, budget[w], "-", "", "GONE (budget of no workload)"; fail = 1; continue }
+        change = (got[w] - budget[w]) * 100 / budget[w]
+        verdict = "ok"
+        if (change > threshold) { verdict = "OVER BUDGET"; fail = 1 }
+        else if (change < -threshold) { verdict = "better: tighten the budget"; better = 1 }
+        printf "  %-28s %14s %14s %+8.1f%%  %s\n", w, budget[w], got[w], change, verdict
+      }
+      if (updating) {
+        print "perf gate: the table compares the budgets being replaced with this run"
+      } else if (fail) {
+        print "perf gate: FAILED. If the extra cost is intended (a feature that must cost more), rewrite the"
+        print "budgets with scripts/perf_gate.sh --update and say why in the commit (docs/benchmarks.md)."
+      } else if (better) {
+        print "perf gate: passed; some workloads got cheaper: scripts/perf_gate.sh --update locks that in."
+      } else {
+        print "perf gate: passed"
+      }
+      exit fail
+    }
+    # Sorted keys without gawk: insertion sort (a dozen names).
+    function asorted(set, out,    k, j, m, t) {
+      m = 0
+      for (k in set) {
+        out[++m] = k
+        for (j = m; j > 1 && out[j - 1] > out[j]; --j) { t = out[j]; out[j] = out[j - 1]; out[j - 1] = t }
+      }
+      return m
+    }' <(printf '%s\n' "$budget_lines") <(printf '%s\n' "$measured")
+}
+
 if ((update)); then
+  # The old budgets against this run first (when they are for this toolchain), so what the
+  # update changes is on screen as well as in the diff.
+  compared=0
+  if [[ -f $budgets && $budget_toolchain == "$toolchain" ]]; then
+    compare || true
+    compared=1
+  fi
   {
     echo '{'
     echo '  "about": "Instructions (callgrind Ir) per operation of each xsn_perf_gate workload; CI fails when one grows more than threshold_percent. Rewrite with scripts/perf_gate.sh --update after a change that is meant to cost more (or that made things cheaper), and say why in the commit: docs/benchmarks.md, Performance gates.",'
@@ -110,52 +168,9 @@ if ((update)); then
     echo '}'
   } >"$budgets"
   echo "perf_gate: wrote $budgets ($(wc -l <<<"$measured") workloads, $toolchain, ${elapsed} s under valgrind)"
-  awk '{ printf "  %-28s %14s Ir/op\n", $1, $2 }' <<<"$measured"
+  ((compared)) || awk '{ printf "  %-28s %14s Ir/op\n", $1, $2 }' <<<"$measured"
   exit 0
 fi
 
 [[ -f $budgets ]] || die "$budgets missing: create it with scripts/perf_gate.sh --update"
-file_threshold=$(sed -n 's/^ *"threshold_percent": *\([0-9.]*\).*/\1/p' "$budgets")
-threshold=${file_threshold:-$threshold}
-budget_lines=$(sed -n 's/^ *"\([^"]*\/[^"]*\)": *\([0-9.]*\),\{0,1\}$/\1 \2/p' "$budgets" | sort)
-
-# One row per workload, budgeted or measured: verdict ok / OVER / better / new / gone.
-awk -v threshold="$threshold" -v elapsed="$elapsed" -v toolchain="$toolchain" '
-  NF == 0 { next }
-  FILENAME == ARGV[1] { budget[$1] = $2; names[$1] = 1; next }
-  { got[$1] = $2; names[$1] = 1 }
-  END {
-    n = asorted(names, order)
-    printf "perf gate: instructions per operation (callgrind Ir), %s, limit +%s%%, %d s under valgrind\n",
-           toolchain, threshold, elapsed
-    printf "  %-28s %14s %14s %9s  %s\n", "workload", "budget", "measured", "change", "verdict"
-    fail = 0; better = 0
-    for (i = 1; i <= n; ++i) {
-      w = order[i]
-      if (!(w in budget)) { printf "  %-28s %14s %14s %9s  %s\n", w, "-", got[w], "", "NEW (no budget)"; fail = 1; continue }
-      if (!(w in got)) { printf "  %-28s %14s %14s %9s  %s\n", w, budget[w], "-", "", "GONE (budget of no workload)"; fail = 1; continue }
-      change = (got[w] - budget[w]) * 100 / budget[w]
-      verdict = "ok"
-      if (change > threshold) { verdict = "OVER BUDGET"; fail = 1 }
-      else if (change < -threshold) { verdict = "better: tighten the budget"; better = 1 }
-      printf "  %-28s %14s %14s %+8.1f%%  %s\n", w, budget[w], got[w], change, verdict
-    }
-    if (fail) {
-      print "perf gate: FAILED. If the extra cost is intended (a feature that must cost more), rewrite the"
-      print "budgets with scripts/perf_gate.sh --update and say why in the commit (docs/benchmarks.md)."
-    } else if (better) {
-      print "perf gate: passed; some workloads got cheaper: scripts/perf_gate.sh --update locks that in."
-    } else {
-      print "perf gate: passed"
-    }
-    exit fail
-  }
-  # Sorted keys without gawk: insertion sort (a dozen names).
-  function asorted(set, out,    k, j, m, t) {
-    m = 0
-    for (k in set) {
-      out[++m] = k
-      for (j = m; j > 1 && out[j - 1] > out[j]; --j) { t = out[j]; out[j] = out[j - 1]; out[j - 1] = t }
-    }
-    return m
-  }' <(printf '%s\n' "$budget_lines") <(printf '%s\n' "$measured")
+compare
