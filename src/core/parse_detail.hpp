@@ -17,13 +17,17 @@ namespace xsn::detail {
 /// document order, but a parser must not grow without bound on a document made of mistakes.
 inline constexpr std::size_t max_collected_errors = 10 * max_parse_errors;
 
-/// Reads the whole file `p` into `out`; false when it cannot be opened.
+/// Reads the whole file `p` into `out`; false when it cannot be opened or holds more than
+/// `max_document_size` bytes (a device such as /dev/zero never ends: it is cut there).
 inline bool read_file(const std::filesystem::path& p, std::string& out) {
   std::ifstream in(p, std::ios::binary);
   if (!in) return false;
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  out = ss.str();
+  out.clear();
+  char chunk[65536];
+  while (in.read(chunk, sizeof chunk) || in.gcount() > 0) {
+    out.append(chunk, static_cast<std::size_t>(in.gcount()));
+    if (out.size() > max_document_size) return false;
+  }
   return true;
 }
 

@@ -226,3 +226,9 @@ TEST_CASE("document limits: snapshot JSON nested 100000 deep is refused as bad_s
   auto text = boost::json::serialize(s.snapshot());
   CHECK_FALSE(deep.restore_json(text));
 }
+
+TEST_CASE("document limits: a document that never ends is cut at max_document_size") {
+  auto r = xsn::load_document("/dev/zero");
+  REQUIRE_FALSE(r);
+  CHECK(messages(r) == "/dev/zero:0:0: cannot read file\n");
+}

@@ -51,6 +51,11 @@ inline constexpr std::size_t max_state_depth = 1000;
 /// (`elements nested deeper than 2000`) and the document is not built.
 inline constexpr std::size_t max_element_depth = 2000;
 
+/// The largest document `load_scxml`, `load_xstate`, `load_document` and `check_document` read
+/// (64 MiB), also for `<invoke src>` at run time; a larger file, or a device that never ends, is
+/// `cannot read file`.
+inline constexpr std::size_t max_document_size = std::size_t{64} << 20;
+
 /// What a `resource_resolver` gives back for one `src`.
 struct resource {
   /// What became of the request.
