@@ -43,8 +43,10 @@ struct scratch {
     return dir / name;
   }
   /// Runs `xsn validate ARGS...`; stdout and stderr are captured apart.
-  outcome validate(const std::vector<std::string>& args) const {
-    std::string cmd = std::string("'") + XSN_BINARY + "' validate";
+  outcome validate(const std::vector<std::string>& args) const { return run("validate", args); }
+  /// Runs `xsn COMMAND ARGS...`.
+  outcome run(const std::string& command, const std::vector<std::string>& args) const {
+    std::string cmd = std::string("'") + XSN_BINARY + "' " + command;
     for (const auto& a : args) cmd += " '" + a + "'";
     cmd += " >'" + (dir / "stdout").string() + "' 2>'" + (dir / "stderr").string() + "'";
     const int status = std::system(cmd.c_str());  // NOLINT(cert-env33-c): the test runs the tool
@@ -148,4 +150,28 @@ TEST_CASE("xsn validate: bad usage exits 64") {
   CHECK(r.code == 64);
   CHECK(contains(r.err, "unknown option '--strict'"));
   CHECK(s.validate({(s.dir / "missing.scxml").string()}).code == 2);
+}
+
+TEST_CASE("xsn validate: 10000 nested states are one located error and no crash") {
+  scratch s;
+  std::string doc = "<scxml xmlns=\"http://www.w3.org/2005/07/scxml\" version=\"1.0\">\n";
+  for (int i = 0; i < 10000; ++i) doc += "<state>\n";
+  for (int i = 0; i < 10000; ++i) doc += "</state>";
+  auto r = s.validate({s.write("deep.scxml", doc + "</scxml>").string()});
+  CHECK(r.code == 2);
+  CHECK(r.err == (s.dir / "deep.scxml").string() + ":1002:1: states nested deeper than 1000\n");
+}
+
+TEST_CASE("xsn test-script and trace: virtual time beyond 2^40 ms is refused") {
+  scratch s;
+  const auto machine = s.write("m.scxml", scxml("<state id=\"a\"/>", ""));
+  const auto script = s.write("s.json", R"({"initialConfiguration": ["a"], "events": [
+    {"event": {"name": "x"}, "after": 1e300, "nextConfiguration": ["a"]}]})");
+  auto r = s.run("test-script", {machine.string(), script.string()});
+  CHECK(r.code == 2);
+  CHECK(r.err == script.string() + ":0:0: the after values add up to more than 1099511627776 ms\n");
+  const auto steps = s.write("steps.json", R"([{"advance": 1099511627776}, {"advance": 1}])");
+  r = s.run("trace", {machine.string(), steps.string()});
+  CHECK(r.code == 64);
+  CHECK(r.err == "xsn: " + steps.string() + ": /1: the 'advance' steps add up to more than 1099511627776 ms\n");
 }
