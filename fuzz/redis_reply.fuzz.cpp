@@ -1,0 +1,130 @@
+// libFuzzer target: what a Redis server answers, fed to a real redis_state_store over a local
+// socket. The input is the server's replies, one per command it receives, separated by "\0|"
+// (the first answers SCRIPT LOAD, the next the connect-time sweep, then the operations').
+// The first byte picks the operations (get, put, list, compare-and-set, erase, batch, watch);
+// each reply's bytes go through the store's hiredis reader (in the chunks TCP delivers) and then
+// through the code that interprets them. Once the replies are used up the server hangs up and
+// the store is closed: every operation must complete, with a value or an error.
+#include <xsn/advanced/redis_state_store.hpp>
+#include <xsn/runtime/clock.hpp>
+
+#include <hiredis/read.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+
+/// Answers each command a connection sends with the next reply; hangs up when none is left.
+struct fake_server {
+  tcp::acceptor acceptor;
+  std::vector<std::string> replies;
+  std::size_t next = 0;
+  bool done = false;
+  std::vector<std::shared_ptr<tcp::socket>> open;
+
+  explicit fake_server(asio::io_context& ioc) : acceptor(ioc, tcp::endpoint(asio::ip::address_v4::loopback(), 0)) {}
+
+  void accept() {
+    acceptor.async_accept([this](std::error_code ec, tcp::socket s) {
+      if (ec || done) return;
+      auto sock = std::make_shared<tcp::socket>(std::move(s));
+      open.push_back(sock);
+      serve(sock, std::shared_ptr<redisReader>(redisReaderCreate(), &redisReaderFree));
+      accept();
+    });
+  }
+  void serve(const std::shared_ptr<tcp::socket>& sock, const std::shared_ptr<redisReader>& reader) {
+    auto buf = std::make_shared<std::array<char, 4096>>();
+    sock->async_read_some(asio::buffer(*buf), [this, sock, reader, buf](std::error_code ec, std::size_t n) {
+      if (ec || done) return;
+      if (redisReaderFeed(reader.get(), buf->data(), n) != REDIS_OK) return hang_up();
+      for (;;) {
+        void* cmd = nullptr;
+        if (redisReaderGetReply(reader.get(), &cmd) != REDIS_OK) return hang_up();
+        if (cmd == nullptr) break;
+        freeReplyObject(cmd);
+        if (next == replies.size()) return hang_up();
+        auto reply = std::make_shared<std::string>(replies[next++]);
+        asio::async_write(*sock, asio::buffer(*reply), [reply](std::error_code, std::size_t) {});
+      }
+      serve(sock, reader);
+    });
+  }
+  void hang_up() {
+    done = true;
+    std::error_code ignored;
+    acceptor.close(ignored);
+    for (auto& s : open) s->close(ignored);
+  }
+};
+
+std::vector<std::string> split_replies(std::string_view in) {
+  std::vector<std::string> out;
+  for (;;) {
+    auto at = in.find(std::string_view("\0|", 2));
+    out.emplace_back(in.substr(0, at));
+    if (at == std::string_view::npos) return out;
+    in.remove_prefix(at + 2);
+  }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  if (size == 0) return 0;
+  const unsigned ops = data[0];
+  asio::io_context ioc;
+  xsn::manual_clock clk;  // never advanced: no timeout fires, the server's hang-up ends everything
+  fake_server server(ioc);
+  server.replies = split_replies(std::string_view(reinterpret_cast<const char*>(data) + 1, size - 1));
+  server.accept();
+  xsn::advanced::redis_store_options o;
+  o.port = server.acceptor.local_endpoint().port();
+  o.reconnect_initial = std::chrono::milliseconds(1);
+  o.reconnect_max = std::chrono::milliseconds(1);
+  auto store = std::make_unique<xsn::advanced::redis_state_store>(ioc.get_executor(), clk, o);
+  int pending = 0;
+  auto count = [&pending](auto&&...) { --pending; };
+  xsn::watch_handle watch;
+  if (ops & 1) watch = store->watch("k", [](const xsn::watch_event&) {});
+  if (ops & 2) ++pending, store->async_get("k", count);
+  if (ops & 4) ++pending, store->async_put("k", "value", count);
+  if (ops & 8) ++pending, store->async_list("", count);
+  if (ops & 16) ++pending, store->async_compare_and_set("k", xsn::store_version{3}, "v2", count);
+  if (ops & 32) ++pending, store->async_erase("k", count);
+  if (ops & 64) {
+    std::vector<xsn::batch_write> batch(2);
+    batch[0].key = "a", batch[0].value = "1";
+    batch[1].key = "b", batch[1].value = "2", batch[1].expected = xsn::store_version{0};
+    ++pending, store->async_write_batch(std::move(batch), count);
+  }
+  bool closing = false, closed = false;
+  // Runs until the server has hung up, then closes the store and runs until everything ended.
+  for (int round = 0; round < 100'000 && !closed; ++round) {
+    if (ioc.run_one() == 0) break;
+    if ((server.done || pending == 0) && !closing) {
+      closing = true;
+      watch = {};
+      server.hang_up();
+      store->async_close([&closed](std::error_code) { closed = true; });
+    }
+  }
+  if (!closed || pending != 0) std::abort();  // an operation that never completes is a finding
+  store.reset();
+  ioc.run();
+  return 0;
+}
