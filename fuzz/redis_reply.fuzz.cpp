@@ -8,7 +8,7 @@
 #include <xsn/advanced/redis_state_store.hpp>
 #include <xsn/runtime/clock.hpp>
 
-#include <hiredis/read.h>
+#include <hiredis/hiredis.h>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -38,18 +38,28 @@ struct fake_server {
 
   explicit fake_server(asio::io_context& ioc) : acceptor(ioc, tcp::endpoint(asio::ip::address_v4::loopback(), 0)) {}
 
+  /// Starts a new input: its replies, no connection yet.
+  void reset(std::vector<std::string> r) {
+    replies = std::move(r);
+    next = 0;
+    done = false;
+    open.clear();
+  }
   void accept() {
-    acceptor.async_accept([this](std::error_code ec, tcp::socket s) {
-      if (ec || done) return;
+    acceptor.async_accept([this](boost::system::error_code ec, tcp::socket s) {
+      if (ec) return;
+      accept();
+      if (done) return;  // hung up: this input's connections are refused
       auto sock = std::make_shared<tcp::socket>(std::move(s));
+      boost::system::error_code ignored;
+      sock->set_option(tcp::no_delay(true), ignored);  // no 40 ms delayed-ACK stall per reply
       open.push_back(sock);
       serve(sock, std::shared_ptr<redisReader>(redisReaderCreate(), &redisReaderFree));
-      accept();
     });
   }
   void serve(const std::shared_ptr<tcp::socket>& sock, const std::shared_ptr<redisReader>& reader) {
     auto buf = std::make_shared<std::array<char, 4096>>();
-    sock->async_read_some(asio::buffer(*buf), [this, sock, reader, buf](std::error_code ec, std::size_t n) {
+    sock->async_read_some(asio::buffer(*buf), [this, sock, reader, buf](boost::system::error_code ec, std::size_t n) {
       if (ec || done) return;
       if (redisReaderFeed(reader.get(), buf->data(), n) != REDIS_OK) return hang_up();
       for (;;) {
@@ -59,15 +69,14 @@ struct fake_server {
         freeReplyObject(cmd);
         if (next == replies.size()) return hang_up();
         auto reply = std::make_shared<std::string>(replies[next++]);
-        asio::async_write(*sock, asio::buffer(*reply), [reply](std::error_code, std::size_t) {});
+        asio::async_write(*sock, asio::buffer(*reply), [reply](boost::system::error_code, std::size_t) {});
       }
       serve(sock, reader);
     });
   }
   void hang_up() {
     done = true;
-    std::error_code ignored;
-    acceptor.close(ignored);
+    boost::system::error_code ignored;
     for (auto& s : open) s->close(ignored);
   }
 };
@@ -87,11 +96,15 @@ std::vector<std::string> split_replies(std::string_view in) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size == 0) return 0;
   const unsigned ops = data[0];
-  asio::io_context ioc;
+  // One io_context and listening socket for every input: a new io_context per input costs a
+  // resolver thread, and a new port per input fills the table of closed connections.
+  static asio::io_context ioc;
+  static fake_server server(ioc);
+  static const bool listening = (server.accept(), true);
+  (void)listening;
+  ioc.restart();
   xsn::manual_clock clk;  // never advanced: no timeout fires, the server's hang-up ends everything
-  fake_server server(ioc);
-  server.replies = split_replies(std::string_view(reinterpret_cast<const char*>(data) + 1, size - 1));
-  server.accept();
+  server.reset(split_replies(std::string_view(reinterpret_cast<const char*>(data) + 1, size - 1)));
   xsn::advanced::redis_store_options o;
   o.port = server.acceptor.local_endpoint().port();
   o.reconnect_initial = std::chrono::milliseconds(1);
@@ -125,6 +138,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   if (!closed || pending != 0) std::abort();  // an operation that never completes is a finding
   store.reset();
-  ioc.run();
+  server.hang_up();
+  ioc.poll();  // what the store left behind; the listening socket's accept stays pending
   return 0;
 }
