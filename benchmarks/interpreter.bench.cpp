@@ -22,6 +22,27 @@ using xsn_bench::parallel_xstate;
 using xsn_bench::toggle_scxml;
 using xsn_bench::toggle_xstate;
 
+/// The toggle beside `siblings` states no event involves: the cost of an event must not grow with them.
+std::string toggle_with_siblings(int siblings) {
+  std::string s = R"(<scxml xmlns="http://www.w3.org/2005/07/scxml" version="1.0" datamodel="null" initial="off">)"
+                  R"(<state id="off"><transition event="toggle" target="on"/></state>)"
+                  R"(<state id="on"><transition event="toggle" target="off"/></state>)";
+  for (int i = 0; i < siblings; ++i) s += "<state id=\"s" + std::to_string(i) + "\"/>";
+  return s + "</scxml>";
+}
+
+/// The toggle whose two states each have `others` transitions on other events before the toggle's
+/// own: the cost of an event must not grow with the transitions it does not match.
+std::string toggle_with_transitions(int others) {
+  std::string s = R"(<scxml xmlns="http://www.w3.org/2005/07/scxml" version="1.0" datamodel="null" initial="off">)";
+  for (std::string_view id : {"off", "on"}) {
+    s += "<state id=\"" + std::string(id) + "\">";
+    for (int i = 0; i < others; ++i) s += "<transition event=\"other" + std::to_string(i) + "\" target=\"off\"/>";
+    s += std::string("<transition event=\"toggle\" target=\"") + (id == "off" ? "on" : "off") + "\"/></state>";
+  }
+  return s + "</scxml>";
+}
+
 /// Parses an XState machine of bench_machines.hpp and binds `impl`; on failure marks the run failed.
 std::shared_ptr<const xsn::statechart> parse_xstate_or_skip(benchmark::State& state, std::string_view text,
                                                             std::string_view name, const xsn::implementations& impl,
@@ -61,8 +82,9 @@ xsn::event resolved_event(const xsn::statechart& chart, std::string name) {
   return ev;
 }
 
-void interpreter_toggle(benchmark::State& state) {
-  const auto chart = parse_or_skip(state, toggle_scxml, "toggle.scxml");
+/// The toggle machine `text`, one pre-resolved `toggle` per iteration.
+void toggle_machine(benchmark::State& state, std::string_view text) {
+  const auto chart = parse_or_skip(state, text, "toggle.scxml");
   if (!chart) return;
   boost::asio::io_context ioc;
   xsn::manual_clock clk;
@@ -79,6 +101,10 @@ void interpreter_toggle(benchmark::State& state) {
   xsn_bench::check_toggle(state, s.is_active(chart->find_state("on")), events);
   state.SetItemsProcessed(events);
 }
+
+void interpreter_toggle(benchmark::State& state) { toggle_machine(state, toggle_scxml); }
+void scale_siblings(benchmark::State& state) { toggle_machine(state, toggle_with_siblings(10'000)); }
+void scale_transitions(benchmark::State& state) { toggle_machine(state, toggle_with_transitions(1'000)); }
 
 void interpreter_parallel(benchmark::State& state) {
   const auto chart = parse_or_skip(state, parallel_scxml, "parallel.scxml");
@@ -180,3 +206,5 @@ BENCHMARK(interpreter_parallel)->Name("interpreter/parallel");
 BENCHMARK(interpreter_xstate_toggle)->Name("interpreter/xstate_toggle");
 BENCHMARK(interpreter_xstate_parallel)->Name("interpreter/xstate_parallel");
 BENCHMARK(interpreter_builder_toggle)->Name("interpreter/builder_toggle");
+BENCHMARK(scale_siblings)->Name("scale/siblings_10000");
+BENCHMARK(scale_transitions)->Name("scale/transitions_1000");

@@ -13,6 +13,7 @@
 #include "null_datamodel.hpp"
 #include "event_json.hpp"
 #include "session_ext.hpp"
+#include "state_set.hpp"
 #include "xstate_actors.hpp"
 #include "xstate_semantics.hpp"
 
@@ -129,6 +130,18 @@ struct session::impl final : datamodel_host, detail::actor_host {
   }
   void run_to_completion();
   bool select_transitions(const event* ev, std::uint32_t name_id);
+  /// Calls `f(ti)` in document order for the transitions of indexed state `s` that can match `ev`
+  /// (eventless ones when `ev` is null), until `f` returns true: a merge of the event index's
+  /// entries under each descriptor the event matches, not a scan of all the state's transitions.
+  template <class F>
+  void for_each_indexed(state_index s, const event* ev, std::uint32_t name_id, F&& f);
+  struct index_run {
+    const indexed_transition* at;
+    const indexed_transition* end;
+  };
+  std::vector<index_run> index_runs_;        // for_each_indexed's scratch
+  std::vector<std::uint32_t> event_keys_;    // the descriptors the current event matches
+  const event* event_keys_for_ = nullptr;    // reset per selection
   void remove_conflicts();
   void microstep();
   bool disjoint_domains() const;
@@ -368,7 +381,8 @@ struct session::impl final : datamodel_host, detail::actor_host {
   /// resolution, the general entry algorithm): allocated on first use, so that thousands of
   /// simple sessions stay small.
   struct cold_state {
-    detail::bitset exit_set_, entry_set_, default_entry_, to_invoke_;  // sized on first use
+    detail::state_set exit_set_, entry_set_, default_entry_;  // sized on first use
+    detail::bitset to_invoke_;
     std::vector<std::vector<state_index>> history_;
     std::vector<bool> has_history_;
     std::vector<bool> entered_once_;
@@ -628,15 +642,40 @@ void session::impl::run_to_completion() {
 bool session::impl::select_transitions(const event* ev, std::uint32_t name_id) {
   enabled_.clear();
   domains_.clear();
+  event_keys_for_ = nullptr;
   if (ev && xstate_) return select_xstate(*ev, name_id);
   const auto* hs = c_.hot_states.data();
   const auto* ht = c_.hot_transitions.data();
   // A name that is no other name's token prefix can only match its own single descriptor.
   const bool exact_only = name_id != npos && c_.name_prefixes[name_id].size() == 1;
   // Inlined into both loops below (called out of line, it cost SCXML charts 10% per event).
+  // A matching transition `ti` of state `s`: true when it is enabled (its guard holds).
+  const auto take = [&](transition_index ti, state_index s) __attribute__((always_inline)) {
+    const auto& h = ht[ti];
+    if (h.cond != npos) {
+      auto r = dm_->eval_bool(h.cond);
+      if (!r) {
+        guard_failed_ = true;
+        raise_error("error.execution", r.error().message, {}, diagnostic_kind::guard_error, s);
+        return false;
+      }
+      if (!*r) return false;
+    }
+    if (std::find(enabled_.begin(), enabled_.end(), ti) == enabled_.end()) {
+      enabled_.push_back(ti);
+      domains_.push_back(h.flags & hot_transition::history_target ? dynamic_domain(c_.transitions[ti]) : h.domain);
+    }
+    return true;
+  };
   const auto visit = [&](state_index atomic) __attribute__((always_inline)) {
     if (!ev && !(hs[atomic].flags & hot_state::eventless_in_chain)) return;
     for (auto s = atomic; s != npos; s = hs[s].parent) {
+      if (hs[s].flags & hot_state::indexed) [[unlikely]] {
+        bool taken = false;
+        for_each_indexed(s, ev, name_id, [&](transition_index ti) { return taken = take(ti, s); });
+        if (taken) return;
+        continue;
+      }
       const auto first = hs[s].first_transition, last = first + hs[s].transition_count;
       for (auto ti = first; ti != last; ++ti) {
         const auto& h = ht[ti];
@@ -647,20 +686,7 @@ bool session::impl::select_transitions(const event* ev, std::uint32_t name_id) {
           if (exact_only && h.event != hot_transition::multi_marker) continue;
           if (!c_.matches_slow(c_.transitions[ti], ev->name, name_id)) continue;
         }
-        if (h.cond != npos) {
-          auto r = dm_->eval_bool(h.cond);
-          if (!r) {
-            guard_failed_ = true;
-            raise_error("error.execution", r.error().message, {}, diagnostic_kind::guard_error, s);
-            continue;
-          }
-          if (!*r) continue;
-        }
-        if (std::find(enabled_.begin(), enabled_.end(), ti) == enabled_.end()) {
-          enabled_.push_back(ti);
-          domains_.push_back(h.flags & hot_transition::history_target ? dynamic_domain(c_.transitions[ti]) : h.domain);
-        }
-        return;
+        if (take(ti, s)) return;
       }
     }
   };
@@ -674,6 +700,47 @@ bool session::impl::select_transitions(const event* ev, std::uint32_t name_id) {
   disjoint_ = enabled_.size() <= 1 || disjoint_domains();
   if (!disjoint_) remove_conflicts();
   return !enabled_.empty();
+}
+
+template <class F>
+void session::impl::for_each_indexed(state_index s, const event* ev, std::uint32_t name_id, F&& f) {
+  index_runs_.clear();
+  const auto add = [&](std::uint32_t key) {
+    auto [first, last] = c_.indexed(s, key);
+    if (first != last) index_runs_.push_back({first, last});
+  };
+  if (!ev) {
+    add(c_.eventless_key());
+  } else {
+    if (name_id != npos) {
+      for (auto key : c_.name_prefixes[name_id]) add(key);
+    } else {
+      if (event_keys_for_ != ev) {  // a name no descriptor names: its keys once per event
+        event_keys_.clear();
+        c_.descriptor_keys(ev->name, name_id, event_keys_);
+        event_keys_for_ = ev;
+      }
+      for (auto key : event_keys_) add(key);
+    }
+    if (c_.hot_states[s].flags & hot_state::any_event) add(c_.any_key());
+  }
+  auto previous = npos;  // a transition listed twice under a key ("a a") or under two keys comes out once
+  if (index_runs_.size() == 1) {
+    for (auto [at, end] = index_runs_.front(); at != end; ++at)
+      if (at->transition != std::exchange(previous, at->transition) && f(at->transition)) return;
+    return;
+  }
+  // Merge the runs, each in document order.
+  for (;;) {
+    index_run* next = nullptr;
+    for (auto& r : index_runs_)
+      if (r.at != r.end && (!next || r.at->transition < next->at->transition)) next = &r;
+    if (!next) return;
+    const auto ti = next->at++->transition;
+    if (ti == previous) continue;
+    previous = ti;
+    if (f(ti)) return;
+  }
 }
 
 state_index session::impl::dynamic_domain(const transition_node& t) const {
@@ -791,8 +858,8 @@ void session::impl::record_history(state_index s) {
     auto& v = cold().history_[h];
     v.clear();
     if (c_.states[h].history == history_kind::deep) {
-      config_.for_each_and(atomic_mask_, [&](state_index a) {
-        if (c_.is_descendant(a, s)) v.push_back(a);
+      config_.for_each_in(s + 1, c_.states[s].subtree_end, [&](state_index a) {
+        if (atomic_mask_.test(a)) v.push_back(a);
       });
     } else {
       for (auto ch : c_.states[s].children)
@@ -828,7 +895,7 @@ void session::impl::exit_states() {
   cold().exit_set_.ensure(c_.states.size());
   cold().exit_set_.clear();
   for (auto d : domains_)
-    if (d != npos) cold().exit_set_.add_range_of(config_, d + 1, c_.states[d].subtree_end);
+    if (d != npos) config_.for_each_in(d + 1, c_.states[d].subtree_end, [&](state_index s) { cold().exit_set_.set(s); });
   if (bookkeeping) cold().exit_set_.for_each([&](state_index s) { record_history(s); });
   cold().exit_set_.for_each_reverse([&](state_index s) { exit_one(s); });
 }
@@ -2107,24 +2174,34 @@ bool session::impl::select_xstate(const event& ev, std::uint32_t name_id) {
 inline bool session::impl::xstate_select_own(state_index s, const event& ev, std::uint32_t name_id) {
   const auto& hs = c_.hot_states[s];
   const auto* ht = c_.hot_transitions.data();
-  for (auto ti = hs.first_transition, last = ti + hs.transition_count; ti != last; ++ti) {
+  // A matching transition `ti`: true when it is enabled, or when the session failed (stop looking).
+  const auto take = [&](transition_index ti) __attribute__((always_inline)) {
     const auto& h = ht[ti];
-    if (h.event != name_id &&
-        (h.event == hot_transition::eventless_marker || !c_.matches_slow(c_.transitions[ti], ev.name, name_id)))
-      continue;
     if (h.cond != npos) {
       auto r = dm_->eval_bool(h.cond);
       if (!r) {
         guard_failed_ = true;
         raise_error("error.execution", r.error().message, {}, diagnostic_kind::guard_error, s);
       }
-      if (!r || errored_) return true;  // stop looking: the session has failed
-      if (!*r) continue;
+      if (!r || errored_) return true;
+      if (!*r) return false;
     }
     // Each state is asked once per event, so no transition is enabled twice.
     enabled_.push_back(ti);
     domains_.push_back(h.flags & hot_transition::history_target ? dynamic_domain(c_.transitions[ti]) : h.domain);
     return true;
+  };
+  if (hs.flags & hot_state::indexed) [[unlikely]] {
+    bool found = false;
+    for_each_indexed(s, &ev, name_id, [&](transition_index ti) { return found = take(ti); });
+    return found;
+  }
+  for (auto ti = hs.first_transition, last = ti + hs.transition_count; ti != last; ++ti) {
+    const auto& h = ht[ti];
+    if (h.event != name_id &&
+        (h.event == hot_transition::eventless_marker || !c_.matches_slow(c_.transitions[ti], ev.name, name_id)))
+      continue;
+    if (take(ti)) return true;
   }
   return false;
 }

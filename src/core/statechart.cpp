@@ -40,6 +40,41 @@ bool statechart::matches_slow(const transition_node& t, std::string_view name,
   return false;
 }
 
+std::pair<const indexed_transition*, const indexed_transition*> statechart::indexed(state_index s,
+                                                                                 std::uint32_t key) const noexcept {
+  const auto* first = event_index.data() + event_index_offsets[key];
+  const auto* last = event_index.data() + event_index_offsets[key + 1];
+  if (first == last) return {first, last};
+  const auto by_source = [](const indexed_transition& e, state_index v) { return e.source < v; };
+  first = std::lower_bound(first, last, s, by_source);
+  auto end = first;
+  while (end != last && end->source == s) ++end;
+  return {first, end};
+}
+
+void statechart::descriptor_keys(std::string_view name, std::uint32_t name_id, std::vector<std::uint32_t>& out) const {
+  if (name_id != npos) {
+    out.insert(out.end(), name_prefixes[name_id].begin(), name_prefixes[name_id].end());
+    return;
+  }
+  // A name no descriptor names: SCXML matches it by the descriptors that are token prefixes of it,
+  // XState by the `P.*` descriptors whose P is one (or the whole name).
+  std::string probe;
+  for (std::size_t end = 0; end != std::string_view::npos;) {
+    end = name.find('.', end + 1);
+    std::uint32_t d = npos;
+    if (semantics == chart_semantics::xstate) {
+      probe.assign(name.substr(0, end));
+      probe += ".*";
+      d = find_name(probe);
+      if (d != npos && !detail::xstate_descriptor_matches(names[d], name)) d = npos;
+    } else if (end != std::string_view::npos) {
+      d = find_name(name.substr(0, end));
+    }
+    if (d != npos) out.push_back(d);
+  }
+}
+
 namespace {
 
 /// The least common compound ancestor of `first` and `rest` (W3C findLCCA). Walks up only as far
@@ -244,6 +279,11 @@ void statechart::build_hot_tables() {
       f |= hot_state::last_region;
     if (s.eventless_in_chain) f |= hot_state::eventless_in_chain;
     if (s.initial != npos && !transitions[s.initial].body.empty()) f |= hot_state::initial_body;
+    if (s.transitions.size() > index_threshold) {
+      f |= hot_state::indexed;
+      for (auto t : s.transitions)
+        if (transitions[t].any_event) f |= hot_state::any_event;
+    }
     h.flags = f;
   }
   for (transition_index i = 0; i < transitions.size(); ++i) {
@@ -263,6 +303,31 @@ void statechart::build_hot_tables() {
     if (!t.body.empty()) f |= hot_transition::body;
     h.flags = f;
   }
+  build_event_index();
+}
+
+void statechart::build_event_index() {
+  // Counting sort by key. Transitions are numbered by source state, so each key's entries come out
+  // sorted by source, then in document order.
+  event_index_offsets.assign(eventless_key() + 2, 0);
+  event_index.clear();
+  const auto for_each_entry = [&](auto&& f) {
+    for (state_index s = 0; s < states.size(); ++s) {
+      if (!(hot_states[s].flags & hot_state::indexed)) continue;
+      for (auto ti : states[s].transitions) {
+        const auto& t = transitions[ti];
+        if (t.any_event) f(any_key(), s, ti);
+        else if (t.events.empty()) f(eventless_key(), s, ti);
+        else
+          for (auto d : t.events) f(d, s, ti);
+      }
+    }
+  };
+  for_each_entry([&](std::uint32_t key, state_index, transition_index) { ++event_index_offsets[key + 1]; });
+  for (std::size_t k = 1; k < event_index_offsets.size(); ++k) event_index_offsets[k] += event_index_offsets[k - 1];
+  event_index.resize(event_index_offsets.back());
+  auto next = event_index_offsets;
+  for_each_entry([&](std::uint32_t key, state_index s, transition_index ti) { event_index[next[key]++] = {s, ti}; });
 }
 
 }  // namespace xsn

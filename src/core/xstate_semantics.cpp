@@ -47,7 +47,7 @@ namespace {
 
 class entry_builder {
  public:
-  entry_builder(const statechart& c, const history_lookup& h, bitset& entry, bitset* defaults)
+  entry_builder(const statechart& c, const history_lookup& h, state_set& entry, state_set* defaults)
       : c_(c), history_(h), entry_(entry), defaults_(defaults) {}
 
   void transition(const transition_node& t, state_index domain, const std::vector<state_index>& effective) {
@@ -129,20 +129,20 @@ class entry_builder {
 
   const statechart& c_;
   const history_lookup& history_;
-  bitset& entry_;
-  bitset* defaults_;
+  state_set& entry_;
+  state_set* defaults_;
 };
 
 }  // namespace
 
 void xstate_entry_set(const statechart& c, const transition_node& t, state_index domain,
-                      const std::vector<state_index>& effective_targets, const history_lookup& history, bitset& entry,
-                      bitset* defaults) {
+                      const std::vector<state_index>& effective_targets, const history_lookup& history, state_set& entry,
+                      state_set* defaults) {
   entry_builder(c, history, entry, defaults).transition(t, domain, effective_targets);
 }
 
 void xstate_finalize_transitions(statechart& c) {
-  bitset entry(c.states.size()), defaults(c.states.size());
+  state_set entry(c.states.size()), defaults(c.states.size());
   bool used_history = false;
   history_lookup none = [&](state_index, std::vector<state_index>&) {
     used_history = true;

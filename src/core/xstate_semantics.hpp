@@ -2,7 +2,8 @@
 // Private to xsn_core: the XState v5 rules where they differ from W3C SCXML (transition domains and
 // `reenter`, entry sets, descriptor matching, transition selection). statechart.cpp and session.cpp
 // call these only for charts with `semantics == chart_semantics::xstate`.
-#include <xsn/detail/bitset.hpp>
+#include "state_set.hpp"
+
 #include <xsn/model/statechart.hpp>
 
 #include <functional>
@@ -29,7 +30,7 @@ using history_lookup = std::function<bool(state_index history, std::vector<state
 /// the compound states entered by default, whose `initial` actions run (statesForDefaultEntry).
 void xstate_entry_set(const statechart& c, const transition_node& t, state_index domain,
                       const std::vector<state_index>& effective_targets, const history_lookup& history,
-                      bitset& entry, bitset* defaults = nullptr);
+                      state_set& entry, state_set* defaults = nullptr);
 
 /// Sets `domain`, `static_entry` and `entry` of every transition of an XState chart.
 void xstate_finalize_transitions(statechart& c);

@@ -182,7 +182,9 @@ struct hot_state {
     onentry = 1, onexit = 2, invokes = 4, data = 8, final = 16, eventless_in_chain = 32, initial_body = 64,
     compound = 128, parallel = 256,  ///< The state's kind, for selection without reading `state_node`.
     last_region = 512,               ///< The last child (history excluded) of a parallel state.
-    childless = 1024                 ///< A compound or parallel state without children.
+    childless = 1024,                ///< A compound or parallel state without children.
+    indexed = 2048,                  ///< Its transitions are looked up by event (`statechart::event_index`).
+    any_event = 4096                 ///< Indexed, and some transition of it has the descriptor `*`.
   };
   state_index parent = npos;
   state_index subtree_end = 0;
@@ -202,6 +204,12 @@ struct hot_transition {
   state_index domain = npos;     ///< Precomputed domain (npos: targetless or history target).
   std::uint32_t entry_begin = 0, entry_end = 0;  ///< Static entry set in `hot_entry`.
   std::uint32_t flags = 0;
+};
+
+/// An entry of `statechart::event_index`: a transition of an indexed state under one of its keys.
+struct indexed_transition {
+  state_index source = npos;
+  transition_index transition = npos;
 };
 
 /// Which specification's rules a chart runs by: W3C SCXML (documents from `parse_scxml`) or
@@ -249,6 +257,24 @@ class statechart {
   detail::bitset atomic_mask;            ///< Atomic and final states (the root excluded).
   bool has_histories = false;            ///< Some state has a history child.
 
+  /// States with more outgoing transitions than this are `hot_state::indexed`: an event looks up
+  /// the few that can match it instead of scanning them all.
+  static constexpr std::uint32_t index_threshold = 8;
+  /// The transitions of the indexed states by key: a descriptor's name id, `any_key()` for `*`,
+  /// `eventless_key()` for eventless ones. A key's entries are `[event_index_offsets[key],
+  /// event_index_offsets[key + 1])`, sorted by source state, then by transition (document order).
+  std::vector<indexed_transition> event_index;
+  std::vector<std::uint32_t> event_index_offsets;  ///< `eventless_key() + 2` offsets.
+  /// The key of `*` transitions in `event_index`.
+  std::uint32_t any_key() const noexcept { return static_cast<std::uint32_t>(names.size()); }
+  /// The key of eventless transitions in `event_index`.
+  std::uint32_t eventless_key() const noexcept { return any_key() + 1; }
+  /// The entries of indexed state `s` under `key`, in document order.
+  std::pair<const indexed_transition*, const indexed_transition*> indexed(state_index s, std::uint32_t key) const noexcept;
+  /// Appends to `out` the name ids of the descriptors that match the event `name` (`name_id`: its
+  /// interned id, or npos): the keys to look it up under, besides `any_key()`.
+  void descriptor_keys(std::string_view name, std::uint32_t name_id, std::vector<std::uint32_t>& out) const;
+
   /// Interned event descriptors and names (descriptor `foo.*` is stored as `foo`).
   std::vector<std::string> names;
   /// For each name id, the name ids that are token prefixes of it (itself included).
@@ -287,6 +313,7 @@ class statechart {
 
  private:
   void build_hot_tables();
+  void build_event_index();
   /// Hash that lets the maps below be searched with a `std::string_view` without allocating.
   struct string_hash {
     using is_transparent = void;
