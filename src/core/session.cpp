@@ -68,6 +68,8 @@ struct session::impl final : datamodel_host, detail::actor_host {
     fixed_id_ = !given_id.empty() || !opts_.session_id.empty();
     id_ = !given_id.empty() ? std::move(given_id) : opts_.session_id.empty() ? next_session_id() : opts_.session_id;
     has_histories_ = c_.has_histories;
+    big_ = c_.states.size() > 256;  // below, a walk of every word costs a few instructions
+    if (big_) big_config_.ensure(c_.states.size());
     if (has_histories_) {
       cold().history_.resize(c_.states.size());
       cold().has_history_.assign(c_.states.size(), false);
@@ -327,6 +329,11 @@ struct session::impl final : datamodel_host, detail::actor_host {
   std::shared_ptr<int> life_ = std::make_shared<int>(0);
 
   detail::bitset config_;
+  // Charts of more than 256 states: the configuration again, with a summary of its
+  // non-empty words, for the walks of each event (selection, exit), which then cost the active
+  // states, not the chart (10,000 idle siblings of the active state made them 8x the event).
+  detail::state_set big_config_;
+  bool big_ = false;
   const detail::bitset& atomic_mask_;  // the chart's
   bool has_histories_ = false;
   // Scratch lists of the algorithm, sized once: at most one enabled transition per atomic state.
@@ -695,7 +702,8 @@ bool session::impl::select_transitions(const event* ev, std::uint32_t name_id) {
     for (auto a : xstate_order_)
       if (atomic_mask_.test(a)) visit(a);
   } else {
-    config_.for_each_and(atomic_mask_, visit);
+    if (big_) [[unlikely]] big_config_.for_each_and(atomic_mask_, visit);
+    else config_.for_each_and(atomic_mask_, visit);
   }
   disjoint_ = enabled_.size() <= 1 || disjoint_domains();
   if (!disjoint_) remove_conflicts();
@@ -876,6 +884,7 @@ inline void session::impl::exit_one(state_index s) {
     if (flags & hot_state::invokes) cancel_invokes(s);
   }
   config_.reset(s);
+  if (big_) [[unlikely]] big_config_.reset(s);
   if (track_order_) std::erase(xstate_order_, s);
 }
 
@@ -888,7 +897,8 @@ void session::impl::exit_states() {
         config_.for_each_in(domains_[i] + 1, hs[domains_[i]].subtree_end, [&](state_index s) { record_history(s); });
     for (auto k = order_.size(); k-- > 0;) {
       auto d = domains_[order_[k]];
-      config_.for_each_reverse_in(d + 1, hs[d].subtree_end, [&](state_index s) { exit_one(s); });
+      if (big_) [[unlikely]] big_config_.for_each_reverse_in(d + 1, hs[d].subtree_end, [&](state_index s) { exit_one(s); });
+      else config_.for_each_reverse_in(d + 1, hs[d].subtree_end, [&](state_index s) { exit_one(s); });
     }
     return;
   }
@@ -938,6 +948,7 @@ inline void session::impl::enter_one(state_index s, bool by_default) {
   // XState may enter an active state again (a history default back to the source): `_nodes` is a set.
   if (track_order_ && !config_.test(s)) xstate_order_.push_back(s);
   config_.set(s);
+  if (big_) [[unlikely]] big_config_.set(s);
   if (has_invokes_) cold().to_invoke_.set(s);
   constexpr auto work = hot_state::onentry | hot_state::data | hot_state::final | hot_state::initial_body;
   if (!(c_.hot_states[s].flags & work) && (!cold_ || cold_->default_history_content_.empty())) return;
@@ -1041,7 +1052,10 @@ void session::impl::exit_interpreter(bool reached_final) {
     if (!reached_final && c_.semantics == chart_semantics::xstate) return;  // so does a stopped one (actor.stop())
     for (const auto& block : c_.states[s].onexit) execute(block);
     if (!c_.states[s].invokes.empty()) cancel_invokes(s);
-    if (!reached_final) config_.reset(s);
+    if (!reached_final) {
+      config_.reset(s);
+      if (big_) big_config_.reset(s);
+    }
     if (reached_final && c_.states[s].kind == state_kind::final_state && c_.states[s].parent == 0)
       donedata = done_data(s);
   });
@@ -2078,6 +2092,7 @@ std::error_code session::impl::restore(const value& snap) {
   started_ = true;
   if (const auto* sc = o->if_contains("sendCounter"); sc && sc->is_int64()) send_counter_ = static_cast<std::uint64_t>(sc->as_int64());
   config_ = config;
+  if (big_) big_config_.assign(config);
   xstate_order_.clear();
   if (track_order_) config_.for_each([&](state_index x) { xstate_order_.push_back(x); });
   for (auto& [h, states] : history) {
@@ -2235,7 +2250,7 @@ bool session::impl::xstate_select_in(state_index s, const event& ev, std::uint32
 // region found anything.
 void session::impl::xstate_select_walk(const event& ev, std::uint32_t name_id) {
   const auto* hs = c_.hot_states.data();
-  config_.for_each_and(atomic_mask_, [&](state_index a) {
+  const auto visit = [&](state_index a) __attribute__((always_inline)) {
     bool found = xstate_select_own(a, ev, name_id);
     for (auto n = a; n > 1; n = hs[n].parent) {  // up to the machine's root, state 1
       const auto p = hs[n].parent;
@@ -2247,7 +2262,9 @@ void session::impl::xstate_select_walk(const event& ev, std::uint32_t name_id) {
       }
       if (!found) found = xstate_select_own(p, ev, name_id);
     }
-  });
+  };
+  if (big_) [[unlikely]] big_config_.for_each_and(atomic_mask_, visit);
+  else config_.for_each_and(atomic_mask_, visit);
 }
 
 void session::impl::xstate_enter_general() {

@@ -171,3 +171,30 @@ TEST_CASE("event index: XState wildcard and partial descriptors") {
   CHECK(xstate_taken(R"x("foo.bar.*": "a", "foo.*": "b")x", "foo.bar.x") == "m.a");
   CHECK(xstate_taken(R"x("foo": "a")x", "foo.bar") == "m.s");  // XState: no token-prefix matching
 }
+
+TEST_CASE("event index: a chart of more than 256 states walks its configuration by the summary of its words") {
+  // Two regions whose active states lie hundreds of states apart: selection and exit walk the
+  // configuration of a big chart through the summary of its non-empty words (session::impl::big_config_).
+  const auto fillers = [](const char* prefix) {
+    std::string s;
+    for (int i = 0; i < 300; ++i) s.append("<state id=\"").append(xsn_test::named(prefix, i)).append("\"/>");
+    return s;
+  };
+  std::string doc = R"x(<scxml xmlns="http://www.w3.org/2005/07/scxml" version="1.0" datamodel="null" initial="p">)x"
+                    R"x(<parallel id="p"><state id="r1" initial="a1"><state id="a1"><transition event="go" target="a2"/></state>)x";
+  doc.append(fillers("f")).append(R"x(<state id="a2"><transition event="go" target="a1"/></state></state>)x");
+  doc.append(R"x(<state id="r2" initial="b1"><state id="b1"><transition event="go" target="b2"/></state>)x");
+  doc.append(fillers("g")).append(R"x(<state id="b2"><transition event="back" target="out"/></state></state>)x");
+  doc.append(R"x(</parallel><state id="out"/></scxml>)x");
+  auto r = xsn::parse_scxml(doc, "big.scxml");
+  REQUIRE(r);
+  REQUIRE(r.chart->states.size() > 600);
+  xsn_test::session_driver d(r.chart, {});
+  CHECK(d.config() == "p r1 a1 r2 b1 ");
+  d.send("go");
+  CHECK(d.config() == "p r1 a2 r2 b2 ");
+  d.send("go");
+  CHECK(d.config() == "p r1 a1 r2 b2 ");
+  d.send("back");
+  CHECK(d.config() == "out ");
+}
