@@ -269,6 +269,8 @@ struct session::impl final : datamodel_host, detail::actor_host {
   void xstate_select_walk(const event& ev, std::uint32_t name_id);
   /// The state's own transitions (XState: true when one was enabled, or the session failed).
   bool xstate_select_own(state_index s, const event& ev, std::uint32_t name_id) __attribute__((always_inline));
+  bool xstate_take(transition_index ti, state_index s) __attribute__((always_inline));
+  [[gnu::noinline]] bool xstate_select_indexed(state_index s, const event& ev, std::uint32_t name_id);
   void xstate_enter_general();
   void xstate_final_entered(state_index s);
   bool xstate_eventless_microstep();
@@ -2186,37 +2188,42 @@ bool session::impl::select_xstate(const event& ev, std::uint32_t name_id) {
   return !enabled_.empty();
 }
 
+// A matching transition `ti` of state `s`: true when it is enabled, or when the session failed
+// (stop looking).
+inline bool session::impl::xstate_take(transition_index ti, state_index s) {
+  const auto& h = c_.hot_transitions[ti];
+  if (h.cond != npos) {
+    auto r = dm_->eval_bool(h.cond);
+    if (!r) {
+      guard_failed_ = true;
+      raise_error("error.execution", r.error().message, {}, diagnostic_kind::guard_error, s);
+    }
+    if (!r || errored_) return true;
+    if (!*r) return false;
+  }
+  // Each state is asked once per event, so no transition is enabled twice.
+  enabled_.push_back(ti);
+  domains_.push_back(h.flags & hot_transition::history_target ? dynamic_domain(c_.transitions[ti]) : h.domain);
+  return true;
+}
+
+// An indexed state's own transitions (out of line: the scan below is the common case).
+bool session::impl::xstate_select_indexed(state_index s, const event& ev, std::uint32_t name_id) {
+  bool found = false;
+  for_each_indexed(s, &ev, name_id, [&](transition_index ti) { return found = xstate_take(ti, s); });
+  return found;
+}
+
 inline bool session::impl::xstate_select_own(state_index s, const event& ev, std::uint32_t name_id) {
   const auto& hs = c_.hot_states[s];
   const auto* ht = c_.hot_transitions.data();
-  // A matching transition `ti`: true when it is enabled, or when the session failed (stop looking).
-  const auto take = [&](transition_index ti) __attribute__((always_inline)) {
-    const auto& h = ht[ti];
-    if (h.cond != npos) {
-      auto r = dm_->eval_bool(h.cond);
-      if (!r) {
-        guard_failed_ = true;
-        raise_error("error.execution", r.error().message, {}, diagnostic_kind::guard_error, s);
-      }
-      if (!r || errored_) return true;
-      if (!*r) return false;
-    }
-    // Each state is asked once per event, so no transition is enabled twice.
-    enabled_.push_back(ti);
-    domains_.push_back(h.flags & hot_transition::history_target ? dynamic_domain(c_.transitions[ti]) : h.domain);
-    return true;
-  };
-  if (hs.flags & hot_state::indexed) [[unlikely]] {
-    bool found = false;
-    for_each_indexed(s, &ev, name_id, [&](transition_index ti) { return found = take(ti); });
-    return found;
-  }
+  if (hs.flags & hot_state::indexed) [[unlikely]] return xstate_select_indexed(s, ev, name_id);
   for (auto ti = hs.first_transition, last = ti + hs.transition_count; ti != last; ++ti) {
     const auto& h = ht[ti];
     if (h.event != name_id &&
         (h.event == hot_transition::eventless_marker || !c_.matches_slow(c_.transitions[ti], ev.name, name_id)))
       continue;
-    if (take(ti)) return true;
+    if (xstate_take(ti, s)) return true;
   }
   return false;
 }
