@@ -122,8 +122,7 @@ class machine_run {
   /// Reports how the run ended and returns the exit code.
   int finish() {
     if (runner_.exhausted()) {
-      err_ << "xsn: stopped after " << runner_.max_steps() << " macrosteps (--max-steps): the machine "
-           << "keeps itself busy (an event it sends itself, a timer due at once)\n";
+      runner_.report_exhausted(err_);
       return exit_failure;
     }
     const auto status = session_->status();

@@ -1,4 +1,5 @@
 #include "test_script.hpp"
+#include "virtual_time.hpp"
 
 #include <xsn/parse/scxml.hpp>
 #include <xsn/runtime/session.hpp>
@@ -14,10 +15,6 @@
 
 namespace xsn::cli {
 namespace {
-
-/// The most virtual time a script may let pass, all its `after` together (2^40 ms, about 34
-/// years): the clock counts nanoseconds in 64 bits, which 292 years would overflow.
-constexpr std::int64_t max_after_ms = std::int64_t{1} << 40;
 
 struct script_step {
   event ev;
@@ -67,8 +64,8 @@ script parse_script(std::string_view text) {
         if (!a.is_number()) throw std::runtime_error("after must be a number of milliseconds");
         const auto ms = a.to_number<double>();
         if (!(ms >= 0)) throw std::runtime_error("after must not be negative");
-        if (ms > static_cast<double>(max_after_ms - total_ms))
-          throw std::runtime_error("the after values add up to more than " + std::to_string(max_after_ms) + " ms");
+        if (ms > static_cast<double>(max_virtual_ms - total_ms))
+          throw std::runtime_error("the after values add up to more than " + std::to_string(max_virtual_ms) + " ms");
         step.after_ms = static_cast<std::int64_t>(ms);
         total_ms += step.after_ms;
       }
@@ -85,6 +82,9 @@ std::string join(const std::set<std::string>& s) {
   for (const auto& x : s) out += (out.size() > 1 ? " " : "") + x;
   return out + "]";
 }
+
+int run_script(std::shared_ptr<const statechart> chart, std::string_view machine_name, const script& sc,
+               std::ostream& out, std::ostream& err, bool verbose);
 
 /// Runs every handler that is ready, until none is.
 void settle(boost::asio::io_context& ioc) {
@@ -103,8 +103,9 @@ int run_test_script(const std::filesystem::path& machine, const std::filesystem:
   }
   std::stringstream text;
   text << in.rdbuf();
+  script sc;
   try {
-    (void)parse_script(text.str());  // a bad script is reported before the machine is loaded
+    sc = parse_script(text.str());  // a bad script is reported before the machine is loaded
   } catch (const std::exception& e) {
     err << script_path.string() << ":0:0: " << e.what() << "\n";
     return script_load_error;
@@ -114,7 +115,7 @@ int run_test_script(const std::filesystem::path& machine, const std::filesystem:
     for (const auto& d : loaded.errors) err << d.to_string() << "\n";
     return script_load_error;
   }
-  return run_test_script_text(loaded.chart, machine.string(), text.str(), script_path.string(), out, err, verbose);
+  return run_script(loaded.chart, machine.string(), sc, out, err, verbose);
 }
 
 int run_test_script_text(std::shared_ptr<const statechart> chart, std::string_view machine_name,
@@ -127,6 +128,13 @@ int run_test_script_text(std::shared_ptr<const statechart> chart, std::string_vi
     err << script_name << ":0:0: " << e.what() << "\n";
     return script_load_error;
   }
+  return run_script(std::move(chart), machine_name, sc, out, err, verbose);
+}
+
+namespace {
+
+int run_script(std::shared_ptr<const statechart> chart, std::string_view machine_name, const script& sc,
+               std::ostream& out, std::ostream& err, bool verbose) {
   const std::string machine(machine_name);
   boost::asio::io_context ioc;
   manual_clock clk;
@@ -146,7 +154,7 @@ int run_test_script_text(std::shared_ptr<const statechart> chart, std::string_vi
   s.start();
   if (!check(sc.initial, "in the initial configuration")) return script_mismatch;
   for (std::size_t i = 0; i < sc.steps.size(); ++i) {
-    auto& step = sc.steps[i];
+    const auto& step = sc.steps[i];
     auto target = clk.now() + std::chrono::milliseconds(step.after_ms);
     settle(ioc);
     while (clk.fire_next(target)) settle(ioc);
@@ -160,4 +168,5 @@ int run_test_script_text(std::shared_ptr<const statechart> chart, std::string_vi
   return script_passed;
 }
 
+}  // namespace
 }  // namespace xsn::cli

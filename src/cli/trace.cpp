@@ -58,10 +58,6 @@ struct step {
   event ev;
 };
 
-/// The most virtual time the steps may let pass, all `advance`s together (2^40 ms, about 34
-/// years): the clock counts nanoseconds in 64 bits, which 292 years would overflow.
-constexpr std::int64_t max_advance_ms = std::int64_t{1} << 40;
-
 /// Reads the steps in `text`; `path` labels the errors.
 bool read_steps(std::string_view text, const std::string& path, std::vector<step>& out, std::string& error) {
   boost::system::error_code ec;
@@ -91,8 +87,8 @@ bool read_steps(std::string_view text, const std::string& path, std::vector<step
         error = where + "'advance' cannot be negative";
         return false;
       }
-      if (st.ms > max_advance_ms - total_ms) {
-        error = where + "the 'advance' steps add up to more than " + std::to_string(max_advance_ms) + " ms";
+      if (st.ms > max_virtual_ms - total_ms) {
+        error = where + "the 'advance' steps add up to more than " + std::to_string(max_virtual_ms) + " ms";
         return false;
       }
       total_ms += st.ms;
@@ -167,8 +163,8 @@ int run_trace_text(std::shared_ptr<const statechart> chart_ptr, const std::strin
   const bool fixtures = fixture_config != nullptr;
   session_options opts;
   if (chart_ptr->semantics == chart_semantics::xstate) {
-    const value config = fixtures ? *fixture_config : value();
-    const auto* named = config.is_object() ? config.as_object().if_contains("fixtureActors") : nullptr;
+    const auto* named = fixtures && fixture_config->is_object() ? fixture_config->as_object().if_contains("fixtureActors")
+                                                                : nullptr;
     implementations impl;
     try {
       if (fixtures) impl = test_fixtures(named);
@@ -221,8 +217,7 @@ int run_trace_text(std::shared_ptr<const statechart> chart_ptr, const std::strin
   }
   out.flush();
   if (!within) {
-    err << "xsn: stopped after " << run.max_steps() << " macrosteps (--max-steps): the machine keeps "
-        << "itself busy (an event it sends itself, a timer due at once)\n";
+    run.report_exhausted(err);
     return 1;
   }
   return 0;

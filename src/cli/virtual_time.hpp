@@ -19,6 +19,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <ostream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -79,6 +80,11 @@ class simulated_clock final : public clock {
   bool changed_ = false;
 };
 
+/// The most virtual time a run may let pass in all (2^40 ms, about 34 years): the clock counts
+/// nanoseconds in 64 bits, which 292 years would overflow. `trace` steps and `test-script`
+/// `after`s beyond it are refused.
+inline constexpr std::int64_t max_virtual_ms = std::int64_t{1} << 40;
+
 /// The default of `--max-steps`: macrosteps one `run` or `trace` may take in all.
 inline constexpr std::uint64_t default_max_steps = 10'000;
 
@@ -110,7 +116,11 @@ class virtual_runner {
   }
   /// True once more than `max_steps` macrosteps were taken.
   bool exhausted() const noexcept { return exhausted_; }
-  std::uint64_t max_steps() const noexcept { return max_steps_; }
+  /// Says on `err` that the run stopped at the step budget (after `exhausted()`).
+  void report_exhausted(std::ostream& err) const {
+    err << "xsn: stopped after " << max_steps_ << " macrosteps (--max-steps): the machine keeps itself busy "
+        << "(an event it sends itself, a timer due at once)\n";
+  }
   /// Virtual time since the start, in milliseconds.
   std::int64_t now_ms() const {
     return std::chrono::duration_cast<std::chrono::milliseconds>(clk_.now().time_since_epoch()).count();

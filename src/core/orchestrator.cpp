@@ -264,16 +264,15 @@ std::shared_ptr<const session_options> orchestrator::impl::hooked(session_option
     if (user) user(s);
   };
   so.route = [this](session& root, const std::string& target, event ev) { return route(root, target, std::move(ev)); };
-  // Diagnostics name the machine (the root session is named after it).
+  // Diagnostics name the machine (the root session is named after it). Nobody listening (no hook,
+  // the orchestrator's log silent at `warn`): no wrapper, so a session builds nothing for an
+  // ignored event, and one logs through `xsn.session` if that logger is enabled later.
+  if (!so.on_diagnostic && !opts.on_diagnostic && !log->should_log(spdlog::level::warn))
+    return std::make_shared<const session_options>(std::move(so));
   so.on_diagnostic = [this, user = std::move(so.on_diagnostic)](session& root, const runtime_diagnostic& d) {
     if (user) user(root, d);
-    if (opts.on_diagnostic) {
-      opts.on_diagnostic(root.id(), d);
-    } else if (!user) {
-      const auto lvl = d.kind == diagnostic_kind::event_ignored ? spdlog::level::debug : spdlog::level::warn;
-      if (log->should_log(lvl))
-        log->log(lvl, "{} machine={} {}", to_string(d.kind), detail::field(root.id()), detail::diagnostic_fields(d));
-    }
+    if (opts.on_diagnostic) opts.on_diagnostic(root.id(), d);
+    else if (!user) detail::log_diagnostic(*log, d, root.id());
   };
   return std::make_shared<const session_options>(std::move(so));
 }

@@ -108,7 +108,7 @@ class builder {
   /// Where attribute `name` of `n` stands; the element's location when it has no such attribute.
   source_location at(pugi::xml_node n, const char* name) const { return at(n.attribute(name), at(n)); }
   /// Collects a diagnostic; beyond `detail::max_collected_errors` the rest are dropped (the
-  /// report keeps the first `detail::max_reported_errors` anyway).
+  /// report keeps the first `max_parse_errors` anyway).
   void error(source_location loc, std::string msg) {
     if (errors_.size() < detail::max_collected_errors) errors_.push_back({file_, loc, std::move(msg)});
   }

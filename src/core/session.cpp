@@ -194,8 +194,8 @@ struct session::impl final : datamodel_host, detail::actor_host {
   /// `where` of `raise_error`: the state of the action being executed (`acting_`), if any.
   static constexpr state_index acting_state = npos - 1;
   /// Raises `name` (SCXML) or fails the machine (XState), and reports it as a diagnostic of
-  /// `kind` (`error.communication` is always a `communication_error`) at state `where` (`npos`:
-  /// unknown).
+  /// `kind` (the caller raising `error.communication` passes `communication_error`) at state
+  /// `where` (`npos`: unknown).
   void raise_error(std::string name, std::string message, std::string sendid = {},
                    diagnostic_kind kind = diagnostic_kind::execution_error, state_index where = acting_state);
   void raise(event ev);
@@ -1182,7 +1182,6 @@ void session::impl::raise(event ev) {
 
 void session::impl::raise_error(std::string name, std::string message, std::string sendid, diagnostic_kind kind,
                                 state_index where) {
-  if (name == "error.communication") kind = diagnostic_kind::communication_error;
   if (c_.semantics == chart_semantics::xstate) return xstate_fail(name + ": " + message, kind, where, name);
   report(kind, name, where, message);
   event ev(std::move(name), value(boost::json::object{{"message", message}}));
@@ -1457,7 +1456,8 @@ void session::impl::deliver(event ev, std::string target) {
   ev.type = event_type::external;
   auto unreachable = [&] {
     auto sendid = ev.sendid;
-    raise_error("error.communication", "cannot deliver event '" + ev.name + "' to '" + target + "'", sendid);
+    raise_error("error.communication", "cannot deliver event '" + ev.name + "' to '" + target + "'", sendid,
+                diagnostic_kind::communication_error);
   };
   if (target.empty()) {
     if (!enqueue_external(std::move(ev))) unreachable();

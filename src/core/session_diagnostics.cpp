@@ -49,10 +49,11 @@ std::string diagnostic_fields(const runtime_diagnostic& d) {
   return out;
 }
 
-void log_diagnostic(spdlog::logger& log, const runtime_diagnostic& d) {
+void log_diagnostic(spdlog::logger& log, const runtime_diagnostic& d, std::string_view machine) {
   const auto lvl = d.kind == diagnostic_kind::event_ignored ? spdlog::level::debug : spdlog::level::warn;
   if (!log.should_log(lvl)) return;
-  log.log(lvl, "{} {}", to_string(d.kind), diagnostic_fields(d));
+  if (machine.empty()) log.log(lvl, "{} {}", to_string(d.kind), diagnostic_fields(d));
+  else log.log(lvl, "{} machine={} {}", to_string(d.kind), field(machine), diagnostic_fields(d));
 }
 
 }  // namespace detail

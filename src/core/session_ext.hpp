@@ -90,7 +90,8 @@ std::shared_ptr<spdlog::logger> session_logger();
 /// True when `log` writes `debug` records (what an ignored event is logged at).
 bool debug_enabled(const spdlog::logger& log) noexcept;
 /// Writes `d` to `log`: at `warn`, an ignored event at `debug`; formatted only when enabled.
-void log_diagnostic(spdlog::logger& log, const runtime_diagnostic& d);
+/// `machine`, when not empty, is written as a `machine=` field after the kind (the orchestrator's).
+void log_diagnostic(spdlog::logger& log, const runtime_diagnostic& d, std::string_view machine = {});
 /// `d`'s `key=value` fields (`session`, `event`, `state`, `reason`, `message`; empty ones left
 /// out), for a record whose first word is `to_string(d.kind)`.
 std::string diagnostic_fields(const runtime_diagnostic& d);
