@@ -1100,6 +1100,10 @@ void session::impl::report(const runtime_diagnostic& d) {
 }
 
 void session::impl::report(diagnostic_kind kind, std::string_view event, state_index where, std::string_view message) {
+  if (!opts_.on_diagnostic && !inspect_) {  // nobody but the log: find the state only if it writes
+    if (!log_) log_ = detail::session_logger();
+    if (!detail::warn_enabled(*log_)) return;
+  }
   runtime_diagnostic d;
   d.kind = kind;
   d.session_id = id_;

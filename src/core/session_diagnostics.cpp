@@ -32,6 +32,7 @@ namespace detail {
 std::shared_ptr<spdlog::logger> session_logger() { return component_logger("xsn.session"); }
 
 bool debug_enabled(const spdlog::logger& log) noexcept { return log.should_log(spdlog::level::debug); }
+bool warn_enabled(const spdlog::logger& log) noexcept { return log.should_log(spdlog::level::warn); }
 
 std::string diagnostic_fields(const runtime_diagnostic& d) {
   std::string out = "session=" + field(d.session_id);

@@ -89,6 +89,8 @@ void inspect_diagnostic(const inspector& fn, inspection_event base, const runtim
 std::shared_ptr<spdlog::logger> session_logger();
 /// True when `log` writes `debug` records (what an ignored event is logged at).
 bool debug_enabled(const spdlog::logger& log) noexcept;
+/// True when `log` writes `warn` records (what other diagnostics are logged at).
+bool warn_enabled(const spdlog::logger& log) noexcept;
 /// Writes `d` to `log`: at `warn`, an ignored event at `debug`; formatted only when enabled.
 /// `machine`, when not empty, is written as a `machine=` field after the kind (the orchestrator's).
 void log_diagnostic(spdlog::logger& log, const runtime_diagnostic& d, std::string_view machine = {});
