@@ -43,6 +43,9 @@ packages=(
   nodejs npm  # npm fetches the W3C SCXML test suite
   valgrind  # callgrind counts instructions for the performance gate (scripts/perf_gate.sh)
 )
+if [[ $cmd == test ]]; then
+  packages+=(pmccabe)  # the complexity gate, ctest quality.complexity (scripts/quality.sh --check)
+fi
 
 installed() {
   local pkg=$1
