@@ -17,7 +17,8 @@
 #   2. `noexcept`, `noexcept(...)`, `[[attributes]]`, `alignas(...)`, `override` and `final` are
 #      removed, and so are trailing return types (`) -> T {`) and ref-qualifiers (`) const& {`);
 #   3. `inline namespace v` becomes `namespace v`, `namespace a::b {` becomes `namespace a__b {`
-#      (quality.sh turns `__` back into `::` in the names pmccabe prints);
+#      and `struct a::b {` becomes `struct a__b {` (quality.sh turns `__` back into `::` in the
+#      names pmccabe prints); a specialisation's `struct x<T*> {` becomes `struct x {`;
 #   4. `concept c = ...;` becomes `bool c = true;`, requires-expressions become `true`, and
 #      requires-clauses (after a template header or a declarator) are removed.
 # Nothing that decides a function's complexity (if, for, while, case, &&, ||, ?) is touched
@@ -90,6 +91,14 @@ sub normalise {
     my ($a, $n, $b) = ($1, $2, $3); (my $m = $n) =~ s/\s*::\s*/__/g; "namespace$a$m" . nl($n) . $b
   }ge;
 
+  # class heads: `struct a::b {` becomes `struct a__b {`, a partial or explicit specialisation
+  # `struct x<void(E)> {` becomes `struct x {` (pmccabe drops both classes whole)
+  $src =~ s{\b(class|struct|union)(\s+)((?:\w+\s*(?:$ang)?\s*::\s*)*\w+)(\s*$ang)?(?=\s*(?::(?!:)|\{))}{
+    my ($k, $sp, $name, $args) = ($1, $2, $3, $4 // '');
+    (my $m = $name) =~ s/\s*(?:$ang)?\s*::\s*/__/g;
+    "$k$sp$m" . nl($name . $args)
+  }ge;
+
   # 4. concepts and constraints
   # concept c = <anything up to the ';' outside braces and parentheses>;
   $src =~ s{\bconcept(\s+)(\w+)(\s*=)((?:[^;{}()]++|$brc|$par)*);}{"bool$1$2$3 true" . nl($4) . ';'}ge;
@@ -105,17 +114,16 @@ sub normalise {
 
 # ---- docs: public declarations of a header and whether a `///` comment documents them ----
 # A declaration counts when it is at the scope of namespace xsn or a namespace in it (not `detail`,
-# not unnamed; specialisations of std and boost templates are not counted), or a public member of a
-# class in one (struct members
-# until a `private:`/`protected:`): classes, structs, unions, enums (one each, not their
-# enumerators), functions (member or free, constructors and operators included), aliases
-# (`using x = `, typedef), concepts, variables and data members. Not counted: anything inside a
-# `detail` or unnamed namespace or a non-public section, forward declarations, `= default` and
-# `= delete` members, overrides (the virtual function they override carries the contract),
-# friends, using-declarations, static_asserts, and out-of-line definitions (`x::f(...) {`, a
-# second sight of something declared in its class). Documented: the line before
-# the declaration (its `template <...>` line, if any) is a `///` or `/** */` comment line, or the
-# declaration carries a trailing `///<`. Output: documented(0/1) TAB kind TAB file:line TAB text.
+# not unnamed), or a public member of a class there (a struct's members until `private:`):
+# classes, structs, unions, enums (one each, not their enumerators), functions (members or free,
+# constructors, destructors and operators included), aliases (`using x =`, typedef), concepts,
+# variables and data members. Not counted: `detail` and unnamed namespaces, private and protected
+# sections, forward declarations, `= default` and `= delete` members, overrides (the virtual
+# function they override carries the contract), friends, using-declarations, static_asserts,
+# out-of-line definitions (`x::f(...) {`: a second sight of a declaration) and specialisations of
+# std or Boost templates. Documented: the line right before the declaration (before its
+# `template <...>` line, if any) is a `///` or `/** */` comment line, or the declaration carries a
+# trailing `///<`. Output: documented (0/1) TAB kind TAB file:line TAB the declaration's text.
 sub docs {
   my ($file) = @_;
   my $orig = slurp($file);
