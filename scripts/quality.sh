@@ -9,6 +9,9 @@
 #   scripts/quality.sh --check            the CI gate: exit 1 when a function over 15 is not in
 #                                         scripts/complexity_baseline.txt (ctest quality.complexity)
 #   scripts/quality.sh --update-baseline  rewrite the baseline from today's functions over 15
+#   scripts/quality.sh --self-test        the normalisation on tests/quality/constructs.cpp, each
+#                                         function against constructs.expected (ctest
+#                                         quality.normalise)
 #
 # Options:
 #   --no-write   print only, leave docs/quality.md alone
@@ -28,13 +31,14 @@ doc=$root/docs/quality.md
 limit=15  # the gate: no new function over this
 mode=report coverage=0 write=1 rev= jobs=${XSN_JOBS:-1}
 
-usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; }
 die() { printf 'quality.sh: %s\n' "$*" >&2; exit 1; }
 
 while (($#)); do
   case "$1" in
     --check) mode=check ;;
     --update-baseline) mode=update ;;
+    --self-test) mode=self-test ;;
     --coverage) coverage=1 ;;
     --no-write) write=0 ;;
     --list) mode=list ;;
@@ -76,11 +80,13 @@ measured_on() {  # measured_on [REV]: the commit (and whether src/ or include/ h
 # value is pmccabe's traditional McCabe number (1 + if, for, while, case, &&, ||, ?:),
 # path is relative to the repository, and id is the name without its namespaces (the function's
 # identity for the baseline: moving a function to another file or namespace keeps it).
-measure_complexity() {
-  local files=()
+measure_complexity() {  # measure_complexity [FILE...] (default: src/ and include/)
+  local files=("$@")
   cd "$root"
-  mapfile -t files < <(find src include -type f \( -name '*.cpp' -o -name '*.hpp' -o -name '*.h' \
-    -o -name '*.ipp' \) | LC_ALL=C sort)
+  if ((${#files[@]} == 0)); then
+    mapfile -t files < <(find src include -type f \( -name '*.cpp' -o -name '*.hpp' -o -name '*.h' \
+      -o -name '*.ipp' \) | LC_ALL=C sort)
+  fi
   ((${#files[@]})) || die "no sources under src/ and include/"
   perl scripts/quality.pl normalise "$tmp/norm" "${files[@]}" > "$tmp/namespaces"
   (cd "$tmp/norm" && pmccabe "${files[@]}") > "$tmp/pmccabe.txt" 2> "$tmp/pmccabe.err" || true
@@ -89,7 +95,7 @@ measure_complexity() {
     echo "quality.sh: pmccabe could not read all of the sources; functions may be missing:"
     sed 's/^/  /' "$tmp/pmccabe.err"
     echo "(teach scripts/quality.pl normalise the construct at that line: docs/quality.md)"
-    [[ $mode == check ]] && exit 1
+    [[ $mode == check || $mode == self-test ]] && exit 1
   fi
   # pmccabe: modified <TAB> traditional <TAB> statements <TAB> first line <TAB> lines <TAB>
   #          file(line): name
@@ -224,8 +230,18 @@ coverage_report() {
   local src=$root bin=$root/build-coverage
   if [[ -n $rev ]]; then
     src=$root/build-coverage.src
-    rm -rf "$src" && mkdir -p "$src"
-    git -C "$root" archive "$rev" | tar -x -C "$src"
+    local sha
+    sha=$(git -C "$root" rev-parse --verify "$rev^{commit}") || die "--rev $rev: no such commit"
+    # The same commit again: keep the files (and their times, so ninja rebuilds nothing).
+    if [[ ! -f $src/.quality-rev || $(cat "$src/.quality-rev") != "$sha" ]]; then
+      rm -rf "$src" && mkdir -p "$src"
+      git -C "$root" archive "$sha" | tar -x -C "$src"
+      echo "$sha" > "$src/.quality-rev"
+    fi
+  fi
+  # A build tree configured from the other source (working tree or --rev) is started afresh.
+  if [[ -f $bin/CMakeCache.txt ]] && ! grep -qxF "CMAKE_HOME_DIRECTORY:INTERNAL=$src" "$bin/CMakeCache.txt"; then
+    rm -rf "$bin"
   fi
   local launcher=()
   command -v ccache >/dev/null 2>&1 && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
@@ -240,7 +256,7 @@ coverage_report() {
   cmake --build "$bin" --parallel "$jobs" || die "the coverage build failed"
   find "$bin" -name '*.gcda' -delete
   local test_rc=0
-  ctest --test-dir "$bin" -L 'unit|contract|w3c' --parallel "$jobs" > "$tmp/ctest.log" 2>&1 || test_rc=$?
+  ctest --test-dir "$bin" -L '^(unit|contract|w3c)$' --parallel "$jobs" > "$tmp/ctest.log" 2>&1 || test_rc=$?
   local ran
   ran=$(grep -E '^[0-9]+% tests passed' "$tmp/ctest.log" || echo "ctest summary missing")
   echo "Tests (labels unit, contract, w3c): $ran"
@@ -298,6 +314,18 @@ if ! need pmccabe pmccabe; then
   exit 77
 fi
 command -v perl >/dev/null 2>&1 || die "perl not found"
+
+if [[ $mode == self-test ]]; then
+  fixture=tests/quality/constructs.cpp
+  measure_complexity "$fixture"
+  awk -F'\t' '{ print $1 "\t" $3 "\t" $4 }' "$tmp/functions.tsv" > "$tmp/got"
+  if ! diff -u "$root/tests/quality/constructs.expected" "$tmp/got"; then
+    echo "FAILED: complexity of $fixture (value, line, function) differs from constructs.expected"
+    exit 1
+  fi
+  echo "normalisation self-test: passed ($(wc -l < "$tmp/got") functions of $fixture)"
+  exit 0
+fi
 
 measure_complexity
 case "$mode" in
