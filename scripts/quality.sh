@@ -213,14 +213,16 @@ docs_report() {
     END {
       if (n == 0) { print "no declarations found"; exit 1 }
       printf "Public declarations in include/xsn: %d, documented: %d (%.1f%%)\n", n, d, 100 * d / n
+      print "By kind (declarations, documented, share):"
+      fflush()
       for (k in kn) printf "  %-10s %5d %5d %6.1f%%\n", k, kn[k], kd[k], 100 * kd[k] / kn[k] | "LC_ALL=C sort"
     }' "$tmp/docs.tsv"
   measured_on
-  local undocumented
-  undocumented=$(awk -F'\t' '$1 == 0' "$tmp/docs.tsv" | wc -l)
-  if ((undocumented)); then
-    echo "Undocumented (first 15 of $undocumented):"
-    awk -F'\t' '$1 == 0 { printf "  %s  %s %s\n", $3, $2, $4 }' "$tmp/docs.tsv" | awk 'NR <= 15'
+  # Where the undocumented ones are (all of them: perl scripts/quality.pl docs FILE... | grep ^0)
+  if awk -F'\t' '$1 == 0 { found = 1 } END { exit !found }' "$tmp/docs.tsv"; then
+    echo "Undocumented, by header:"
+    awk -F'\t' '$1 == 0 { f = $3; sub(/:[0-9]+$/, "", f); n[f]++ }
+      END { for (f in n) printf "  %4d  %s\n", n[f], f }' "$tmp/docs.tsv" | LC_ALL=C sort -k1,1nr -k2,2
   fi
 }
 
