@@ -1,5 +1,5 @@
 // `session::async_send`: waiters completed when the macrostep of their event has run.
-#include "session_ext.hpp"
+#include "session_impl.hpp"
 
 #include <boost/asio/append.hpp>
 #include <boost/asio/post.hpp>
@@ -58,3 +58,13 @@ void macrostep_waiters::removed(const boost::asio::any_io_executor& ex, const st
 }
 
 }  // namespace xsn::detail
+
+namespace xsn {
+
+void session::impl::async_send(event ev, detail::macrostep_handler h) {
+  if (!running_) return detail::post_completion(ex_, std::move(h), errc::not_running);
+  if (!enqueue_external(std::move(ev))) return detail::post_completion(ex_, std::move(h), errc::queue_full);
+  ext().waiters.add(external_.size(), std::move(h));
+}
+
+}  // namespace xsn

@@ -1,8 +1,9 @@
-// Runtime diagnostics: their names, and the `xsn.session` log of a session without a hook.
+// Runtime diagnostics: their names, the `xsn.session` log of a session without a hook, and a
+// session's reports (`session::impl::report`).
 #include <xsn/runtime/diagnostics.hpp>
 
 #include "logging_detail.hpp"
-#include "session_ext.hpp"
+#include "session_impl.hpp"
 
 namespace xsn {
 
@@ -58,4 +59,89 @@ void log_diagnostic(spdlog::logger& log, const runtime_diagnostic& d, std::strin
 }
 
 }  // namespace detail
+// ---- a session's reports ----
+
+void session::impl::report(const runtime_diagnostic& d) {
+  if (opts_.on_diagnostic) {
+    opts_.on_diagnostic(root_session(), d);
+  } else {
+    if (!log_) log_ = detail::session_logger();
+    detail::log_diagnostic(*log_, d);
+  }
+  if (inspect_) detail::inspect_diagnostic(opts_.inspect, inspection_base(), d);
+}
+
+void session::impl::report(diagnostic_kind kind, std::string_view event, state_index where, std::string_view message) {
+  if (!opts_.on_diagnostic && !inspect_) {  // nobody but the log: find the state only if it writes
+    if (!log_) log_ = detail::session_logger();
+    if (!detail::warn_enabled(*log_)) return;
+  }
+  runtime_diagnostic d;
+  d.kind = kind;
+  d.session_id = id_;
+  d.event = event;
+  if (where == acting_state) where = state_of(acting_);
+  if (where != npos && where < c_.states.size()) d.state = c_.states[where].id;
+  d.message = message;
+  report(d);
+}
+
+bool session::impl::ignored_wanted() {
+  if (opts_.on_diagnostic || inspect_) return true;
+  if (!log_) log_ = detail::session_logger();
+  return detail::debug_enabled(*log_);
+}
+
+void session::impl::report_ignored(const event& ev, std::uint32_t name_id) {
+  runtime_diagnostic d;
+  d.kind = diagnostic_kind::event_ignored;
+  d.session_id = id_;
+  d.event = ev.name;
+  d.reason = guard_failed_                       ? ignore_reason::guard_failed
+             : has_transition_for(ev, name_id) ? ignore_reason::guards_false
+                                               : ignore_reason::no_transition;
+  switch (d.reason) {
+    case ignore_reason::guard_failed: d.message = "a guard of its transitions failed (reported before)"; break;
+    case ignore_reason::guards_false: d.message = "the guards of its transitions in the active states were all false"; break;
+    default: d.message = "no active state has a transition for it"; break;
+  }
+  report(d);
+}
+
+bool session::impl::has_transition_for(const event& ev, std::uint32_t name_id) const {
+  bool found = false;
+  const auto* ht = c_.hot_transitions.data();
+  config_.for_each([&](state_index s) {
+    const auto& hs = c_.hot_states[s];
+    for (auto ti = hs.first_transition, last = ti + hs.transition_count; ti != last && !found; ++ti)
+      found = ht[ti].event != hot_transition::eventless_marker &&
+              (ht[ti].event == name_id || c_.matches_slow(c_.transitions[ti], ev.name, name_id));
+  });
+  return found;
+}
+
+state_index session::impl::state_of(const action* a) const {
+  if (!a) return npos;
+  const auto holds = [a](const action_block& b, const auto& self) -> bool {
+    for (const auto& x : b) {
+      if (&x == a) return true;
+      if (const auto* i = std::get_if<if_action>(&x.op))
+        for (const auto& br : i->branches)
+          if (self(br.body, self)) return true;
+      if (const auto* f = std::get_if<foreach_action>(&x.op); f && self(f->body, self)) return true;
+    }
+    return false;
+  };
+  for (state_index si = 0; si < c_.states.size(); ++si) {
+    for (const auto* blocks : {&c_.states[si].onentry, &c_.states[si].onexit})
+      for (const auto& b : *blocks)
+        if (holds(b, holds)) return si;
+  }
+  for (const auto& t : c_.transitions)
+    if (t.source != npos && holds(t.body, holds)) return t.source;
+  for (const auto& inv : c_.invokes)
+    if (holds(inv.finalize, holds)) return inv.parent;
+  return npos;
+}
+
 }  // namespace xsn

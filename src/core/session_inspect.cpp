@@ -1,5 +1,5 @@
 // Inspection: building XState-shaped inspection events at the session's hook points.
-#include "session_ext.hpp"
+#include "session_impl.hpp"
 
 #include <xsn/parse/xstate.hpp>
 #include <xsn/runtime/inspection.hpp>
@@ -204,4 +204,42 @@ void inspect_diagnostic(const inspector& fn, inspection_event base, const runtim
 }
 
 }  // namespace detail
+// ---- a session's inspection hooks ----
+
+inspection_event session::impl::inspection_base() {
+  const impl* root = this;
+  while (root->cold_ && root->cold_->parent_) root = root->cold_->parent_;
+  inspection_event e;
+  e.root_id = root->id_;
+  e.actor = &self_;
+  e.session_id = id_;
+  e.chart = &c_;
+  return e;
+}
+
+void session::impl::inspect_started() {
+  ext().current = event("xstate.init");
+  const auto* parent = cold_ ? cold_->parent_ : nullptr;
+  detail::inspect_actor(opts_.inspect, inspection_base(), parent ? std::string_view(parent->id_) : std::string_view());
+  event init = ext().current;
+  if (parent) init.origin = "#_scxml_" + parent->id_;
+  detail::inspect_event(opts_.inspect, inspection_base(), init);
+}
+
+void session::impl::inspect_received(const event& ev) {
+  ext().current = ev;
+  detail::inspect_event(opts_.inspect, inspection_base(), ev);
+}
+
+void session::impl::inspect_step() {
+  detail::inspect_microstep(opts_.inspect, inspection_base(), &ext().current, inspection_state(),
+                            std::span<const transition_index>(enabled_.begin(), enabled_.end()));
+}
+
+void session::impl::after_macrostep(const event& ev) {
+  if (opts_.inspect) detail::inspect_snapshot(opts_.inspect, inspection_base(), ev, inspection_state());
+  if (cold_ && cold_->ext_ && !cold_->ext_->waiters.empty())
+    cold_->ext_->waiters.complete_processed(ex_, [&] { return self_.active_atomic_states(); });
+}
+
 }  // namespace xsn

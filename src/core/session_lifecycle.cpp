@@ -1,0 +1,190 @@
+// `session::impl`: construction, start, the external queue and its drain, stop.
+#include "session_impl.hpp"
+
+#include <boost/asio/post.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <atomic>
+
+namespace xsn {
+
+namespace {
+
+std::string next_session_id() {
+  static std::atomic<std::uint64_t> counter{0};
+  return "xsn-" + std::to_string(++counter);
+}
+
+}  // namespace
+
+session::impl::impl(session& self, std::shared_ptr<const statechart> chart, boost::asio::any_io_executor ex,
+                  xsn::clock& clk, std::shared_ptr<const session_options> opts, std::string given_id)
+    : self_(self), chart_(std::move(chart)), c_(*chart_), ex_(std::move(ex)), clock_(clk),
+      opts_holder_(std::move(opts)), opts_(*opts_holder_), config_(c_.states.size()), atomic_mask_(c_.atomic_mask) {
+  // Only what every macrostep needs is allocated here; the rest when a chart uses it (history,
+  // late binding, invokes) or on the first microstep that needs the general algorithm.
+  fixed_id_ = !given_id.empty() || !opts_.session_id.empty();
+  id_ = !given_id.empty() ? std::move(given_id) : opts_.session_id.empty() ? next_session_id() : opts_.session_id;
+  has_histories_ = c_.has_histories;
+  big_ = c_.states.size() > 256;  // below, a walk of every word costs a few instructions
+  if (big_) big_config_.ensure(c_.states.size());
+  if (has_histories_) {
+    cold().history_.resize(c_.states.size());
+    cold().has_history_.assign(c_.states.size(), false);
+  }
+  if (c_.binding == binding_mode::late) cold().entered_once_.assign(c_.states.size(), false);
+  if (!c_.invokes.empty()) cold().to_invoke_.ensure(c_.states.size());
+  for (auto* v : {&enabled_, &domains_, &order_}) *v = detail::fixed_vector<std::uint32_t>(c_.states.size());
+  natives_.resize(c_.native_actions.size());
+  for (std::size_t i = 0; i < c_.native_actions.size(); ++i)
+    if (auto it = opts_.actions.find(c_.native_actions[i]); it != opts_.actions.end()) natives_[i] = it->second;
+  dm_ = opts_.make_datamodel ? opts_.make_datamodel() : make_datamodel(c_.datamodel, opts_.limits);
+  if (!dm_) dm_ = make_null_datamodel();
+  xstate_ = c_.semantics == chart_semantics::xstate;
+  track_order_ = xstate_ && c_.has_eventless;
+  inspect_ = static_cast<bool>(opts_.inspect);
+  dm_reads_event_ = !detail::is_null_datamodel(*dm_);
+  borrows_event_ = xstate_context(*dm_) != nullptr;
+  quick_rtc_ = !c_.has_eventless && c_.invokes.empty() && opts_.microstep_budget > 0;
+  has_invokes_ = !c_.invokes.empty();
+  bookkeeping_ = has_histories_ || has_invokes_;
+  xstate_walk_ = xstate_ && c_.states.size() > 1 &&
+                 std::none_of(c_.hot_states.begin(), c_.hot_states.end(), [](const hot_state& h) { return h.flags & hot_state::childless; });
+  if (xstate_walk_) region_found_ = detail::bitset(c_.states.size());
+}
+
+std::error_code session::impl::start() {
+  if (started_) return {};
+  started_ = true;
+  if (cold_ && cold_->registry_) cold_->registry_->sessions[id_] = this;  // a child joins its parent's registry
+  if (opts_.inspect) [[unlikely]] inspect_started();
+  in_macrostep_ = true;
+  bool unbound = false;  // XState: the machine names implementations nobody bound
+  if (auto r = dm_->setup(c_, *this); !r) {
+    unbound = xstate_ && c_.xstate && dm_->name() == "xstate" && !detail::xstate_bound(*dm_) &&
+              !detail::unbound_names(*c_.xstate).items.empty();
+    raise_error("error.execution", r.error().message, {},
+                unbound ? diagnostic_kind::unbound_action : diagnostic_kind::execution_error, npos);
+  }
+  // SCXML: every `<xsn:action>` name without a handler, once, before any runs.
+  if (std::find(natives_.begin(), natives_.end(), nullptr) != natives_.end()) [[unlikely]] {
+    std::string names;
+    for (std::size_t i = 0; i < natives_.size(); ++i)
+      if (!natives_[i]) names += (names.empty() ? "'" : ", '") + c_.native_actions[i] + "'";
+    report(diagnostic_kind::unbound_action, {}, npos,
+           "no native action bound to " + names + " (session_options::actions); each use raises error.execution");
+  }
+  if (c_.binding == binding_mode::early) {
+    for (const auto& d : c_.data) initialize_data(d, npos);
+  } else {
+    for (const auto& d : c_.data)
+      if (auto r = dm_->declare(d); !r) raise_error("error.execution", r.error().message, {}, diagnostic_kind::execution_error, npos);
+    for (auto d : c_.states[0].data) initialize_data(c_.data[d], npos);
+  }
+  running_ = !errored_;
+  execute(c_.root_scripts);
+  enabled_.assign(1, c_.states[0].initial);
+  microsteps_ = 0;
+  domains_.assign(1, 0);
+  order_.assign(1, 0);
+  fast_ = c_.transitions[enabled_[0]].static_entry;
+  enter_states();
+  fast_ = false;
+  if (opts_.inspect) [[unlikely]] inspect_step();
+  run_to_completion();
+  in_macrostep_ = false;
+  if (opts_.on_macrostep) opts_.on_macrostep(self_);
+  if (!running_) exit_interpreter(!cancelled_);
+  else if (!external_.empty()) post_drain();
+  if (opts_.inspect) [[unlikely]] after_macrostep(ext().current);
+  if (errored_) return unbound ? errc::not_bound : errc::start_failed;
+  return {};
+}
+
+void session::impl::initialize_data(const data_decl& d, state_index where) {
+  result<void> r;
+  if (auto it = cold_ ? cold_->data_overrides_.find(d.id) : decltype(cold_->data_overrides_)::iterator{};
+      cold_ && it != cold_->data_overrides_.end()) {
+    data_decl o = d;
+    o.expr = npos;
+    o.src_error.clear();
+    o.text = boost::json::serialize(it->second);
+    r = dm_->initialize(o);
+  } else {
+    r = dm_->initialize(d);
+  }
+  if (!r) raise_error("error.execution", r.error().message, {}, diagnostic_kind::execution_error, where);
+}
+
+std::error_code session::impl::send(event ev) {
+  if (!running_) return errc::not_running;
+  if (!enqueue_external(std::move(ev))) return errc::queue_full;
+  return {};
+}
+
+bool session::impl::enqueue_external(event ev) {
+  if (!running_ || external_.size() >= opts_.queue_capacity) return false;
+  external_.push_back(std::move(ev));
+  post_drain();
+  return true;
+}
+
+void session::impl::post_drain() {
+  if (drain_posted_ || in_macrostep_) return;
+  drain_posted_ = true;
+  boost::asio::post(ex_, [this, alive = std::weak_ptr<int>(life_)] {
+    if (alive.expired()) return;
+    drain_posted_ = false;
+    drain();
+  });
+}
+
+std::error_code session::impl::process_queued(const event& ev) {
+  if (external_.size() >= opts_.queue_capacity) return errc::queue_full;
+  external_.push_back(ev);
+  drain();
+  return {};
+}
+
+void session::impl::drain() {
+  if (in_macrostep_) return;
+  // A bounded batch per handler keeps sessions sharing an executor fair.
+  for (int batch = 0; batch < 64 && running_ && !external_.empty(); ++batch) {
+    event ev = std::move(external_.front());
+    external_.pop_front();
+    if (queued_timer_events_ != 0 && own_timer_event(ev)) [[unlikely]] --queued_timer_events_;
+    if (cold_ && cold_->ext_) [[unlikely]] cold_->ext_->waiters.popped();
+    process_external(ev);
+  }
+  if (running_ && !external_.empty()) {
+    post_drain();
+  } else if (external_.empty()) {
+    external_.clear();  // an idle session holds no queue storage
+    queued_timer_events_ = 0;
+  }
+}
+
+void session::impl::stop() {
+  if (!running_ || in_macrostep_) {  // inside a macrostep: it ends the session when it returns
+    if (running_) cancelled_ = true;
+    running_ = false;
+    return;
+  }
+  running_ = false;
+  cancelled_ = true;  // status `stopped`, not `done`
+  exit_interpreter(false);
+  if (opts_.inspect) [[unlikely]] after_macrostep(event("xstate.stop"));
+}
+
+void session::impl::shutdown_resources() {
+  if (!cold_) return;
+  if (cold_->ext_) cold_->ext_->waiters.fail_all(ex_, std::make_error_code(std::errc::operation_canceled));
+  for (auto& [key, p] : cold_->delayed_) clock_.cancel(p.timer);
+  cold_->delayed_.clear();
+  for (auto& [cid, ch] : cold_->children_)
+    if (!ch.system_id.empty() && cold_->registry_) cold_->registry_->system.erase(ch.system_id);
+  cold_->children_.clear();
+  if (cold_->registry_) cold_->registry_->sessions.erase(id_);
+}
+
+}  // namespace xsn

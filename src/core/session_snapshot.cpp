@@ -1,0 +1,376 @@
+// `session::impl`: snapshots, and restoring a session from one.
+#include "session_impl.hpp"
+
+#include <algorithm>
+
+namespace xsn {
+
+namespace {
+
+using detail::event_from_json;
+using detail::event_to_json;
+
+/// Reads an array of strings; false when `v` is not one.
+bool string_list(const value* v, std::vector<std::string>& out) {
+  if (!v) return true;
+  if (!v->is_array()) return false;
+  for (const auto& x : v->as_array()) {
+    if (!x.is_string()) return false;
+    out.emplace_back(x.as_string());
+  }
+  return true;
+}
+
+/// Reads XState's `[{"id": ...}]` (or the plain strings older snapshots hold); false when malformed.
+bool id_list(const value* v, std::vector<std::string>& out) {
+  if (!v || !v->is_array()) return false;
+  for (const auto& x : v->as_array()) {
+    const auto* o = x.if_object();
+    const auto* id = o ? o->if_contains("id") : &x;
+    if (!id || !id->is_string()) return false;
+    out.emplace_back(id->as_string());
+  }
+  return true;
+}
+
+}  // namespace
+
+value session::impl::state_value(state_index s) const {
+  if (s == 0 && c_.semantics == chart_semantics::xstate)
+    return state_value_of(c_, [this](state_index x) { return config_.test(x); });
+  // XState's state value: an atomic child is its id; a compound child maps its id to its value;
+  // a parallel state maps each region to its value.
+  const auto& st = c_.states[s];
+  if (st.kind == state_kind::parallel) {
+    boost::json::object o;
+    for (auto ch : st.children) o[c_.states[ch].id] = c_.is_atomic(ch) ? value(c_.states[ch].id) : state_value(ch);
+    return o;
+  }
+  for (auto ch : st.children) {
+    if (!config_.test(ch)) continue;
+    if (c_.is_atomic(ch)) return value(c_.states[ch].id);
+    return boost::json::object{{c_.states[ch].id, state_value(ch)}};
+  }
+  return boost::json::object{};
+}
+
+value session::impl::snapshot() {
+  boost::json::object o;
+  o["status"] = status_text();
+  if (errored_) o["error"] = cold().error_;  // XState's `error` (here its message)
+  o["value"] = state_value(0);
+  if (auto out = xstate_output(); !out.is_null()) o["output"] = std::move(out);
+  boost::json::array configuration;
+  config_.for_each([&](state_index s) { configuration.emplace_back(c_.states[s].id); });
+  o["configuration"] = std::move(configuration);
+  boost::json::object history;
+  for (state_index h = 0; has_histories_ && h < c_.states.size(); ++h) {
+    if (!cold().has_history_[h]) continue;
+    boost::json::array ids;
+    for (auto s : cold().history_[h]) ids.emplace_back(boost::json::object{{"id", c_.states[s].id}});  // as XState
+    history[c_.states[h].id] = std::move(ids);
+  }
+  o["historyValue"] = std::move(history);
+  o["context"] = dm_->save();
+  o["sessionid"] = id_;
+  if (c_.binding == binding_mode::late) {
+    boost::json::array entered;
+    for (state_index s = 0; s < c_.states.size(); ++s)
+      if (cold().entered_once_[s]) entered.emplace_back(c_.states[s].id);
+    if (!entered.empty()) o["entered"] = std::move(entered);
+  }
+  boost::json::array pending;
+  const auto now = clock_.now();
+  static const std::map<std::uint64_t, pending_send> no_pending;
+  for (const auto& [key, p] : cold_ ? cold_->delayed_ : no_pending) {
+    auto remaining = p.due > now ? p.due - now : clock::duration::zero();
+    pending.push_back(boost::json::object{{"sendid", p.sendid},
+                                          {"remaining_ns", std::chrono::nanoseconds(remaining).count()},
+                                          {"due_ns", std::chrono::nanoseconds(p.due.time_since_epoch()).count()},
+                                          {"target", p.target},
+                                          {"event", event_to_json(p.ev)}});
+  }
+  // Empty parts are left out: a stored snapshot of an idle machine stays small.
+  if (!pending.empty()) o["pending"] = std::move(pending);
+  boost::json::array queue;
+  external_.for_each([&](const event& ev) { queue.push_back(event_to_json(ev)); });
+  if (!queue.empty()) o["queue"] = std::move(queue);
+  if (send_counter_) o["sendCounter"] = send_counter_;
+  boost::json::object children;
+  static std::map<std::string, child> no_children;  // never modified: stands for an absent cold_
+  for (auto& [invokeid, ch] : cold_ ? cold_->children_ : no_children) {
+    if (ch.logic) {  // an XState actor: `snapshot`, `src`, `systemId`, and the invoke's index
+      boost::json::object e{{"src", ch.logic->name}};
+      if (ch.s) e["snapshot"] = ch.s->impl_->snapshot();
+      else e["snapshot"] = boost::json::object{{"status", ch.actor && !ch.actor->finished() ? "active" : "done"},
+                                               {"input", ch.actor ? ch.actor->input() : value()}};
+      if (!ch.system_id.empty()) e["systemId"] = ch.system_id;
+      if (ch.decl != npos) e["invoke"] = ch.decl;
+      children[invokeid] = std::move(e);
+      continue;
+    }
+    if (!ch.s) continue;
+    // XState's entry (`snapshot`, `src`) plus the invoke declaration's index.
+    const auto& inv = c_.invokes[ch.decl];
+    children[invokeid] = boost::json::object{
+        {"snapshot", ch.s->impl_->snapshot()}, {"src", inv.src.empty() ? "inline" : inv.src}, {"invoke", ch.decl}};
+  }
+  o["children"] = std::move(children);
+  return o;
+}
+
+std::shared_ptr<const statechart> session::impl::child_chart(std::uint32_t decl, std::string& error) {
+  const auto& inv = c_.invokes[decl];
+  if (inv.body && inv.body->chart != npos) return c_.inline_charts[inv.body->chart];
+  if (inv.body || inv.srcexpr != npos) {
+    error = "a child invoked from an expression cannot be restored";
+    return nullptr;
+  }
+  std::string src = inv.src;
+  if (src.rfind("file://", 0) == 0) src = src.substr(7);
+  else if (src.rfind("file:", 0) == 0) src = src.substr(5);
+  std::filesystem::path path(src);
+  if (path.is_relative()) path = std::filesystem::path(c_.base_dir) / path;
+  auto pr = load_document(path);
+  if (!pr) {
+    error = pr.errors.empty() ? "cannot load " + path.string() : pr.errors.front().to_string();
+    return nullptr;
+  }
+  return pr.chart;
+}
+
+std::error_code session::impl::restore(const value& snap) {
+  if (started_) return errc::not_running;
+  // Every refusal says why, through `on_log` (label `error`).
+  auto bad = [this](const std::string& why) -> std::error_code {
+    if (opts_.on_log) opts_.on_log("error", "snapshot refused: " + why);
+    return errc::bad_snapshot;
+  };
+  const auto* o = snap.if_object();
+  if (!o) return bad("not a JSON object");
+  // Validate everything before changing anything.
+  std::vector<std::string> ids;
+  if (!string_list(o->if_contains("configuration"), ids)) return bad("`configuration` is not an array of state ids");
+  detail::bitset config(c_.states.size());
+  for (const auto& id : ids) {
+    auto s = c_.find_state(id);
+    if (s == npos || s == 0 || c_.states[s].kind == state_kind::history)
+      return bad("`configuration`: '" + id + "' is no state of this chart, or a history state");
+    config.set(s);
+  }
+  // A legal configuration: parents active, one child of a compound, every region of a parallel.
+  for (state_index s = 1; s < c_.states.size(); ++s) {
+    if (!config.test(s)) continue;
+    auto p = c_.states[s].parent;
+    if (p != 0 && !config.test(p)) return bad("`configuration`: '" + c_.states[s].id + "' is active without its parent");
+  }
+  for (state_index s = 0; s < c_.states.size(); ++s) {
+    if (s != 0 && !config.test(s)) continue;
+    const auto& st = c_.states[s];
+    std::size_t active = 0;
+    for (auto ch : st.children) active += config.test(ch) ? 1 : 0;
+    if (st.kind == state_kind::compound && active != 1 && !(s == 0 && ids.empty()))
+      return bad("`configuration`: compound state '" + st.id + "' needs exactly one active child");
+    if (st.kind == state_kind::parallel && active != st.children.size())
+      return bad("`configuration`: every region of parallel state '" + st.id + "' must be active");
+  }
+  std::vector<std::pair<state_index, std::vector<state_index>>> history;
+  if (const auto* h = o->if_contains("historyValue")) {
+    if (!h->is_object()) return bad("`historyValue` is not an object");
+    for (const auto& [hid, list] : h->as_object()) {
+      auto hs = c_.find_state(hid);
+      std::vector<std::string> stored;
+      if (hs == npos || c_.states[hs].kind != state_kind::history || !id_list(&list, stored))
+        return bad("`historyValue`: '" + std::string(hid) + "' is no history state, or its entry is no list of states");
+      std::vector<state_index> states;
+      for (const auto& id : stored) {
+        auto s = c_.find_state(id);
+        if (s == npos || !c_.is_descendant(s, c_.states[hs].parent))
+          return bad("`historyValue`: '" + std::string(hid) + "' cannot hold '" + id + "'");
+        states.push_back(s);
+      }
+      history.emplace_back(hs, std::move(states));
+    }
+  }
+  std::vector<std::string> entered;
+  if (!string_list(o->if_contains("entered"), entered)) return bad("`entered` is not an array of state ids");
+  struct pending_in { std::string sendid; clock::duration remaining; std::string target; event ev; };
+  std::vector<pending_in> pending;
+  if (const auto* p = o->if_contains("pending")) {
+    if (!p->is_array()) return bad("`pending` is not an array");
+    for (const auto& x : p->as_array()) {
+      const auto* po = x.if_object();
+      if (!po || !po->contains("event") || !po->contains("remaining_ns") || !po->at("remaining_ns").is_int64())
+        return bad("`pending`: an entry needs `event` and an integer `remaining_ns`");
+      pending_in in;
+      if (!event_from_json(po->at("event"), in.ev)) return bad("`pending`: malformed event");
+      // Times beyond ~73 years are refused: adding them to the clock's time could overflow.
+      constexpr std::int64_t max_ns = std::int64_t(1) << 61;
+      auto ns = po->at("remaining_ns").as_int64();
+      if (ns < 0 || ns > max_ns) return bad("`pending`: `remaining_ns` out of range: " + std::to_string(ns));
+      in.remaining = std::chrono::nanoseconds(ns);
+      // With the due time on this clock's time base, the time that passed since the snapshot
+      // counts (a restart on the same host); a due time further away than the remaining time
+      // means another time base (another host, a reboot), and the remaining time is kept.
+      if (const auto* due = po->if_contains("due_ns")) {
+        if (!due->is_int64() || due->as_int64() < 0 || due->as_int64() > max_ns)
+          return bad("`pending`: `due_ns` is not a time of a clock");
+        auto left = clock::time_point(std::chrono::nanoseconds(due->as_int64())) - clock_.now();
+        in.remaining = std::clamp(left, clock::duration::zero(), in.remaining);
+      }
+      if (const auto* sid = po->if_contains("sendid"); sid && sid->is_string()) in.sendid = std::string(sid->as_string());
+      if (const auto* t = po->if_contains("target"); t && t->is_string()) in.target = std::string(t->as_string());
+      pending.push_back(std::move(in));
+    }
+  }
+  std::vector<event> queue;
+  if (const auto* q = o->if_contains("queue")) {
+    if (!q->is_array() || q->as_array().size() > opts_.queue_capacity)
+      return bad("`queue` is not an array within the queue's capacity");
+    for (const auto& x : q->as_array()) {
+      event ev;
+      if (!event_from_json(x, ev)) return bad("`queue`: malformed event");
+      queue.push_back(std::move(ev));
+    }
+  }
+  struct child_in { std::string invokeid; std::uint32_t decl; const value* snap; std::shared_ptr<const statechart> chart; };
+  std::vector<child_in> kids;
+  struct actor_in { std::string id; std::shared_ptr<const bound_actor> logic; std::uint32_t decl; const value* snap; std::string system_id; value input; };
+  std::vector<actor_in> actors_in;
+  if (const auto* ch = o->if_contains("children"); ch && c_.semantics == chart_semantics::xstate) {
+    if (!ch->is_object()) return bad("`children` is not an object");
+    const auto* b = detail::xstate_bound(*dm_);
+    for (const auto& [key, entry] : ch->as_object()) {
+      const std::string id(key);
+      const auto* eo = entry.if_object();
+      const auto* src = eo ? eo->if_contains("src") : nullptr;
+      const auto* sn = eo ? eo->if_contains("snapshot") : nullptr;
+      if (!src || !src->is_string() || !sn || !sn->is_object())
+        return bad("`children`: '" + id + "' needs `src` (a string) and `snapshot` (an object)");
+      auto logic = b ? detail::find_bound_actor(*b, src->as_string()) : nullptr;
+      if (!logic) return bad("`children`: '" + id + "': actor '" + std::string(src->as_string()) + "' is not provided");
+      actor_in in{id, logic, npos, sn, {}, nullptr};
+      if (const auto* d = eo->if_contains("invoke")) {
+        if (!d->is_int64() || d->as_int64() < 0 || static_cast<std::uint64_t>(d->as_int64()) >= c_.invokes.size() ||
+            c_.invokes[static_cast<std::size_t>(d->as_int64())].src != src->as_string())
+          return bad("`children`: `invoke` of '" + id + "' is no invoke of this chart with that `src`");
+        in.decl = static_cast<std::uint32_t>(d->as_int64());
+      }
+      if (const auto* sid = eo->if_contains("systemId")) {
+        if (!sid->is_string()) return bad("`children`: `systemId` of '" + id + "' is not a string");
+        in.system_id = std::string(sid->as_string());
+      }
+      const auto* st = sn->as_object().if_contains("status");
+      if (st && !st->is_string()) return bad("`children`: the `status` of '" + id + "' is not a string");
+      const bool native = !std::holds_alternative<actor_logic::machine_logic>(logic->logic.kind);
+      if (native && st && st->as_string() != "active") continue;  // finished: its done event is queued, if still due
+      if (const auto* input = sn->as_object().if_contains("input")) in.input = *input;
+      actors_in.push_back(std::move(in));
+    }
+  }
+  if (const auto* ch = o->if_contains("children"); ch && c_.semantics != chart_semantics::xstate) {
+    if (!ch->is_object()) return bad("`children` is not an object");
+    for (const auto& [invokeid, entry] : ch->as_object()) {
+      const auto* eo = entry.if_object();
+      if (!eo || !eo->contains("snapshot")) return bad("`children`: '" + std::string(invokeid) + "' has no `snapshot`");
+      // The declaration's index; XState's shape has none: then the `<invoke id>` it was made from.
+      std::int64_t decl = -1;
+      if (const auto* d = eo->if_contains("invoke")) {
+        if (!d->is_int64()) return bad("`children`: `invoke` of '" + std::string(invokeid) + "' is not an integer");
+        decl = d->as_int64();
+      } else {
+        for (std::size_t i = 0; i < c_.invokes.size(); ++i)
+          if (c_.invokes[i].id == invokeid) decl = static_cast<std::int64_t>(i);
+      }
+      if (decl < 0 || static_cast<std::uint64_t>(decl) >= c_.invokes.size())
+        return bad("`children`: '" + std::string(invokeid) + "' matches no <invoke> of this chart");
+      std::string error;
+      auto chart = child_chart(static_cast<std::uint32_t>(decl), error);
+      if (!chart) return bad("`children`: '" + std::string(invokeid) + "': " + error);
+      kids.push_back({std::string(invokeid), static_cast<std::uint32_t>(decl), &eo->at("snapshot"), std::move(chart)});
+    }
+  }
+  std::string status = "active";
+  if (const auto* st = o->if_contains("status")) {
+    if (!st->is_string()) return bad("`status` is not a string");
+    status = std::string(st->as_string());
+    if (status != "active" && status != "done" && status != "stopped" && status != "error")
+      return bad("unknown `status` '" + status + "'");
+  }
+  // Apply.
+  if (auto r = dm_->setup(c_, *this); !r) return bad("the datamodel cannot be set up: " + r.error().message);
+  if (const auto* ctx = o->if_contains("context")) {
+    if (auto r = dm_->restore(*ctx); !r) return bad("`context`: " + r.error().message);
+  }
+  const std::string old_id = id_;
+  const bool had_registry = cold_ && cold_->registry_;
+  if (const auto* sid = o->if_contains("sessionid"); sid && sid->is_string() && !fixed_id_ &&
+                                                      !(cold().registry_ && cold().registry_->sessions.count(std::string(sid->as_string()))))
+    id_ = std::string(sid->as_string());
+  if (cold_ && cold_->registry_) cold_->registry_->sessions[id_] = this;
+  if (opts_.inspect) [[unlikely]]
+    detail::inspect_actor(opts_.inspect, inspection_base(), cold_ && cold_->parent_ ? std::string_view(cold_->parent_->id_) : "");
+  // Children first: a child whose snapshot does not fit fails the whole restore, undone here.
+  for (auto& k : kids) {
+    if (status != "active") break;
+    auto& child = make_child(k.invokeid, std::move(k.chart), k.decl);
+    if (!child.impl_->restore(*k.snap)) continue;
+    cold().children_.clear();
+    if (had_registry) cold().registry_->sessions.erase(id_);
+    else cold().registry_.reset();
+    id_ = old_id;
+    if (had_registry) cold().registry_->sessions[id_] = this;
+    return bad("child '" + k.invokeid + "' does not fit");
+  }
+  for (auto& k : actors_in) {  // XState actors: machines restored, promise and callback actors restarted
+    if (status != "active") break;
+    auto err = start_actor(k.logic, k.id, k.system_id, k.input, k.decl, k.snap);
+    if (err.empty()) continue;
+    for (auto& [cid, c] : cold().children_)
+      if (!c.system_id.empty()) cold().registry_->system.erase(c.system_id);
+    cold().children_.clear();
+    if (had_registry) cold().registry_->sessions.erase(id_);
+    else cold().registry_.reset();
+    id_ = old_id;
+    if (had_registry) cold().registry_->sessions[id_] = this;
+    return bad("child '" + k.id + "': " + err);
+  }
+  started_ = true;
+  if (const auto* sc = o->if_contains("sendCounter"); sc && sc->is_int64()) send_counter_ = static_cast<std::uint64_t>(sc->as_int64());
+  config_ = config;
+  if (big_) big_config_.assign(config);
+  xstate_order_.clear();
+  if (track_order_) config_.for_each([&](state_index x) { xstate_order_.push_back(x); });
+  for (auto& [h, states] : history) {
+    cold().history_[h] = std::move(states);
+    cold().has_history_[h] = true;
+  }
+  for (const auto& id : entered) {
+    auto s = c_.find_state(id);
+    if (s != npos && !cold().entered_once_.empty()) cold().entered_once_[s] = true;
+  }
+  running_ = status == "active";
+  ended_ = !running_;
+  cancelled_ = status == "stopped" || status == "error";  // and stays so, not `done`
+  errored_ = status == "error";  // (was reported as `stopped` once restored)
+  if (const auto* e = o->if_contains("error"); errored_ && e && e->is_string()) cold().error_ = std::string(e->as_string());
+  if (!running_) return {};
+  // XState: timer events keep being ours (withdrawn on exit) when we restore under another id.
+  if (const auto* sid = o->if_contains("sessionid"); xstate_ && sid && sid->is_string() && sid->as_string() != id_) {
+    const std::string was = "#_scxml_" + std::string(sid->as_string());
+    auto adopt = [&](event& ev) {
+      if (!ev.sendid.empty() && ev.origin == was) ev.origin = "#_scxml_" + id_;
+    };
+    for (auto& p : pending) adopt(p.ev);
+    for (auto& ev : queue) adopt(ev);
+  }
+  for (auto& p : pending) schedule_send(std::move(p.sendid), std::move(p.ev), std::move(p.target), clock_.now() + p.remaining);
+  for (auto& ev : queue) {
+    if (xstate_ && own_timer_event(ev)) ++queued_timer_events_;
+    external_.push_back(std::move(ev));
+  }
+  if (!external_.empty() || !internal_.empty()) post_drain();
+  return {};
+}
+
+}  // namespace xsn
