@@ -1,5 +1,6 @@
 // The `xsn` command-line tool: run, validate and test statechart documents.
 #include "help.hpp"
+#include "exit_codes.hpp"
 #include "run.hpp"
 #include "test_script.hpp"
 #include "validate.hpp"
@@ -19,8 +20,7 @@
 
 namespace {
 
-constexpr int exit_usage = 64;
-constexpr int exit_load = 2;
+using xsn::cli::exit_usage;
 
 int usage(std::ostream& os, int code) { return xsn::cli::print_usage(os, code); }
 
@@ -71,7 +71,7 @@ int main(int argc, char** argv) {
     }
   } catch (const std::exception& e) {
     std::cerr << "xsn: internal error: " << e.what() << "\n";
-    return 70;
+    return xsn::cli::exit_internal;
   }
   std::cerr << "xsn: unknown command '" << cmd << "'\n";
   return usage(std::cerr, exit_usage);

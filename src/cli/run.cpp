@@ -1,6 +1,7 @@
 // `xsn run`: a machine on virtual time (virtual_time.hpp), one line per macrostep.
 #include "run.hpp"
 
+#include "exit_codes.hpp"
 #include "virtual_time.hpp"
 
 #include <xsn/parse/scxml.hpp>
@@ -17,12 +18,8 @@
 namespace xsn::cli {
 namespace {
 
-constexpr int exit_failure = 1;
-constexpr int exit_load = 2;
-constexpr int exit_usage = 64;
-
 /// One step given on the command line: an event to send or time to advance.
-struct step {
+struct run_step {
   bool is_event = false;
   event ev;
   std::int64_t ms = 0;
@@ -34,7 +31,7 @@ struct run_args {
   bool log = false;
   bool verbose = false;
   std::uint64_t max_steps = default_max_steps;
-  std::vector<step> steps;
+  std::vector<run_step> steps;
 };
 
 /// Parses `NAME[=JSON]`; false with a message when the JSON part is malformed.
@@ -72,13 +69,13 @@ std::string parse_run_args(const std::vector<std::string>& args, run_args& out) 
     else if (a == "--log") out.log = true;
     else if (a == "--verbose") out.verbose = true;
     else if (a == "--event" && has_value) {
-      step st;
+      run_step st;
       st.is_event = true;
       std::string error;
       if (!parse_event_arg(args[++i], st.ev, error)) return error;
       out.steps.push_back(std::move(st));
     } else if (a == "--advance" && has_value) {
-      step st;
+      run_step st;
       if (!parse_ms(args[++i], st.ms)) return "--advance needs a whole number of milliseconds";
       out.steps.push_back(std::move(st));
     } else if (a == "--max-steps" && has_value) {

@@ -1,6 +1,8 @@
 // `xsn serve`, `xsn send` and `xsn cluster status`: the distributed node and its two clients.
 #include "serve.hpp"
 
+#include "exit_codes.hpp"
+
 #include "distributed/http_server.hpp"
 #include "distributed/keys.hpp"
 #include "distributed/node.hpp"
@@ -32,8 +34,6 @@ namespace {
 namespace json = boost::json;
 namespace dist = xsn::distributed;
 
-constexpr int exit_usage = 64;
-constexpr int exit_config = 2;
 
 // ---- logging to stderr ----
 void log_to_stderr(bool as_json) {
@@ -109,7 +109,7 @@ int cmd_serve(const std::vector<std::string>& args) {
   auto parsed = dist::parse_serve_config(args[0]);
   if (!parsed) {
     std::cerr << parsed.error << "\n";
-    return exit_config;
+    return exit_load;
   }
   auto cfg = *parsed.config;
   std::string node_id = hostname_id();
@@ -157,7 +157,7 @@ int cmd_serve(const std::vector<std::string>& args) {
   };
   dist::node n(io, no);
   std::size_t count = 0;
-  if (!load_documents(cfg.documents, n, count)) return exit_config;
+  if (!load_documents(cfg.documents, n, count)) return exit_load;
 
   dist::http_server http(io.get_executor(), n);
   if (auto ec = http.listen(cfg.http_host, cfg.http_port)) {
@@ -174,7 +174,7 @@ int cmd_serve(const std::vector<std::string>& args) {
   bool stopped = false;
   on_fatal = [&](const std::string& why) {
     std::cerr << "xsn serve: " << args[0] << ": " << why << std::endl;
-    fatal_code = exit_config;
+    fatal_code = exit_load;
     signals.cancel();
     http.stop();
     n.async_stop([&] {

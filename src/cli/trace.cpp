@@ -4,6 +4,7 @@
 // fell due, in due order (what XState's SimulatedClock.increment does): virtual_time.hpp, the
 // rule `xsn run` follows too.
 #include "trace.hpp"
+#include "exit_codes.hpp"
 #include "virtual_time.hpp"
 
 #include <xsn/parse/scxml.hpp>
@@ -23,9 +24,6 @@
 
 namespace xsn::cli {
 namespace {
-
-constexpr int exit_usage = 64;
-constexpr int exit_load = 2;
 
 /// The implementations the differential corpus may name; `actors` is the root config's
 /// `fixtureActors` ({name: machine config}), child machines every machine of the tree may invoke.

@@ -1,5 +1,7 @@
 #include "validate.hpp"
 
+#include "exit_codes.hpp"
+
 #include <xsn/parse/check.hpp>
 
 #include <iostream>
@@ -7,8 +9,6 @@
 namespace xsn::cli {
 
 int cmd_validate(const std::vector<std::string>& args) {
-  constexpr int exit_errors = 2;
-  constexpr int exit_usage = 64;
   if (args.size() != 1 || (args[0].size() > 1 && args[0][0] == '-')) {
     if (args.size() == 1) std::cerr << "xsn validate: unknown option '" << args[0] << "'\n";
     std::cerr << "usage: xsn validate FILE\n";
@@ -16,7 +16,7 @@ int cmd_validate(const std::vector<std::string>& args) {
   }
   const auto result = check_document(args[0]);
   for (const auto& d : result.diagnostics) std::cerr << d.to_string() << "\n";
-  if (!result) return exit_errors;
+  if (!result) return exit_load;
   std::cout << args[0] << ": valid (" << result.chart->states.size() - 1 << " states, "
             << result.chart->transitions.size() << " transitions)\n";
   return 0;
