@@ -45,11 +45,11 @@ std::vector<std::string> split_ws(std::string_view s) {
 
 }  // namespace
 
-bool detail::parse_css_time(std::string_view s, std::chrono::milliseconds& out) {
-  auto words = split_ws(s);
-  if (words.size() != 1) return false;
-  std::string_view w = words[0];
-  double scale = 0;
+namespace {
+
+/// Removes the unit of CSS time `w` ("ms" or "s") and sets `scale` to milliseconds per unit;
+/// false when it has neither.
+bool strip_css_unit(std::string_view& w, double& scale) {
   if (w.size() > 2 && w.substr(w.size() - 2) == "ms") {
     scale = 1, w.remove_suffix(2);
   } else if (w.size() > 1 && w.back() == 's') {
@@ -57,7 +57,17 @@ bool detail::parse_css_time(std::string_view s, std::chrono::milliseconds& out) 
   } else {
     return false;
   }
-  if (w.empty()) return false;
+  return !w.empty();
+}
+
+}  // namespace
+
+bool detail::parse_css_time(std::string_view s, std::chrono::milliseconds& out) {
+  auto words = split_ws(s);
+  if (words.size() != 1) return false;
+  std::string_view w = words[0];
+  double scale = 0;
+  if (!strip_css_unit(w, scale)) return false;
   std::string num(w);
   if (num.front() == '.') num.insert(num.begin(), '0');
   char* end = nullptr;
@@ -171,20 +181,84 @@ class builder {
     return id;
   }
 
-  // ---- structure ----
+  struct pending_targets {
+    std::vector<std::string> ids;
+    source_location loc;
+  };
+  using action_op = decltype(action::op);
+
+  // ---- the document element ----
+  bool check_root(pugi::xml_node root);
+  void read_root_attributes(pugi::xml_node root);
+  // ---- states ----
   state_index build_state(pugi::xml_node n, state_index parent);
+  static state_kind state_kind_of(std::string_view name);
+  void read_state_id(pugi::xml_node n, state_node& s);
+  void read_history_type(pugi::xml_node n, state_node& s);
+  void read_initial_attribute(pugi::xml_node n, state_kind kind, state_index idx);
+  /// The kind a state ends with once its children are known, and the checks that need them.
+  void finish_state(state_index idx);
+  // ---- the children of a state: one function per element, each checks where it stands ----
   void build_child(pugi::xml_node child, state_index idx);
+  /// The element that state `idx` was written as, for messages.
+  std::string_view element_name(state_index idx) const;
+  /// Reports "<child> is not allowed in <parent>" unless `ok`; returns `ok`.
+  bool allowed(pugi::xml_node child, state_index idx, bool ok);
+  bool is_root(state_index idx) const;
+  bool is_state_like(state_index idx) const;
+  /// A `<state>` or `<parallel>` (not the root): holds transitions, histories and invokes.
+  bool is_inner_container(state_index idx) const;
+  void child_state(pugi::xml_node child, state_index idx);
+  void child_history(pugi::xml_node child, state_index idx);
+  void child_transition(pugi::xml_node child, state_index idx);
+  void history_default(pugi::xml_node child, state_index idx);
+  void child_initial(pugi::xml_node child, state_index idx);
+  void child_actions(pugi::xml_node child, state_index idx);  ///< `<onentry>`, `<onexit>`
+  void child_datamodel(pugi::xml_node child, state_index idx);
+  void child_invoke(pugi::xml_node child, state_index idx);
+  void child_donedata(pugi::xml_node child, state_index idx);
+  void child_script(pugi::xml_node child, state_index idx);
+  // ---- transitions ----
   void build_transition(pugi::xml_node n, state_index source);
+  void read_events(pugi::xml_node n, transition_node& t);
+  static bool valid_descriptor(const std::string& tok);
+  void read_transition_type(pugi::xml_node n, transition_node& t);
   void build_initial_element(pugi::xml_node n, state_index idx);
+  /// The last `<transition>` of `<initial>` `n`; `count` is how many it has.
+  pugi::xml_node initial_transition(pugi::xml_node n, int& count);
+  // ---- data, content, invoke ----
   void build_data(pugi::xml_node n, state_index owner);
+  /// The children of `n` as raw markup.
+  static std::string markup_of(pugi::xml_node n);
   void build_invoke(pugi::xml_node n, state_index owner);
+  void read_invoke_attributes(pugi::xml_node n, invoke_decl& inv);
   void build_donedata(pugi::xml_node n, state_index owner);
   content build_content(pugi::xml_node n);
+  void build_inline_chart(pugi::xml_node scxml, content& c);
+  static bool is_content_body(pugi::xml_node ch);
+  /// A `<content>` body: the value of a lone text node, else the markup.
+  static std::string content_text(pugi::xml_node n);
   param build_param(pugi::xml_node n);
+  void read_namelist(pugi::xml_node n, source_location loc, std::vector<expr_index>& exprs,
+                     std::vector<std::string>& names);
+  /// The `<param>` and `<content>` children of `n` (and `<finalize>` when `finalize` is given);
+  /// anything else is an error. Returns how many `<content>` there were.
+  int read_params_and_content(pugi::xml_node n, std::vector<param>& params, std::optional<content>& body,
+                              action_block* finalize);
+  // ---- executable content: one builder per element ----
   action_block build_block(pugi::xml_node parent);
   bool build_action(pugi::xml_node n, action_block& out);
-  send_action build_send(pugi::xml_node n);
-  if_action build_if(pugi::xml_node n);
+  native_action build_native(pugi::xml_node n);
+  action_op build_raise(pugi::xml_node n, source_location loc);
+  action_op build_send(pugi::xml_node n, source_location loc);
+  void read_send_attributes(pugi::xml_node n, send_action& s);
+  action_op build_cancel(pugi::xml_node n, source_location loc);
+  action_op build_log(pugi::xml_node n, source_location loc);
+  action_op build_assign(pugi::xml_node n, source_location loc);
+  action_op build_script(pugi::xml_node n, source_location loc);
+  action_op build_if(pugi::xml_node n, source_location loc);
+  void add_branch(pugi::xml_node ch, std::string_view name, if_action& a, bool& seen_else);
+  action_op build_foreach(pugi::xml_node n, source_location loc);
   /// What the `src` attribute of `n` names, through the resolver; `std::nullopt` when it is
   /// missing (`missing` is set) or refused (an error at the attribute, `missing` is not set).
   std::optional<std::string> load_src(pugi::xml_node n, bool& missing);
@@ -192,21 +266,22 @@ class builder {
   /// element or text beside the root) and the nesting limits; false when the document is
   /// too deep to be built.
   bool check_tree(pugi::xml_document& doc);
+  // ---- second pass ----
   void resolve();
   /// Resolves the ids pending for `t`; an unknown one is "<what> 'id'<of> is not a state id".
   void resolve_targets(transition_index t, std::string_view what, std::string_view of = {});
   void resolve_initial(state_index s);
+  /// Adds the default-entry transition of `s` (to `target` unless npos) and returns it.
+  transition_index add_initial_transition(state_index s, source_location loc, state_index target);
+  void initial_from_attribute(state_index s, const pending_targets& ids);
+  void check_initial_targets(state_index s);
   /// Where the targets of `t` are named (its `target` or `initial` attribute), else where it stands.
   source_location target_loc(transition_index t) const {
     auto it = targets_.find(t);
     return it != targets_.end() ? it->second.loc : c_->transitions[t].loc;
   }
   void validate_history(state_index s);
-
-  struct pending_targets {
-    std::vector<std::string> ids;
-    source_location loc;
-  };
+  void check_history_target(const state_node& st, state_index target);
 
   std::string_view text_;
   std::string file_;
@@ -258,16 +333,17 @@ bool builder::check_tree(pugi::xml_document& doc) {
       const auto d = static_cast<std::size_t>(depth());
       if (d == 0) return top_level(n);
       if (n.type() != pugi::node_element) return true;
-      auto name = b.local_name(n);
-      bool state = name == "state" || name == "parallel" || name == "final" || name == "history";
       states_at.resize(d + 1);
-      states_at[d] = (d > 0 ? states_at[d - 1] : 0) + (state ? 1 : 0);
+      states_at[d] = (d > 0 ? states_at[d - 1] : 0) + (is_state(b.local_name(n)) ? 1 : 0);
       if (d + 1 > max_element_depth)
         return deep(n, "elements nested deeper than " + std::to_string(max_element_depth));
       if (states_at[d] > max_state_depth)
         return deep(n, "states nested deeper than " + std::to_string(max_state_depth));
       duplicates(n);
       return true;
+    }
+    static bool is_state(std::string_view name) {
+      return name == "state" || name == "parallel" || name == "final" || name == "history";
     }
     bool top_level(pugi::xml_node& n) {
       if (n.type() == pugi::node_element) {
@@ -297,34 +373,44 @@ bool builder::check_tree(pugi::xml_document& doc) {
 }
 
 std::shared_ptr<statechart> builder::build_from(pugi::xml_node root) {
-  if (local_name(root) != "scxml") {
-    error(root, "root element must be <scxml>, not <" + std::string(root.name()) + ">");
-    return nullptr;
-  }
-  if (namespace_of(root) != scxml_ns) {
-    error(root, "<scxml> must be in namespace " + std::string(scxml_ns));
-    return nullptr;
-  }
+  if (!check_root(root)) return nullptr;
   c_ = std::make_shared<statechart>();
   c_->source_name = file_;
   c_->base_dir = base_.string();
   c_->name = attr(root, "name");
-  if (has(root, "version") && attr(root, "version") != "1.0")
-    error(at(root, "version"), "unsupported SCXML version '" + attr(root, "version") + "' (expected 1.0)");
-  if (has(root, "datamodel")) c_->datamodel = attr(root, "datamodel");
-  if (c_->datamodel != "null" && c_->datamodel != "ecmascript")
-    error(at(root, "datamodel"), "unknown datamodel '" + c_->datamodel + "' (supported: null, ecmascript)");
-  if (has(root, "binding")) {
-    auto b = attr(root, "binding");
-    if (b == "late") c_->binding = binding_mode::late;
-    else if (b != "early") error(at(root, "binding"), "binding must be 'early' or 'late', not '" + b + "'");
-  }
+  read_root_attributes(root);
   build_state(root, npos);
   resolve();  // also after errors: every unknown target and bad initial is reported in one pass
   if (failed()) return nullptr;
   c_->finalize();
   return c_;
 }
+
+bool builder::check_root(pugi::xml_node root) {
+  if (local_name(root) != "scxml") {
+    error(root, "root element must be <scxml>, not <" + std::string(root.name()) + ">");
+    return false;
+  }
+  if (namespace_of(root) != scxml_ns) {
+    error(root, "<scxml> must be in namespace " + std::string(scxml_ns));
+    return false;
+  }
+  return true;
+}
+
+void builder::read_root_attributes(pugi::xml_node root) {
+  if (has(root, "version") && attr(root, "version") != "1.0")
+    error(at(root, "version"), "unsupported SCXML version '" + attr(root, "version") + "' (expected 1.0)");
+  if (has(root, "datamodel")) c_->datamodel = attr(root, "datamodel");
+  if (c_->datamodel != "null" && c_->datamodel != "ecmascript")
+    error(at(root, "datamodel"), "unknown datamodel '" + c_->datamodel + "' (supported: null, ecmascript)");
+  if (!has(root, "binding")) return;
+  auto b = attr(root, "binding");
+  if (b == "late") c_->binding = binding_mode::late;
+  else if (b != "early") error(at(root, "binding"), "binding must be 'early' or 'late', not '" + b + "'");
+}
+
+// ---- states ----
 
 state_index builder::build_state(pugi::xml_node n, state_index parent) {
   auto idx = static_cast<state_index>(c_->states.size());
@@ -334,149 +420,194 @@ state_index builder::build_state(pugi::xml_node n, state_index parent) {
     s.parent = parent;
     s.loc = at(n);
     s.depth = parent == npos ? 0 : c_->states[parent].depth + 1;
-    auto name = local_name(n);
-    if (name == "parallel") s.kind = state_kind::parallel;
-    else if (name == "final") s.kind = state_kind::final_state;
-    else if (name == "history") s.kind = state_kind::history;
-    if (parent != npos && has(n, "id")) {
-      s.id = attr(n, "id");
-      s.explicit_id = true;
-      if (s.id.empty() || std::any_of(s.id.begin(), s.id.end(), [](char ch) { return std::isspace(static_cast<unsigned char>(ch)); }))
-        error(at(n, "id"), "invalid state id '" + s.id + "'");
-      auto [it, fresh] = seen_ids_.emplace(s.id, s.loc);
-      if (!fresh)
-        error(at(n, "id"), "duplicate state id '" + s.id + "' (first defined at line " + std::to_string(it->second.line) + ")");
-    } else if (parent != npos) {
-      s.id = "__xsn_" + std::to_string(++generated_);
-    }
-    if (s.kind == state_kind::history) {
-      auto type = has(n, "type") ? attr(n, "type") : "shallow";
-      if (type == "shallow") s.history = history_kind::shallow;
-      else if (type == "deep") s.history = history_kind::deep;
-      else error(at(n, "type"), "history type must be 'shallow' or 'deep', not '" + type + "'");
-    }
-    if (has(n, "initial")) {
-      if (s.kind == state_kind::parallel || s.kind == state_kind::final_state || s.kind == state_kind::history)
-        error(at(n, "initial"), "'initial' is not allowed on <" + std::string(name) + ">");
-      else if (auto ids = split_ws(attr(n, "initial")); ids.empty())
-        error(at(n, "initial"), "empty 'initial' attribute");
-      else
-        initial_attr_[idx] = {std::move(ids), at(n, "initial")};
-    }
+    s.kind = state_kind_of(local_name(n));
+    if (parent != npos) read_state_id(n, s);
+    if (s.kind == state_kind::history) read_history_type(n, s);
+    if (has(n, "initial")) read_initial_attribute(n, s.kind, idx);
   }
-  for (auto child : n.children()) {
-    if (child.type() != pugi::node_element) continue;
-    build_child(child, idx);
-  }
-  auto& s = c_->states[idx];
-  s.subtree_end = static_cast<state_index>(c_->states.size());
-  if (parent == npos) s.kind = state_kind::compound;
-  else if (s.kind == state_kind::atomic && !s.children.empty()) s.kind = state_kind::compound;
-  if (s.kind == state_kind::atomic && initial_attr_.count(idx))
-    error(initial_attr_[idx].loc, "atomic state '" + s.id + "' may not have an 'initial' attribute");
-  if (s.kind == state_kind::atomic && s.initial != npos)
-    error(s.loc, "atomic state '" + s.id + "' may not have an <initial> element");
-  if (parent == npos && s.children.empty())
-    error(s.loc, "<scxml> must contain at least one state");
+  for (auto child : n.children())
+    if (child.type() == pugi::node_element) build_child(child, idx);
+  finish_state(idx);
   return idx;
 }
 
+state_kind builder::state_kind_of(std::string_view name) {
+  if (name == "parallel") return state_kind::parallel;
+  if (name == "final") return state_kind::final_state;
+  if (name == "history") return state_kind::history;
+  return state_kind::atomic;  // until it has children
+}
+
+void builder::read_state_id(pugi::xml_node n, state_node& s) {
+  if (!has(n, "id")) {
+    s.id = "__xsn_" + std::to_string(++generated_);
+    return;
+  }
+  s.id = attr(n, "id");
+  s.explicit_id = true;
+  if (s.id.empty() || std::any_of(s.id.begin(), s.id.end(), [](char ch) { return std::isspace(static_cast<unsigned char>(ch)); }))
+    error(at(n, "id"), "invalid state id '" + s.id + "'");
+  auto [it, fresh] = seen_ids_.emplace(s.id, s.loc);
+  if (!fresh)
+    error(at(n, "id"), "duplicate state id '" + s.id + "' (first defined at line " + std::to_string(it->second.line) + ")");
+}
+
+void builder::read_history_type(pugi::xml_node n, state_node& s) {
+  auto type = has(n, "type") ? attr(n, "type") : "shallow";
+  if (type == "shallow") s.history = history_kind::shallow;
+  else if (type == "deep") s.history = history_kind::deep;
+  else error(at(n, "type"), "history type must be 'shallow' or 'deep', not '" + type + "'");
+}
+
+void builder::read_initial_attribute(pugi::xml_node n, state_kind kind, state_index idx) {
+  if (kind == state_kind::parallel || kind == state_kind::final_state || kind == state_kind::history)
+    error(at(n, "initial"), "'initial' is not allowed on <" + std::string(local_name(n)) + ">");
+  else if (auto ids = split_ws(attr(n, "initial")); ids.empty())
+    error(at(n, "initial"), "empty 'initial' attribute");
+  else
+    initial_attr_[idx] = {std::move(ids), at(n, "initial")};
+}
+
+void builder::finish_state(state_index idx) {
+  auto& s = c_->states[idx];
+  s.subtree_end = static_cast<state_index>(c_->states.size());
+  if (s.parent == npos) {
+    s.kind = state_kind::compound;
+    if (s.children.empty()) error(s.loc, "<scxml> must contain at least one state");
+    return;
+  }
+  if (s.kind != state_kind::atomic) return;
+  if (!s.children.empty()) {
+    s.kind = state_kind::compound;
+    return;
+  }
+  if (initial_attr_.count(idx))
+    error(initial_attr_[idx].loc, "atomic state '" + s.id + "' may not have an 'initial' attribute");
+  if (s.initial != npos) error(s.loc, "atomic state '" + s.id + "' may not have an <initial> element");
+}
+
+// ---- the children of a state: each kind checks where it stands, then builds ----
+
 void builder::build_child(pugi::xml_node child, state_index idx) {
   if (!is_scxml(child)) return;  // foreign elements are extensions: ignored
-  auto name = local_name(child);
-  auto kind = c_->states[idx].kind;
-  bool root = c_->states[idx].parent == npos;
-  auto allowed = [&](bool ok) {
-    if (!ok) error(child, "<" + std::string(name) + "> is not allowed in <" +
-                              std::string(root ? "scxml" : kind == state_kind::parallel ? "parallel"
-                                                     : kind == state_kind::final_state  ? "final"
-                                                     : kind == state_kind::history      ? "history"
-                                                                                        : "state") + ">");
-    return ok;
+  using child_builder = void (builder::*)(pugi::xml_node, state_index);
+  static constexpr std::pair<std::string_view, child_builder> kinds[] = {
+      {"state", &builder::child_state},        {"parallel", &builder::child_state},
+      {"final", &builder::child_state},        {"history", &builder::child_history},
+      {"transition", &builder::child_transition}, {"initial", &builder::child_initial},
+      {"onentry", &builder::child_actions},    {"onexit", &builder::child_actions},
+      {"datamodel", &builder::child_datamodel}, {"invoke", &builder::child_invoke},
+      {"donedata", &builder::child_donedata},  {"script", &builder::child_script},
   };
-  bool is_state_like = kind == state_kind::atomic || kind == state_kind::compound;
-  bool container = root || is_state_like || kind == state_kind::parallel;
-  if (name == "state" || name == "parallel" || name == "final") {
-    if (!allowed(container)) return;
-    auto ch = build_state(child, idx);
-    c_->states[idx].children.push_back(ch);
-  } else if (name == "history") {
-    if (!allowed(!root && (is_state_like || kind == state_kind::parallel))) return;
-    auto ch = build_state(child, idx);
-    c_->states[idx].histories.push_back(ch);
-  } else if (name == "transition") {
-    if (kind == state_kind::history) {
-      if (c_->states[idx].initial != npos) error(child, "<history> may have only one <transition>");
-      build_transition(child, idx);
-      auto t = static_cast<transition_index>(c_->transitions.size() - 1);
-      c_->states[idx].initial = t;
-      if (has(child, "event") || has(child, "cond"))
-        error(child, "the default transition of <history> may not have 'event' or 'cond'");
-      return;
-    }
-    if (!allowed(!root && (is_state_like || kind == state_kind::parallel))) return;
-    build_transition(child, idx);
-    c_->states[idx].transitions.push_back(static_cast<transition_index>(c_->transitions.size() - 1));
-  } else if (name == "initial") {
-    if (!allowed(!root && is_state_like)) return;
-    build_initial_element(child, idx);
-  } else if (name == "onentry" || name == "onexit") {
-    if (!allowed(!root && kind != state_kind::history)) return;
-    auto block = build_block(child);
-    auto& s = c_->states[idx];
-    (name == "onentry" ? s.onentry : s.onexit).push_back(std::move(block));
-  } else if (name == "datamodel") {
-    if (!allowed(kind != state_kind::history)) return;
-    for (auto d : child.children()) {
-      if (d.type() != pugi::node_element || !is_scxml(d)) continue;
-      if (local_name(d) != "data") {
-        error(d, "<" + std::string(local_name(d)) + "> is not allowed in <datamodel>");
-        continue;
-      }
-      build_data(d, idx);
-    }
-  } else if (name == "invoke") {
-    if (!allowed(!root && (is_state_like || kind == state_kind::parallel))) return;
-    build_invoke(child, idx);
-  } else if (name == "donedata") {
-    if (!allowed(kind == state_kind::final_state)) return;
-    build_donedata(child, idx);
-  } else if (name == "script") {
-    if (!allowed(root)) return;
-    auto block_holder = action_block{};
-    build_action(child, block_holder);
-    for (auto& a : block_holder) c_->root_scripts.push_back(std::move(a));
-  } else {
-    error(child, "unknown element <" + std::string(child.name()) + ">");
+  const auto name = local_name(child);
+  for (const auto& [kind, build] : kinds)
+    if (kind == name) return (this->*build)(child, idx);
+  error(child, "unknown element <" + std::string(child.name()) + ">");
+}
+
+std::string_view builder::element_name(state_index idx) const {
+  if (c_->states[idx].parent == npos) return "scxml";
+  switch (c_->states[idx].kind) {
+    case state_kind::parallel: return "parallel";
+    case state_kind::final_state: return "final";
+    case state_kind::history: return "history";
+    default: return "state";
   }
 }
+
+bool builder::allowed(pugi::xml_node child, state_index idx, bool ok) {
+  if (!ok) error(child, "<" + std::string(local_name(child)) + "> is not allowed in <" + std::string(element_name(idx)) + ">");
+  return ok;
+}
+
+bool builder::is_root(state_index idx) const { return c_->states[idx].parent == npos; }
+
+bool builder::is_state_like(state_index idx) const {
+  const auto kind = c_->states[idx].kind;
+  return kind == state_kind::atomic || kind == state_kind::compound;
+}
+
+bool builder::is_inner_container(state_index idx) const {
+  return !is_root(idx) && (is_state_like(idx) || c_->states[idx].kind == state_kind::parallel);
+}
+
+void builder::child_state(pugi::xml_node child, state_index idx) {
+  if (!allowed(child, idx, is_root(idx) || is_inner_container(idx))) return;
+  auto ch = build_state(child, idx);
+  c_->states[idx].children.push_back(ch);
+}
+
+void builder::child_history(pugi::xml_node child, state_index idx) {
+  if (!allowed(child, idx, is_inner_container(idx))) return;
+  auto ch = build_state(child, idx);
+  c_->states[idx].histories.push_back(ch);
+}
+
+void builder::child_transition(pugi::xml_node child, state_index idx) {
+  if (c_->states[idx].kind == state_kind::history) return history_default(child, idx);
+  if (!allowed(child, idx, is_inner_container(idx))) return;
+  build_transition(child, idx);
+  c_->states[idx].transitions.push_back(static_cast<transition_index>(c_->transitions.size() - 1));
+}
+
+void builder::history_default(pugi::xml_node child, state_index idx) {
+  if (c_->states[idx].initial != npos) error(child, "<history> may have only one <transition>");
+  build_transition(child, idx);
+  c_->states[idx].initial = static_cast<transition_index>(c_->transitions.size() - 1);
+  if (has(child, "event") || has(child, "cond"))
+    error(child, "the default transition of <history> may not have 'event' or 'cond'");
+}
+
+void builder::child_initial(pugi::xml_node child, state_index idx) {
+  if (!allowed(child, idx, !is_root(idx) && is_state_like(idx))) return;
+  build_initial_element(child, idx);
+}
+
+void builder::child_actions(pugi::xml_node child, state_index idx) {
+  if (!allowed(child, idx, !is_root(idx) && c_->states[idx].kind != state_kind::history)) return;
+  auto block = build_block(child);
+  auto& s = c_->states[idx];
+  (local_name(child) == "onentry" ? s.onentry : s.onexit).push_back(std::move(block));
+}
+
+void builder::child_datamodel(pugi::xml_node child, state_index idx) {
+  if (!allowed(child, idx, c_->states[idx].kind != state_kind::history)) return;
+  for (auto d : child.children()) {
+    if (d.type() != pugi::node_element || !is_scxml(d)) continue;
+    if (local_name(d) != "data") {
+      error(d, "<" + std::string(local_name(d)) + "> is not allowed in <datamodel>");
+      continue;
+    }
+    build_data(d, idx);
+  }
+}
+
+void builder::child_invoke(pugi::xml_node child, state_index idx) {
+  if (!allowed(child, idx, is_inner_container(idx))) return;
+  build_invoke(child, idx);
+}
+
+void builder::child_donedata(pugi::xml_node child, state_index idx) {
+  if (!allowed(child, idx, c_->states[idx].kind == state_kind::final_state)) return;
+  build_donedata(child, idx);
+}
+
+void builder::child_script(pugi::xml_node child, state_index idx) {
+  if (!allowed(child, idx, is_root(idx))) return;
+  auto block_holder = action_block{};
+  build_action(child, block_holder);
+  for (auto& a : block_holder) c_->root_scripts.push_back(std::move(a));
+}
+
+// ---- transitions ----
 
 void builder::build_transition(pugi::xml_node n, state_index source) {
   transition_node t;
   t.source = source;
   t.loc = at(n);
-  if (has(n, "event")) {
-    auto tokens = split_ws(attr(n, "event"));
-    if (tokens.empty()) error(at(n, "event"), "empty 'event' attribute");
-    for (auto tok : tokens) {
-      if (tok == "*" || tok == ".*") {
-        t.any_event = true;
-        continue;
-      }
-      if (tok.size() >= 2 && tok.substr(tok.size() - 2) == ".*") tok.resize(tok.size() - 2);
-      else if (tok.back() == '.') tok.pop_back();
-      if (tok.empty() || tok.front() == '.' || tok.find("..") != std::string::npos || tok.find('*') != std::string::npos)
-        error(at(n, "event"), "invalid event descriptor '" + tok + "'");
-      else
-        t.events.push_back(intern_name(tok));
-    }
-  }
+  if (has(n, "event")) read_events(n, t);
   t.cond = expr_attr(n, "cond");
-  if (has(n, "type")) {
-    auto type = attr(n, "type");
-    if (type == "internal") t.internal = true;
-    else if (type != "external") error(at(n, "type"), "transition type must be 'internal' or 'external', not '" + type + "'");
-  }
+  if (has(n, "type")) read_transition_type(n, t);
   t.body = build_block(n);
   auto ti = static_cast<transition_index>(c_->transitions.size());
   if (has(n, "target")) {
@@ -487,22 +618,38 @@ void builder::build_transition(pugi::xml_node n, state_index source) {
   c_->transitions.push_back(std::move(t));
 }
 
+void builder::read_events(pugi::xml_node n, transition_node& t) {
+  auto tokens = split_ws(attr(n, "event"));
+  if (tokens.empty()) error(at(n, "event"), "empty 'event' attribute");
+  for (auto tok : tokens) {
+    if (tok == "*" || tok == ".*") {
+      t.any_event = true;
+      continue;
+    }
+    if (tok.size() >= 2 && tok.substr(tok.size() - 2) == ".*") tok.resize(tok.size() - 2);
+    else if (tok.back() == '.') tok.pop_back();
+    if (valid_descriptor(tok)) t.events.push_back(intern_name(tok));
+    else error(at(n, "event"), "invalid event descriptor '" + tok + "'");
+  }
+}
+
+bool builder::valid_descriptor(const std::string& tok) {
+  return !tok.empty() && tok.front() != '.' && tok.find("..") == std::string::npos && tok.find('*') == std::string::npos;
+}
+
+void builder::read_transition_type(pugi::xml_node n, transition_node& t) {
+  auto type = attr(n, "type");
+  if (type == "internal") t.internal = true;
+  else if (type != "external") error(at(n, "type"), "transition type must be 'internal' or 'external', not '" + type + "'");
+}
+
 void builder::build_initial_element(pugi::xml_node n, state_index idx) {
   if (c_->states[idx].initial != npos || initial_attr_.count(idx)) {
     error(n, "state '" + c_->states[idx].id + "' has both an 'initial' attribute and an <initial> element, or two <initial>");
     return;
   }
-  pugi::xml_node tr;
   int count = 0;
-  for (auto ch : n.children()) {
-    if (!is_scxml(ch)) continue;
-    if (local_name(ch) != "transition") {
-      error(ch, "<" + std::string(local_name(ch)) + "> is not allowed in <initial>");
-      continue;
-    }
-    tr = ch;
-    ++count;
-  }
+  auto tr = initial_transition(n, count);
   if (count != 1) {
     error(n, "<initial> must contain exactly one <transition>");
     return;
@@ -512,6 +659,22 @@ void builder::build_initial_element(pugi::xml_node n, state_index idx) {
   build_transition(tr, idx);
   c_->states[idx].initial = static_cast<transition_index>(c_->transitions.size() - 1);
 }
+
+pugi::xml_node builder::initial_transition(pugi::xml_node n, int& count) {
+  pugi::xml_node tr;
+  for (auto ch : n.children()) {
+    if (!is_scxml(ch)) continue;
+    if (local_name(ch) != "transition") {
+      error(ch, "<" + std::string(local_name(ch)) + "> is not allowed in <initial>");
+      continue;
+    }
+    tr = ch;
+    ++count;
+  }
+  return tr;
+}
+
+// ---- data, content, invoke ----
 
 std::optional<std::string> builder::load_src(pugi::xml_node n, bool& missing) {
   missing = false;
@@ -550,12 +713,16 @@ void builder::build_data(pugi::xml_node n, state_index owner) {
     d.text = load_src(n, missing);
     if (missing) d.src_error = "cannot read data src '" + attr(n, "src") + "'";
   } else if (has_body) {
-    std::ostringstream ss;
-    for (auto ch : n.children()) ch.print(ss, "", pugi::format_raw);
-    d.text = ss.str();
+    d.text = markup_of(n);
   }
   c_->data.push_back(std::move(d));
   c_->states[owner].data.push_back(static_cast<std::uint32_t>(c_->data.size() - 1));
+}
+
+std::string builder::markup_of(pugi::xml_node n) {
+  std::ostringstream ss;
+  for (auto ch : n.children()) ch.print(ss, "", pugi::format_raw);
+  return ss.str();
 }
 
 param builder::build_param(pugi::xml_node n) {
@@ -574,34 +741,72 @@ content builder::build_content(pugi::xml_node n) {
   c.expr = expr_attr(n, "expr");
   bool has_body = false;
   for (auto ch : n.children()) {
-    if (ch.type() == pugi::node_element && local_name(ch) == "scxml" && namespace_of(ch) == scxml_ns) {
-      builder sub(text_, file_, options_, errors_);
-      sub.buf_begin_ = buf_begin_;
-      auto chart = sub.build_from(ch);
-      if (chart) {
-        c_->inline_charts.push_back(std::move(chart));
-        c.chart = static_cast<std::uint32_t>(c_->inline_charts.size() - 1);
-      }
-    }
-    if (ch.type() == pugi::node_element || (ch.type() == pugi::node_pcdata && !std::string_view(ch.value()).empty()) ||
-        ch.type() == pugi::node_cdata)
-      has_body = true;
+    if (ch.type() == pugi::node_element && local_name(ch) == "scxml" && namespace_of(ch) == scxml_ns)
+      build_inline_chart(ch, c);
+    has_body = has_body || is_content_body(ch);
   }
   if (has_body && c.expr != npos) error(n, "<content> may not have both 'expr' and a body");
-  if (has_body) {  // the markup is kept even for an inline chart: `<assign>` stores it as text
-    std::ostringstream ss;
-    for (auto ch : n.children()) ch.print(ss, "", pugi::format_raw);
-    c.text = ss.str();
-    if (n.first_child() == n.last_child() && (n.first_child().type() == pugi::node_pcdata || n.first_child().type() == pugi::node_cdata))
-      c.text = n.first_child().value();
-  }
+  if (has_body) c.text = content_text(n);  // the markup is kept even for an inline chart: `<assign>` stores it as text
   return c;
+}
+
+void builder::build_inline_chart(pugi::xml_node scxml, content& c) {
+  builder sub(text_, file_, options_, errors_);
+  sub.buf_begin_ = buf_begin_;
+  auto chart = sub.build_from(scxml);
+  if (!chart) return;
+  c_->inline_charts.push_back(std::move(chart));
+  c.chart = static_cast<std::uint32_t>(c_->inline_charts.size() - 1);
+}
+
+bool builder::is_content_body(pugi::xml_node ch) {
+  return ch.type() == pugi::node_element || (ch.type() == pugi::node_pcdata && !std::string_view(ch.value()).empty()) ||
+         ch.type() == pugi::node_cdata;
+}
+
+std::string builder::content_text(pugi::xml_node n) {
+  auto only = n.first_child();
+  if (only == n.last_child() && (only.type() == pugi::node_pcdata || only.type() == pugi::node_cdata)) return only.value();
+  return markup_of(n);
+}
+
+void builder::read_namelist(pugi::xml_node n, source_location loc, std::vector<expr_index>& exprs,
+                            std::vector<std::string>& names) {
+  for (auto& location : split_ws(attr(n, "namelist"))) {
+    exprs.push_back(add_expr(location, loc));
+    names.push_back(location);
+  }
+}
+
+int builder::read_params_and_content(pugi::xml_node n, std::vector<param>& params, std::optional<content>& body,
+                                     action_block* finalize) {
+  int contents = 0;
+  for (auto ch : n.children()) {
+    if (!is_scxml(ch)) continue;
+    auto name = local_name(ch);
+    if (name == "param") params.push_back(build_param(ch));
+    else if (name == "content") body = build_content(ch), ++contents;
+    else if (name == "finalize" && finalize != nullptr) *finalize = build_block(ch);
+    else error(ch, "<" + std::string(name) + "> is not allowed in <" + std::string(local_name(n)) + ">");
+  }
+  return contents;
 }
 
 void builder::build_invoke(pugi::xml_node n, state_index owner) {
   invoke_decl inv;
   inv.loc = at(n);
   inv.parent = owner;
+  read_invoke_attributes(n, inv);
+  read_namelist(n, inv.loc, inv.namelist, inv.namelist_names);
+  const int contents = read_params_and_content(n, inv.params, inv.body, &inv.finalize);
+  if (contents > 1) error(n, "<invoke> may have at most one <content>");
+  if (inv.body && (has(n, "src") || has(n, "srcexpr"))) error(n, "<invoke> may not have both 'src' and <content>");
+  if (!inv.namelist.empty() && !inv.params.empty()) error(n, "<invoke> may not have both 'namelist' and <param>");
+  c_->invokes.push_back(std::move(inv));
+  c_->states[owner].invokes.push_back(static_cast<std::uint32_t>(c_->invokes.size() - 1));
+}
+
+void builder::read_invoke_attributes(pugi::xml_node n, invoke_decl& inv) {
   exclusive(n, "type", "typeexpr");
   exclusive(n, "src", "srcexpr");
   exclusive(n, "id", "idlocation");
@@ -611,43 +816,20 @@ void builder::build_invoke(pugi::xml_node n, state_index owner) {
   inv.srcexpr = expr_attr(n, "srcexpr");
   inv.id = attr(n, "id");
   inv.idlocation = expr_attr(n, "idlocation");
-  if (has(n, "autoforward")) {
-    auto a = attr(n, "autoforward");
-    if (a == "true") inv.autoforward = true;
-    else if (a != "false") error(at(n, "autoforward"), "autoforward must be 'true' or 'false'");
-  }
-  for (auto& loc : split_ws(attr(n, "namelist"))) {
-    inv.namelist.push_back(add_expr(loc, inv.loc));
-    inv.namelist_names.push_back(loc);
-  }
-  int contents = 0;
-  for (auto ch : n.children()) {
-    if (!is_scxml(ch)) continue;
-    auto name = local_name(ch);
-    if (name == "param") inv.params.push_back(build_param(ch));
-    else if (name == "content") inv.body = build_content(ch), ++contents;
-    else if (name == "finalize") inv.finalize = build_block(ch);
-    else error(ch, "<" + std::string(name) + "> is not allowed in <invoke>");
-  }
-  if (contents > 1) error(n, "<invoke> may have at most one <content>");
-  if (inv.body && (has(n, "src") || has(n, "srcexpr"))) error(n, "<invoke> may not have both 'src' and <content>");
-  if (!inv.namelist.empty() && !inv.params.empty()) error(n, "<invoke> may not have both 'namelist' and <param>");
-  c_->invokes.push_back(std::move(inv));
-  c_->states[owner].invokes.push_back(static_cast<std::uint32_t>(c_->invokes.size() - 1));
+  if (!has(n, "autoforward")) return;
+  auto a = attr(n, "autoforward");
+  if (a == "true") inv.autoforward = true;
+  else if (a != "false") error(at(n, "autoforward"), "autoforward must be 'true' or 'false'");
 }
 
 void builder::build_donedata(pugi::xml_node n, state_index owner) {
   donedata d;
-  for (auto ch : n.children()) {
-    if (!is_scxml(ch)) continue;
-    auto name = local_name(ch);
-    if (name == "param") d.params.push_back(build_param(ch));
-    else if (name == "content") d.body = build_content(ch);
-    else error(ch, "<" + std::string(name) + "> is not allowed in <donedata>");
-  }
+  read_params_and_content(n, d.params, d.body, nullptr);
   if (d.body && !d.params.empty()) error(n, "<donedata> may not have both <content> and <param>");
   c_->states[owner].done = std::move(d);
 }
+
+// ---- executable content: one builder per element ----
 
 action_block builder::build_block(pugi::xml_node parent) {
   action_block out;
@@ -658,8 +840,59 @@ action_block builder::build_block(pugi::xml_node parent) {
   return out;
 }
 
-send_action builder::build_send(pugi::xml_node n) {
+bool builder::build_action(pugi::xml_node n, action_block& out) {
+  auto ns = namespace_of(n);
+  auto name = local_name(n);
+  auto loc = at(n);
+  if (ns == xsn_ns && name == "action") {
+    out.push_back({build_native(n), loc});
+    return true;
+  }
+  if (ns != scxml_ns) return false;  // other namespaces: ignored extensions
+  using action_builder = action_op (builder::*)(pugi::xml_node, source_location);
+  static constexpr std::pair<std::string_view, action_builder> kinds[] = {
+      {"raise", &builder::build_raise}, {"send", &builder::build_send},     {"cancel", &builder::build_cancel},
+      {"log", &builder::build_log},     {"assign", &builder::build_assign}, {"script", &builder::build_script},
+      {"if", &builder::build_if},       {"foreach", &builder::build_foreach},
+  };
+  for (const auto& [kind, build] : kinds) {
+    if (kind != name) continue;
+    out.push_back({(this->*build)(n, loc), loc});
+    return true;
+  }
+  error(n, "unknown executable content <" + std::string(n.name()) + ">");
+  return false;
+}
+
+native_action builder::build_native(pugi::xml_node n) {
+  if (!has(n, "name")) error(n, "<xsn:action> must have a 'name'");
+  native_action a{attr(n, "name"), npos};
+  auto& names = c_->native_actions;
+  auto it = std::find(names.begin(), names.end(), a.name);
+  a.slot = static_cast<std::uint32_t>(it - names.begin());
+  if (it == names.end()) names.push_back(a.name);
+  return a;
+}
+
+builder::action_op builder::build_raise(pugi::xml_node n, source_location) {
+  if (!has(n, "event") || attr(n, "event").empty()) error(n, "<raise> must have an 'event'");
+  return raise_action{attr(n, "event")};
+}
+
+builder::action_op builder::build_send(pugi::xml_node n, source_location) {
   send_action s;
+  read_send_attributes(n, s);
+  read_namelist(n, at(n), s.namelist, s.namelist_names);
+  const int contents = read_params_and_content(n, s.params, s.body, nullptr);
+  if (contents > 1) error(n, "<send> may have at most one <content>");
+  if (s.body && (!s.params.empty() || !s.namelist.empty()))
+    error(n, "<send> may not have <content> together with 'namelist' or <param>");
+  if (!has(n, "event") && !has(n, "eventexpr") && !s.body)
+    error(n, "<send> must have 'event', 'eventexpr' or <content>");
+  return s;
+}
+
+void builder::read_send_attributes(pugi::xml_node n, send_action& s) {
   exclusive(n, "event", "eventexpr");
   exclusive(n, "target", "targetexpr");
   exclusive(n, "type", "typeexpr");
@@ -678,28 +911,44 @@ send_action builder::build_send(pugi::xml_node n) {
   s.delayexpr = expr_attr(n, "delayexpr");
   if ((has(n, "delay") || has(n, "delayexpr")) && s.target == "#_internal")
     error(n, "<send> to #_internal may not have a delay");
-  for (auto& loc : split_ws(attr(n, "namelist"))) {
-    s.namelist.push_back(add_expr(loc, at(n)));
-    s.namelist_names.push_back(loc);
-  }
-  int contents = 0;
-  for (auto ch : n.children()) {
-    if (!is_scxml(ch)) continue;
-    auto name = local_name(ch);
-    if (name == "param") s.params.push_back(build_param(ch));
-    else if (name == "content") s.body = build_content(ch), ++contents;
-    else error(ch, "<" + std::string(name) + "> is not allowed in <send>");
-  }
-  if (contents > 1) error(n, "<send> may have at most one <content>");
-  if (s.body && (!s.params.empty() || !s.namelist.empty()))
-    error(n, "<send> may not have <content> together with 'namelist' or <param>");
-  if (s.body && (has(n, "event") || has(n, "eventexpr")) && false) error(n, "");
-  if (!has(n, "event") && !has(n, "eventexpr") && !s.body)
-    error(n, "<send> must have 'event', 'eventexpr' or <content>");
-  return s;
 }
 
-if_action builder::build_if(pugi::xml_node n) {
+builder::action_op builder::build_cancel(pugi::xml_node n, source_location) {
+  exclusive(n, "sendid", "sendidexpr");
+  if (!has(n, "sendid") && !has(n, "sendidexpr")) error(n, "<cancel> must have 'sendid' or 'sendidexpr'");
+  return cancel_action{attr(n, "sendid"), expr_attr(n, "sendidexpr")};
+}
+
+builder::action_op builder::build_log(pugi::xml_node n, source_location) {
+  return log_action{attr(n, "label"), expr_attr(n, "expr")};
+}
+
+builder::action_op builder::build_assign(pugi::xml_node n, source_location) {
+  if (!has(n, "location")) error(n, "<assign> must have a 'location'");
+  assign_action a{expr_attr(n, "location"), expr_attr(n, "expr"), std::nullopt};
+  if (!n.first_child().empty()) {
+    if (has(n, "expr")) error(n, "<assign> may not have both 'expr' and content");
+    a.body = build_content(n);
+  } else if (!has(n, "expr")) {
+    error(n, "<assign> must have 'expr' or content");
+  }
+  return a;
+}
+
+builder::action_op builder::build_script(pugi::xml_node n, source_location loc) {
+  std::string body;
+  if (has(n, "src")) {
+    if (!n.first_child().empty()) error(n, "<script> may not have both 'src' and content");
+    bool missing = false;
+    body = load_src(n, missing).value_or(std::string());
+    if (missing) error(at(n, "src"), "cannot read script src '" + attr(n, "src") + "'");
+  } else {
+    body = n.child_value();
+  }
+  return script_action{add_expr(std::move(body), loc)};
+}
+
+builder::action_op builder::build_if(pugi::xml_node n, source_location) {
   if_action a;
   if (!has(n, "cond")) error(n, "<if> must have a 'cond'");
   a.branches.push_back({expr_attr(n, "cond"), {}});
@@ -707,77 +956,23 @@ if_action builder::build_if(pugi::xml_node n) {
   for (auto ch : n.children()) {
     if (ch.type() != pugi::node_element) continue;
     auto name = is_scxml(ch) ? local_name(ch) : std::string_view{};
-    if (name == "elseif" || name == "else") {
-      if (seen_else) error(ch, "<" + std::string(name) + "> after <else>");
-      if (name == "else") seen_else = true;
-      if (name == "elseif" && !has(ch, "cond")) error(ch, "<elseif> must have a 'cond'");
-      a.branches.push_back({name == "elseif" ? expr_attr(ch, "cond") : npos, {}});
-      continue;
-    }
-    build_action(ch, a.branches.back().body);
+    if (name == "elseif" || name == "else") add_branch(ch, name, a, seen_else);
+    else build_action(ch, a.branches.back().body);
   }
   return a;
 }
 
-bool builder::build_action(pugi::xml_node n, action_block& out) {
-  auto ns = namespace_of(n);
-  auto name = local_name(n);
-  auto loc = at(n);
-  if (ns == xsn_ns && name == "action") {
-    if (!has(n, "name")) error(n, "<xsn:action> must have a 'name'");
-    native_action a{attr(n, "name"), npos};
-    auto& names = c_->native_actions;
-    auto it = std::find(names.begin(), names.end(), a.name);
-    a.slot = static_cast<std::uint32_t>(it - names.begin());
-    if (it == names.end()) names.push_back(a.name);
-    out.push_back({std::move(a), loc});
-    return true;
-  }
-  if (ns != scxml_ns) return false;  // other namespaces: ignored extensions
-  if (name == "raise") {
-    if (!has(n, "event") || attr(n, "event").empty()) error(n, "<raise> must have an 'event'");
-    out.push_back({raise_action{attr(n, "event")}, loc});
-  } else if (name == "send") {
-    out.push_back({build_send(n), loc});
-  } else if (name == "cancel") {
-    exclusive(n, "sendid", "sendidexpr");
-    if (!has(n, "sendid") && !has(n, "sendidexpr")) error(n, "<cancel> must have 'sendid' or 'sendidexpr'");
-    out.push_back({cancel_action{attr(n, "sendid"), expr_attr(n, "sendidexpr")}, loc});
-  } else if (name == "log") {
-    out.push_back({log_action{attr(n, "label"), expr_attr(n, "expr")}, loc});
-  } else if (name == "assign") {
-    if (!has(n, "location")) error(n, "<assign> must have a 'location'");
-    assign_action a{expr_attr(n, "location"), expr_attr(n, "expr"), std::nullopt};
-    if (!n.first_child().empty()) {
-      if (has(n, "expr")) error(n, "<assign> may not have both 'expr' and content");
-      a.body = build_content(n);
-    } else if (!has(n, "expr")) {
-      error(n, "<assign> must have 'expr' or content");
-    }
-    out.push_back({std::move(a), loc});
-  } else if (name == "script") {
-    std::string body;
-    if (has(n, "src")) {
-      if (!n.first_child().empty()) error(n, "<script> may not have both 'src' and content");
-      bool missing = false;
-      body = load_src(n, missing).value_or(std::string());
-      if (missing) error(at(n, "src"), "cannot read script src '" + attr(n, "src") + "'");
-    } else {
-      body = n.child_value();
-    }
-    out.push_back({script_action{add_expr(std::move(body), loc)}, loc});
-  } else if (name == "if") {
-    out.push_back({build_if(n), loc});
-  } else if (name == "foreach") {
-    if (!has(n, "array")) error(n, "<foreach> must have an 'array'");
-    if (!has(n, "item")) error(n, "<foreach> must have an 'item'");
-    foreach_action f{expr_attr(n, "array"), expr_attr(n, "item"), expr_attr(n, "index"), build_block(n)};
-    out.push_back({std::move(f), loc});
-  } else {
-    error(n, "unknown executable content <" + std::string(n.name()) + ">");
-    return false;
-  }
-  return true;
+void builder::add_branch(pugi::xml_node ch, std::string_view name, if_action& a, bool& seen_else) {
+  if (seen_else) error(ch, "<" + std::string(name) + "> after <else>");
+  if (name == "else") seen_else = true;
+  if (name == "elseif" && !has(ch, "cond")) error(ch, "<elseif> must have a 'cond'");
+  a.branches.push_back({name == "elseif" ? expr_attr(ch, "cond") : npos, {}});
+}
+
+builder::action_op builder::build_foreach(pugi::xml_node n, source_location) {
+  if (!has(n, "array")) error(n, "<foreach> must have an 'array'");
+  if (!has(n, "item")) error(n, "<foreach> must have an 'item'");
+  return foreach_action{expr_attr(n, "array"), expr_attr(n, "item"), expr_attr(n, "index"), build_block(n)};
 }
 
 // ---- second pass ----
@@ -808,24 +1003,29 @@ void builder::resolve_targets(transition_index t, std::string_view what, std::st
 void builder::resolve_initial(state_index s) {
   auto& st = c_->states[s];
   if (st.kind != state_kind::compound || st.children.empty()) return;  // childless <scxml>: reported
-  if (auto it = initial_attr_.find(s); it != initial_attr_.end()) {
-    transition_node t;
-    t.source = s;
-    t.loc = it->second.loc;
-    c_->transitions.push_back(std::move(t));
-    auto ti = static_cast<transition_index>(c_->transitions.size() - 1);
-    c_->states[s].initial = ti;
-    targets_[ti] = it->second;
-    resolve_targets(ti, "initial state", s == 0 ? std::string(" of the document (<scxml initial>)")
-                                                : " of state '" + c_->states[s].id + "'");
-  } else if (st.initial == npos) {
-    transition_node t;
-    t.source = s;
-    t.loc = st.loc;
-    t.targets.push_back(st.children.front());
-    c_->transitions.push_back(std::move(t));
-    c_->states[s].initial = static_cast<transition_index>(c_->transitions.size() - 1);
-  }
+  if (auto it = initial_attr_.find(s); it != initial_attr_.end()) initial_from_attribute(s, it->second);
+  else if (st.initial == npos) add_initial_transition(s, st.loc, st.children.front());
+  check_initial_targets(s);
+}
+
+transition_index builder::add_initial_transition(state_index s, source_location loc, state_index target) {
+  transition_node t;
+  t.source = s;
+  t.loc = loc;
+  if (target != npos) t.targets.push_back(target);
+  c_->transitions.push_back(std::move(t));
+  c_->states[s].initial = static_cast<transition_index>(c_->transitions.size() - 1);
+  return c_->states[s].initial;
+}
+
+void builder::initial_from_attribute(state_index s, const pending_targets& ids) {
+  auto ti = add_initial_transition(s, ids.loc, npos);
+  targets_[ti] = ids;
+  resolve_targets(ti, "initial state", s == 0 ? std::string(" of the document (<scxml initial>)")
+                                              : " of state '" + c_->states[s].id + "'");
+}
+
+void builder::check_initial_targets(state_index s) {
   const auto ti = c_->states[s].initial;
   const auto& tr = c_->transitions[ti];
   if (tr.targets.empty() && !failed()) error(tr.loc, "initial transition of '" + c_->states[s].id + "' has no target");
@@ -845,22 +1045,26 @@ void builder::validate_history(state_index s) {
   const auto& tr = c_->transitions[st.initial];
   if (tr.targets.empty() && !targets_.count(st.initial))  // unknown ids were reported already
     error(tr.loc, "the default transition of history '" + st.id + "' must have a target");
-  for (auto target : tr.targets) {
-    bool ok = st.history == history_kind::deep ? c_->is_descendant(target, st.parent)
-                                              : c_->states[target].parent == st.parent;
-    if (!ok || c_->states[target].kind == state_kind::history)
-      error(target_loc(st.initial), "history default target '" + c_->states[target].id + "' must be a " +
-                        (st.history == history_kind::deep ? "descendant" : "child") + " of '" +
-                        c_->states[st.parent].id + "'");
-  }
+  for (auto target : tr.targets) check_history_target(st, target);
+}
+
+void builder::check_history_target(const state_node& st, state_index target) {
+  bool ok = st.history == history_kind::deep ? c_->is_descendant(target, st.parent)
+                                            : c_->states[target].parent == st.parent;
+  if (!ok || c_->states[target].kind == state_kind::history)
+    error(target_loc(st.initial), "history default target '" + c_->states[target].id + "' must be a " +
+                      (st.history == history_kind::deep ? "descendant" : "child") + " of '" +
+                      c_->states[st.parent].id + "'");
 }
 
 }  // namespace
 
 namespace {
 
+namespace fs = std::filesystem;
+
 /// True when `p` is `dir` or lies under it (both absolute and normalised).
-bool inside(const std::filesystem::path& p, const std::filesystem::path& dir) {
+bool inside(const fs::path& p, const fs::path& dir) {
   auto d = dir.begin(), e = dir.end();
   auto q = p.begin();
   for (; d != e; ++d, ++q) {
@@ -870,54 +1074,81 @@ bool inside(const std::filesystem::path& p, const std::filesystem::path& dir) {
   return true;
 }
 
-}  // namespace
+/// Marks `r` refused for `why`; returns false, so that callers can `return refuse(...)`.
+bool refuse(resource& r, std::string why) {
+  r.status = resource::outcome::refused;
+  r.reason = std::move(why);
+  return false;
+}
 
-resource read_local_resource(std::string_view src, const std::filesystem::path& base_dir, std::size_t max_size) {
-  namespace fs = std::filesystem;
-  resource r;
-  auto refuse = [&](std::string why) {
-    r.status = resource::outcome::refused;
-    r.reason = std::move(why);
-    return r;
-  };
-  std::string path(src);
+/// True when `path` begins with a URL scheme: two or more letters, digits, '+', '-' or '.'
+/// before `colon` (one letter is a drive).
+bool has_scheme(const std::string& path, std::size_t colon) {
+  return colon != std::string::npos && colon >= 2 &&
+         std::all_of(path.begin(), path.begin() + static_cast<std::ptrdiff_t>(colon), [](char ch) {
+           return std::isalnum(static_cast<unsigned char>(ch)) != 0 || ch == '+' || ch == '-' || ch == '.';
+         });
+}
+
+/// The file path `src` names (the path of a `file:` URL, else `src` itself); false with `r`
+/// refused when it is a URL of another scheme, empty, or holds a NUL.
+bool local_path(std::string_view src, std::string& path, resource& r) {
+  path = std::string(src);
   if (path.rfind("file://", 0) == 0) path = path.substr(7);
   else if (path.rfind("file:", 0) == 0) path = path.substr(5);
-  else if (auto colon = path.find(':'); colon != std::string::npos && colon >= 2 &&
-           std::all_of(path.begin(), path.begin() + static_cast<std::ptrdiff_t>(colon), [](char ch) {
-             return std::isalnum(static_cast<unsigned char>(ch)) != 0 || ch == '+' || ch == '-' || ch == '.';
-           }))
-    return refuse("only local files are read (not '" + path.substr(0, colon) + ":' URLs)");
-  if (path.empty()) return refuse("empty path");
-  if (path.find('\0') != std::string::npos) return refuse("a NUL in the path");
+  else if (auto colon = path.find(':'); has_scheme(path, colon))
+    return refuse(r, "only local files are read (not '" + path.substr(0, colon) + ":' URLs)");
+  if (path.empty()) return refuse(r, "empty path");
+  if (path.find('\0') != std::string::npos) return refuse(r, "a NUL in the path");
+  return true;
+}
+
+/// `path` (relative to `base_dir`) with links and `..` resolved, when it exists inside the
+/// folder; false otherwise, with `r` refused, or missing with a reason.
+bool locate_inside(const std::string& path, const fs::path& base_dir, fs::path& real, resource& r) {
   std::error_code ec;
   const fs::path base = fs::weakly_canonical(fs::absolute(base_dir.empty() ? fs::path(".") : base_dir, ec), ec);
-  if (ec) return refuse("the document's folder cannot be resolved: " + ec.message());
+  if (ec) return refuse(r, "the document's folder cannot be resolved: " + ec.message());
   fs::path p(path);
   if (p.is_relative()) p = base / p;
   if (!fs::exists(p, ec)) {
     r.reason = "no such file";
-    return r;  // missing
+    return false;  // missing
   }
-  const fs::path real = fs::canonical(p, ec);  // symbolic links and `..` resolved
-  if (ec) return refuse("cannot resolve the path: " + ec.message());
-  if (!inside(real, base)) return refuse("outside the document's folder " + base.string());
+  real = fs::canonical(p, ec);  // symbolic links and `..` resolved
+  if (ec) return refuse(r, "cannot resolve the path: " + ec.message());
+  if (!inside(real, base)) return refuse(r, "outside the document's folder " + base.string());
+  return true;
+}
+
+/// Reads regular file `real` into `r` when it holds at most `max_size` bytes.
+void read_bounded(const fs::path& real, std::size_t max_size, resource& r) {
+  std::error_code ec;
   const auto st = fs::status(real, ec);
-  if (ec || !fs::is_regular_file(st)) return refuse("not a regular file");
+  if (ec || !fs::is_regular_file(st)) return void(refuse(r, "not a regular file"));
   const auto size = fs::file_size(real, ec);
-  if (ec) return refuse("cannot read its size: " + ec.message());
-  if (size > max_size) return refuse("larger than " + std::to_string(max_size) + " bytes");
+  if (ec) return void(refuse(r, "cannot read its size: " + ec.message()));
+  if (size > max_size) return void(refuse(r, "larger than " + std::to_string(max_size) + " bytes"));
   std::ifstream in(real, std::ios::binary);
   if (!in) {
     r.reason = "cannot be opened";
-    return r;  // missing, for the datamodel: as if it were not there
+    return;  // missing, for the datamodel: as if it were not there
   }
   // At most one byte more than allowed, whatever the file became since its size was read.
   r.content.resize(static_cast<std::size_t>(size) + 1);
   in.read(r.content.data(), static_cast<std::streamsize>(r.content.size()));
   r.content.resize(static_cast<std::size_t>(in.gcount()));
-  if (r.content.size() > max_size) return refuse("larger than " + std::to_string(max_size) + " bytes");
+  if (r.content.size() > max_size) return void(refuse(r, "larger than " + std::to_string(max_size) + " bytes"));
   r.status = resource::outcome::found;
+}
+
+}  // namespace
+
+resource read_local_resource(std::string_view src, const std::filesystem::path& base_dir, std::size_t max_size) {
+  resource r;
+  std::string path;
+  fs::path real;
+  if (local_path(src, path, r) && locate_inside(path, base_dir, real, r)) read_bounded(real, max_size, r);
   return r;
 }
 
