@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cctype>
 #include <map>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <unordered_set>
@@ -37,57 +38,85 @@ bool ident_char(char ch) {
          static_cast<unsigned char>(ch) >= 0x80;
 }
 
+std::size_t skip_space(std::string_view text, std::size_t i) {
+  while (i < text.size() && std::isspace(static_cast<unsigned char>(text[i])) != 0) ++i;
+  return i;
+}
+
+/// True when `text[i]` is there and is `ch`.
+bool char_at(std::string_view text, std::size_t i, char ch) { return i < text.size() && text[i] == ch; }
+
+/// When a comment starts at `i`, the index after it (a line comment: its newline); else `i`.
+std::size_t skip_comment(std::string_view text, std::size_t i) {
+  if (!char_at(text, i, '/')) return i;
+  if (char_at(text, i + 1, '/')) {
+    while (i < text.size() && text[i] != '\n') ++i;
+    return i;
+  }
+  if (!char_at(text, i + 1, '*')) return i;
+  auto end = text.find("*/", i + 2);
+  return end == std::string_view::npos ? text.size() : end + 2;
+}
+
+/// `text[i]` opens a string or template literal; the index after its closing quote.
+std::size_t skip_quoted(std::string_view text, std::size_t i) {
+  const char q = text[i];
+  for (++i; i < text.size() && text[i] != q; ++i)
+    if (text[i] == '\\') ++i;
+  return i + 1;
+}
+
+/// From `s`, the index of quote `q` that closes a plain literal, or where a backslash, a newline
+/// or the end of the text stops it.
+std::size_t plain_literal_end(std::string_view text, std::size_t s, char q) {
+  std::size_t e = s;
+  while (e < text.size() && text[e] != q && text[e] != '\\' && text[e] != '\n') ++e;
+  return e;
+}
+
+/// After the name `In` at `i`: the id of a call `('id')` or `("id")` with a plain literal.
+std::optional<std::string_view> in_call_literal(std::string_view text, std::size_t i) {
+  std::size_t j = skip_space(text, i);
+  if (!char_at(text, j, '(')) return std::nullopt;
+  j = skip_space(text, j + 1);
+  if (!char_at(text, j, '\'') && !char_at(text, j, '"')) return std::nullopt;
+  const char q = text[j];
+  const std::size_t s = j + 1;
+  const std::size_t e = plain_literal_end(text, s, q);
+  if (!char_at(text, e, q) || !char_at(text, skip_space(text, e + 1), ')')) return std::nullopt;
+  return text.substr(s, e - s);
+}
+
+/// Reads the identifier at `i` and returns the index after it; when it is `In` called with a
+/// literal (and not a member `.In`, `prev` being the character before), adds the id to `out`.
+std::size_t read_identifier(std::string_view text, std::size_t i, char prev, std::vector<std::string>& out) {
+  const std::size_t b = i;
+  while (i < text.size() && ident_char(text[i])) ++i;
+  if (text.substr(b, i - b) == "In" && prev != '.')
+    if (auto id = in_call_literal(text, i)) out.emplace_back(*id);
+  return i;
+}
+
 /// The literal ids of the `In('id')` / `In("id")` calls in ECMAScript `text`, outside strings
 /// and comments. Ids with escapes are left out: only plain literals are checked.
 std::vector<std::string> in_literals(std::string_view text) {
   std::vector<std::string> out;
-  const std::size_t n = text.size();
-  auto skip_ws = [&](std::size_t i) {
-    while (i < n && std::isspace(static_cast<unsigned char>(text[i])) != 0) ++i;
-    return i;
-  };
   std::size_t i = 0;
   char prev = 0;  // last significant character before the current token
-  while (i < n) {
+  while (i < text.size()) {
     const char ch = text[i];
-    if (ch == '/' && i + 1 < n && text[i + 1] == '/') {
-      while (i < n && text[i] != '\n') ++i;
-      continue;
-    }
-    if (ch == '/' && i + 1 < n && text[i + 1] == '*') {
-      auto end = text.find("*/", i + 2);
-      i = end == std::string_view::npos ? n : end + 2;
-      continue;
-    }
-    if (ch == '\'' || ch == '"' || ch == '`') {
-      for (++i; i < n && text[i] != ch; ++i)
-        if (text[i] == '\\') ++i;
-      ++i;
+    if (auto after = skip_comment(text, i); after != i) {
+      i = after;
+    } else if (ch == '\'' || ch == '"' || ch == '`') {
+      i = skip_quoted(text, i);
       prev = ch;
-      continue;
-    }
-    if (ident_char(ch)) {
-      const std::size_t b = i;
-      while (i < n && ident_char(text[i])) ++i;
-      if (text.substr(b, i - b) == "In" && prev != '.') {
-        std::size_t j = skip_ws(i);
-        if (j < n && text[j] == '(') {
-          j = skip_ws(j + 1);
-          if (j < n && (text[j] == '\'' || text[j] == '"')) {
-            const char q = text[j];
-            const std::size_t s = j + 1;
-            std::size_t e = s;
-            while (e < n && text[e] != q && text[e] != '\\' && text[e] != '\n') ++e;
-            if (e < n && text[e] == q && skip_ws(e + 1) < n && text[skip_ws(e + 1)] == ')')
-              out.emplace_back(text.substr(s, e - s));
-          }
-        }
-      }
+    } else if (ident_char(ch)) {
+      i = read_identifier(text, i, prev, out);
       prev = 'a';
-      continue;
+    } else {
+      if (std::isspace(static_cast<unsigned char>(ch)) == 0) prev = ch;
+      ++i;
     }
-    if (std::isspace(static_cast<unsigned char>(ch)) == 0) prev = ch;
-    ++i;
   }
   return out;
 }
@@ -109,14 +138,7 @@ class checker {
   }
 
   void run() {
-    for (const auto& s : c_.states) {
-      for (const auto& b : s.onentry) block(b);
-      for (const auto& b : s.onexit) block(b);
-      if (s.done) {
-        params(s.done->params);
-        content(s.done->body);
-      }
-    }
+    for (const auto& s : c_.states) state(s);
     for (const auto& t : c_.transitions) {
       expr(t.cond, {script_kind::value, true, "transition", "cond"});
       block(t.body);
@@ -124,13 +146,7 @@ class checker {
     for (const auto& d : c_.data) data(d);
     for (const auto& inv : c_.invokes) invoke(inv);
     block(c_.root_scripts);
-    for (expr_index e = 0; e < c_.expressions.size(); ++e)  // anything the walk did not reach
-      if (!seen_[e]) expr(e, {script_kind::value, false, "expression", ""});
-    for (const auto& [name, loc] : natives_)
-      warn(loc, "native action '" + name + "' (<xsn:action>) runs only when the program binds it "
-                "(session_options::actions); `xsn run` and unbound sessions cannot run it");
-    for (const auto& inline_chart : c_.inline_charts)
-      if (inline_chart) checker(*inline_chart, out_, js_).run();
+    finish();
   }
 
  private:
@@ -140,6 +156,25 @@ class checker {
     out_.push_back(std::move(d));
   }
   void warn(source_location loc, std::string msg) { add(loc, std::move(msg), severity::warning); }
+
+  void state(const state_node& s) {
+    for (const auto& b : s.onentry) block(b);
+    for (const auto& b : s.onexit) block(b);
+    if (!s.done) return;
+    params(s.done->params);
+    content(s.done->body);
+  }
+
+  /// After the walk: the expressions it did not reach, the native actions, the inline charts.
+  void finish() {
+    for (expr_index e = 0; e < c_.expressions.size(); ++e)  // anything the walk did not reach
+      if (!seen_[e]) expr(e, {script_kind::value, false, "expression", ""});
+    for (const auto& [name, loc] : natives_)
+      warn(loc, "native action '" + name + "' (<xsn:action>) runs only when the program binds it "
+                "(session_options::actions); `xsn run` and unbound sessions cannot run it");
+    for (const auto& inline_chart : c_.inline_charts)
+      if (inline_chart) checker(*inline_chart, out_, js_).run();
+  }
 
   /// `'cond' of <transition>`, or `<script>` (built in steps: GCC 12's -Wrestrict).
   static std::string where(const use& u) {
@@ -174,19 +209,7 @@ class checker {
     if (e == npos || e >= c_.expressions.size()) return;
     seen_[e] = true;
     const auto& x = c_.expressions[e];
-    if (!ecmascript_) {
-      std::string_view id;
-      if (u.condition && detail::parse_in_predicate(x.text, id)) {
-        check_in_ids(x, {std::string(id)});
-      } else if (u.condition) {
-        warn(x.loc, subject(u, x) + " is not an In('id') predicate, the only condition the null "
-                    "datamodel evaluates (no datamodel=\"ecmascript\" on <scxml>): error.execution at run time");
-      } else {
-        warn(x.loc, subject(u, x) + ": the null datamodel (no datamodel=\"ecmascript\" on "
-                    "<scxml>) evaluates no expressions: error.execution at run time");
-      }
-      return;
-    }
+    if (!ecmascript_) return null_datamodel_expr(x, u);
     if (js_) {
       if (auto err = js_(u.kind, x.text)) {
         add(x.loc, "ECMAScript error in " + subject(u, x) + ": " + *err, severity::error);
@@ -194,6 +217,20 @@ class checker {
       }
     }
     if (u.kind != script_kind::location) check_in_ids(x, in_literals(x.text));
+  }
+
+  /// The null datamodel evaluates only `In('id')` conditions.
+  void null_datamodel_expr(const expression& x, const use& u) {
+    std::string_view id;
+    if (u.condition && detail::parse_in_predicate(x.text, id)) {
+      check_in_ids(x, {std::string(id)});
+    } else if (u.condition) {
+      warn(x.loc, subject(u, x) + " is not an In('id') predicate, the only condition the null "
+                  "datamodel evaluates (no datamodel=\"ecmascript\" on <scxml>): error.execution at run time");
+    } else {
+      warn(x.loc, subject(u, x) + ": the null datamodel (no datamodel=\"ecmascript\" on "
+                  "<scxml>) evaluates no expressions: error.execution at run time");
+    }
   }
 
   void block(const action_block& b) {
