@@ -216,7 +216,20 @@ struct session::impl final : datamodel_host, detail::actor_host {
 
   // ---- snapshots ----
   value snapshot();
+  /// Restores a session not yet started: every section of `snap` is read and checked first (a
+  /// refused snapshot changes nothing), then applied; children whose snapshots do not fit undo it.
   std::error_code restore(const value& snap);
+  struct snapshot_in;  // a snapshot read and checked (session_snapshot.cpp)
+  /// Applies `in`; returns why it was refused, empty when applied. Refused here (by the datamodel,
+  /// or a child's snapshot), the session stays unstarted, with no children and its old id.
+  std::string apply_snapshot(snapshot_in& in);
+  std::string restore_children(snapshot_in& in);
+  /// Undoes `restore_children`: the children made, the registry entry, the id taken.
+  void undo_children(const std::string& old_id, bool had_registry);
+  void apply_state(snapshot_in& in);
+  void resume_timers_and_queue(snapshot_in& in);
+  void adopt_session_id(const snapshot_in& in);
+  void adopt_timer_events(snapshot_in& in);
   value state_value(state_index s) const;
   void handle_child_event(const event& ev);
 

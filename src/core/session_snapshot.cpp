@@ -7,7 +7,6 @@ namespace xsn {
 
 namespace {
 
-using detail::event_from_json;
 using detail::event_to_json;
 
 /// Reads an array of strings; false when `v` is not one.
@@ -139,238 +138,384 @@ std::shared_ptr<const statechart> session::impl::child_chart(std::uint32_t decl,
   return pr.chart;
 }
 
-std::error_code session::impl::restore(const value& snap) {
-  if (started_) return errc::not_running;
-  // Every refusal says why, through `on_log` (label `error`).
-  auto bad = [this](const std::string& why) -> std::error_code {
-    if (opts_.on_log) opts_.on_log("error", "snapshot refused: " + why);
-    return errc::bad_snapshot;
+// ---- restore: read every section (nothing changes), then apply with one undo ----
+
+/// A snapshot read and checked: all `restore` applies, gathered before anything changes.
+struct session::impl::snapshot_in {
+  /// A delayed send, its remaining time already on this clock's time base.
+  struct pending {
+    std::string sendid;
+    clock::duration remaining;
+    std::string target;
+    event ev;
   };
-  const auto* o = snap.if_object();
-  if (!o) return bad("not a JSON object");
-  // Validate everything before changing anything.
-  std::vector<std::string> ids;
-  if (!string_list(o->if_contains("configuration"), ids)) return bad("`configuration` is not an array of state ids");
-  detail::bitset config(c_.states.size());
-  for (const auto& id : ids) {
-    auto s = c_.find_state(id);
-    if (s == npos || s == 0 || c_.states[s].kind == state_kind::history)
-      return bad("`configuration`: '" + id + "' is no state of this chart, or a history state");
-    config.set(s);
-  }
-  // A legal configuration: parents active, one child of a compound, every region of a parallel.
-  for (state_index s = 1; s < c_.states.size(); ++s) {
-    if (!config.test(s)) continue;
-    auto p = c_.states[s].parent;
-    if (p != 0 && !config.test(p)) return bad("`configuration`: '" + c_.states[s].id + "' is active without its parent");
-  }
-  for (state_index s = 0; s < c_.states.size(); ++s) {
-    if (s != 0 && !config.test(s)) continue;
-    const auto& st = c_.states[s];
-    std::size_t active = 0;
-    for (auto ch : st.children) active += config.test(ch) ? 1 : 0;
-    if (st.kind == state_kind::compound && active != 1 && !(s == 0 && ids.empty()))
-      return bad("`configuration`: compound state '" + st.id + "' needs exactly one active child");
-    if (st.kind == state_kind::parallel && active != st.children.size())
-      return bad("`configuration`: every region of parallel state '" + st.id + "' must be active");
-  }
+  /// An SCXML child: its `<invoke>`, its snapshot, and its chart (loaded while reading).
+  struct child {
+    std::string invokeid;
+    std::uint32_t decl;
+    const value* snap;
+    std::shared_ptr<const statechart> chart;
+  };
+  /// An XState actor: a machine is restored, a promise or callback actor restarted.
+  struct actor {
+    std::string id;
+    std::shared_ptr<const bound_actor> logic;
+    std::uint32_t decl;
+    const value* snap;
+    std::string system_id;
+    value input;
+  };
+
+  explicit snapshot_in(const boost::json::object& snap, std::size_t states) : o(snap), config(states) {}
+  const boost::json::object& o;  // the snapshot (`context`, `sessionid`, `error`, `sendCounter` are read when applied)
+  detail::bitset config;
   std::vector<std::pair<state_index, std::vector<state_index>>> history;
-  if (const auto* h = o->if_contains("historyValue")) {
-    if (!h->is_object()) return bad("`historyValue` is not an object");
+  std::vector<std::string> entered;
+  std::vector<pending> delayed;
+  std::vector<event> queue;
+  std::vector<child> children;
+  std::vector<actor> actors;
+  std::string status = "active";
+};
+
+namespace {
+
+/// Reads a snapshot into a `snapshot_in`, one section per function, each returning why it refuses
+/// the snapshot (empty: accepted). It only reads the session (the chart, the datamodel's bound
+/// actors, the clock's time, the options); loading a child's chart is the one thing it does.
+class snapshot_reader {
+ public:
+  using snapshot_in = session::impl::snapshot_in;
+  snapshot_reader(session::impl& s, snapshot_in& in) : s_(s), c_(s.c_), o_(in.o), in_(in) {}
+
+  /// Reads the sections in the order their errors are reported.
+  std::string read() {
+    using section = std::string (snapshot_reader::*)();
+    for (section read_section : {&snapshot_reader::configuration, &snapshot_reader::history, &snapshot_reader::entered,
+                                 &snapshot_reader::pending, &snapshot_reader::queue, &snapshot_reader::children,
+                                 &snapshot_reader::status})
+      if (auto why = (this->*read_section)(); !why.empty()) return why;
+    return {};
+  }
+
+ private:
+  // Times beyond ~73 years are refused: adding them to the clock's time could overflow.
+  static constexpr std::int64_t max_ns = std::int64_t(1) << 61;
+
+  std::string configuration() {
+    std::vector<std::string> ids;
+    if (!string_list(o_.if_contains("configuration"), ids)) return "`configuration` is not an array of state ids";
+    for (const auto& id : ids) {
+      auto s = c_.find_state(id);
+      if (s == npos || s == 0 || c_.states[s].kind == state_kind::history)
+        return "`configuration`: '" + id + "' is no state of this chart, or a history state";
+      in_.config.set(s);
+    }
+    return legal_configuration(ids.empty());
+  }
+
+  /// A legal configuration: parents active, one child of a compound, every region of a parallel.
+  /// An empty one (a machine that never started) is legal too.
+  std::string legal_configuration(bool empty) const {
+    const auto& config = in_.config;
+    for (state_index s = 1; s < c_.states.size(); ++s) {
+      const auto p = c_.states[s].parent;
+      if (config.test(s) && p != 0 && !config.test(p))
+        return "`configuration`: '" + c_.states[s].id + "' is active without its parent";
+    }
+    return active_children(empty);
+  }
+
+  std::string active_children(bool empty) const {
+    const auto& config = in_.config;
+    for (state_index s = 0; s < c_.states.size(); ++s) {
+      if (s != 0 && !config.test(s)) continue;
+      const auto& st = c_.states[s];
+      const auto active = static_cast<std::size_t>(
+          std::count_if(st.children.begin(), st.children.end(), [&](state_index ch) { return config.test(ch); }));
+      if (st.kind == state_kind::compound && active != 1 && !(s == 0 && empty))
+        return "`configuration`: compound state '" + st.id + "' needs exactly one active child";
+      if (st.kind == state_kind::parallel && active != st.children.size())
+        return "`configuration`: every region of parallel state '" + st.id + "' must be active";
+    }
+    return {};
+  }
+
+  std::string history() {
+    const auto* h = o_.if_contains("historyValue");
+    if (!h) return {};
+    if (!h->is_object()) return "`historyValue` is not an object";
     for (const auto& [hid, list] : h->as_object()) {
       auto hs = c_.find_state(hid);
       std::vector<std::string> stored;
       if (hs == npos || c_.states[hs].kind != state_kind::history || !id_list(&list, stored))
-        return bad("`historyValue`: '" + std::string(hid) + "' is no history state, or its entry is no list of states");
+        return "`historyValue`: '" + std::string(hid) + "' is no history state, or its entry is no list of states";
       std::vector<state_index> states;
       for (const auto& id : stored) {
         auto s = c_.find_state(id);
         if (s == npos || !c_.is_descendant(s, c_.states[hs].parent))
-          return bad("`historyValue`: '" + std::string(hid) + "' cannot hold '" + id + "'");
+          return "`historyValue`: '" + std::string(hid) + "' cannot hold '" + id + "'";
         states.push_back(s);
       }
-      history.emplace_back(hs, std::move(states));
+      in_.history.emplace_back(hs, std::move(states));
     }
+    return {};
   }
-  std::vector<std::string> entered;
-  if (!string_list(o->if_contains("entered"), entered)) return bad("`entered` is not an array of state ids");
-  struct pending_in { std::string sendid; clock::duration remaining; std::string target; event ev; };
-  std::vector<pending_in> pending;
-  if (const auto* p = o->if_contains("pending")) {
-    if (!p->is_array()) return bad("`pending` is not an array");
-    for (const auto& x : p->as_array()) {
-      const auto* po = x.if_object();
-      if (!po || !po->contains("event") || !po->contains("remaining_ns") || !po->at("remaining_ns").is_int64())
-        return bad("`pending`: an entry needs `event` and an integer `remaining_ns`");
-      pending_in in;
-      if (!event_from_json(po->at("event"), in.ev)) return bad("`pending`: malformed event");
-      // Times beyond ~73 years are refused: adding them to the clock's time could overflow.
-      constexpr std::int64_t max_ns = std::int64_t(1) << 61;
-      auto ns = po->at("remaining_ns").as_int64();
-      if (ns < 0 || ns > max_ns) return bad("`pending`: `remaining_ns` out of range: " + std::to_string(ns));
-      in.remaining = std::chrono::nanoseconds(ns);
-      // With the due time on this clock's time base, the time that passed since the snapshot
-      // counts (a restart on the same host); a due time further away than the remaining time
-      // means another time base (another host, a reboot), and the remaining time is kept.
-      if (const auto* due = po->if_contains("due_ns")) {
-        if (!due->is_int64() || due->as_int64() < 0 || due->as_int64() > max_ns)
-          return bad("`pending`: `due_ns` is not a time of a clock");
-        auto left = clock::time_point(std::chrono::nanoseconds(due->as_int64())) - clock_.now();
-        in.remaining = std::clamp(left, clock::duration::zero(), in.remaining);
-      }
-      if (const auto* sid = po->if_contains("sendid"); sid && sid->is_string()) in.sendid = std::string(sid->as_string());
-      if (const auto* t = po->if_contains("target"); t && t->is_string()) in.target = std::string(t->as_string());
-      pending.push_back(std::move(in));
-    }
+
+  std::string entered() {
+    if (!string_list(o_.if_contains("entered"), in_.entered)) return "`entered` is not an array of state ids";
+    return {};
   }
-  std::vector<event> queue;
-  if (const auto* q = o->if_contains("queue")) {
-    if (!q->is_array() || q->as_array().size() > opts_.queue_capacity)
-      return bad("`queue` is not an array within the queue's capacity");
+
+  std::string pending() {
+    const auto* p = o_.if_contains("pending");
+    if (!p) return {};
+    if (!p->is_array()) return "`pending` is not an array";
+    for (const auto& x : p->as_array())
+      if (auto why = pending_entry(x); !why.empty()) return why;
+    return {};
+  }
+
+  std::string pending_entry(const value& x) {
+    const auto* po = x.if_object();
+    if (!po || !po->contains("event") || !po->contains("remaining_ns") || !po->at("remaining_ns").is_int64())
+      return "`pending`: an entry needs `event` and an integer `remaining_ns`";
+    snapshot_in::pending in;
+    if (!detail::event_from_json(po->at("event"), in.ev)) return "`pending`: malformed event";
+    auto ns = po->at("remaining_ns").as_int64();
+    if (ns < 0 || ns > max_ns) return "`pending`: `remaining_ns` out of range: " + std::to_string(ns);
+    in.remaining = std::chrono::nanoseconds(ns);
+    if (auto why = due_time(po->if_contains("due_ns"), in); !why.empty()) return why;
+    if (const auto* sid = po->if_contains("sendid"); sid && sid->is_string()) in.sendid = std::string(sid->as_string());
+    if (const auto* t = po->if_contains("target"); t && t->is_string()) in.target = std::string(t->as_string());
+    in_.delayed.push_back(std::move(in));
+    return {};
+  }
+
+  // With the due time on this clock's time base, the time that passed since the snapshot counts
+  // (a restart on the same host); a due time further away than the remaining time means another
+  // time base (another host, a reboot), and the remaining time is kept.
+  std::string due_time(const value* due, snapshot_in::pending& in) const {
+    if (!due) return {};
+    if (!due->is_int64() || due->as_int64() < 0 || due->as_int64() > max_ns) return "`pending`: `due_ns` is not a time of a clock";
+    auto left = clock::time_point(std::chrono::nanoseconds(due->as_int64())) - s_.clock_.now();
+    in.remaining = std::clamp(left, clock::duration::zero(), in.remaining);
+    return {};
+  }
+
+  std::string queue() {
+    const auto* q = o_.if_contains("queue");
+    if (!q) return {};
+    if (!q->is_array() || q->as_array().size() > s_.opts_.queue_capacity)
+      return "`queue` is not an array within the queue's capacity";
     for (const auto& x : q->as_array()) {
       event ev;
-      if (!event_from_json(x, ev)) return bad("`queue`: malformed event");
-      queue.push_back(std::move(ev));
+      if (!detail::event_from_json(x, ev)) return "`queue`: malformed event";
+      in_.queue.push_back(std::move(ev));
     }
+    return {};
   }
-  struct child_in { std::string invokeid; std::uint32_t decl; const value* snap; std::shared_ptr<const statechart> chart; };
-  std::vector<child_in> kids;
-  struct actor_in { std::string id; std::shared_ptr<const bound_actor> logic; std::uint32_t decl; const value* snap; std::string system_id; value input; };
-  std::vector<actor_in> actors_in;
-  if (const auto* ch = o->if_contains("children"); ch && c_.semantics == chart_semantics::xstate) {
-    if (!ch->is_object()) return bad("`children` is not an object");
-    const auto* b = detail::xstate_bound(*dm_);
-    for (const auto& [key, entry] : ch->as_object()) {
-      const std::string id(key);
-      const auto* eo = entry.if_object();
-      const auto* src = eo ? eo->if_contains("src") : nullptr;
-      const auto* sn = eo ? eo->if_contains("snapshot") : nullptr;
-      if (!src || !src->is_string() || !sn || !sn->is_object())
-        return bad("`children`: '" + id + "' needs `src` (a string) and `snapshot` (an object)");
-      auto logic = b ? detail::find_bound_actor(*b, src->as_string()) : nullptr;
-      if (!logic) return bad("`children`: '" + id + "': actor '" + std::string(src->as_string()) + "' is not provided");
-      actor_in in{id, logic, npos, sn, {}, nullptr};
-      if (const auto* d = eo->if_contains("invoke")) {
-        if (!d->is_int64() || d->as_int64() < 0 || static_cast<std::uint64_t>(d->as_int64()) >= c_.invokes.size() ||
-            c_.invokes[static_cast<std::size_t>(d->as_int64())].src != src->as_string())
-          return bad("`children`: `invoke` of '" + id + "' is no invoke of this chart with that `src`");
-        in.decl = static_cast<std::uint32_t>(d->as_int64());
-      }
-      if (const auto* sid = eo->if_contains("systemId")) {
-        if (!sid->is_string()) return bad("`children`: `systemId` of '" + id + "' is not a string");
-        in.system_id = std::string(sid->as_string());
-      }
-      const auto* st = sn->as_object().if_contains("status");
-      if (st && !st->is_string()) return bad("`children`: the `status` of '" + id + "' is not a string");
-      const bool native = !std::holds_alternative<actor_logic::machine_logic>(logic->logic.kind);
-      if (native && st && st->as_string() != "active") continue;  // finished: its done event is queued, if still due
-      if (const auto* input = sn->as_object().if_contains("input")) in.input = *input;
-      actors_in.push_back(std::move(in));
+
+  std::string children() {
+    const auto* ch = o_.if_contains("children");
+    if (!ch) return {};
+    if (!ch->is_object()) return "`children` is not an object";
+    const bool xstate = c_.semantics == chart_semantics::xstate;
+    for (const auto& [key, entry] : ch->as_object())
+      if (auto why = xstate ? actor(std::string(key), entry) : child(std::string(key), entry); !why.empty()) return why;
+    return {};
+  }
+
+  /// An XState chart's child: `src` names a provided actor, `invoke` (if any) an invoke of it.
+  std::string actor(const std::string& id, const value& entry) {
+    const auto* eo = entry.if_object();
+    const auto* src = eo ? eo->if_contains("src") : nullptr;
+    const auto* sn = eo ? eo->if_contains("snapshot") : nullptr;
+    if (!src || !src->is_string() || !sn || !sn->is_object())
+      return "`children`: '" + id + "' needs `src` (a string) and `snapshot` (an object)";
+    const auto* b = detail::xstate_bound(*s_.dm_);
+    auto logic = b ? detail::find_bound_actor(*b, src->as_string()) : nullptr;
+    if (!logic) return "`children`: '" + id + "': actor '" + std::string(src->as_string()) + "' is not provided";
+    snapshot_in::actor in{id, logic, npos, sn, {}, nullptr};
+    if (auto why = actor_fields(*eo, src->as_string(), in); !why.empty()) return why;
+    return actor_snapshot(sn->as_object(), std::move(in));
+  }
+
+  /// Keeps the actor unless it is a promise or callback actor that finished (its done event is
+  /// queued, if still due); such an actor restarts with its `input`.
+  std::string actor_snapshot(const boost::json::object& sn, snapshot_in::actor in) {
+    const auto* st = sn.if_contains("status");
+    if (st && !st->is_string()) return "`children`: the `status` of '" + in.id + "' is not a string";
+    const bool native = !std::holds_alternative<actor_logic::machine_logic>(in.logic->logic.kind);
+    if (native && st && st->as_string() != "active") return {};
+    if (const auto* input = sn.if_contains("input")) in.input = *input;
+    in_.actors.push_back(std::move(in));
+    return {};
+  }
+
+  /// An actor's `invoke` (the index of an invoke of `src`) and `systemId`, when present.
+  std::string actor_fields(const boost::json::object& eo, std::string_view src, snapshot_in::actor& in) const {
+    if (const auto* d = eo.if_contains("invoke")) {
+      if (!d->is_int64() || d->as_int64() < 0 || static_cast<std::uint64_t>(d->as_int64()) >= c_.invokes.size() ||
+          c_.invokes[static_cast<std::size_t>(d->as_int64())].src != src)
+        return "`children`: `invoke` of '" + in.id + "' is no invoke of this chart with that `src`";
+      in.decl = static_cast<std::uint32_t>(d->as_int64());
     }
-  }
-  if (const auto* ch = o->if_contains("children"); ch && c_.semantics != chart_semantics::xstate) {
-    if (!ch->is_object()) return bad("`children` is not an object");
-    for (const auto& [invokeid, entry] : ch->as_object()) {
-      const auto* eo = entry.if_object();
-      if (!eo || !eo->contains("snapshot")) return bad("`children`: '" + std::string(invokeid) + "' has no `snapshot`");
-      // The declaration's index; XState's shape has none: then the `<invoke id>` it was made from.
-      std::int64_t decl = -1;
-      if (const auto* d = eo->if_contains("invoke")) {
-        if (!d->is_int64()) return bad("`children`: `invoke` of '" + std::string(invokeid) + "' is not an integer");
-        decl = d->as_int64();
-      } else {
-        for (std::size_t i = 0; i < c_.invokes.size(); ++i)
-          if (c_.invokes[i].id == invokeid) decl = static_cast<std::int64_t>(i);
-      }
-      if (decl < 0 || static_cast<std::uint64_t>(decl) >= c_.invokes.size())
-        return bad("`children`: '" + std::string(invokeid) + "' matches no <invoke> of this chart");
-      std::string error;
-      auto chart = child_chart(static_cast<std::uint32_t>(decl), error);
-      if (!chart) return bad("`children`: '" + std::string(invokeid) + "': " + error);
-      kids.push_back({std::string(invokeid), static_cast<std::uint32_t>(decl), &eo->at("snapshot"), std::move(chart)});
+    if (const auto* sid = eo.if_contains("systemId")) {
+      if (!sid->is_string()) return "`children`: `systemId` of '" + in.id + "' is not a string";
+      in.system_id = std::string(sid->as_string());
     }
+    return {};
   }
-  std::string status = "active";
-  if (const auto* st = o->if_contains("status")) {
-    if (!st->is_string()) return bad("`status` is not a string");
-    status = std::string(st->as_string());
-    if (status != "active" && status != "done" && status != "stopped" && status != "error")
-      return bad("unknown `status` '" + status + "'");
+
+  /// An SCXML chart's child: its `<invoke>` by index (or, in XState's shape, by id), chart loaded.
+  std::string child(const std::string& invokeid, const value& entry) {
+    const auto* eo = entry.if_object();
+    if (!eo || !eo->contains("snapshot")) return "`children`: '" + invokeid + "' has no `snapshot`";
+    std::int64_t decl = -1;
+    if (const auto* d = eo->if_contains("invoke")) {
+      if (!d->is_int64()) return "`children`: `invoke` of '" + invokeid + "' is not an integer";
+      decl = d->as_int64();
+    } else {
+      for (std::size_t i = 0; i < c_.invokes.size(); ++i)
+        if (c_.invokes[i].id == invokeid) decl = static_cast<std::int64_t>(i);
+    }
+    if (decl < 0 || static_cast<std::uint64_t>(decl) >= c_.invokes.size())
+      return "`children`: '" + invokeid + "' matches no <invoke> of this chart";
+    std::string error;
+    auto chart = s_.child_chart(static_cast<std::uint32_t>(decl), error);
+    if (!chart) return "`children`: '" + invokeid + "': " + error;
+    in_.children.push_back({invokeid, static_cast<std::uint32_t>(decl), &eo->at("snapshot"), std::move(chart)});
+    return {};
   }
-  // Apply.
-  if (auto r = dm_->setup(c_, *this); !r) return bad("the datamodel cannot be set up: " + r.error().message);
-  if (const auto* ctx = o->if_contains("context")) {
-    if (auto r = dm_->restore(*ctx); !r) return bad("`context`: " + r.error().message);
+
+  std::string status() {
+    const auto* st = o_.if_contains("status");
+    if (!st) return {};
+    if (!st->is_string()) return "`status` is not a string";
+    in_.status = std::string(st->as_string());
+    if (in_.status != "active" && in_.status != "done" && in_.status != "stopped" && in_.status != "error")
+      return "unknown `status` '" + in_.status + "'";
+    return {};
+  }
+
+  session::impl& s_;
+  const statechart& c_;
+  const boost::json::object& o_;
+  snapshot_in& in_;
+};
+
+}  // namespace
+
+std::error_code session::impl::restore(const value& snap) {
+  if (started_) return errc::not_running;
+  const auto* o = snap.if_object();
+  std::string why = "not a JSON object";
+  if (o) {
+    snapshot_in in(*o, c_.states.size());
+    why = snapshot_reader(*this, in).read();
+    if (why.empty()) why = apply_snapshot(in);
+  }
+  if (why.empty()) return {};
+  // Every refusal says why, through `on_log` (label `error`).
+  if (opts_.on_log) opts_.on_log("error", "snapshot refused: " + why);
+  return errc::bad_snapshot;
+}
+
+std::string session::impl::apply_snapshot(snapshot_in& in) {
+  if (auto r = dm_->setup(c_, *this); !r) return "the datamodel cannot be set up: " + r.error().message;
+  if (const auto* ctx = in.o.if_contains("context")) {
+    if (auto r = dm_->restore(*ctx); !r) return "`context`: " + r.error().message;
   }
   const std::string old_id = id_;
   const bool had_registry = cold_ && cold_->registry_;
-  if (const auto* sid = o->if_contains("sessionid"); sid && sid->is_string() && !fixed_id_ &&
-                                                      !(cold().registry_ && cold().registry_->sessions.count(std::string(sid->as_string()))))
-    id_ = std::string(sid->as_string());
-  if (cold_ && cold_->registry_) cold_->registry_->sessions[id_] = this;
+  adopt_session_id(in);
   if (opts_.inspect) [[unlikely]]
     detail::inspect_actor(opts_.inspect, inspection_base(), cold_ && cold_->parent_ ? std::string_view(cold_->parent_->id_) : "");
-  // Children first: a child whose snapshot does not fit fails the whole restore, undone here.
-  for (auto& k : kids) {
-    if (status != "active") break;
+  // Children first: one whose snapshot does not fit fails the whole restore, undone here.
+  if (in.status == "active") {
+    if (auto why = restore_children(in); !why.empty()) {
+      undo_children(old_id, had_registry);
+      return why;
+    }
+  }
+  apply_state(in);
+  if (running_) resume_timers_and_queue(in);
+  return {};
+}
+
+// The snapshot's id, unless ours was given or another session of the tree has it.
+void session::impl::adopt_session_id(const snapshot_in& in) {
+  if (const auto* sid = in.o.if_contains("sessionid"); sid && sid->is_string() && !fixed_id_ &&
+                                                         !(cold().registry_ && cold().registry_->sessions.count(std::string(sid->as_string()))))
+    id_ = std::string(sid->as_string());
+  if (cold_ && cold_->registry_) cold_->registry_->sessions[id_] = this;
+}
+
+std::string session::impl::restore_children(snapshot_in& in) {
+  for (auto& k : in.children) {
     auto& child = make_child(k.invokeid, std::move(k.chart), k.decl);
-    if (!child.impl_->restore(*k.snap)) continue;
-    cold().children_.clear();
-    if (had_registry) cold().registry_->sessions.erase(id_);
-    else cold().registry_.reset();
-    id_ = old_id;
-    if (had_registry) cold().registry_->sessions[id_] = this;
-    return bad("child '" + k.invokeid + "' does not fit");
+    if (child.impl_->restore(*k.snap)) return "child '" + k.invokeid + "' does not fit";
   }
-  for (auto& k : actors_in) {  // XState actors: machines restored, promise and callback actors restarted
-    if (status != "active") break;
+  for (auto& k : in.actors) {  // XState actors: machines restored, promise and callback actors restarted
     auto err = start_actor(k.logic, k.id, k.system_id, k.input, k.decl, k.snap);
-    if (err.empty()) continue;
-    for (auto& [cid, c] : cold().children_)
-      if (!c.system_id.empty()) cold().registry_->system.erase(c.system_id);
-    cold().children_.clear();
-    if (had_registry) cold().registry_->sessions.erase(id_);
-    else cold().registry_.reset();
-    id_ = old_id;
-    if (had_registry) cold().registry_->sessions[id_] = this;
-    return bad("child '" + k.id + "': " + err);
+    if (!err.empty()) return "child '" + k.id + "': " + err;
   }
+  return {};
+}
+
+void session::impl::undo_children(const std::string& old_id, bool had_registry) {
+  for (auto& [cid, c] : cold().children_)
+    if (!c.system_id.empty()) cold().registry_->system.erase(c.system_id);
+  cold().children_.clear();
+  if (had_registry) cold().registry_->sessions.erase(id_);
+  else cold().registry_.reset();
+  id_ = old_id;
+  if (had_registry) cold().registry_->sessions[id_] = this;
+}
+
+void session::impl::apply_state(snapshot_in& in) {
   started_ = true;
-  if (const auto* sc = o->if_contains("sendCounter"); sc && sc->is_int64()) send_counter_ = static_cast<std::uint64_t>(sc->as_int64());
-  config_ = config;
-  if (big_) big_config_.assign(config);
+  if (const auto* sc = in.o.if_contains("sendCounter"); sc && sc->is_int64()) send_counter_ = static_cast<std::uint64_t>(sc->as_int64());
+  config_ = in.config;
+  if (big_) big_config_.assign(in.config);
   xstate_order_.clear();
   if (track_order_) config_.for_each([&](state_index x) { xstate_order_.push_back(x); });
-  for (auto& [h, states] : history) {
+  for (auto& [h, states] : in.history) {
     cold().history_[h] = std::move(states);
     cold().has_history_[h] = true;
   }
-  for (const auto& id : entered) {
+  for (const auto& id : in.entered) {
     auto s = c_.find_state(id);
     if (s != npos && !cold().entered_once_.empty()) cold().entered_once_[s] = true;
   }
-  running_ = status == "active";
+  running_ = in.status == "active";
   ended_ = !running_;
-  cancelled_ = status == "stopped" || status == "error";  // and stays so, not `done`
-  errored_ = status == "error";  // (was reported as `stopped` once restored)
-  if (const auto* e = o->if_contains("error"); errored_ && e && e->is_string()) cold().error_ = std::string(e->as_string());
-  if (!running_) return {};
-  // XState: timer events keep being ours (withdrawn on exit) when we restore under another id.
-  if (const auto* sid = o->if_contains("sessionid"); xstate_ && sid && sid->is_string() && sid->as_string() != id_) {
-    const std::string was = "#_scxml_" + std::string(sid->as_string());
-    auto adopt = [&](event& ev) {
-      if (!ev.sendid.empty() && ev.origin == was) ev.origin = "#_scxml_" + id_;
-    };
-    for (auto& p : pending) adopt(p.ev);
-    for (auto& ev : queue) adopt(ev);
-  }
-  for (auto& p : pending) schedule_send(std::move(p.sendid), std::move(p.ev), std::move(p.target), clock_.now() + p.remaining);
-  for (auto& ev : queue) {
+  cancelled_ = in.status == "stopped" || in.status == "error";  // and stays so, not `done`
+  errored_ = in.status == "error";  // (was reported as `stopped` once restored)
+  if (const auto* e = in.o.if_contains("error"); errored_ && e && e->is_string()) cold().error_ = std::string(e->as_string());
+}
+
+// XState: timer events keep being ours (withdrawn on exit) when we restore under another id.
+void session::impl::adopt_timer_events(snapshot_in& in) {
+  const auto* sid = in.o.if_contains("sessionid");
+  if (!xstate_ || !sid || !sid->is_string() || sid->as_string() == id_) return;
+  const std::string was = "#_scxml_" + std::string(sid->as_string());
+  auto adopt = [&](event& ev) {
+    if (!ev.sendid.empty() && ev.origin == was) ev.origin = "#_scxml_" + id_;
+  };
+  for (auto& p : in.delayed) adopt(p.ev);
+  for (auto& ev : in.queue) adopt(ev);
+}
+
+void session::impl::resume_timers_and_queue(snapshot_in& in) {
+  adopt_timer_events(in);
+  for (auto& p : in.delayed) schedule_send(std::move(p.sendid), std::move(p.ev), std::move(p.target), clock_.now() + p.remaining);
+  for (auto& ev : in.queue) {
     if (xstate_ && own_timer_event(ev)) ++queued_timer_events_;
     external_.push_back(std::move(ev));
   }
   if (!external_.empty() || !internal_.empty()) post_drain();
-  return {};
 }
 
 }  // namespace xsn
