@@ -3,7 +3,7 @@
 /// One item = one call.
 #include <xsn/resilience/simple_circuit_breaker.hpp>
 
-#include <xsn/runtime/clock.hpp>
+#include <xsn/core/clock.hpp>
 
 #include <benchmark/benchmark.h>
 

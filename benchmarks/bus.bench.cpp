@@ -8,7 +8,7 @@
 /// `items_per_second` is wall-clock. Each run checks that the consumer saw every item exactly once
 /// (count and sum of sequence numbers), or posts no figure.
 #include <xsn/bus/channel_event_bus.hpp>
-#include <xsn/runtime/clock.hpp>
+#include <xsn/core/clock.hpp>
 
 #include "bus_harness.hpp"
 

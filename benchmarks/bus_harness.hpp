@@ -3,7 +3,7 @@
 /// benchmarks/advanced/bus.bench.cpp): the item every queue moves, producer threads joined per
 /// round, the exactly-once check and wall-clock `items_per_second`.
 #include <xsn/bus/event_bus.hpp>
-#include <xsn/runtime/clock.hpp>
+#include <xsn/core/clock.hpp>
 
 #include <benchmark/benchmark.h>
 #include <boost/asio/io_context.hpp>

@@ -3,7 +3,7 @@
 #include "bench_checks.hpp"
 #include "bench_machines.hpp"
 
-#include <xsn/model/builder.hpp>
+#include <xsn/runtime/builder.hpp>
 #include <xsn/parse/xstate.hpp>
 #include <xsn/runtime/implementations.hpp>
 #include <xsn/xsn.hpp>
@@ -176,7 +176,7 @@ void interpreter_xstate_parallel(benchmark::State& state) {
   state.SetItemsProcessed(events);
 }
 
-/// The toggle machine written with the C++ builder (`<xsn/model/builder.hpp>`): same model as
+/// The toggle machine written with the C++ builder (`<xsn/runtime/builder.hpp>`): same model as
 /// `xstate_toggle`, so the same cost is expected.
 void interpreter_builder_toggle(benchmark::State& state) {
   auto m = xsn::machine("toggle").initial("off")

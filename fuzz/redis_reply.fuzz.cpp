@@ -6,7 +6,7 @@
 // through the code that interprets them. Once the replies are used up the server hangs up and
 // the store is closed: every operation must complete, with a value or an error.
 #include <xsn/advanced/redis_state_store.hpp>
-#include <xsn/runtime/clock.hpp>
+#include <xsn/core/clock.hpp>
 
 #include <hiredis/hiredis.h>
 

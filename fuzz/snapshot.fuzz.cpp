@@ -3,7 +3,7 @@
 // snapshotted again.
 #include "fixtures.hpp"
 
-#include <xsn/runtime/clock.hpp>
+#include <xsn/core/clock.hpp>
 #include <xsn/runtime/session.hpp>
 
 #include <boost/asio/io_context.hpp>

@@ -10,8 +10,8 @@
 #include <string>
 #include <thread>
 #include <xsn/advanced/bucketed_circuit_breaker.hpp>
-#include <xsn/runtime/asio_clock.hpp>
-#include <xsn/runtime/clock.hpp>
+#include <xsn/core/asio_clock.hpp>
+#include <xsn/core/clock.hpp>
 
 namespace {
 

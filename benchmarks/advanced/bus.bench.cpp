@@ -12,7 +12,7 @@
 /// wall-clock. Each run checks that the consumer saw every item exactly once (count and sum of
 /// sequence numbers), or posts no figure.
 #include <xsn/advanced/numa_event_bus.hpp>
-#include <xsn/runtime/clock.hpp>
+#include <xsn/core/clock.hpp>
 
 #include "../bus_harness.hpp"
 

@@ -6,7 +6,7 @@
 // checked after every macrostep (`on_macrostep`) and sent a little later through the same
 // `asio_clock` the session uses, so the output reads like a timeline. The chart's own delays
 // (door motion, watchdog) run on real time; the program exits when the chart reaches `off`.
-#include <xsn/runtime/asio_clock.hpp>
+#include <xsn/core/asio_clock.hpp>
 #include <xsn/xsn.hpp>
 
 #include <boost/asio/io_context.hpp>

@@ -3,7 +3,7 @@
 // `xsn::implementations`. Three orders run on simulated time (a manual clock), so the program is
 // fast and repeatable; it checks where each order ends and exits non-zero when one goes wrong.
 #include <xsn/parse/xstate.hpp>
-#include <xsn/runtime/clock.hpp>
+#include <xsn/core/clock.hpp>
 #include <xsn/runtime/implementations.hpp>
 #include <xsn/runtime/session.hpp>
 

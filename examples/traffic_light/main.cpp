@@ -6,7 +6,7 @@
 // during the second green phase, and sends `shutdown` after CYCLES cycles (default 3). The
 // chart then reaches its final state and cancels its own timers, so `io_context::run()` returns
 // on its own: nothing is left scheduled.
-#include <xsn/runtime/asio_clock.hpp>
+#include <xsn/core/asio_clock.hpp>
 #include <xsn/xsn.hpp>
 
 #include <boost/asio/io_context.hpp>

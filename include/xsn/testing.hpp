@@ -16,7 +16,7 @@
  * ```
  */
 #include <xsn/model/statechart.hpp>
-#include <xsn/runtime/clock.hpp>
+#include <xsn/core/clock.hpp>
 #include <xsn/runtime/implementations.hpp>
 #include <xsn/runtime/session.hpp>
 

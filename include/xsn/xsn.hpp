@@ -3,9 +3,9 @@
 #include <xsn/config.hpp>
 #include <xsn/model/statechart.hpp>
 #include <xsn/parse/scxml.hpp>
-#include <xsn/runtime/clock.hpp>
+#include <xsn/core/clock.hpp>
 #include <xsn/runtime/datamodel.hpp>
-#include <xsn/runtime/errors.hpp>
-#include <xsn/runtime/event.hpp>
+#include <xsn/core/errors.hpp>
+#include <xsn/core/event.hpp>
 #include <xsn/runtime/session.hpp>
-#include <xsn/runtime/value.hpp>
+#include <xsn/core/value.hpp>

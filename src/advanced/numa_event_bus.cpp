@@ -2,8 +2,8 @@
 #include <xsn/advanced/numa_event_bus.hpp>
 
 #include <xsn/advanced/detail/numa_ring.hpp>
-#include <xsn/detail/bus_router.hpp>
-#include <xsn/detail/packed_message.hpp>
+#include <xsn/bus/detail/bus_router.hpp>
+#include <xsn/bus/detail/packed_message.hpp>
 
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/associated_executor.hpp>

@@ -1,7 +1,7 @@
 // Part of xsn_advanced: one Redis connection on an Asio strand (see redis_connection.hpp).
 #include "redis_connection.hpp"
 
-#include <xsn/runtime/errors.hpp>
+#include <xsn/core/errors.hpp>
 
 #include <hiredis/hiredis.h>
 

@@ -1,6 +1,6 @@
 // Part of xsn_advanced: `state_store` on Redis (see redis_state_store.hpp for the guarantees).
 #include <xsn/advanced/redis_state_store.hpp>
-#include <xsn/detail/watch_delivery.hpp>
+#include <xsn/store/detail/watch_delivery.hpp>
 
 #include "redis_connection.hpp"
 #include "redis_scripts.hpp"

@@ -9,7 +9,7 @@
 #include "distributed/serve_config.hpp"
 
 #include <xsn/parse/scxml.hpp>
-#include <xsn/runtime/logging.hpp>
+#include <xsn/core/logging.hpp>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>

@@ -2,7 +2,7 @@
 // `xsn trace MACHINE STEPS.json [--test-fixtures]`: the configuration after start and after each
 // step as JSON Lines, for differential tests against XState.
 #include <xsn/model/statechart.hpp>
-#include <xsn/runtime/value.hpp>
+#include <xsn/core/value.hpp>
 
 #include <cstdint>
 #include <memory>

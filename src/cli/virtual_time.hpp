@@ -11,7 +11,7 @@
 // has taken `max_steps` macrosteps (counted by `count_macrostep`, which the session's
 // `on_macrostep` calls), so a machine that loops through its external queue (a `<send delay="0s">`
 // to itself) ends the command instead of running forever.
-#include <xsn/runtime/clock.hpp>
+#include <xsn/core/clock.hpp>
 
 #include <boost/asio/io_context.hpp>
 

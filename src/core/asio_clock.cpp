@@ -1,4 +1,4 @@
-#include <xsn/runtime/asio_clock.hpp>
+#include <xsn/core/asio_clock.hpp>
 
 #include <boost/asio/steady_timer.hpp>
 

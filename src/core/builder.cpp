@@ -1,7 +1,7 @@
 // The C++ machine builder: nodes -> the equivalent XState JSON config (inline callables under
 // generated names) -> parse_xstate -> one binding of every name. Going through the JSON loader
 // keeps one source of truth for the model and its checks; building happens once, not per event.
-#include <xsn/model/builder.hpp>
+#include <xsn/runtime/builder.hpp>
 
 #include <xsn/parse/xstate.hpp>
 

@@ -1,8 +1,8 @@
 #include <xsn/bus/channel_event_bus.hpp>
 
-#include <xsn/detail/bus_router.hpp>
-#include <xsn/detail/mpmc_ring.hpp>
-#include <xsn/detail/packed_message.hpp>
+#include <xsn/bus/detail/bus_router.hpp>
+#include <xsn/bus/detail/mpmc_ring.hpp>
+#include <xsn/bus/detail/packed_message.hpp>
 
 #include "logging_detail.hpp"
 

@@ -1,4 +1,4 @@
-#include <xsn/runtime/errors.hpp>
+#include <xsn/core/errors.hpp>
 
 #include <string>
 

@@ -1,7 +1,7 @@
 #pragma once
 // Part of xsn_core (private): an event as JSON, for session snapshots (queued and delayed events)
 // and the orchestrator's stored outboxes.
-#include <xsn/runtime/event.hpp>
+#include <xsn/core/event.hpp>
 
 namespace xsn::detail {
 

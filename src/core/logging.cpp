@@ -1,4 +1,4 @@
-#include <xsn/runtime/logging.hpp>
+#include <xsn/core/logging.hpp>
 
 #include "logging_detail.hpp"
 

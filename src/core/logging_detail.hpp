@@ -1,6 +1,6 @@
 #pragma once
 // Private to xsn_core: what components use to log (spdlog stays out of the public headers).
-#include <xsn/runtime/logging.hpp>
+#include <xsn/core/logging.hpp>
 
 #include <spdlog/logger.h>
 

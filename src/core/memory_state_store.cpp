@@ -1,5 +1,5 @@
 #include <xsn/store/memory_state_store.hpp>
-#include <xsn/detail/watch_delivery.hpp>
+#include <xsn/store/detail/watch_delivery.hpp>
 
 #include "logging_detail.hpp"
 

@@ -3,7 +3,7 @@
 #include <xsn/parse/scxml.hpp>
 #include <xsn/parse/xstate.hpp>
 
-#include <xsn/detail/css_time.hpp>
+#include "detail/css_time.hpp"
 
 #include "parse_detail.hpp"
 

@@ -3,7 +3,7 @@
 // (allocated on first use, so a plain session pays nothing for it). The free functions here keep
 // that code out of session.cpp, which only calls them at its hook points.
 #include <xsn/runtime/diagnostics.hpp>
-#include <xsn/runtime/event.hpp>
+#include <xsn/core/event.hpp>
 #include <xsn/runtime/inspection.hpp>
 
 #include <boost/asio/any_completion_handler.hpp>

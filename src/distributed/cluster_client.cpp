@@ -1,7 +1,7 @@
 // Part of xsn_distributed: a Redis Cluster client on the node's links (see cluster_client.hpp).
 #include "cluster_client.hpp"
 
-#include <xsn/runtime/errors.hpp>
+#include <xsn/core/errors.hpp>
 
 #include <boost/asio/error.hpp>
 

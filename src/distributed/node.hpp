@@ -10,8 +10,8 @@
 #include "service.hpp"
 
 #include <xsn/model/statechart.hpp>
-#include <xsn/runtime/errors.hpp>
-#include <xsn/runtime/value.hpp>
+#include <xsn/core/errors.hpp>
+#include <xsn/core/value.hpp>
 
 #include <boost/asio/io_context.hpp>
 

@@ -2,8 +2,8 @@
 // Part of xsn_distributed (private): the clock every node shares. `now()` is the wall time
 // (system_clock, nanoseconds since 1970) on the `xsn::clock` time base, so a delayed event's
 // due time in a snapshot means the same instant on every node; timers run on Asio.
-#include <xsn/runtime/asio_clock.hpp>
-#include <xsn/runtime/clock.hpp>
+#include <xsn/core/asio_clock.hpp>
+#include <xsn/core/clock.hpp>
 
 namespace xsn::distributed {
 

@@ -4,8 +4,8 @@
 
 #include <xsn/config.hpp>
 #include <xsn/resilience/simple_circuit_breaker.hpp>
-#include <xsn/runtime/clock.hpp>
-#include <xsn/runtime/errors.hpp>
+#include <xsn/core/clock.hpp>
+#include <xsn/core/errors.hpp>
 #if XSN_WITH_ADVANCED
 #include <xsn/advanced/bucketed_circuit_breaker.hpp>
 #endif

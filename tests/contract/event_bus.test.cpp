@@ -5,7 +5,7 @@
 
 #include <xsn/bus/channel_event_bus.hpp>
 #include <xsn/config.hpp>
-#include <xsn/runtime/clock.hpp>
+#include <xsn/core/clock.hpp>
 #if XSN_WITH_ADVANCED
 #include <xsn/advanced/numa_event_bus.hpp>
 #endif

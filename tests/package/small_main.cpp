@@ -1,7 +1,7 @@
 // The smallest user of xsn::core (the packaging test that hides hiredis and libnuma builds only
 // this one, to stay cheap): its headers, xsn/config.hpp, and linking the static library.
 #include <xsn/config.hpp>
-#include <xsn/runtime/errors.hpp>
+#include <xsn/core/errors.hpp>
 
 #include <cstdio>
 #include <string>

@@ -1,7 +1,7 @@
 // Must NOT compile (the `typed_without_json` case of the docs.snippets test): a typed context and
 // a typed event without JSON conversion are refused at their use with a readable message, not by
 // Boost.JSON's static assertions deep inside.
-#include <xsn/model/builder.hpp>
+#include <xsn/runtime/builder.hpp>
 
 #include <string_view>
 

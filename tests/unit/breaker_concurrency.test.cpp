@@ -3,8 +3,8 @@
 // Time is a manual clock, advanced only by the main thread while the workers are joined.
 #include <xsn/resilience/simple_circuit_breaker.hpp>
 
-#include <xsn/runtime/clock.hpp>
-#include <xsn/runtime/errors.hpp>
+#include <xsn/core/clock.hpp>
+#include <xsn/core/errors.hpp>
 
 #include "catch.hpp"
 

@@ -1,4 +1,4 @@
-#include <xsn/model/builder.hpp>
+#include <xsn/runtime/builder.hpp>
 
 #include "catch.hpp"
 #include "session_driver.hpp"

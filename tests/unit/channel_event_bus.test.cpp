@@ -2,9 +2,9 @@
 
 #include "catch.hpp"
 
-#include <xsn/detail/mpmc_ring.hpp>
-#include <xsn/runtime/asio_clock.hpp>
-#include <xsn/runtime/clock.hpp>
+#include <xsn/bus/detail/mpmc_ring.hpp>
+#include <xsn/core/asio_clock.hpp>
+#include <xsn/core/clock.hpp>
 
 #include <boost/asio/io_context.hpp>
 

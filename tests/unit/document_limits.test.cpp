@@ -6,7 +6,7 @@
 #include "catch.hpp"
 
 #include <xsn/parse/xstate.hpp>
-#include <xsn/runtime/errors.hpp>
+#include <xsn/core/errors.hpp>
 #include <xsn/runtime/session.hpp>
 
 #include <boost/asio/io_context.hpp>

@@ -1,4 +1,4 @@
-#include <xsn/runtime/logging.hpp>
+#include <xsn/core/logging.hpp>
 
 #include "catch.hpp"
 
@@ -6,7 +6,7 @@
 #include <xsn/orchestrator/orchestrator.hpp>
 #include <xsn/parse/scxml.hpp>
 #include <xsn/resilience/simple_circuit_breaker.hpp>
-#include <xsn/runtime/clock.hpp>
+#include <xsn/core/clock.hpp>
 #include <xsn/store/memory_state_store.hpp>
 
 #include <boost/asio/io_context.hpp>

@@ -1,4 +1,4 @@
-#include <xsn/runtime/clock.hpp>
+#include <xsn/core/clock.hpp>
 
 #include "catch.hpp"
 

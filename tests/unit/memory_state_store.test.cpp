@@ -2,7 +2,7 @@
 
 #include "catch.hpp"
 
-#include <xsn/runtime/asio_clock.hpp>
+#include <xsn/core/asio_clock.hpp>
 
 #include <boost/asio/io_context.hpp>
 

@@ -9,7 +9,7 @@
 #include <xsn/parse/xstate.hpp>
 #include <xsn/runtime/implementations.hpp>
 #include <xsn/runtime/inspection.hpp>
-#include <xsn/runtime/logging.hpp>
+#include <xsn/core/logging.hpp>
 #include <xsn/runtime/session.hpp>
 
 #include <boost/json/serialize.hpp>

@@ -2,8 +2,8 @@
 // tests/contract/circuit_breaker.test.cpp.
 #include <xsn/resilience/simple_circuit_breaker.hpp>
 
-#include <xsn/runtime/clock.hpp>
-#include <xsn/runtime/errors.hpp>
+#include <xsn/core/clock.hpp>
+#include <xsn/core/errors.hpp>
 
 #include "catch.hpp"
 

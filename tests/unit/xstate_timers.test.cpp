@@ -7,7 +7,7 @@
 #include "catch.hpp"
 #include "session_driver.hpp"
 
-#include <xsn/model/builder.hpp>
+#include <xsn/runtime/builder.hpp>
 #include <xsn/parse/scxml.hpp>
 #include <xsn/runtime/implementations.hpp>
 #include <xsn/runtime/inspection.hpp>

@@ -2,7 +2,7 @@
 /// \file `xsn::advanced::numa_event_bus`: the `event_bus` contract on lock-free rings, one shard
 /// per NUMA node.
 #include <xsn/bus/event_bus.hpp>
-#include <xsn/runtime/clock.hpp>
+#include <xsn/core/clock.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -82,8 +82,8 @@ struct numa_shard_health {
  * machine has the node), a publisher writes straight into it, and its consumer, running on that
  * node, reads node-local memory.
  *
- * The ring, the packed slot and the routing are the channel bus's (`xsn/detail/mpmc_ring.hpp`,
- * `xsn/detail/packed_message.hpp`, `xsn/detail/bus_router.hpp`): each subscription allocates
+ * The ring, the packed slot and the routing are the channel bus's (`xsn/bus/detail/mpmc_ring.hpp`,
+ * `xsn/bus/detail/packed_message.hpp`, `xsn/bus/detail/bus_router.hpp`): each subscription allocates
  * `capacity` slots of 320 bytes up front (about 3 MB for the default 10,000), and a message whose
  * `sendid`, `origin`, `origintype`, `invokeid` and `reply_to` are empty travels in the first two
  * cache lines of its slot. With one subscription on the address and its consumer busy, `publish`

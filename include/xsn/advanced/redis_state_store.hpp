@@ -1,6 +1,6 @@
 #pragma once
 /// \file `state_store` on Redis (hiredis 0.14 for the protocol, Asio for the sockets).
-#include <xsn/runtime/clock.hpp>
+#include <xsn/core/clock.hpp>
 #include <xsn/store/state_store.hpp>
 
 #include <boost/asio/any_completion_handler.hpp>

@@ -1,7 +1,7 @@
 #pragma once
 /// \file The default `event_bus`: in-process, on Boost.Asio concurrent channels.
 #include <xsn/bus/event_bus.hpp>
-#include <xsn/runtime/clock.hpp>
+#include <xsn/core/clock.hpp>
 
 #include <memory>
 
@@ -33,7 +33,7 @@ struct channel_bus_core;  // Routing, requests; shared with subscriptions and pe
  *   already received the message by then.
  * - Replies travel to the inbox `$reply`; a reply to a request that has completed is refused
  *   with `errc::no_subscriber`.
- * - Logging (`xsn/runtime/logging.hpp`, logger `xsn.bus`): subscribe, unsubscribe and shutdown
+ * - Logging (`xsn/core/logging.hpp`, logger `xsn.bus`): subscribe, unsubscribe and shutdown
  *   at `info`; the first refusal or drop of an overflow episode at `warn` (`info` when publishers
  *   only wait for room) and its end, when the consumer makes room, at `info`; request timeouts at
  *   `warn`; each drop, refusal and unroutable publication at `debug`; each publication and each

@@ -35,8 +35,8 @@
 /// Completion signatures use `std::error_code`, so `use_future` and `use_awaitable` yield the
 /// error code (or a `std::tuple<std::error_code, bus_message>`) instead of throwing:
 /// `auto [ec, msg] = co_await sub->async_receive(boost::asio::use_awaitable);`.
-#include <xsn/runtime/errors.hpp>
-#include <xsn/runtime/event.hpp>
+#include <xsn/core/errors.hpp>
+#include <xsn/core/event.hpp>
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>

@@ -218,7 +218,7 @@ struct indexed_transition {
 /// platform event names).
 enum class chart_semantics : std::uint8_t { scxml, xstate };
 
-struct xstate_program;  // <xsn/parse/xstate.hpp>: guards, action sites, delays, context of an XState chart
+struct xstate_program;  // <xsn/model/xstate_program.hpp>: guards, action sites, delays, context of an XState chart
 
 /// The binding mode of `<scxml binding>`.
 enum class binding_mode : std::uint8_t { early, late };

@@ -2,9 +2,9 @@
 /// \file Many machines in one process: created, addressed, routed and persisted together.
 #include <xsn/bus/event_bus.hpp>
 #include <xsn/model/statechart.hpp>
-#include <xsn/runtime/clock.hpp>
-#include <xsn/runtime/errors.hpp>
-#include <xsn/runtime/event.hpp>
+#include <xsn/core/clock.hpp>
+#include <xsn/core/errors.hpp>
+#include <xsn/core/event.hpp>
 #include <xsn/runtime/implementations.hpp>
 #include <xsn/runtime/session.hpp>
 #include <xsn/store/state_store.hpp>

@@ -1,8 +1,8 @@
 #pragma once
 /// \file The circuit breaker interface: stop calling a dependency that keeps failing, probe it
 /// again after a while. Synchronous (`execute`) and asynchronous (`async_execute`) calls.
-#include <xsn/runtime/clock.hpp>
-#include <xsn/runtime/errors.hpp>
+#include <xsn/core/clock.hpp>
+#include <xsn/core/errors.hpp>
 
 #include <boost/asio/append.hpp>
 #include <boost/asio/associated_executor.hpp>
@@ -149,7 +149,7 @@ class breaker_subscription {
  * in which case that thread delivers it. Listeners must not throw: a throwing listener
  * terminates the program (`std::terminate`).
  *
- * Logging (`xsn/runtime/logging.hpp`, logger `xsn.breaker`): every transition, just before the
+ * Logging (`xsn/core/logging.hpp`, logger `xsn.breaker`): every transition, just before the
  * listeners hear of it (`warn` when opening, `info` otherwise), with `name()`; rejections and
  * failures at `debug`. The closed fast path never logs.
  *

@@ -1,8 +1,8 @@
 #pragma once
 /// \file Actor logic for XState charts: child machines, promise-like and callback-like C++ actors.
-#include <xsn/runtime/event.hpp>
+#include <xsn/core/event.hpp>
 #include <xsn/runtime/implementations.hpp>
-#include <xsn/runtime/value.hpp>
+#include <xsn/core/value.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 

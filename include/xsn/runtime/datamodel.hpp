@@ -1,8 +1,8 @@
 #pragma once
 /// \file The datamodel interface: how a session evaluates expressions and runs scripts.
 #include <xsn/model/statechart.hpp>
-#include <xsn/runtime/event.hpp>
-#include <xsn/runtime/value.hpp>
+#include <xsn/core/event.hpp>
+#include <xsn/core/value.hpp>
 
 #include <chrono>
 #include <cstddef>

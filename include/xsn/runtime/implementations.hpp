@@ -1,8 +1,8 @@
 #pragma once
 /// \file Native C++ implementations for XState charts: XState's `setup()`/`provide()` for C++.
 #include <xsn/runtime/datamodel.hpp>
-#include <xsn/runtime/event.hpp>
-#include <xsn/runtime/value.hpp>
+#include <xsn/core/event.hpp>
+#include <xsn/core/value.hpp>
 
 #include <chrono>
 #include <concepts>

@@ -2,8 +2,8 @@
 /// \file Inspection: the stream of what sessions do, shaped like XState v5's inspection API.
 #include <xsn/model/statechart.hpp>
 #include <xsn/runtime/diagnostics.hpp>
-#include <xsn/runtime/event.hpp>
-#include <xsn/runtime/value.hpp>
+#include <xsn/core/event.hpp>
+#include <xsn/core/value.hpp>
 
 #include <cstdint>
 #include <functional>

@@ -1,11 +1,11 @@
 #pragma once
 /// \file A running SCXML session: the W3C interpreter over a shared compiled chart.
 #include <xsn/model/statechart.hpp>
-#include <xsn/runtime/clock.hpp>
+#include <xsn/core/clock.hpp>
 #include <xsn/runtime/datamodel.hpp>
 #include <xsn/runtime/diagnostics.hpp>
-#include <xsn/runtime/errors.hpp>
-#include <xsn/runtime/event.hpp>
+#include <xsn/core/errors.hpp>
+#include <xsn/core/event.hpp>
 #include <xsn/runtime/inspection.hpp>
 
 #include <boost/asio/any_completion_handler.hpp>
@@ -71,7 +71,7 @@ struct session_options {
    * children inherit the hook). Called synchronously on the executor, maybe inside a macrostep:
    * like an inspector, it must not call the session's members that change it (`send` is fine).
    * Unset: the diagnostic is logged through the `xsn.session` logger, at `warn` (ignored events
-   * at `debug`), silent unless logging is configured (`<xsn/runtime/logging.hpp>`).
+   * at `debug`), silent unless logging is configured (`<xsn/core/logging.hpp>`).
    */
   std::function<void(session& root, const runtime_diagnostic& d)> on_diagnostic;
   /// Called after every macrostep (including the initial one) with the session stable.

@@ -1,6 +1,6 @@
 #pragma once
 /// \file The in-process `state_store`: bounded, versioned, TTL through the clock interface.
-#include <xsn/runtime/clock.hpp>
+#include <xsn/core/clock.hpp>
 #include <xsn/store/state_store.hpp>
 
 #include <cstddef>
@@ -47,7 +47,7 @@ struct memory_store_options {
  * would otherwise keep an `asio_clock`'s executor busy until the next expiry) and ends every
  * watch.
  *
- * Logging (`xsn/runtime/logging.hpp`, logger `xsn.store`): a compare-and-set or erase conflict
+ * Logging (`xsn/core/logging.hpp`, logger `xsn.store`): a compare-and-set or erase conflict
  * at `info`, a write refused for lack of room at `warn`, the destruction at `info`; expiries and
  * new watches at `debug`; every operation at `trace`. Fields: `op`, `key`, versions.
  */

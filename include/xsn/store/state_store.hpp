@@ -1,7 +1,7 @@
 #pragma once
 /// \file The key-value store for machine snapshots: versioned, compare-and-set, TTL, watches.
-#include <xsn/runtime/clock.hpp>
-#include <xsn/runtime/errors.hpp>
+#include <xsn/core/clock.hpp>
+#include <xsn/core/errors.hpp>
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>

@@ -12,7 +12,7 @@
 #include <utility>
 #include <vector>
 #include <xsn/advanced/bucketed_circuit_breaker.hpp>
-#include <xsn/runtime/clock.hpp>
+#include <xsn/core/clock.hpp>
 
 #include "catch.hpp"
 

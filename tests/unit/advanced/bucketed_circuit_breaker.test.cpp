@@ -12,8 +12,8 @@
 #include <system_error>
 #include <vector>
 #include <xsn/advanced/bucketed_circuit_breaker.hpp>
-#include <xsn/runtime/clock.hpp>
-#include <xsn/runtime/errors.hpp>
+#include <xsn/core/clock.hpp>
+#include <xsn/core/errors.hpp>
 #include <xsn/store/memory_state_store.hpp>
 
 #include "catch.hpp"

@@ -8,7 +8,7 @@
 
 #include "catch.hpp"
 
-#include <xsn/runtime/clock.hpp>
+#include <xsn/core/clock.hpp>
 
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>

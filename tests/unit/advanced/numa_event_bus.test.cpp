@@ -6,7 +6,7 @@
 #include "catch.hpp"
 
 #include <xsn/advanced/detail/numa_ring.hpp>
-#include <xsn/runtime/clock.hpp>
+#include <xsn/core/clock.hpp>
 
 #include <boost/asio/io_context.hpp>
 

@@ -7,7 +7,7 @@
 
 #include "distributed/keys.hpp"
 
-#include <xsn/runtime/errors.hpp>
+#include <xsn/core/errors.hpp>
 
 #include <boost/asio/error.hpp>
 #include <boost/asio/io_context.hpp>

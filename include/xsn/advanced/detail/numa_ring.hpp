@@ -2,7 +2,7 @@
 /// \file A bounded lock-free FIFO whose slots live on one NUMA node: `xsn::detail::mpmc_ring`
 /// (the channel bus's ring: batch dequeue, drop-oldest push, cache-line padded) with its slots
 /// allocated on the node.
-#include <xsn/detail/mpmc_ring.hpp>
+#include <xsn/bus/detail/mpmc_ring.hpp>
 
 #include <cstddef>
 

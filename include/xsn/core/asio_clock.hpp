@@ -1,6 +1,6 @@
 #pragma once
 /// \file The production clock: real (steady) time, timers on a Boost.Asio executor.
-#include <xsn/runtime/clock.hpp>
+#include <xsn/core/clock.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 

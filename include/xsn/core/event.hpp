@@ -1,6 +1,6 @@
 #pragma once
 /// \file The event that flows through queues, the bus and `_event`.
-#include <xsn/runtime/value.hpp>
+#include <xsn/core/value.hpp>
 
 #include <cstdint>
 #include <string>

@@ -4,8 +4,8 @@
 /// policies, the `$reply` inbox and pending requests, health and shutdown. Each bus brings its
 /// subscriptions' queues and how consumers and full publishers wait.
 #include <xsn/bus/event_bus.hpp>
-#include <xsn/detail/mpmc_ring.hpp>
-#include <xsn/runtime/clock.hpp>
+#include <xsn/bus/detail/mpmc_ring.hpp>
+#include <xsn/core/clock.hpp>
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/append.hpp>
