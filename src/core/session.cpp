@@ -33,11 +33,11 @@ std::error_code session::send(event ev) { return impl_->send(std::move(ev)); }
 std::error_code session::process(const event& ev) { return impl_->process(ev); }
 void session::drain() { impl_->drain(); }
 void session::stop() { impl_->stop(); }
-bool session::running() const noexcept { return impl_->running_; }
+bool session::running() const noexcept { return impl_->mode_.running; }
 session_status session::status() const noexcept { return impl_->status(); }
 std::uint64_t session::transitions_taken() const noexcept { return impl_->transitions_taken_; }
 value session::error() const {
-  if (!impl_->errored_) return nullptr;
+  if (!impl_->mode_.errored) return nullptr;
   return value(impl_->cold_ ? impl_->cold_->error_ : std::string());
 }
 

@@ -62,7 +62,7 @@ void macrostep_waiters::removed(const boost::asio::any_io_executor& ex, const st
 namespace xsn {
 
 void session::impl::async_send(event ev, detail::macrostep_handler h) {
-  if (!running_) return detail::post_completion(ex_, std::move(h), errc::not_running);
+  if (!mode_.running) return detail::post_completion(ex_, std::move(h), errc::not_running);
   if (!enqueue_external(std::move(ev))) return detail::post_completion(ex_, std::move(h), errc::queue_full);
   ext().waiters.add(external_.size(), std::move(h));
 }

@@ -47,7 +47,7 @@ bool session::impl::execute(const action_block& block) {
 bool session::impl::exec(const action& a) {
   const action* outer = acting_;  // restored below: outside actions acting_ is null
   acting_ = &a;
-  if (inspect_) [[unlikely]] detail::inspect_action(opts_.inspect, inspection_base(), a);
+  if (mode_.inspect) [[unlikely]] detail::inspect_action(opts_.inspect, inspection_base(), a);
   struct visitor {
     impl& self;
     source_location loc;
@@ -157,7 +157,7 @@ bool session::impl::exec_cancel(const cancel_action& c) {
       ++it;
     }
   }
-  if (xstate_ && queued_timer_events_ != 0) withdraw_timer_events(id);
+  if (mode_.xstate && queued_timer_events_ != 0) withdraw_timer_events(id);
   return true;
 }
 
@@ -294,7 +294,7 @@ void session::impl::fire_send(std::uint64_t key) {
   if (it == cold().delayed_.end()) return;
   auto p = std::move(it->second);
   cold().delayed_.erase(it);
-  const bool to_self = xstate_ && p.target.empty() && !p.ev.sendid.empty();
+  const bool to_self = mode_.xstate && p.target.empty() && !p.ev.sendid.empty();
   const auto queued = external_.size();
   deliver(std::move(p.ev), std::move(p.target));
   if (to_self && external_.size() > queued) ++queued_timer_events_;
@@ -337,12 +337,12 @@ void session::impl::deliver(event ev, std::string target) {
 
 void session::impl::xstate_fail(const std::string& message, diagnostic_kind kind, state_index where,
                                 std::string_view event_name) {
-  if (errored_) return;
+  if (mode_.errored) return;
   report(kind, event_name, where, message);
   cold().error_ = message;
-  errored_ = true;
-  running_ = false;
-  cancelled_ = true;
+  mode_.errored = true;
+  mode_.running = false;
+  mode_.cancelled = true;
   if (opts_.on_log) opts_.on_log("error", message);
 }
 

@@ -2,7 +2,7 @@
 // session's reports (`session::impl::report`).
 #include <xsn/runtime/diagnostics.hpp>
 
-#include "logging_detail.hpp"
+#include "core/logging_detail.hpp"
 #include "session_impl.hpp"
 
 namespace xsn {
@@ -68,11 +68,11 @@ void session::impl::report(const runtime_diagnostic& d) {
     if (!log_) log_ = detail::session_logger();
     detail::log_diagnostic(*log_, d);
   }
-  if (inspect_) detail::inspect_diagnostic(opts_.inspect, inspection_base(), d);
+  if (mode_.inspect) detail::inspect_diagnostic(opts_.inspect, inspection_base(), d);
 }
 
 void session::impl::report(diagnostic_kind kind, std::string_view event, state_index where, std::string_view message) {
-  if (!opts_.on_diagnostic && !inspect_) {  // nobody but the log: find the state only if it writes
+  if (!opts_.on_diagnostic && !mode_.inspect) {  // nobody but the log: find the state only if it writes
     if (!log_) log_ = detail::session_logger();
     if (!detail::warn_enabled(*log_)) return;
   }
@@ -87,7 +87,7 @@ void session::impl::report(diagnostic_kind kind, std::string_view event, state_i
 }
 
 bool session::impl::ignored_wanted() {
-  if (opts_.on_diagnostic || inspect_) return true;
+  if (opts_.on_diagnostic || mode_.inspect) return true;
   if (!log_) log_ = detail::session_logger();
   return detail::debug_enabled(*log_);
 }
@@ -97,7 +97,7 @@ void session::impl::report_ignored(const event& ev, std::uint32_t name_id) {
   d.kind = diagnostic_kind::event_ignored;
   d.session_id = id_;
   d.event = ev.name;
-  d.reason = guard_failed_                       ? ignore_reason::guard_failed
+  d.reason = mode_.guard_failed                       ? ignore_reason::guard_failed
              : has_transition_for(ev, name_id) ? ignore_reason::guards_false
                                                : ignore_reason::no_transition;
   switch (d.reason) {

@@ -16,14 +16,14 @@
 #include <xsn/parse/xstate.hpp>
 #include <xsn/runtime/implementations.hpp>
 
-#include "event_json.hpp"
-#include "null_datamodel.hpp"
+#include "core/event_json.hpp"
+#include "datamodel/null_datamodel.hpp"
 #include "runtime/fixed_vector.hpp"
 #include "runtime/ring_queue.hpp"
 #include "session_ext.hpp"
 #include "state_set.hpp"
-#include "xstate_actors.hpp"
-#include "xstate_semantics.hpp"
+#include "runtime/xstate_actors.hpp"
+#include "model/xstate_semantics.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
 
@@ -55,7 +55,7 @@ struct session::impl final : datamodel_host, detail::actor_host {
 
   // ---- datamodel_host ----
   bool raise_internal(event ev) override {
-    if (!in_macrostep_ || internal_.size() >= opts_.internal_queue_capacity) return false;
+    if (!mode_.in_macrostep || internal_.size() >= opts_.internal_queue_capacity) return false;
     raise(std::move(ev));
     return true;
   }
@@ -136,7 +136,6 @@ struct session::impl final : datamodel_host, detail::actor_host {
   /// The state whose content (or transition, or invoke) holds action `a`; `npos` when none.
   state_index state_of(const action* a) const;
   std::shared_ptr<spdlog::logger> log_;  // `xsn.session`, taken when first needed
-  bool guard_failed_ = false;            // a guard failed while selecting for the current external event
 
   // ---- executable content ----
   bool execute(const action_block& block);
@@ -248,21 +247,18 @@ struct session::impl final : datamodel_host, detail::actor_host {
   bool xstate_eventless_microstep();
   void xstate_begin_microstep();
   value xstate_output() const {  // XState getMachineOutput: the root's static `output` once done
-    const bool done = c_.semantics == chart_semantics::xstate && ended_ && !cancelled_ && !errored_ && c_.xstate;
+    const bool done = c_.semantics == chart_semantics::xstate && mode_.ended && !mode_.cancelled && !mode_.errored && c_.xstate;
     return done ? c_.xstate->output : value();
   }
   void xstate_end_microstep();
   std::vector<state_index> xstate_before_;  // xstate_order_ before the current microstep
-  bool xstate_same_nodes_ = false;          // the last microstep left the node set and history as they were
   std::vector<state_index> xstate_order_;   // active states in the order they were entered
-  bool history_changed_ = false;
   void xstate_fail(const std::string& message, diagnostic_kind kind = diagnostic_kind::execution_error,
                    state_index where = acting_state, std::string_view event_name = "error.execution");
   /// Where the action being executed stands, e.g. ` in state 'm.idle' (entry)`; empty when unknown.
   /// For error messages only: it searches the chart.
   std::string action_site() const;
   const action* acting_ = nullptr;  // the action being executed (null outside actions), for action_site()
-  bool errored_ = false;  // XState: an action or guard failed; the session ended with status error
 
   // ---- inspection and async_send (session_ext.hpp, session_inspect.cpp, session_async.cpp) ----
   detail::session_ext& ext() {
@@ -271,10 +267,10 @@ struct session::impl final : datamodel_host, detail::actor_host {
     return *e;
   }
   session_status status() const noexcept {
-    return errored_ ? session_status::error
-           : running_ ? session_status::active
-           : ended_ && !cancelled_ ? session_status::done
-           : started_ ? session_status::stopped
+    return mode_.errored ? session_status::error
+           : mode_.running ? session_status::active
+           : mode_.ended && !mode_.cancelled ? session_status::done
+           : mode_.started ? session_status::stopped
                       : session_status::created;
   }
   std::string_view status_text() const noexcept { return to_string(status()); }
@@ -298,7 +294,6 @@ struct session::impl final : datamodel_host, detail::actor_host {
   void* user_data_ = nullptr;
   std::unique_ptr<xsn::datamodel> dm_;
   std::string id_;
-  bool fixed_id_ = false;  // the id was given (constructor or options): a restore keeps it
   std::vector<native_action_fn> natives_;
   std::shared_ptr<int> life_ = std::make_shared<int>(0);
 
@@ -307,31 +302,47 @@ struct session::impl final : datamodel_host, detail::actor_host {
   // non-empty words, for the walks of each event (selection, exit), which then cost the active
   // states, not the chart (10,000 idle siblings of the active state made them 8x the event).
   detail::state_set big_config_;
-  bool big_ = false;
   const detail::bitset& atomic_mask_;  // the chart's
-  bool has_histories_ = false;
   // Scratch lists of the algorithm, sized once: at most one enabled transition per atomic state.
   detail::fixed_vector<transition_index> enabled_;
   detail::fixed_vector<state_index> domains_;  // domains_[i]: of enabled_[i]
   detail::fixed_vector<std::uint32_t> order_;  // indices of enabled_ with a domain, by domain
-  bool fast_ = false;
-  // Fixed for the session's life (chart and options are immutable): the per-state loops of a
-  // macrostep test these members instead of the chart's semantics or the options.
-  bool xstate_ = false;          // the chart runs by XState's rules
-  bool track_order_ = false;     // XState with eventless transitions: keep xstate_order_ (only they read it)
-  bool inspect_ = false;         // opts_.inspect is set
-  bool dm_reads_event_ = true;   // false for the null datamodel, whose set_event does nothing
-  bool borrows_event_ = false;   // the datamodel keeps a reference to the event (the xstate one)
-  bool quick_rtc_ = false;       // no eventless transitions, no invokes: an empty internal queue ends the macrostep
-  bool has_invokes_ = false;     // the chart has <invoke>s
-  bool bookkeeping_ = false;     // exits record history or invokes
   event internal_event_;         // the internal event being processed (datamodels may keep a reference to it)
-  bool xstate_walk_ = false;     // XState selection bottom-up from the atomic states (no childless compound/parallel)
   detail::bitset region_found_;  // xstate_select_walk: parallel states some region of which enabled a transition
-  bool cancelled_ = false;  // stop() was called inside a macrostep
-  bool disjoint_ = true;  // enabled_ has pairwise disjoint domains (set by select_transitions)
   detail::ring_queue<event> external_, internal_;  // bounded by opts_ capacities
-  bool running_ = false, started_ = false, ended_ = false, in_macrostep_ = false, drain_posted_ = false;
+
+  /// The session's mode flags, in one place: how the algorithm runs for this chart and these
+  /// options, where the session is in its life, and what the current step found.
+  struct mode_flags {
+    // Fixed for the session's life (chart and options are immutable): the per-state loops of a
+    // macrostep test these instead of the chart's semantics or the options.
+    bool xstate = false;          ///< The chart runs by XState's rules.
+    bool track_order = false;     ///< XState with eventless transitions: keep `xstate_order_` (only they read it).
+    bool xstate_walk = false;     ///< XState selection bottom-up from the atomic states (no childless compound/parallel).
+    bool inspect = false;         ///< `opts_.inspect` is set.
+    bool dm_reads_event = true;   ///< False for the null datamodel, whose `set_event` does nothing.
+    bool borrows_event = false;   ///< The datamodel keeps a reference to the event (the xstate one).
+    bool quick_rtc = false;       ///< No eventless transitions, no invokes: an empty internal queue ends the macrostep.
+    bool has_invokes = false;     ///< The chart has `<invoke>`s.
+    bool has_histories = false;   ///< The chart has history states.
+    bool bookkeeping = false;     ///< Exits record history or invokes.
+    bool big = false;             ///< Over 256 states: `big_config_` mirrors the configuration.
+    bool fixed_id = false;        ///< The id was given (constructor or options): a restore keeps it.
+    // The session's life (`status()` reads them).
+    bool started = false;         ///< `start` or a restore ran.
+    bool running = false;         ///< Events are processed.
+    bool in_macrostep = false;    ///< A macrostep is under way (no `process`, no nested drain).
+    bool drain_posted = false;    ///< A drain is posted to the executor.
+    bool ended = false;           ///< The interpreter was exited.
+    bool cancelled = false;       ///< Stopped (not done); set by `stop` inside a macrostep too.
+    bool errored = false;         ///< XState: an action or guard failed; the session ended with status error.
+    // The current step.
+    bool fast = false;            ///< The microstep uses the precomputed exit ranges and entry lists.
+    bool disjoint = true;         ///< `enabled_` has pairwise disjoint domains (set by selection).
+    bool guard_failed = false;    ///< A guard failed while selecting for the current external event.
+    bool history_changed = false;     ///< XState: the microstep recorded history.
+    bool xstate_same_nodes = false;   ///< XState: the last microstep left the node set and history as they were.
+  } mode_;
   std::uint32_t microsteps_ = 0;
   std::uint64_t transitions_taken_ = 0;  // since created or restored (the initial entry is none)
   std::uint64_t send_counter_ = 0;

@@ -6,7 +6,7 @@ namespace xsn {
 void session::impl::start_invokes() {
   cold().to_invoke_.for_each([&](state_index s) {
     for (auto i : c_.states[s].invokes)
-      if (running_) invoke(c_.invokes[i], i);
+      if (mode_.running) invoke(c_.invokes[i], i);
   });
   cold().to_invoke_.clear();
 }
@@ -115,7 +115,7 @@ void session::impl::remove_child(const std::string& id) {
   // finishes, so it cannot still be waiting when the invoking state is left; here it can, and it
   // would then fire the onDone of a later activation of that state (same invoke id).
   const bool running = ch.s ? ch.s->running() : ch.actor && !ch.actor->finished();
-  if (running || xstate_) {
+  if (running || mode_.xstate) {
     if (running && ch.s) ch.s->stop();
     drop_queued([&](const event& e) { return e.invokeid == id; });
   }
@@ -221,7 +221,7 @@ void session::impl::start_spawned() {
       ch.actor->start();
     }
     for (auto& ev : early) {
-      if (!running_) return;
+      if (!mode_.running) return;
       deliver_to_child(id, std::move(ev));
     }
   }
@@ -275,7 +275,7 @@ void session::impl::actor_send_parent(event ev) {
   ev.origin = "#_scxml_" + id_;
   ev.invokeid = cold().invokeid_;
   auto* parent = cold().parent_;
-  if (!parent->enqueue_external(std::move(ev)) && parent->running_)
+  if (!parent->enqueue_external(std::move(ev)) && parent->mode_.running)
     throw std::runtime_error("sendParent: the parent's queue is full");
 }
 

@@ -23,12 +23,12 @@ session::impl::impl(session& self, std::shared_ptr<const statechart> chart, boos
       opts_holder_(std::move(opts)), opts_(*opts_holder_), config_(c_.states.size()), atomic_mask_(c_.atomic_mask) {
   // Only what every macrostep needs is allocated here; the rest when a chart uses it (history,
   // late binding, invokes) or on the first microstep that needs the general algorithm.
-  fixed_id_ = !given_id.empty() || !opts_.session_id.empty();
+  mode_.fixed_id = !given_id.empty() || !opts_.session_id.empty();
   id_ = !given_id.empty() ? std::move(given_id) : opts_.session_id.empty() ? next_session_id() : opts_.session_id;
-  has_histories_ = c_.has_histories;
-  big_ = c_.states.size() > 256;  // below, a walk of every word costs a few instructions
-  if (big_) big_config_.ensure(c_.states.size());
-  if (has_histories_) {
+  mode_.has_histories = c_.has_histories;
+  mode_.big = c_.states.size() > 256;  // below, a walk of every word costs a few instructions
+  if (mode_.big) big_config_.ensure(c_.states.size());
+  if (mode_.has_histories) {
     cold().history_.resize(c_.states.size());
     cold().has_history_.assign(c_.states.size(), false);
   }
@@ -40,28 +40,28 @@ session::impl::impl(session& self, std::shared_ptr<const statechart> chart, boos
     if (auto it = opts_.actions.find(c_.native_actions[i]); it != opts_.actions.end()) natives_[i] = it->second;
   dm_ = opts_.make_datamodel ? opts_.make_datamodel() : make_datamodel(c_.datamodel, opts_.limits);
   if (!dm_) dm_ = make_null_datamodel();
-  xstate_ = c_.semantics == chart_semantics::xstate;
-  track_order_ = xstate_ && c_.has_eventless;
-  inspect_ = static_cast<bool>(opts_.inspect);
-  dm_reads_event_ = !detail::is_null_datamodel(*dm_);
-  borrows_event_ = xstate_context(*dm_) != nullptr;
-  quick_rtc_ = !c_.has_eventless && c_.invokes.empty() && opts_.microstep_budget > 0;
-  has_invokes_ = !c_.invokes.empty();
-  bookkeeping_ = has_histories_ || has_invokes_;
-  xstate_walk_ = xstate_ && c_.states.size() > 1 &&
+  mode_.xstate = c_.semantics == chart_semantics::xstate;
+  mode_.track_order = mode_.xstate && c_.has_eventless;
+  mode_.inspect = static_cast<bool>(opts_.inspect);
+  mode_.dm_reads_event = !detail::is_null_datamodel(*dm_);
+  mode_.borrows_event = xstate_context(*dm_) != nullptr;
+  mode_.quick_rtc = !c_.has_eventless && c_.invokes.empty() && opts_.microstep_budget > 0;
+  mode_.has_invokes = !c_.invokes.empty();
+  mode_.bookkeeping = mode_.has_histories || mode_.has_invokes;
+  mode_.xstate_walk = mode_.xstate && c_.states.size() > 1 &&
                  std::none_of(c_.hot_states.begin(), c_.hot_states.end(), [](const hot_state& h) { return h.flags & hot_state::childless; });
-  if (xstate_walk_) region_found_ = detail::bitset(c_.states.size());
+  if (mode_.xstate_walk) region_found_ = detail::bitset(c_.states.size());
 }
 
 std::error_code session::impl::start() {
-  if (started_) return {};
-  started_ = true;
+  if (mode_.started) return {};
+  mode_.started = true;
   if (cold_ && cold_->registry_) cold_->registry_->sessions[id_] = this;  // a child joins its parent's registry
   if (opts_.inspect) [[unlikely]] inspect_started();
-  in_macrostep_ = true;
+  mode_.in_macrostep = true;
   bool unbound = false;  // XState: the machine names implementations nobody bound
   if (auto r = dm_->setup(c_, *this); !r) {
-    unbound = xstate_ && c_.xstate && dm_->name() == "xstate" && !detail::xstate_bound(*dm_) &&
+    unbound = mode_.xstate && c_.xstate && dm_->name() == "xstate" && !detail::xstate_bound(*dm_) &&
               !detail::unbound_names(*c_.xstate).items.empty();
     raise_error("error.execution", r.error().message, {},
                 unbound ? diagnostic_kind::unbound_action : diagnostic_kind::execution_error, npos);
@@ -81,23 +81,23 @@ std::error_code session::impl::start() {
       if (auto r = dm_->declare(d); !r) raise_error("error.execution", r.error().message, {}, diagnostic_kind::execution_error, npos);
     for (auto d : c_.states[0].data) initialize_data(c_.data[d], npos);
   }
-  running_ = !errored_;
+  mode_.running = !mode_.errored;
   execute(c_.root_scripts);
   enabled_.assign(1, c_.states[0].initial);
   microsteps_ = 0;
   domains_.assign(1, 0);
   order_.assign(1, 0);
-  fast_ = c_.transitions[enabled_[0]].static_entry;
+  mode_.fast = c_.transitions[enabled_[0]].static_entry;
   enter_states();
-  fast_ = false;
+  mode_.fast = false;
   if (opts_.inspect) [[unlikely]] inspect_step();
   run_to_completion();
-  in_macrostep_ = false;
+  mode_.in_macrostep = false;
   if (opts_.on_macrostep) opts_.on_macrostep(self_);
-  if (!running_) exit_interpreter(!cancelled_);
+  if (!mode_.running) exit_interpreter(!mode_.cancelled);
   else if (!external_.empty()) post_drain();
   if (opts_.inspect) [[unlikely]] after_macrostep(ext().current);
-  if (errored_) return unbound ? errc::not_bound : errc::start_failed;
+  if (mode_.errored) return unbound ? errc::not_bound : errc::start_failed;
   return {};
 }
 
@@ -117,24 +117,24 @@ void session::impl::initialize_data(const data_decl& d, state_index where) {
 }
 
 std::error_code session::impl::send(event ev) {
-  if (!running_) return errc::not_running;
+  if (!mode_.running) return errc::not_running;
   if (!enqueue_external(std::move(ev))) return errc::queue_full;
   return {};
 }
 
 bool session::impl::enqueue_external(event ev) {
-  if (!running_ || external_.size() >= opts_.queue_capacity) return false;
+  if (!mode_.running || external_.size() >= opts_.queue_capacity) return false;
   external_.push_back(std::move(ev));
   post_drain();
   return true;
 }
 
 void session::impl::post_drain() {
-  if (drain_posted_ || in_macrostep_) return;
-  drain_posted_ = true;
+  if (mode_.drain_posted || mode_.in_macrostep) return;
+  mode_.drain_posted = true;
   boost::asio::post(ex_, [this, alive = std::weak_ptr<int>(life_)] {
     if (alive.expired()) return;
-    drain_posted_ = false;
+    mode_.drain_posted = false;
     drain();
   });
 }
@@ -147,16 +147,16 @@ std::error_code session::impl::process_queued(const event& ev) {
 }
 
 void session::impl::drain() {
-  if (in_macrostep_) return;
+  if (mode_.in_macrostep) return;
   // A bounded batch per handler keeps sessions sharing an executor fair.
-  for (int batch = 0; batch < 64 && running_ && !external_.empty(); ++batch) {
+  for (int batch = 0; batch < 64 && mode_.running && !external_.empty(); ++batch) {
     event ev = std::move(external_.front());
     external_.pop_front();
     if (queued_timer_events_ != 0 && own_timer_event(ev)) [[unlikely]] --queued_timer_events_;
     if (cold_ && cold_->ext_) [[unlikely]] cold_->ext_->waiters.popped();
     process_external(ev);
   }
-  if (running_ && !external_.empty()) {
+  if (mode_.running && !external_.empty()) {
     post_drain();
   } else if (external_.empty()) {
     external_.clear();  // an idle session holds no queue storage
@@ -165,13 +165,13 @@ void session::impl::drain() {
 }
 
 void session::impl::stop() {
-  if (!running_ || in_macrostep_) {  // inside a macrostep: it ends the session when it returns
-    if (running_) cancelled_ = true;
-    running_ = false;
+  if (!mode_.running || mode_.in_macrostep) {  // inside a macrostep: it ends the session when it returns
+    if (mode_.running) mode_.cancelled = true;
+    mode_.running = false;
     return;
   }
-  running_ = false;
-  cancelled_ = true;  // status `stopped`, not `done`
+  mode_.running = false;
+  mode_.cancelled = true;  // status `stopped`, not `done`
   exit_interpreter(false);
   if (opts_.inspect) [[unlikely]] after_macrostep(event("xstate.stop"));
 }

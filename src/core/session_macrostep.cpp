@@ -10,8 +10,8 @@ namespace xsn {
 // session_lifecycle.cpp: inlined here, the copy into the queue made the direct path save four more
 // registers, 10 instructions per event).
 std::error_code session::impl::process(const event& ev) {
-  if (in_macrostep_) return errc::not_on_executor;
-  if (!running_) return errc::not_running;
+  if (mode_.in_macrostep) return errc::not_on_executor;
+  if (!mode_.running) return errc::not_running;
   if (!external_.empty()) return process_queued(ev);
   process_external(ev);
   if (!external_.empty()) drain();
@@ -20,27 +20,27 @@ std::error_code session::impl::process(const event& ev) {
 
 void session::impl::process_external(const event& ev) {
   const auto name_id = resolve(ev);
-  in_macrostep_ = true;
+  mode_.in_macrostep = true;
   microsteps_ = 0;
-  if (dm_reads_event_) dm_->set_event(ev);
-  if (inspect_) [[unlikely]] inspect_received(ev);
+  if (mode_.dm_reads_event) dm_->set_event(ev);
+  if (mode_.inspect) [[unlikely]] inspect_received(ev);
   if (cold_ && !cold_->children_.empty()) handle_child_event(ev);
-  guard_failed_ = false;
+  mode_.guard_failed = false;
   if (select_transitions(&ev, name_id)) microstep();
-  else if (running_ && !errored_ && ignored_wanted()) [[unlikely]] report_ignored(ev, name_id);
+  else if (mode_.running && !mode_.errored && ignored_wanted()) [[unlikely]] report_ignored(ev, name_id);
   // Without eventless transitions and invokes, an empty internal queue leaves run_to_completion
   // nothing to do (but start what the macrostep spawned).
-  if (!quick_rtc_ || !internal_.empty()) {
+  if (!mode_.quick_rtc || !internal_.empty()) {
     run_to_completion();
-  } else if (cold_ && !cold_->spawned_.empty() && running_) [[unlikely]] {
+  } else if (cold_ && !cold_->spawned_.empty() && mode_.running) [[unlikely]] {
     start_spawned();
     if (!internal_.empty()) run_to_completion();  // a child that failed at once raised an error
   }
-  in_macrostep_ = false;
+  mode_.in_macrostep = false;
   if (opts_.on_macrostep) opts_.on_macrostep(self_);
-  if (!running_) exit_interpreter(!cancelled_);
+  if (!mode_.running) exit_interpreter(!mode_.cancelled);
   if (cold_ && cold_->ext_) [[unlikely]] after_macrostep(ev);
-  if (borrows_event_) release_event();
+  if (mode_.borrows_event) release_event();
 }
 
 void session::impl::release_event() {
@@ -51,7 +51,7 @@ void session::impl::release_event() {
 void session::impl::run_to_completion() {
   bool eventless = true;  // XState: false after an eventless microstep that changed nothing
   for (;;) {
-    while (running_) {
+    while (mode_.running) {
       if (++microsteps_ > opts_.microstep_budget) {
         raise_error("error.execution", "microstep budget of " + std::to_string(opts_.microstep_budget) +
                                            " exhausted: the macrostep was ended (endless eventless loop?)",
@@ -60,7 +60,7 @@ void session::impl::run_to_completion() {
         return;
       }
       if (c_.has_eventless && eventless && select_transitions(nullptr, npos)) {
-        if (xstate_) eventless = xstate_eventless_microstep();
+        if (mode_.xstate) eventless = xstate_eventless_microstep();
         else microstep();
         continue;
       }
@@ -68,12 +68,12 @@ void session::impl::run_to_completion() {
       internal_event_ = std::move(internal_.front());  // a member: the datamodel may keep a reference
       internal_.pop_front();
       const auto& ev = internal_event_;
-      if (dm_reads_event_) dm_->set_event(ev);
-      if (inspect_) [[unlikely]] ext().current = ev;
+      if (mode_.dm_reads_event) dm_->set_event(ev);
+      if (mode_.inspect) [[unlikely]] ext().current = ev;
       if (select_transitions(&ev, resolve(ev))) microstep();
       eventless = true;
     }
-    if (!running_) return;
+    if (!mode_.running) return;
     if (!c_.invokes.empty()) start_invokes();
     if (cold_ && !cold_->spawned_.empty()) start_spawned();
     if (internal_.empty()) return;
@@ -84,7 +84,7 @@ bool session::impl::select_transitions(const event* ev, std::uint32_t name_id) {
   enabled_.clear();
   domains_.clear();
   event_keys_for_ = nullptr;
-  if (ev && xstate_) return select_xstate(*ev, name_id);
+  if (ev && mode_.xstate) return select_xstate(*ev, name_id);
   const auto* hs = c_.hot_states.data();
   const auto* ht = c_.hot_transitions.data();
   // A name that is no other name's token prefix can only match its own single descriptor.
@@ -96,7 +96,7 @@ bool session::impl::select_transitions(const event* ev, std::uint32_t name_id) {
     if (h.cond != npos) {
       auto r = dm_->eval_bool(h.cond);
       if (!r) {
-        guard_failed_ = true;
+        mode_.guard_failed = true;
         raise_error("error.execution", r.error().message, {}, diagnostic_kind::guard_error, s);
         return false;
       }
@@ -131,16 +131,16 @@ bool session::impl::select_transitions(const event* ev, std::uint32_t name_id) {
       }
     }
   };
-  if (xstate_) {
+  if (mode_.xstate) {
     // XState visits the atomic states in the order they became active (its `_nodes` set).
     for (auto a : xstate_order_)
       if (atomic_mask_.test(a)) visit(a);
   } else {
-    if (big_) [[unlikely]] big_config_.for_each_and(atomic_mask_, visit);
+    if (mode_.big) [[unlikely]] big_config_.for_each_and(atomic_mask_, visit);
     else config_.for_each_and(atomic_mask_, visit);
   }
-  disjoint_ = enabled_.size() <= 1 || disjoint_domains();
-  if (!disjoint_) remove_conflicts();
+  mode_.disjoint = enabled_.size() <= 1 || disjoint_domains();
+  if (!mode_.disjoint) remove_conflicts();
   return !enabled_.empty();
 }
 
@@ -268,35 +268,35 @@ void session::impl::microstep() {
   // Transitions whose domains are disjoint subtrees (parallel regions) have disjoint exit and entry
   // sets: each can use its own precomputed range and entry list, in document order of domains.
   const auto* ht = c_.hot_transitions.data();
-  fast_ = disjoint_;
-  if (fast_ && enabled_.size() == 1) {
+  mode_.fast = mode_.disjoint;
+  if (mode_.fast && enabled_.size() == 1) {
     order_.clear();
     if (domains_[0] != npos) order_.push_back(0);
-    fast_ = domains_[0] == npos || (ht[enabled_[0]].flags & hot_transition::static_entry);
-  } else if (fast_) {
+    mode_.fast = domains_[0] == npos || (ht[enabled_[0]].flags & hot_transition::static_entry);
+  } else if (mode_.fast) {
     order_.clear();
     for (std::size_t i = 0; i < enabled_.size(); ++i) {
       if (domains_[i] == npos) continue;
-      if (!(ht[enabled_[i]].flags & hot_transition::static_entry)) fast_ = false;
+      if (!(ht[enabled_[i]].flags & hot_transition::static_entry)) mode_.fast = false;
       order_.push_back(static_cast<std::uint32_t>(i));
     }
     std::sort(order_.begin(), order_.end(), [&](std::uint32_t a, std::uint32_t b) { return domains_[a] < domains_[b]; });
   }
-  // Only eventless microsteps read what these record (see track_order_).
-  if (track_order_) xstate_begin_microstep();
+  // Only eventless microsteps read what these record (see mode_.track_order).
+  if (mode_.track_order) xstate_begin_microstep();
   exit_states();
   for (auto ti : enabled_)
     if (ht[ti].flags & hot_transition::body) execute(c_.transitions[ti].body);
   enter_states();
-  if (track_order_) xstate_end_microstep();
-  if (inspect_) [[unlikely]] inspect_step();
+  if (mode_.track_order) xstate_end_microstep();
+  if (mode_.inspect) [[unlikely]] inspect_step();
 }
 
 void session::impl::record_history(state_index s) {
   if (!c_.invokes.empty()) cold().to_invoke_.reset(s);
-  if (!has_histories_) return;
+  if (!mode_.has_histories) return;
   for (auto h : c_.states[s].histories) {
-    history_changed_ = true;
+    mode_.history_changed = true;
     auto& v = cold().history_[h];
     v.clear();
     if (c_.states[h].history == history_kind::deep) {
@@ -318,20 +318,20 @@ inline void session::impl::exit_one(state_index s) {
     if (flags & hot_state::invokes) cancel_invokes(s);
   }
   config_.reset(s);
-  if (big_) [[unlikely]] big_config_.reset(s);
-  if (track_order_) std::erase(xstate_order_, s);
+  if (mode_.big) [[unlikely]] big_config_.reset(s);
+  if (mode_.track_order) std::erase(xstate_order_, s);
 }
 
 void session::impl::exit_states() {
-  const bool bookkeeping = bookkeeping_;
-  if (fast_) {  // disjoint ranges of the configuration
+  const bool bookkeeping = mode_.bookkeeping;
+  if (mode_.fast) {  // disjoint ranges of the configuration
     const auto* hs = c_.hot_states.data();
     if (bookkeeping)
       for (auto i : order_)
         config_.for_each_in(domains_[i] + 1, hs[domains_[i]].subtree_end, [&](state_index s) { record_history(s); });
     for (auto k = order_.size(); k-- > 0;) {
       auto d = domains_[order_[k]];
-      if (big_) [[unlikely]] big_config_.for_each_reverse_in(d + 1, hs[d].subtree_end, [&](state_index s) { exit_one(s); });
+      if (mode_.big) [[unlikely]] big_config_.for_each_reverse_in(d + 1, hs[d].subtree_end, [&](state_index s) { exit_one(s); });
       else config_.for_each_reverse_in(d + 1, hs[d].subtree_end, [&](state_index s) { exit_one(s); });
     }
     return;
@@ -345,7 +345,7 @@ void session::impl::exit_states() {
 }
 
 void session::impl::enter_states() {
-  if (fast_) {
+  if (mode_.fast) {
     const auto* ht = c_.hot_transitions.data();
     const auto* entry = c_.hot_entry.data();
     for (auto i : order_) {
@@ -355,7 +355,7 @@ void session::impl::enter_states() {
     }
     return;
   }
-  if (xstate_) return xstate_enter_general();
+  if (mode_.xstate) return xstate_enter_general();
   cold().entry_set_.ensure(c_.states.size());
   cold().default_entry_.ensure(c_.states.size());
   cold().entry_set_.clear();
@@ -380,10 +380,10 @@ void session::impl::enter_states() {
 
 inline void session::impl::enter_one(state_index s, bool by_default) {
   // XState may enter an active state again (a history default back to the source): `_nodes` is a set.
-  if (track_order_ && !config_.test(s)) xstate_order_.push_back(s);
+  if (mode_.track_order && !config_.test(s)) xstate_order_.push_back(s);
   config_.set(s);
-  if (big_) [[unlikely]] big_config_.set(s);
-  if (has_invokes_) cold().to_invoke_.set(s);
+  if (mode_.big) [[unlikely]] big_config_.set(s);
+  if (mode_.has_invokes) cold().to_invoke_.set(s);
   constexpr auto work = hot_state::onentry | hot_state::data | hot_state::final | hot_state::initial_body;
   if (!(c_.hot_states[s].flags & work) && (!cold_ || cold_->default_history_content_.empty())) return;
   enter_content(s, by_default);
@@ -400,10 +400,10 @@ void session::impl::enter_content(state_index s, bool by_default) {
   for (auto& [state, ti] : cold().default_history_content_)
     if (state == s) execute(c_.transitions[ti].body);
   if (st.kind != state_kind::final_state) return;
-  if (xstate_) return xstate_final_entered(s);
+  if (mode_.xstate) return xstate_final_entered(s);
   auto parent = st.parent;
   if (parent == 0) {
-    running_ = false;
+    mode_.running = false;
     return;
   }
   event done(c_.states[parent].done_event, done_data(s));
@@ -475,20 +475,20 @@ bool session::impl::in_final(state_index s, bool final_itself) const {
 }
 
 void session::impl::exit_interpreter(bool reached_final) {
-  if (ended_) return;
-  ended_ = true;
-  running_ = false;
-  in_macrostep_ = true;
+  if (mode_.ended) return;
+  mode_.ended = true;
+  mode_.running = false;
+  mode_.in_macrostep = true;
   value donedata;
   // A session that reached a top-level final state keeps reporting its final configuration.
   config_.for_each_reverse([&](state_index s) {
-    if (errored_) return;  // XState: a failed machine keeps its configuration, runs no exit actions
+    if (mode_.errored) return;  // XState: a failed machine keeps its configuration, runs no exit actions
     if (!reached_final && c_.semantics == chart_semantics::xstate) return;  // so does a stopped one (actor.stop())
     for (const auto& block : c_.states[s].onexit) execute(block);
     if (!c_.states[s].invokes.empty()) cancel_invokes(s);
     if (!reached_final) {
       config_.reset(s);
-      if (big_) big_config_.reset(s);
+      if (mode_.big) big_config_.reset(s);
     }
     if (reached_final && c_.states[s].kind == state_kind::final_state && c_.states[s].parent == 0)
       donedata = done_data(s);
@@ -496,7 +496,7 @@ void session::impl::exit_interpreter(bool reached_final) {
   // XState: a machine that stops, finishes or fails stops all its children, spawned ones too.
   if (c_.semantics == chart_semantics::xstate && cold_)
     while (!cold_->children_.empty()) remove_child(cold_->children_.begin()->first);
-  in_macrostep_ = false;
+  mode_.in_macrostep = false;
   if (cold_) {
     for (auto& [key, p] : cold_->delayed_) clock_.cancel(p.timer);
     cold_->delayed_.clear();
@@ -507,7 +507,7 @@ void session::impl::exit_interpreter(bool reached_final) {
   if (cold_ && cold_->ext_) cold_->ext_->waiters.fail_queued(ex_, errc::not_running);
   if (c_.semantics == chart_semantics::xstate && cold_ && cold_->parent_) {
     if (reached_final) cold().parent_->enqueue_external(detail::actor_done_event(cold().invokeid_, c_.xstate->output));
-    else if (errored_) cold().parent_->enqueue_external(detail::actor_error_event(cold().invokeid_, value(cold().error_)));
+    else if (mode_.errored) cold().parent_->enqueue_external(detail::actor_error_event(cold().invokeid_, value(cold().error_)));
   } else if (reached_final && cold_ && cold_->parent_) {
     event done("done.invoke." + cold().invokeid_, donedata);
     done.type = event_type::external;
@@ -522,15 +522,15 @@ void session::impl::exit_interpreter(bool reached_final) {
 // ---- XState semantics (the rules themselves are in xstate_semantics.cpp) ----
 
 bool session::impl::select_xstate(const event& ev, std::uint32_t name_id) {
-  if (xstate_walk_) xstate_select_walk(ev, name_id);
+  if (mode_.xstate_walk) xstate_select_walk(ev, name_id);
   else if (c_.states.size() > 1) xstate_select_in(1, ev, name_id);
-  if (errored_) {
+  if (mode_.errored) {
     enabled_.clear();
     domains_.clear();
     return false;
   }
-  disjoint_ = enabled_.size() <= 1 || disjoint_domains();
-  if (!disjoint_) remove_conflicts();
+  mode_.disjoint = enabled_.size() <= 1 || disjoint_domains();
+  if (!mode_.disjoint) remove_conflicts();
   return !enabled_.empty();
 }
 
@@ -541,10 +541,10 @@ inline bool session::impl::xstate_take(transition_index ti, state_index s) {
   if (h.cond != npos) {
     auto r = dm_->eval_bool(h.cond);
     if (!r) {
-      guard_failed_ = true;
+      mode_.guard_failed = true;
       raise_error("error.execution", r.error().message, {}, diagnostic_kind::guard_error, s);
     }
-    if (!r || errored_) return true;
+    if (!r || mode_.errored) return true;
     if (!*r) return false;
   }
   // Each state is asked once per event, so no transition is enabled twice.
@@ -616,7 +616,7 @@ void session::impl::xstate_select_walk(const event& ev, std::uint32_t name_id) {
       if (!found) found = xstate_select_own(p, ev, name_id);
     }
   };
-  if (big_) [[unlikely]] big_config_.for_each_and(atomic_mask_, visit);
+  if (mode_.big) [[unlikely]] big_config_.for_each_and(atomic_mask_, visit);
   else config_.for_each_and(atomic_mask_, visit);
 }
 
@@ -628,7 +628,7 @@ void session::impl::xstate_enter_general() {
   defaults.ensure(c_.states.size());
   defaults.clear();
   const detail::history_lookup stored = [this](state_index h, std::vector<state_index>& out) {
-    if (!has_histories_ || !cold().has_history_[h]) return false;
+    if (!mode_.has_histories || !cold().has_history_[h]) return false;
     out.insert(out.end(), cold().history_[h].begin(), cold().history_[h].end());
     return true;
   };
@@ -650,20 +650,20 @@ bool session::impl::xstate_eventless_microstep() {
   value* context = xstate_context(*dm_);
   const value context_before = context ? *context : value();
   microstep();
-  return !xstate_same_nodes_ || (context && *context != context_before);
+  return !mode_.xstate_same_nodes || (context && *context != context_before);
 }
 
 void session::impl::xstate_begin_microstep() {
   xstate_before_ = xstate_order_;
-  history_changed_ = false;
+  mode_.history_changed = false;
 }
 
 void session::impl::xstate_end_microstep() {
   // XState microstep: a node set equal to the previous one (and no history recorded) keeps the old
   // snapshot, so its `_nodes` keep their old order even when states were exited and re-entered.
-  xstate_same_nodes_ = !history_changed_ && xstate_order_.size() == xstate_before_.size() &&
+  mode_.xstate_same_nodes = !mode_.history_changed && xstate_order_.size() == xstate_before_.size() &&
                        std::all_of(xstate_before_.begin(), xstate_before_.end(), [&](state_index s) { return config_.test(s); });
-  if (xstate_same_nodes_) xstate_order_.swap(xstate_before_);
+  if (mode_.xstate_same_nodes) xstate_order_.swap(xstate_before_);
 }
 
 void session::impl::xstate_final_entered(state_index s) {
@@ -677,7 +677,7 @@ void session::impl::xstate_final_entered(state_index s) {
   };
   const auto parent = c_.states[s].parent;
   if (parent == 0) {
-    running_ = false;
+    mode_.running = false;
     return;
   }
   auto marker = c_.states[parent].kind == state_kind::parallel ? parent : c_.states[parent].parent;
@@ -686,7 +686,7 @@ void session::impl::xstate_final_entered(state_index s) {
     done_of(marker, nullptr);
     marker = c_.states[marker].parent;
   }
-  if (marker == 0 || marker == npos) running_ = false;
+  if (marker == 0 || marker == npos) mode_.running = false;
 }
 
 }  // namespace xsn

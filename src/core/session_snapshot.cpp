@@ -56,14 +56,14 @@ value session::impl::state_value(state_index s) const {
 value session::impl::snapshot() {
   boost::json::object o;
   o["status"] = status_text();
-  if (errored_) o["error"] = cold().error_;  // XState's `error` (here its message)
+  if (mode_.errored) o["error"] = cold().error_;  // XState's `error` (here its message)
   o["value"] = state_value(0);
   if (auto out = xstate_output(); !out.is_null()) o["output"] = std::move(out);
   boost::json::array configuration;
   config_.for_each([&](state_index s) { configuration.emplace_back(c_.states[s].id); });
   o["configuration"] = std::move(configuration);
   boost::json::object history;
-  for (state_index h = 0; has_histories_ && h < c_.states.size(); ++h) {
+  for (state_index h = 0; mode_.has_histories && h < c_.states.size(); ++h) {
     if (!cold().has_history_[h]) continue;
     boost::json::array ids;
     for (auto s : cold().history_[h]) ids.emplace_back(boost::json::object{{"id", c_.states[s].id}});  // as XState
@@ -408,7 +408,7 @@ class snapshot_reader {
 }  // namespace
 
 std::error_code session::impl::restore(const value& snap) {
-  if (started_) return errc::not_running;
+  if (mode_.started) return errc::not_running;
   const auto* o = snap.if_object();
   std::string why = "not a JSON object";
   if (o) {
@@ -440,13 +440,13 @@ std::string session::impl::apply_snapshot(snapshot_in& in) {
     }
   }
   apply_state(in);
-  if (running_) resume_timers_and_queue(in);
+  if (mode_.running) resume_timers_and_queue(in);
   return {};
 }
 
 // The snapshot's id, unless ours was given or another session of the tree has it.
 void session::impl::adopt_session_id(const snapshot_in& in) {
-  if (const auto* sid = in.o.if_contains("sessionid"); sid && sid->is_string() && !fixed_id_ &&
+  if (const auto* sid = in.o.if_contains("sessionid"); sid && sid->is_string() && !mode_.fixed_id &&
                                                          !(cold().registry_ && cold().registry_->sessions.count(std::string(sid->as_string()))))
     id_ = std::string(sid->as_string());
   if (cold_ && cold_->registry_) cold_->registry_->sessions[id_] = this;
@@ -475,12 +475,12 @@ void session::impl::undo_children(const std::string& old_id, bool had_registry) 
 }
 
 void session::impl::apply_state(snapshot_in& in) {
-  started_ = true;
+  mode_.started = true;
   if (const auto* sc = in.o.if_contains("sendCounter"); sc && sc->is_int64()) send_counter_ = static_cast<std::uint64_t>(sc->as_int64());
   config_ = in.config;
-  if (big_) big_config_.assign(in.config);
+  if (mode_.big) big_config_.assign(in.config);
   xstate_order_.clear();
-  if (track_order_) config_.for_each([&](state_index x) { xstate_order_.push_back(x); });
+  if (mode_.track_order) config_.for_each([&](state_index x) { xstate_order_.push_back(x); });
   for (auto& [h, states] : in.history) {
     cold().history_[h] = std::move(states);
     cold().has_history_[h] = true;
@@ -489,17 +489,17 @@ void session::impl::apply_state(snapshot_in& in) {
     auto s = c_.find_state(id);
     if (s != npos && !cold().entered_once_.empty()) cold().entered_once_[s] = true;
   }
-  running_ = in.status == "active";
-  ended_ = !running_;
-  cancelled_ = in.status == "stopped" || in.status == "error";  // and stays so, not `done`
-  errored_ = in.status == "error";  // (was reported as `stopped` once restored)
-  if (const auto* e = in.o.if_contains("error"); errored_ && e && e->is_string()) cold().error_ = std::string(e->as_string());
+  mode_.running = in.status == "active";
+  mode_.ended = !mode_.running;
+  mode_.cancelled = in.status == "stopped" || in.status == "error";  // and stays so, not `done`
+  mode_.errored = in.status == "error";  // (was reported as `stopped` once restored)
+  if (const auto* e = in.o.if_contains("error"); mode_.errored && e && e->is_string()) cold().error_ = std::string(e->as_string());
 }
 
 // XState: timer events keep being ours (withdrawn on exit) when we restore under another id.
 void session::impl::adopt_timer_events(snapshot_in& in) {
   const auto* sid = in.o.if_contains("sessionid");
-  if (!xstate_ || !sid || !sid->is_string() || sid->as_string() == id_) return;
+  if (!mode_.xstate || !sid || !sid->is_string() || sid->as_string() == id_) return;
   const std::string was = "#_scxml_" + std::string(sid->as_string());
   auto adopt = [&](event& ev) {
     if (!ev.sendid.empty() && ev.origin == was) ev.origin = "#_scxml_" + id_;
@@ -512,7 +512,7 @@ void session::impl::resume_timers_and_queue(snapshot_in& in) {
   adopt_timer_events(in);
   for (auto& p : in.delayed) schedule_send(std::move(p.sendid), std::move(p.ev), std::move(p.target), clock_.now() + p.remaining);
   for (auto& ev : in.queue) {
-    if (xstate_ && own_timer_event(ev)) ++queued_timer_events_;
+    if (mode_.xstate && own_timer_event(ev)) ++queued_timer_events_;
     external_.push_back(std::move(ev));
   }
   if (!external_.empty() || !internal_.empty()) post_drain();
