@@ -229,6 +229,8 @@ struct session::impl final : datamodel_host, detail::actor_host {
   void resume_timers_and_queue(snapshot_in& in);
   void adopt_session_id(const snapshot_in& in);
   void adopt_timer_events(snapshot_in& in);
+  void apply_status(const snapshot_in& in);
+  void inspect_restored();
   value state_value(state_index s) const;
   void handle_child_event(const event& ev);
 
@@ -369,6 +371,10 @@ struct session::impl final : datamodel_host, detail::actor_host {
     std::vector<event> early;
     value input;
   };
+  // snapshot()'s parts (session_snapshot.cpp); `child_json` is null for a child with nothing to keep.
+  boost::json::object history_json() const;
+  boost::json::array pending_json() const;
+  value child_json(const child& ch);
   /// What a simple machine never needs (history, late binding, invokes, delayed sends, conflict
   /// resolution, the general entry algorithm): allocated on first use, so that thousands of
   /// simple sessions stay small.

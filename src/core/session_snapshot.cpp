@@ -20,6 +20,11 @@ bool string_list(const value* v, std::vector<std::string>& out) {
   return true;
 }
 
+/// Reads `o[key]` into `out` when it is a string (other values are ignored, as they always were).
+void optional_string(const boost::json::object& o, std::string_view key, std::string& out) {
+  if (const auto* v = o.if_contains(key); v && v->is_string()) out = std::string(v->as_string());
+}
+
 /// Reads XState's `[{"id": ...}]` (or the plain strings older snapshots hold); false when malformed.
 bool id_list(const value* v, std::vector<std::string>& out) {
   if (!v || !v->is_array()) return false;
@@ -62,14 +67,7 @@ value session::impl::snapshot() {
   boost::json::array configuration;
   config_.for_each([&](state_index s) { configuration.emplace_back(c_.states[s].id); });
   o["configuration"] = std::move(configuration);
-  boost::json::object history;
-  for (state_index h = 0; mode_.has_histories && h < c_.states.size(); ++h) {
-    if (!cold().has_history_[h]) continue;
-    boost::json::array ids;
-    for (auto s : cold().history_[h]) ids.emplace_back(boost::json::object{{"id", c_.states[s].id}});  // as XState
-    history[c_.states[h].id] = std::move(ids);
-  }
-  o["historyValue"] = std::move(history);
+  o["historyValue"] = history_json();
   o["context"] = dm_->save();
   o["sessionid"] = id_;
   if (c_.binding == binding_mode::late) {
@@ -78,6 +76,32 @@ value session::impl::snapshot() {
       if (cold().entered_once_[s]) entered.emplace_back(c_.states[s].id);
     if (!entered.empty()) o["entered"] = std::move(entered);
   }
+  // Empty parts are left out: a stored snapshot of an idle machine stays small.
+  if (auto pending = pending_json(); !pending.empty()) o["pending"] = std::move(pending);
+  boost::json::array queue;
+  external_.for_each([&](const event& ev) { queue.push_back(event_to_json(ev)); });
+  if (!queue.empty()) o["queue"] = std::move(queue);
+  if (send_counter_) o["sendCounter"] = send_counter_;
+  boost::json::object children;
+  static std::map<std::string, child> no_children;  // never modified: stands for an absent cold_
+  for (auto& [invokeid, ch] : cold_ ? cold_->children_ : no_children)
+    if (auto e = child_json(ch); !e.is_null()) children[invokeid] = std::move(e);
+  o["children"] = std::move(children);
+  return o;
+}
+
+boost::json::object session::impl::history_json() const {
+  boost::json::object history;
+  for (state_index h = 0; mode_.has_histories && h < c_.states.size(); ++h) {
+    if (!cold().has_history_[h]) continue;
+    boost::json::array ids;
+    for (auto s : cold().history_[h]) ids.emplace_back(boost::json::object{{"id", c_.states[s].id}});  // as XState
+    history[c_.states[h].id] = std::move(ids);
+  }
+  return history;
+}
+
+boost::json::array session::impl::pending_json() const {
   boost::json::array pending;
   const auto now = clock_.now();
   static const std::map<std::uint64_t, pending_send> no_pending;
@@ -89,33 +113,24 @@ value session::impl::snapshot() {
                                           {"target", p.target},
                                           {"event", event_to_json(p.ev)}});
   }
-  // Empty parts are left out: a stored snapshot of an idle machine stays small.
-  if (!pending.empty()) o["pending"] = std::move(pending);
-  boost::json::array queue;
-  external_.for_each([&](const event& ev) { queue.push_back(event_to_json(ev)); });
-  if (!queue.empty()) o["queue"] = std::move(queue);
-  if (send_counter_) o["sendCounter"] = send_counter_;
-  boost::json::object children;
-  static std::map<std::string, child> no_children;  // never modified: stands for an absent cold_
-  for (auto& [invokeid, ch] : cold_ ? cold_->children_ : no_children) {
-    if (ch.logic) {  // an XState actor: `snapshot`, `src`, `systemId`, and the invoke's index
-      boost::json::object e{{"src", ch.logic->name}};
-      if (ch.s) e["snapshot"] = ch.s->impl_->snapshot();
-      else e["snapshot"] = boost::json::object{{"status", ch.actor && !ch.actor->finished() ? "active" : "done"},
-                                               {"input", ch.actor ? ch.actor->input() : value()}};
-      if (!ch.system_id.empty()) e["systemId"] = ch.system_id;
-      if (ch.decl != npos) e["invoke"] = ch.decl;
-      children[invokeid] = std::move(e);
-      continue;
-    }
-    if (!ch.s) continue;
-    // XState's entry (`snapshot`, `src`) plus the invoke declaration's index.
-    const auto& inv = c_.invokes[ch.decl];
-    children[invokeid] = boost::json::object{
-        {"snapshot", ch.s->impl_->snapshot()}, {"src", inv.src.empty() ? "inline" : inv.src}, {"invoke", ch.decl}};
+  return pending;
+}
+
+value session::impl::child_json(const child& ch) {
+  if (ch.logic) {  // an XState actor: `snapshot`, `src`, `systemId`, and the invoke's index
+    boost::json::object e{{"src", ch.logic->name}};
+    if (ch.s) e["snapshot"] = ch.s->impl_->snapshot();
+    else e["snapshot"] = boost::json::object{{"status", ch.actor && !ch.actor->finished() ? "active" : "done"},
+                                             {"input", ch.actor ? ch.actor->input() : value()}};
+    if (!ch.system_id.empty()) e["systemId"] = ch.system_id;
+    if (ch.decl != npos) e["invoke"] = ch.decl;
+    return e;
   }
-  o["children"] = std::move(children);
-  return o;
+  if (!ch.s) return nullptr;
+  // XState's entry (`snapshot`, `src`) plus the invoke declaration's index.
+  const auto& inv = c_.invokes[ch.decl];
+  return boost::json::object{
+      {"snapshot", ch.s->impl_->snapshot()}, {"src", inv.src.empty() ? "inline" : inv.src}, {"invoke", ch.decl}};
 }
 
 std::shared_ptr<const statechart> session::impl::child_chart(std::uint32_t decl, std::string& error) {
@@ -245,20 +260,23 @@ class snapshot_reader {
     const auto* h = o_.if_contains("historyValue");
     if (!h) return {};
     if (!h->is_object()) return "`historyValue` is not an object";
-    for (const auto& [hid, list] : h->as_object()) {
-      auto hs = c_.find_state(hid);
-      std::vector<std::string> stored;
-      if (hs == npos || c_.states[hs].kind != state_kind::history || !id_list(&list, stored))
-        return "`historyValue`: '" + std::string(hid) + "' is no history state, or its entry is no list of states";
-      std::vector<state_index> states;
-      for (const auto& id : stored) {
-        auto s = c_.find_state(id);
-        if (s == npos || !c_.is_descendant(s, c_.states[hs].parent))
-          return "`historyValue`: '" + std::string(hid) + "' cannot hold '" + id + "'";
-        states.push_back(s);
-      }
-      in_.history.emplace_back(hs, std::move(states));
+    for (const auto& [hid, list] : h->as_object())
+      if (auto why = history_entry(std::string(hid), list); !why.empty()) return why;
+    return {};
+  }
+
+  std::string history_entry(const std::string& hid, const value& list) {
+    auto hs = c_.find_state(hid);
+    std::vector<std::string> stored;
+    if (hs == npos || c_.states[hs].kind != state_kind::history || !id_list(&list, stored))
+      return "`historyValue`: '" + hid + "' is no history state, or its entry is no list of states";
+    std::vector<state_index> states;
+    for (const auto& id : stored) {
+      auto s = c_.find_state(id);
+      if (s == npos || !c_.is_descendant(s, c_.states[hs].parent)) return "`historyValue`: '" + hid + "' cannot hold '" + id + "'";
+      states.push_back(s);
     }
+    in_.history.emplace_back(hs, std::move(states));
     return {};
   }
 
@@ -286,8 +304,8 @@ class snapshot_reader {
     if (ns < 0 || ns > max_ns) return "`pending`: `remaining_ns` out of range: " + std::to_string(ns);
     in.remaining = std::chrono::nanoseconds(ns);
     if (auto why = due_time(po->if_contains("due_ns"), in); !why.empty()) return why;
-    if (const auto* sid = po->if_contains("sendid"); sid && sid->is_string()) in.sendid = std::string(sid->as_string());
-    if (const auto* t = po->if_contains("target"); t && t->is_string()) in.target = std::string(t->as_string());
+    optional_string(*po, "sendid", in.sendid);
+    optional_string(*po, "target", in.target);
     in_.delayed.push_back(std::move(in));
     return {};
   }
@@ -373,19 +391,25 @@ class snapshot_reader {
     const auto* eo = entry.if_object();
     if (!eo || !eo->contains("snapshot")) return "`children`: '" + invokeid + "' has no `snapshot`";
     std::int64_t decl = -1;
-    if (const auto* d = eo->if_contains("invoke")) {
-      if (!d->is_int64()) return "`children`: `invoke` of '" + invokeid + "' is not an integer";
-      decl = d->as_int64();
-    } else {
-      for (std::size_t i = 0; i < c_.invokes.size(); ++i)
-        if (c_.invokes[i].id == invokeid) decl = static_cast<std::int64_t>(i);
-    }
+    if (auto why = invoke_index(invokeid, *eo, decl); !why.empty()) return why;
     if (decl < 0 || static_cast<std::uint64_t>(decl) >= c_.invokes.size())
       return "`children`: '" + invokeid + "' matches no <invoke> of this chart";
     std::string error;
     auto chart = s_.child_chart(static_cast<std::uint32_t>(decl), error);
     if (!chart) return "`children`: '" + invokeid + "': " + error;
     in_.children.push_back({invokeid, static_cast<std::uint32_t>(decl), &eo->at("snapshot"), std::move(chart)});
+    return {};
+  }
+
+  /// The declaration's index; XState's shape has none: then the `<invoke id>` it was made from.
+  std::string invoke_index(const std::string& invokeid, const boost::json::object& eo, std::int64_t& decl) const {
+    if (const auto* d = eo.if_contains("invoke")) {
+      if (!d->is_int64()) return "`children`: `invoke` of '" + invokeid + "' is not an integer";
+      decl = d->as_int64();
+      return {};
+    }
+    for (std::size_t i = 0; i < c_.invokes.size(); ++i)
+      if (c_.invokes[i].id == invokeid) decl = static_cast<std::int64_t>(i);
     return {};
   }
 
@@ -430,8 +454,7 @@ std::string session::impl::apply_snapshot(snapshot_in& in) {
   const std::string old_id = id_;
   const bool had_registry = cold_ && cold_->registry_;
   adopt_session_id(in);
-  if (opts_.inspect) [[unlikely]]
-    detail::inspect_actor(opts_.inspect, inspection_base(), cold_ && cold_->parent_ ? std::string_view(cold_->parent_->id_) : "");
+  if (opts_.inspect) [[unlikely]] inspect_restored();
   // Children first: one whose snapshot does not fit fails the whole restore, undone here.
   if (in.status == "active") {
     if (auto why = restore_children(in); !why.empty()) {
@@ -442,6 +465,10 @@ std::string session::impl::apply_snapshot(snapshot_in& in) {
   apply_state(in);
   if (mode_.running) resume_timers_and_queue(in);
   return {};
+}
+
+void session::impl::inspect_restored() {
+  detail::inspect_actor(opts_.inspect, inspection_base(), cold_ && cold_->parent_ ? std::string_view(cold_->parent_->id_) : "");
 }
 
 // The snapshot's id, unless ours was given or another session of the tree has it.
@@ -489,6 +516,10 @@ void session::impl::apply_state(snapshot_in& in) {
     auto s = c_.find_state(id);
     if (s != npos && !cold().entered_once_.empty()) cold().entered_once_[s] = true;
   }
+  apply_status(in);
+}
+
+void session::impl::apply_status(const snapshot_in& in) {
   mode_.running = in.status == "active";
   mode_.ended = !mode_.running;
   mode_.cancelled = in.status == "stopped" || in.status == "error";  // and stays so, not `done`
