@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -37,6 +38,32 @@ int cmd_help(const std::vector<std::string>& args) {
   return usage(std::cerr, exit_usage);
 }
 
+/// `xsn test-script [--verbose] MACHINE SCRIPT`.
+int cmd_test_script(std::vector<std::string> args) {
+  bool verbose = std::find(args.begin(), args.end(), "--verbose") != args.end();
+  args.erase(std::remove(args.begin(), args.end(), "--verbose"), args.end());
+  if (args.size() != 2) return usage(std::cerr, exit_usage);
+  return xsn::cli::run_test_script(args[0], args[1], std::cout, std::cerr, verbose);
+}
+
+/// Runs command `cmd`; std::nullopt when there is no such command.
+std::optional<int> run_command(const std::string& cmd, const std::vector<std::string>& args) {
+  if (cmd == "run") return xsn::cli::run_machine(args, std::cin, std::cout, std::cerr);
+  if (cmd == "validate") return xsn::cli::cmd_validate(args);
+  if (cmd == "trace") return xsn::cli::run_trace(args, std::cout, std::cerr);
+  if (cmd == "test-script") return cmd_test_script(args);
+#if XSN_HAVE_SERVE
+  if (cmd == "serve") return xsn::cli::cmd_serve(args);
+  if (cmd == "send") return xsn::cli::cmd_send(args);
+  if (cmd == "cluster") return xsn::cli::cmd_cluster(args);
+#endif
+  if (cmd == "--version") {
+    std::cout << "xsn " << XSN_VERSION_STRING << "\n";
+    return 0;
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -51,24 +78,7 @@ int main(int argc, char** argv) {
     return usage(std::cerr, exit_usage);
   }
   try {
-    if (cmd == "run") return xsn::cli::run_machine(args, std::cin, std::cout, std::cerr);
-    if (cmd == "validate") return xsn::cli::cmd_validate(args);
-    if (cmd == "trace") return xsn::cli::run_trace(args, std::cout, std::cerr);
-    if (cmd == "test-script") {
-      bool verbose = std::find(args.begin(), args.end(), "--verbose") != args.end();
-      args.erase(std::remove(args.begin(), args.end(), "--verbose"), args.end());
-      if (args.size() != 2) return usage(std::cerr, exit_usage);
-      return xsn::cli::run_test_script(args[0], args[1], std::cout, std::cerr, verbose);
-    }
-#if XSN_HAVE_SERVE
-    if (cmd == "serve") return xsn::cli::cmd_serve(args);
-    if (cmd == "send") return xsn::cli::cmd_send(args);
-    if (cmd == "cluster") return xsn::cli::cmd_cluster(args);
-#endif
-    if (cmd == "--version") {
-      std::cout << "xsn " << XSN_VERSION_STRING << "\n";
-      return 0;
-    }
+    if (auto code = run_command(cmd, args)) return *code;
   } catch (const std::exception& e) {
     std::cerr << "xsn: internal error: " << e.what() << "\n";
     return xsn::cli::exit_internal;

@@ -60,27 +60,45 @@ bool parse_ms(const std::string& text, std::int64_t& ms) {
   return true;
 }
 
+/// `--interactive`, `--log` and `--verbose`; false for anything else.
+bool read_run_flag(const std::string& a, run_args& out) {
+  if (a == "--interactive") out.interactive = true;
+  else if (a == "--log") out.log = true;
+  else if (a == "--verbose") out.verbose = true;
+  else return false;
+  return true;
+}
+
+bool takes_value(const std::string& a) { return a == "--event" || a == "--advance" || a == "--max-steps"; }
+
+/// `--event`, `--advance` or `--max-steps` with its value `v`; an empty message means it is fine.
+std::string read_run_option(const std::string& a, const std::string& v, run_args& out) {
+  run_step st;
+  if (a == "--max-steps") {
+    if (!parse_max_steps(v, out.max_steps)) return "--max-steps needs a whole number (0: no limit)";
+    return {};
+  }
+  if (a == "--advance" && !parse_ms(v, st.ms)) return "--advance needs a whole number of milliseconds";
+  if (a == "--event") {
+    st.is_event = true;
+    std::string error;
+    if (!parse_event_arg(v, st.ev, error)) return error;
+  }
+  out.steps.push_back(std::move(st));
+  return {};
+}
+
+/// The machine file: the first argument that is not an option.
+bool is_file_arg(const std::string& a, const run_args& out) { return out.file.empty() && !a.empty() && a[0] != '-'; }
+
 /// Reads the arguments after `run`; an empty message means they are fine.
 std::string parse_run_args(const std::vector<std::string>& args, run_args& out) {
   for (std::size_t i = 0; i < args.size(); ++i) {
     const auto& a = args[i];
-    const bool has_value = i + 1 < args.size();
-    if (a == "--interactive") out.interactive = true;
-    else if (a == "--log") out.log = true;
-    else if (a == "--verbose") out.verbose = true;
-    else if (a == "--event" && has_value) {
-      run_step st;
-      st.is_event = true;
-      std::string error;
-      if (!parse_event_arg(args[++i], st.ev, error)) return error;
-      out.steps.push_back(std::move(st));
-    } else if (a == "--advance" && has_value) {
-      run_step st;
-      if (!parse_ms(args[++i], st.ms)) return "--advance needs a whole number of milliseconds";
-      out.steps.push_back(std::move(st));
-    } else if (a == "--max-steps" && has_value) {
-      if (!parse_max_steps(args[++i], out.max_steps)) return "--max-steps needs a whole number (0: no limit)";
-    } else if (out.file.empty() && !a.empty() && a[0] != '-') {
+    if (read_run_flag(a, out)) continue;
+    if (takes_value(a) && i + 1 < args.size()) {
+      if (auto error = read_run_option(a, args[++i], out); !error.empty()) return error;
+    } else if (is_file_arg(a, out)) {
       out.file = a;
     } else {
       return "unknown or incomplete argument '" + a + "'";
@@ -191,31 +209,29 @@ class machine_run {
   bool refused_ = false;
 };
 
+/// One line of `--interactive`; false when the step budget ran out.
+bool interactive_line(machine_run& m, const std::string& line, std::ostream& err) {
+  if (line[0] == '+') {
+    std::int64_t ms = 0;
+    if (parse_ms(line.substr(1), ms)) return m.advance(ms);
+    err << "xsn: '+MS' needs a whole number of milliseconds\n";
+    return true;
+  }
+  auto sp = line.find(' ');
+  std::string arg = sp == std::string::npos ? line : line.substr(0, sp) + "=" + line.substr(sp + 1);
+  event ev;
+  std::string error;
+  if (parse_event_arg(arg, ev, error)) return m.send(std::move(ev));
+  err << "xsn: " << error << "\n";
+  return true;
+}
+
 /// `--interactive`: 'NAME [JSON]' sends an event, '+MS' advances time, until the input or the
 /// machine ends; false when the step budget ran out.
 bool run_interactive(machine_run& m, std::istream& in, std::ostream& err) {
   std::string line;
-  while (m.running() && std::getline(in, line)) {
-    if (line.empty()) continue;
-    if (line[0] == '+') {
-      std::int64_t ms = 0;
-      if (!parse_ms(line.substr(1), ms)) {
-        err << "xsn: '+MS' needs a whole number of milliseconds\n";
-        continue;
-      }
-      if (!m.advance(ms)) return false;
-      continue;
-    }
-    auto sp = line.find(' ');
-    std::string arg = sp == std::string::npos ? line : line.substr(0, sp) + "=" + line.substr(sp + 1);
-    event ev;
-    std::string error;
-    if (!parse_event_arg(arg, ev, error)) {
-      err << "xsn: " << error << "\n";
-      continue;
-    }
-    if (!m.send(std::move(ev))) return false;
-  }
+  while (m.running() && std::getline(in, line))
+    if (!line.empty() && !interactive_line(m, line, err)) return false;
   return true;
 }
 

@@ -37,6 +37,42 @@ std::set<std::string> string_set(const boost::json::value& v, const char* what) 
   return out;
 }
 
+/// `event.name` (and `event.data`) of a script entry.
+event script_event(const boost::json::object& entry) {
+  const auto* ev = entry.if_contains("event");
+  if (!ev || !ev->is_object() || !ev->as_object().contains("name") || !ev->as_object().at("name").is_string())
+    throw std::runtime_error("each entry needs event.name");
+  const auto& eo = ev->as_object();
+  event out;
+  out.name = std::string(eo.at("name").as_string());
+  if (eo.contains("data")) out.data = eo.at("data");
+  return out;
+}
+
+/// An entry's `after` in whole milliseconds; `total_ms` is what the entries before it wait.
+std::int64_t script_after(const boost::json::value& a, std::int64_t total_ms) {
+  if (!a.is_number()) throw std::runtime_error("after must be a number of milliseconds");
+  const auto ms = a.to_number<double>();
+  if (!(ms >= 0)) throw std::runtime_error("after must not be negative");
+  if (ms > static_cast<double>(max_virtual_ms - total_ms))
+    throw std::runtime_error("the after values add up to more than " + std::to_string(max_virtual_ms) + " ms");
+  return static_cast<std::int64_t>(ms);
+}
+
+script_step script_entry(const boost::json::value& e, std::int64_t& total_ms) {
+  if (!e.is_object()) throw std::runtime_error("each event entry must be an object");
+  const auto& eo = e.as_object();
+  script_step step;
+  step.ev = script_event(eo);
+  if (eo.contains("after")) {
+    step.after_ms = script_after(eo.at("after"), total_ms);
+    total_ms += step.after_ms;
+  }
+  if (!eo.contains("nextConfiguration")) throw std::runtime_error("each entry needs nextConfiguration");
+  step.expected = string_set(eo.at("nextConfiguration"), "nextConfiguration");
+  return step;
+}
+
 script parse_script(std::string_view text) {
   boost::system::error_code ec;
   auto doc = boost::json::parse(text, ec);
@@ -47,33 +83,9 @@ script parse_script(std::string_view text) {
   std::int64_t total_ms = 0;
   if (!o.contains("initialConfiguration")) throw std::runtime_error("missing initialConfiguration");
   s.initial = string_set(o.at("initialConfiguration"), "initialConfiguration");
-  if (o.contains("events")) {
-    if (!o.at("events").is_array()) throw std::runtime_error("events must be an array");
-    for (const auto& e : o.at("events").as_array()) {
-      if (!e.is_object()) throw std::runtime_error("each event entry must be an object");
-      const auto& eo = e.as_object();
-      script_step step;
-      if (!eo.contains("event") || !eo.at("event").is_object() || !eo.at("event").as_object().contains("name") ||
-          !eo.at("event").as_object().at("name").is_string())
-        throw std::runtime_error("each entry needs event.name");
-      const auto& ev = eo.at("event").as_object();
-      step.ev.name = std::string(ev.at("name").as_string());
-      if (ev.contains("data")) step.ev.data = ev.at("data");
-      if (eo.contains("after")) {
-        const auto& a = eo.at("after");
-        if (!a.is_number()) throw std::runtime_error("after must be a number of milliseconds");
-        const auto ms = a.to_number<double>();
-        if (!(ms >= 0)) throw std::runtime_error("after must not be negative");
-        if (ms > static_cast<double>(max_virtual_ms - total_ms))
-          throw std::runtime_error("the after values add up to more than " + std::to_string(max_virtual_ms) + " ms");
-        step.after_ms = static_cast<std::int64_t>(ms);
-        total_ms += step.after_ms;
-      }
-      if (!eo.contains("nextConfiguration")) throw std::runtime_error("each entry needs nextConfiguration");
-      step.expected = string_set(eo.at("nextConfiguration"), "nextConfiguration");
-      s.steps.push_back(std::move(step));
-    }
-  }
+  if (!o.contains("events")) return s;
+  if (!o.at("events").is_array()) throw std::runtime_error("events must be an array");
+  for (const auto& e : o.at("events").as_array()) s.steps.push_back(script_entry(e, total_ms));
   return s;
 }
 

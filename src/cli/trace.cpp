@@ -56,6 +56,37 @@ struct step {
   event ev;
 };
 
+/// Reads `{"advance": MS}` into `st`; `total_ms` is the time the steps before it advance.
+bool read_advance(const value& adv, const std::string& where, std::int64_t& total_ms, step& st, std::string& error) {
+  if (!adv.is_int64() && !adv.is_uint64()) {
+    error = where + "'advance' must be a whole number of milliseconds";
+    return false;
+  }
+  st.advance = true;
+  st.ms = adv.is_int64() ? adv.as_int64() : static_cast<std::int64_t>(adv.as_uint64());
+  if (st.ms < 0) {
+    error = where + "'advance' cannot be negative";
+    return false;
+  }
+  if (st.ms > max_virtual_ms - total_ms) {
+    error = where + "the 'advance' steps add up to more than " + std::to_string(max_virtual_ms) + " ms";
+    return false;
+  }
+  total_ms += st.ms;
+  return true;
+}
+
+/// Reads event object `o` (its `type` is the name) into `st`.
+bool read_event(const boost::json::object& o, const std::string& where, step& st, std::string& error) {
+  const auto* type = o.if_contains("type");
+  if (!type || !type->is_string() || type->as_string().empty()) {
+    error = where + "an event needs a non-empty string 'type'";
+    return false;
+  }
+  st.ev = event(std::string(type->as_string()), o);
+  return true;
+}
+
 /// Reads the steps in `text`; `path` labels the errors.
 bool read_steps(std::string_view text, const std::string& path, std::vector<step>& out, std::string& error) {
   boost::system::error_code ec;
@@ -74,33 +105,109 @@ bool read_steps(std::string_view text, const std::string& path, std::vector<step
       return false;
     }
     step st;
-    if (const auto* adv = o->if_contains("advance")) {
-      if (!adv->is_int64() && !adv->is_uint64()) {
-        error = where + "'advance' must be a whole number of milliseconds";
-        return false;
-      }
-      st.advance = true;
-      st.ms = adv->is_int64() ? adv->as_int64() : static_cast<std::int64_t>(adv->as_uint64());
-      if (st.ms < 0) {
-        error = where + "'advance' cannot be negative";
-        return false;
-      }
-      if (st.ms > max_virtual_ms - total_ms) {
-        error = where + "the 'advance' steps add up to more than " + std::to_string(max_virtual_ms) + " ms";
-        return false;
-      }
-      total_ms += st.ms;
-    } else {
-      const auto* type = o->if_contains("type");
-      if (!type || !type->is_string() || type->as_string().empty()) {
-        error = where + "an event needs a non-empty string 'type'";
-        return false;
-      }
-      st.ev = event(std::string(type->as_string()), *o);
-    }
+    const auto* adv = o->if_contains("advance");
+    if (adv ? !read_advance(*adv, where, total_ms, st, error) : !read_event(*o, where, st, error)) return false;
     out.push_back(std::move(st));
   }
   return true;
+}
+
+/// `trace`'s options and its two file names; false, reported, on a usage error.
+bool parse_trace_args(const std::vector<std::string>& args, std::vector<std::string>& pos, bool& fixtures,
+                      std::uint64_t& max_steps, std::ostream& err) {
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const auto& a = args[i];
+    if (a == "--test-fixtures") fixtures = true;
+    else if (a == "--max-steps") {
+      if (i + 1 == args.size() || !parse_max_steps(args[++i], max_steps)) {
+        err << "xsn: --max-steps needs a whole number of macrosteps (0: no limit)\n";
+        return false;
+      }
+    } else if (!a.empty() && a[0] == '-') {
+      err << "xsn: unknown option '" << a << "'\n";
+      return false;
+    } else pos.push_back(a);
+  }
+  if (pos.size() == 2) return true;
+  err << "usage: xsn trace MACHINE STEPS.json [--test-fixtures] [--max-steps N]\n";
+  return false;
+}
+
+/// The whole content of file `path` (empty when it cannot be read).
+std::string file_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+/// For an XState chart: the datamodel with the `--test-fixtures` implementations when
+/// `fixture_config` is given (else none); 0, or the exit code after a reported error.
+int bind_xstate(const statechart& chart, const std::string& machine_name, const value* fixture_config,
+                session_options& opts, std::ostream& err) {
+  const bool fixtures = fixture_config != nullptr;
+  const auto* named = fixtures && fixture_config->is_object() ? fixture_config->as_object().if_contains("fixtureActors")
+                                                              : nullptr;
+  implementations impl;
+  try {
+    if (fixtures) impl = test_fixtures(named);
+  } catch (const std::exception& e) {
+    err << e.what() << "\n";
+    return exit_load;
+  }
+  auto bound = bind(chart, impl);
+  if (!bound) {
+    err << machine_name << ":1:1: " << bound.error().message << "\n";
+    return exit_load;
+  }
+  opts.make_datamodel = xstate_datamodel(*bound);
+  return 0;
+}
+
+/// Prints one trace line per call: the state value and status (plus `tags` and `output`).
+class trace_printer {
+ public:
+  trace_printer(const statechart& chart, session& s, std::ostream& out) : chart_(chart), s_(s), out_(out) {}
+
+  void operator()() {
+    auto snap = s_.snapshot();
+    std::string status(snap.as_object().at("status").as_string());
+    if (status == "stopped") status = "error";
+    // XState reports a failed machine with the value it had before the failing step.
+    value v = status == "error" ? last_value_ : state_value_of(chart_, [&](state_index x) { return s_.is_active(x); });
+    last_value_ = v;
+    boost::json::object rec{{"value", std::move(v)}, {"status", status}};
+    // XState's `snapshot.tags` (sorted: a set) and `snapshot.output`, when there are any.
+    auto tags = s_.tags();
+    std::sort(tags.begin(), tags.end());
+    if (!tags.empty() && status != "error") rec["tags"] = boost::json::array(tags.begin(), tags.end());
+    if (auto o = s_.output(); !o.is_null()) rec["output"] = std::move(o);
+    out_ << boost::json::serialize(rec) << "\n";
+  }
+
+ private:
+  const statechart& chart_;
+  session& s_;
+  std::ostream& out_;
+  value last_value_;
+};
+
+/// Runs the steps, printing after start and after each; false when the step budget ran out.
+bool replay(session& s, virtual_runner& run, std::vector<step>& steps, trace_printer& print) {
+  s.start();
+  bool within = run.settle();
+  if (within) print();
+  for (std::size_t i = 0; within && i < steps.size(); ++i) {
+    auto& st = steps[i];
+    if (st.advance) {
+      within = run.advance(st.ms);
+    } else {
+      if (s.running()) (void)s.send(std::move(st.ev));
+      within = run.settle();
+    }
+    if (within) print();
+  }
+  return within;
 }
 
 }  // namespace
@@ -109,23 +216,7 @@ int run_trace(const std::vector<std::string>& args, std::ostream& out, std::ostr
   std::vector<std::string> pos;
   bool fixtures = false;
   std::uint64_t max_steps = default_max_steps;
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    const auto& a = args[i];
-    if (a == "--test-fixtures") fixtures = true;
-    else if (a == "--max-steps") {
-      if (i + 1 == args.size() || !parse_max_steps(args[++i], max_steps)) {
-        err << "xsn: --max-steps needs a whole number of macrosteps (0: no limit)\n";
-        return exit_usage;
-      }
-    } else if (!a.empty() && a[0] == '-') {
-      err << "xsn: unknown option '" << a << "'\n";
-      return exit_usage;
-    } else pos.push_back(a);
-  }
-  if (pos.size() != 2) {
-    err << "usage: xsn trace MACHINE STEPS.json [--test-fixtures] [--max-steps N]\n";
-    return exit_usage;
-  }
+  if (!parse_trace_args(args, pos, fixtures, max_steps, err)) return exit_usage;
   auto loaded = load_document(pos[0]);
   if (!loaded) {
     for (const auto& d : loaded.errors) err << d.to_string() << "\n";
@@ -140,11 +231,8 @@ int run_trace(const std::vector<std::string>& args, std::ostream& out, std::ostr
   steps_text << in.rdbuf();
   value config;  // the machine's own JSON, for its `fixtureActors`
   if (fixtures && loaded.chart->semantics == chart_semantics::xstate) {
-    std::ifstream machine(pos[0], std::ios::binary);
-    std::stringstream text;
-    text << machine.rdbuf();
     boost::system::error_code ec;
-    config = boost::json::parse(text.str(), ec);
+    config = boost::json::parse(file_text(pos[0]), ec);
   }
   return run_trace_text(loaded.chart, pos[0], fixtures ? &config : nullptr, steps_text.str(), pos[1], max_steps, out, err);
 }
@@ -158,61 +246,17 @@ int run_trace_text(std::shared_ptr<const statechart> chart_ptr, const std::strin
     err << "xsn: " << error << "\n";
     return exit_usage;
   }
-  const bool fixtures = fixture_config != nullptr;
   session_options opts;
-  if (chart_ptr->semantics == chart_semantics::xstate) {
-    const auto* named = fixtures && fixture_config->is_object() ? fixture_config->as_object().if_contains("fixtureActors")
-                                                                : nullptr;
-    implementations impl;
-    try {
-      if (fixtures) impl = test_fixtures(named);
-    } catch (const std::exception& e) {
-      err << e.what() << "\n";
-      return exit_load;
-    }
-    auto bound = bind(*chart_ptr, impl);
-    if (!bound) {
-      err << machine_name << ":1:1: " << bound.error().message << "\n";
-      return exit_load;
-    }
-    opts.make_datamodel = xstate_datamodel(*bound);
-  }
+  if (chart_ptr->semantics == chart_semantics::xstate)
+    if (int code = bind_xstate(*chart_ptr, machine_name, fixture_config, opts, err)) return code;
   opts.on_log = [&err](std::string_view label, std::string_view message) {
     if (label == "error") err << "xsn: " << message << "\n";
   };
   virtual_runner run(max_steps);
   opts.on_macrostep = [&run](session&) { run.count_macrostep(); };
   session s(chart_ptr, run.context().get_executor(), run.clock(), std::move(opts));
-  const auto& chart = *chart_ptr;
-  value last_value;
-  auto print = [&] {
-    auto snap = s.snapshot();
-    std::string status(snap.as_object().at("status").as_string());
-    if (status == "stopped") status = "error";
-    // XState reports a failed machine with the value it had before the failing step.
-    value v = status == "error" ? last_value : state_value_of(chart, [&](state_index x) { return s.is_active(x); });
-    last_value = v;
-    boost::json::object rec{{"value", std::move(v)}, {"status", status}};
-    // XState's `snapshot.tags` (sorted: a set) and `snapshot.output`, when there are any.
-    auto tags = s.tags();
-    std::sort(tags.begin(), tags.end());
-    if (!tags.empty() && status != "error") rec["tags"] = boost::json::array(tags.begin(), tags.end());
-    if (auto o = s.output(); !o.is_null()) rec["output"] = std::move(o);
-    out << boost::json::serialize(rec) << "\n";
-  };
-  s.start();
-  bool within = run.settle();
-  if (within) print();
-  for (std::size_t i = 0; within && i < steps.size(); ++i) {
-    auto& st = steps[i];
-    if (st.advance) {
-      within = run.advance(st.ms);
-    } else {
-      if (s.running()) (void)s.send(std::move(st.ev));
-      within = run.settle();
-    }
-    if (within) print();
-  }
+  trace_printer print(*chart_ptr, s, out);
+  const bool within = replay(s, run, steps, print);
   out.flush();
   if (!within) {
     run.report_exhausted(err);
