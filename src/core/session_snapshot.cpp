@@ -20,6 +20,9 @@ bool string_list(const value* v, std::vector<std::string>& out) {
   return true;
 }
 
+/// `v` is there and of kind `k`.
+bool is_a(const value* v, boost::json::kind k) { return v && v->kind() == k; }
+
 /// Reads `o[key]` into `out` when it is a string (other values are ignored, as they always were).
 void optional_string(const boost::json::object& o, std::string_view key, std::string& out) {
   if (const auto* v = o.if_contains(key); v && v->is_string()) out = std::string(v->as_string());
@@ -116,12 +119,20 @@ boost::json::array session::impl::pending_json() const {
   return pending;
 }
 
+namespace {
+
+/// A promise or callback actor's snapshot: whether it still runs, and its input.
+value native_actor_json(const detail::native_actor* actor) {
+  return boost::json::object{{"status", actor && !actor->finished() ? "active" : "done"},
+                             {"input", actor ? actor->input() : value()}};
+}
+
+}  // namespace
+
 value session::impl::child_json(const child& ch) {
   if (ch.logic) {  // an XState actor: `snapshot`, `src`, `systemId`, and the invoke's index
     boost::json::object e{{"src", ch.logic->name}};
-    if (ch.s) e["snapshot"] = ch.s->impl_->snapshot();
-    else e["snapshot"] = boost::json::object{{"status", ch.actor && !ch.actor->finished() ? "active" : "done"},
-                                             {"input", ch.actor ? ch.actor->input() : value()}};
+    e["snapshot"] = ch.s ? ch.s->impl_->snapshot() : native_actor_json(ch.actor.get());
     if (!ch.system_id.empty()) e["systemId"] = ch.system_id;
     if (ch.decl != npos) e["invoke"] = ch.decl;
     return e;
@@ -248,7 +259,8 @@ class snapshot_reader {
       const auto& st = c_.states[s];
       const auto active = static_cast<std::size_t>(
           std::count_if(st.children.begin(), st.children.end(), [&](state_index ch) { return config.test(ch); }));
-      if (st.kind == state_kind::compound && active != 1 && !(s == 0 && empty))
+      const bool may_be_empty = s == 0 && empty;  // the root of a machine that never started
+      if (st.kind == state_kind::compound && active != 1 && !may_be_empty)
         return "`configuration`: compound state '" + st.id + "' needs exactly one active child";
       if (st.kind == state_kind::parallel && active != st.children.size())
         return "`configuration`: every region of parallel state '" + st.id + "' must be active";
@@ -349,7 +361,7 @@ class snapshot_reader {
     const auto* eo = entry.if_object();
     const auto* src = eo ? eo->if_contains("src") : nullptr;
     const auto* sn = eo ? eo->if_contains("snapshot") : nullptr;
-    if (!src || !src->is_string() || !sn || !sn->is_object())
+    if (!is_a(src, boost::json::kind::string) || !is_a(sn, boost::json::kind::object))
       return "`children`: '" + id + "' needs `src` (a string) and `snapshot` (an object)";
     const auto* b = detail::xstate_bound(*s_.dm_);
     auto logic = b ? detail::find_bound_actor(*b, src->as_string()) : nullptr;
