@@ -24,21 +24,24 @@ std::size_t skip_ws(std::string_view t, std::size_t i) {
   return i;
 }
 
+/// The character that the escape of `ch` (after a backslash) stands for; `ch` itself for the
+/// others (a quote, a backslash, a slash; `\u` is not decoded, it locates keys only).
+char unescape(char ch) {
+  switch (ch) {
+    case 'n': return '\n';
+    case 't': return '\t';
+    case 'r': return '\r';
+    case 'b': return '\b';
+    case 'f': return '\f';
+    default: return ch;
+  }
+}
+
 /// `t[i]` is the opening quote; returns the index after the closing one, decoding into `out`.
 std::size_t read_string(std::string_view t, std::size_t i, std::string* out) {
   for (++i; i < t.size() && t[i] != '"'; ++i) {
     char ch = t[i];
-    if (ch == '\\' && i + 1 < t.size()) {
-      ch = t[++i];
-      switch (ch) {
-        case 'n': ch = '\n'; break;
-        case 't': ch = '\t'; break;
-        case 'r': ch = '\r'; break;
-        case 'b': ch = '\b'; break;
-        case 'f': ch = '\f'; break;
-        default: break;
-      }
-    }
+    if (ch == '\\' && i + 1 < t.size()) ch = unescape(t[++i]);
     if (out) out->push_back(ch);
   }
   return i + 1;
