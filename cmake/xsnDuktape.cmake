@@ -7,7 +7,7 @@
 # duk_config.h wrapper next to it that includes the original and adds:
 #   DUK_USE_INTERRUPT_COUNTER + DUK_USE_EXEC_TIMEOUT_CHECK  -> xsn_duk_exec_timeout_check(udata)
 #   DUK_USE_NATIVE_STACK_CHECK                              -> xsn_duk_native_stack_check()
-# Both functions live in src/core/ecmascript_datamodel.cpp. The engine's symbols get hidden
+# Both functions live in src/core/datamodel/ecmascript_datamodel.cpp. The engine's symbols get hidden
 # visibility: it is an implementation detail of xsn_core.
 #
 # Defines: the OBJECT library `xsn_duktape` and `XSN_DUKTAPE_INCLUDE_DIR` (duktape.h, duk_config.h).

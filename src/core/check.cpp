@@ -5,7 +5,7 @@
 #include <xsn/parse/xstate.hpp>
 
 #include "ecmascript_check.hpp"
-#include "null_datamodel.hpp"
+#include "datamodel/null_datamodel.hpp"
 #include "parse_detail.hpp"
 
 #include <algorithm>

@@ -22,7 +22,7 @@
 #include <xsn/orchestrator/orchestrator.hpp>
 #include <xsn/resilience/simple_circuit_breaker.hpp>
 #include <xsn/store/memory_state_store.hpp>
-#include "logging_detail.hpp"
+#include "core/logging_detail.hpp"
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>

@@ -1,7 +1,7 @@
 #pragma once
 // Part of xsn_distributed (private): the node's Redis connections, on the hiredis-on-Asio link
 // of xsn_advanced (src/advanced/redis_connection.hpp), and helpers to read replies.
-#include "redis_connection.hpp"
+#include "store/redis_connection.hpp"
 
 #include <hiredis/hiredis.h>
 

@@ -1,4 +1,4 @@
-#include "event_json.hpp"
+#include "core/event_json.hpp"
 
 #include <boost/json/object.hpp>
 

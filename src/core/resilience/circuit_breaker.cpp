@@ -1,7 +1,7 @@
 #include <xsn/resilience/circuit_breaker.hpp>
 #include <xsn/resilience/simple_circuit_breaker.hpp>
 
-#include "logging_detail.hpp"
+#include "core/logging_detail.hpp"
 
 #include <algorithm>
 #include <stdexcept>

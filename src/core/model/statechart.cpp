@@ -1,6 +1,6 @@
 #include <xsn/model/statechart.hpp>
 
-#include "xstate_semantics.hpp"
+#include "model/xstate_semantics.hpp"
 
 #include <algorithm>
 

@@ -1,4 +1,4 @@
-#include "null_datamodel.hpp"
+#include "datamodel/null_datamodel.hpp"
 
 #include <cctype>
 

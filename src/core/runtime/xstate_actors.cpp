@@ -1,6 +1,6 @@
 // Actor logic of XState charts: the bindings (`implementations::actor`, resolved by `bind`), the
 // promise handle, and the promise and callback actors a session owns as children.
-#include "xstate_actors.hpp"
+#include "runtime/xstate_actors.hpp"
 
 #include <xsn/parse/xstate.hpp>
 

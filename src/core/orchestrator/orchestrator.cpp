@@ -17,8 +17,8 @@
 
 #include <xsn/resilience/circuit_breaker.hpp>
 
-#include "event_json.hpp"
-#include "logging_detail.hpp"
+#include "core/event_json.hpp"
+#include "core/logging_detail.hpp"
 #include "session_ext.hpp"
 
 #include <boost/asio/append.hpp>

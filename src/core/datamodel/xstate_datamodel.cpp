@@ -4,7 +4,7 @@
 
 #include <xsn/parse/xstate.hpp>
 
-#include "xstate_actors.hpp"
+#include "runtime/xstate_actors.hpp"
 
 #include <boost/json/parse.hpp>
 

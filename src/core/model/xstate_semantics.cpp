@@ -1,7 +1,7 @@
 // XState v5 semantics over the shared model: functions named after XState's own (getTransitionDomain,
 // computeEntrySet, addDescendantStatesToEnter, addAncestorStatesToEnter, StateNode.next) so that the
 // two can be read side by side (xstate/src/stateUtils.ts).
-#include "xstate_semantics.hpp"
+#include "model/xstate_semantics.hpp"
 
 #include <algorithm>
 

@@ -4,7 +4,7 @@
 #include <xsn/bus/detail/mpmc_ring.hpp>
 #include <xsn/bus/detail/packed_message.hpp>
 
-#include "logging_detail.hpp"
+#include "core/logging_detail.hpp"
 
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/associated_executor.hpp>

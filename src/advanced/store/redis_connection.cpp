@@ -1,5 +1,5 @@
 // Part of xsn_advanced: one Redis connection on an Asio strand (see redis_connection.hpp).
-#include "redis_connection.hpp"
+#include "store/redis_connection.hpp"
 
 #include <xsn/core/errors.hpp>
 

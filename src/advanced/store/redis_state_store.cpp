@@ -2,8 +2,8 @@
 #include <xsn/advanced/redis_state_store.hpp>
 #include <xsn/store/detail/watch_delivery.hpp>
 
-#include "redis_connection.hpp"
-#include "redis_scripts.hpp"
+#include "store/redis_connection.hpp"
+#include "store/redis_scripts.hpp"
 
 #include <hiredis/hiredis.h>
 

@@ -1,7 +1,7 @@
 #include <xsn/store/memory_state_store.hpp>
 #include <xsn/store/detail/watch_delivery.hpp>
 
-#include "logging_detail.hpp"
+#include "core/logging_detail.hpp"
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>

@@ -1,6 +1,6 @@
 #include <xsn/core/logging.hpp>
 
-#include "logging_detail.hpp"
+#include "core/logging_detail.hpp"
 
 #include <spdlog/sinks/base_sink.h>
 #include <spdlog/sinks/null_sink.h>
