@@ -205,3 +205,15 @@ TEST_CASE("manual_clock: a timer scheduled in the past fires on the next advance
   CHECK(fired == 1);
   CHECK(clk.now() == at(100ms));
 }
+
+TEST_CASE("manual_clock: saturating_add stops at the end of time instead of overflowing", "[manual_clock]") {
+  using xsn::clock;
+  constexpr auto end = clock::time_point::max();
+  CHECK(xsn::saturating_add(at(1000ms), 500ms) == at(1500ms));
+  CHECK(xsn::saturating_add(at(1000ms), -500ms) == at(500ms));
+  CHECK(xsn::saturating_add(at(1000ms), clock::duration::max()) == end);
+  CHECK(xsn::saturating_add(end - 1ms, 1ms) == end);
+  CHECK(xsn::saturating_add(end - 1ms, 2ms) == end);
+  CHECK(xsn::saturating_add(end, 1ns) == end);
+  STATIC_REQUIRE(xsn::saturating_add(time_point{}, 1ns) == time_point{} + 1ns);
+}

@@ -25,6 +25,13 @@ class clock {
   virtual bool cancel(timer_id id) = 0;
 };
 
+/// `t + d`, or the end of time (`clock::time_point::max()`) where the sum would overflow: a TTL or
+/// an open period so long that it means "never". A negative `d` is added as it is.
+[[nodiscard]] constexpr clock::time_point saturating_add(clock::time_point t, clock::duration d) noexcept {
+  if (d > clock::duration::zero() && t > clock::time_point::max() - d) return clock::time_point::max();
+  return t + d;
+}
+
 /**
  * A clock that moves only when told. Due timers fire in order of due time, then of scheduling,
  * on the thread that advances the clock. Not thread-safe: drive it from one thread.

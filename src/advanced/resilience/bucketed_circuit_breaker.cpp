@@ -85,11 +85,6 @@ struct fast_mod {
   std::uint64_t d_, m_;
 };
 
-clock::time_point saturating_add(clock::time_point t, clock::duration d) noexcept {
-  if (d > clock::duration::zero() && t > clock::time_point::max() - d) return clock::time_point::max();
-  return t + d;
-}
-
 bool over(double part, double calls, double percent) noexcept { return part * 100.0 >= percent * calls; }
 
 // The breaker that is delivering its own events from a store completion (see `deliver`).

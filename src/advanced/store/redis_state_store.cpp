@@ -79,13 +79,6 @@ digits to_ms(clock::time_point t) {
   return decimal(ms);
 }
 
-clock::time_point saturating_add(clock::time_point t, clock::duration d) noexcept {
-  if (t.time_since_epoch().count() >= 0 && d > clock::time_point::max() - t) {
-    return clock::time_point::max();
-  }
-  return t + d;
-}
-
 std::optional<std::uint64_t> to_u64(std::string_view s) {
   std::uint64_t v = 0;
   if (s.empty()) return std::nullopt;

@@ -23,14 +23,6 @@ using detail::delivery_hub;
 using detail::end_watch;
 using detail::watch_record;
 
-/// `t + d` for a positive `d`, saturating at the end of time instead of overflowing.
-clock::time_point saturating_add(clock::time_point t, clock::duration d) noexcept {
-  if (t.time_since_epoch().count() >= 0 && d > clock::time_point::max() - t) {
-    return clock::time_point::max();
-  }
-  return t + d;
-}
-
 }  // namespace
 
 struct memory_state_store::impl : std::enable_shared_from_this<impl> {
