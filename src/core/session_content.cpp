@@ -204,80 +204,102 @@ value session::impl::done_data(state_index s) {
   return std::move(*r);
 }
 
-bool session::impl::exec_send(const send_action& s, source_location) {
-  auto fail = [&](const eval_error& e) {
-    raise_error("error.execution", e.message);
-    return false;
-  };
+namespace {
+
+// `expr`'s string when the `<send>` gives one, else the attribute's `literal`.
+result<std::string> send_string(datamodel& dm, const std::string& literal, expr_index expr) {
+  if (expr == npos) return literal;
+  return dm.eval_string(expr);
+}
+
+}  // namespace
+
+struct session::impl::outgoing_send {
   event ev;
-  ev.name = s.event;
-  ev.name_id = s.name_id;
-  if (s.eventexpr != npos) {
-    auto r = dm_->eval_string(s.eventexpr);
-    if (!r) return fail(r.error());
-    ev.name = std::move(*r);
-    ev.name_id = npos;
+  std::string target;
+  std::string type;
+  std::string sendid;
+  bool generated = false;  // `sendid` made here, not the `id` attribute
+  std::chrono::milliseconds delay{0};
+};
+
+bool session::impl::exec_send(const send_action& s, source_location) {
+  outgoing_send out;
+  if (auto r = eval_send(s, out); !r) {
+    raise_error("error.execution", r.error().message);
+    return false;
   }
-  std::string target = s.target;
-  if (s.targetexpr != npos) {
-    auto r = dm_->eval_string(s.targetexpr);
-    if (!r) return fail(r.error());
-    target = std::move(*r);
-  }
-  std::string type = s.type;
-  if (s.typeexpr != npos) {
-    auto r = dm_->eval_string(s.typeexpr);
-    if (!r) return fail(r.error());
-    type = std::move(*r);
-  }
-  std::string sendid = s.id;
-  bool generated = false;
-  if (s.idlocation != npos || sendid.empty()) {
-    sendid = id_ + ".send." + std::to_string(++send_counter_);
-    generated = true;
-  }
-  if (s.idlocation != npos) {
-    if (auto r = dm_->assign_value(s.idlocation, value(sendid)); !r) return fail(r.error());
-  }
-  auto delay = s.delay;
+  return dispatch_send(s, std::move(out));
+}
+
+// The fields in document order (event, target, type, id, delay, data): each may have side effects.
+result<void> session::impl::eval_send(const send_action& s, outgoing_send& out) {
+  if (auto r = send_names(s, out); !r) return r;
+  if (auto r = send_id(s, out); !r) return r;
+  out.delay = s.delay;
   if (s.delayexpr != npos) {
     auto r = dm_->eval_string(s.delayexpr);
-    if (!r) return fail(r.error());
+    if (!r) return r.error();
     std::string text = *r;
-    if (!detail::parse_css_time(text, delay)) return fail(eval_error{"invalid delayexpr value '" + text + "'"});
+    if (!detail::parse_css_time(text, out.delay)) return eval_error{"invalid delayexpr value '" + text + "'"};
   }
-  if (s.body) {
-    auto r = content_data(*s.body);
-    if (!r) return fail(r.error());
-    ev.data = std::move(*r);
-  } else {
-    auto r = params_data(s.params, s.namelist, s.namelist_names);
-    if (!r) return fail(r.error());
-    ev.data = std::move(*r);
+  auto data = s.body ? content_data(*s.body) : params_data(s.params, s.namelist, s.namelist_names);
+  if (!data) return data.error();
+  out.ev.data = std::move(*data);
+  return {};
+}
+
+result<void> session::impl::send_names(const send_action& s, outgoing_send& out) {
+  auto name = send_string(*dm_, s.event, s.eventexpr);
+  if (!name) return name.error();
+  out.ev.name = std::move(*name);
+  out.ev.name_id = s.eventexpr == npos ? s.name_id : npos;
+  auto target = send_string(*dm_, s.target, s.targetexpr);
+  if (!target) return target.error();
+  out.target = std::move(*target);
+  auto type = send_string(*dm_, s.type, s.typeexpr);
+  if (!type) return type.error();
+  out.type = std::move(*type);
+  return {};
+}
+
+result<void> session::impl::send_id(const send_action& s, outgoing_send& out) {
+  out.sendid = s.id;
+  if (s.idlocation != npos || out.sendid.empty()) {
+    out.sendid = id_ + ".send." + std::to_string(++send_counter_);
+    out.generated = true;
   }
-  if (!is_scxml_type(type)) {
-    raise_error("error.execution", "unsupported send type '" + type + "'", generated && s.idlocation == npos ? "" : sendid);
+  if (s.idlocation != npos) return dm_->assign_value(s.idlocation, value(out.sendid));
+  return {};
+}
+
+bool session::impl::dispatch_send(const send_action& s, outgoing_send out) {
+  event& ev = out.ev;
+  const bool anonymous = out.generated && s.idlocation == npos;  // no sendid shown to the chart
+  if (!is_scxml_type(out.type)) {
+    raise_error("error.execution", "unsupported send type '" + out.type + "'", anonymous ? "" : out.sendid);
     return false;
   }
-  ev.sendid = (generated && s.idlocation == npos) ? std::string() : sendid;
+  ev.sendid = anonymous ? std::string() : out.sendid;
   ev.origin = "#_scxml_" + id_;
   ev.origintype = std::string(scxml_processor);
-  if (target == "#_internal") {
+  if (out.target == "#_internal") {
     ev.type = event_type::internal;
     ev.origin.clear();
     ev.origintype.clear();
     raise(std::move(ev));
     return true;
   }
-  if (!target.empty() && target.rfind("#_", 0) != 0 && !opts_.route) {
-    raise_error("error.execution", "unsupported send target '" + target + "'", ev.sendid);
+  if (!out.target.empty() && out.target.rfind("#_", 0) != 0 && !opts_.route) {
+    raise_error("error.execution", "unsupported send target '" + out.target + "'", ev.sendid);
     return false;
   }
-  if (delay.count() > 0 || c_.semantics == chart_semantics::xstate) {  // XState: `after: {0: ...}` waits for the clock too
-    schedule_send(sendid, std::move(ev), std::move(target), clock_.now() + std::chrono::duration_cast<clock::duration>(delay));
+  if (out.delay.count() > 0 || c_.semantics == chart_semantics::xstate) {  // XState: `after: {0: ...}` waits for the clock too
+    schedule_send(out.sendid, std::move(ev), std::move(out.target),
+                  clock_.now() + std::chrono::duration_cast<clock::duration>(out.delay));
     return true;
   }
-  deliver(std::move(ev), std::move(target));
+  deliver(std::move(ev), std::move(out.target));
   return true;
 }
 

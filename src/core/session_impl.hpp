@@ -121,7 +121,17 @@ struct session::impl final : datamodel_host, detail::actor_host {
   /// W3C isInFinalState; with `final_itself` (XState) a final state also counts as in a final state.
   bool in_final(state_index s, bool final_itself = false) const;
   void exit_interpreter(bool reached_final);
+  /// exit_interpreter's steps: one state's exit, the queues and timers dropped, the parent told.
+  void exit_on_end(state_index s, bool reached_final, value& donedata);
+  void drop_pending();
+  void tell_parent_done(bool reached_final, const value& donedata);
   void initialize_data(const data_decl& d, state_index where);
+  /// start's steps: the datamodel's setup (true when it failed for implementations nobody bound),
+  /// the unbound `<xsn:action>` report, the data declarations, the initial configuration.
+  bool setup_datamodel();
+  void report_unbound_natives();
+  void declare_data();
+  void enter_initial();
 
   // ---- diagnostics (session_diagnostics.cpp holds what needs spdlog) ----
   /// Hands `d` to `on_diagnostic`, else to the `xsn.session` logger; and to the inspector.
@@ -141,6 +151,12 @@ struct session::impl final : datamodel_host, detail::actor_host {
   bool execute(const action_block& block);
   bool exec(const action& a);
   bool exec_send(const send_action& s, source_location loc);
+  /// A `<send>`'s fields once evaluated (session_content.cpp).
+  struct outgoing_send;
+  result<void> eval_send(const send_action& s, outgoing_send& out);
+  result<void> send_names(const send_action& s, outgoing_send& out);
+  result<void> send_id(const send_action& s, outgoing_send& out);
+  bool dispatch_send(const send_action& s, outgoing_send out);
   bool exec_cancel(const cancel_action& c);
   bool exec_log(const log_action& l);
   bool exec_assign(const assign_action& a);
@@ -188,6 +204,8 @@ struct session::impl final : datamodel_host, detail::actor_host {
   // ---- invoke ----
   void start_invokes();
   void invoke(const invoke_decl& inv, std::uint32_t index);
+  /// The chart an `<invoke>` starts: inline, its content parsed, or its `src` loaded.
+  result<std::shared_ptr<const statechart>> invoke_chart(const invoke_decl& inv, const std::string& invokeid);
   void cancel_invokes(state_index s);
   session& make_child(const std::string& invokeid, std::shared_ptr<const statechart> chart, std::uint32_t decl,
                       datamodel_factory dm = {});

@@ -21,47 +21,48 @@ void session::impl::invoke(const invoke_decl& inv, std::uint32_t index) {
   if (inv.idlocation != npos) {
     if (auto r = dm_->assign_value(inv.idlocation, value(invokeid)); !r) return fail(r.error().message);
   }
-  std::string type = inv.type;
-  if (inv.typeexpr != npos) {
-    auto r = dm_->eval_string(inv.typeexpr);
-    if (!r) return fail(r.error().message);
-    type = *r;
-  }
-  if (!is_scxml_type(type)) return fail("unsupported invoke type '" + type + "'");
-  std::shared_ptr<const statechart> chart;
-  if (inv.body && inv.body->chart != npos) {
-    chart = c_.inline_charts[inv.body->chart];
-  } else {
-    parse_result pr;
-    if (inv.body) {
-      auto r = content_data(*inv.body);
-      if (!r) return fail(r.error().message);
-      pr = parse_scxml(value_text(*r), c_.source_name + " (invoke content)", c_.base_dir);
-    } else {
-      std::string src = inv.src;
-      if (inv.srcexpr != npos) {
-        auto r = dm_->eval_string(inv.srcexpr);
-        if (!r) return fail(r.error().message);
-        src = *r;
-      }
-      if (src.rfind("file://", 0) == 0) src = src.substr(7);
-      else if (src.rfind("file:", 0) == 0) src = src.substr(5);
-      std::filesystem::path p(src);
-      if (p.is_relative()) p = std::filesystem::path(c_.base_dir) / p;
-      pr = load_document(p);
-    }
-    if (!pr) {
-      return fail("invoke '" + invokeid + "': " +
-                                                (pr.errors.empty() ? "cannot load" : pr.errors.front().to_string()));
-    }
-    chart = pr.chart;
-  }
+  auto type = inv.typeexpr == npos ? result<std::string>(inv.type) : dm_->eval_string(inv.typeexpr);
+  if (!type) return fail(type.error().message);
+  if (!is_scxml_type(*type)) return fail("unsupported invoke type '" + *type + "'");
+  auto chart = invoke_chart(inv, invokeid);
+  if (!chart) return fail(chart.error().message);
   auto data = params_data(inv.params, inv.namelist, inv.namelist_names);
   if (!data) return fail(data.error().message);
-  auto& child = make_child(invokeid, std::move(chart), index);
+  auto& child = make_child(invokeid, std::move(*chart), index);
   if (data->is_object())
     for (auto& [k, v] : data->as_object()) child.impl_->cold().data_overrides_[std::string(k)] = v;
   child.start();
+}
+
+namespace {
+
+// `<invoke src>` as a path: a `file:` URI's path; a relative one from the chart's directory.
+std::filesystem::path invoke_path(std::string src, const std::string& base_dir) {
+  if (src.rfind("file://", 0) == 0) src = src.substr(7);
+  else if (src.rfind("file:", 0) == 0) src = src.substr(5);
+  std::filesystem::path p(src);
+  if (p.is_relative()) p = std::filesystem::path(base_dir) / p;
+  return p;
+}
+
+}  // namespace
+
+result<std::shared_ptr<const statechart>> session::impl::invoke_chart(const invoke_decl& inv, const std::string& invokeid) {
+  using chart_ptr = std::shared_ptr<const statechart>;
+  if (inv.body && inv.body->chart != npos) return chart_ptr(c_.inline_charts[inv.body->chart]);
+  parse_result pr;
+  if (inv.body) {
+    auto r = content_data(*inv.body);
+    if (!r) return r.error();
+    pr = parse_scxml(value_text(*r), c_.source_name + " (invoke content)", c_.base_dir);
+  } else {
+    auto src = inv.srcexpr == npos ? result<std::string>(inv.src) : dm_->eval_string(inv.srcexpr);
+    if (!src) return src.error();
+    pr = load_document(invoke_path(std::move(*src), c_.base_dir));
+  }
+  if (!pr)
+    return eval_error{"invoke '" + invokeid + "': " + (pr.errors.empty() ? "cannot load" : pr.errors.front().to_string())};
+  return chart_ptr(pr.chart);
 }
 
 session& session::impl::make_child(const std::string& invokeid, std::shared_ptr<const statechart> chart,

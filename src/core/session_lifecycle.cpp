@@ -59,37 +59,12 @@ std::error_code session::impl::start() {
   if (cold_ && cold_->registry_) cold_->registry_->sessions[id_] = this;  // a child joins its parent's registry
   if (opts_.inspect) [[unlikely]] inspect_started();
   mode_.in_macrostep = true;
-  bool unbound = false;  // XState: the machine names implementations nobody bound
-  if (auto r = dm_->setup(c_, *this); !r) {
-    unbound = mode_.xstate && c_.xstate && dm_->name() == "xstate" && !detail::xstate_bound(*dm_) &&
-              !detail::unbound_names(*c_.xstate).items.empty();
-    raise_error("error.execution", r.error().message, {},
-                unbound ? diagnostic_kind::unbound_action : diagnostic_kind::execution_error, npos);
-  }
-  // SCXML: every `<xsn:action>` name without a handler, once, before any runs.
-  if (std::find(natives_.begin(), natives_.end(), nullptr) != natives_.end()) [[unlikely]] {
-    std::string names;
-    for (std::size_t i = 0; i < natives_.size(); ++i)
-      if (!natives_[i]) names += (names.empty() ? "'" : ", '") + c_.native_actions[i] + "'";
-    report(diagnostic_kind::unbound_action, {}, npos,
-           "no native action bound to " + names + " (session_options::actions); each use raises error.execution");
-  }
-  if (c_.binding == binding_mode::early) {
-    for (const auto& d : c_.data) initialize_data(d, npos);
-  } else {
-    for (const auto& d : c_.data)
-      if (auto r = dm_->declare(d); !r) raise_error("error.execution", r.error().message, {}, diagnostic_kind::execution_error, npos);
-    for (auto d : c_.states[0].data) initialize_data(c_.data[d], npos);
-  }
+  const bool unbound = setup_datamodel();  // XState: the machine names implementations nobody bound
+  report_unbound_natives();
+  declare_data();
   mode_.running = !mode_.errored;
   execute(c_.root_scripts);
-  enabled_.assign(1, c_.states[0].initial);
-  microsteps_ = 0;
-  domains_.assign(1, 0);
-  order_.assign(1, 0);
-  mode_.fast = c_.transitions[enabled_[0]].static_entry;
-  enter_states();
-  mode_.fast = false;
+  enter_initial();
   if (opts_.inspect) [[unlikely]] inspect_step();
   run_to_completion();
   mode_.in_macrostep = false;
@@ -99,6 +74,46 @@ std::error_code session::impl::start() {
   if (opts_.inspect) [[unlikely]] after_macrostep(ext().current);
   if (mode_.errored) return unbound ? errc::not_bound : errc::start_failed;
   return {};
+}
+
+bool session::impl::setup_datamodel() {
+  auto r = dm_->setup(c_, *this);
+  if (r) return false;
+  const bool unbound = mode_.xstate && c_.xstate && dm_->name() == "xstate" && !detail::xstate_bound(*dm_) &&
+                       !detail::unbound_names(*c_.xstate).items.empty();
+  raise_error("error.execution", r.error().message, {},
+              unbound ? diagnostic_kind::unbound_action : diagnostic_kind::execution_error, npos);
+  return unbound;
+}
+
+// SCXML: every `<xsn:action>` name without a handler, once, before any runs.
+void session::impl::report_unbound_natives() {
+  if (std::find(natives_.begin(), natives_.end(), nullptr) == natives_.end()) [[likely]] return;
+  std::string names;
+  for (std::size_t i = 0; i < natives_.size(); ++i)
+    if (!natives_[i]) names += (names.empty() ? "'" : ", '") + c_.native_actions[i] + "'";
+  report(diagnostic_kind::unbound_action, {}, npos,
+         "no native action bound to " + names + " (session_options::actions); each use raises error.execution");
+}
+
+void session::impl::declare_data() {
+  if (c_.binding == binding_mode::early) {
+    for (const auto& d : c_.data) initialize_data(d, npos);
+    return;
+  }
+  for (const auto& d : c_.data)
+    if (auto r = dm_->declare(d); !r) raise_error("error.execution", r.error().message, {}, diagnostic_kind::execution_error, npos);
+  for (auto d : c_.states[0].data) initialize_data(c_.data[d], npos);
+}
+
+void session::impl::enter_initial() {
+  enabled_.assign(1, c_.states[0].initial);
+  microsteps_ = 0;
+  domains_.assign(1, 0);
+  order_.assign(1, 0);
+  mode_.fast = c_.transitions[enabled_[0]].static_entry;
+  enter_states();
+  mode_.fast = false;
 }
 
 void session::impl::initialize_data(const data_decl& d, state_index where) {

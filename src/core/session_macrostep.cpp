@@ -481,22 +481,30 @@ void session::impl::exit_interpreter(bool reached_final) {
   mode_.in_macrostep = true;
   value donedata;
   // A session that reached a top-level final state keeps reporting its final configuration.
-  config_.for_each_reverse([&](state_index s) {
-    if (mode_.errored) return;  // XState: a failed machine keeps its configuration, runs no exit actions
-    if (!reached_final && c_.semantics == chart_semantics::xstate) return;  // so does a stopped one (actor.stop())
-    for (const auto& block : c_.states[s].onexit) execute(block);
-    if (!c_.states[s].invokes.empty()) cancel_invokes(s);
-    if (!reached_final) {
-      config_.reset(s);
-      if (mode_.big) big_config_.reset(s);
-    }
-    if (reached_final && c_.states[s].kind == state_kind::final_state && c_.states[s].parent == 0)
-      donedata = done_data(s);
-  });
+  config_.for_each_reverse([&](state_index s) { exit_on_end(s, reached_final, donedata); });
   // XState: a machine that stops, finishes or fails stops all its children, spawned ones too.
   if (c_.semantics == chart_semantics::xstate && cold_)
     while (!cold_->children_.empty()) remove_child(cold_->children_.begin()->first);
   mode_.in_macrostep = false;
+  drop_pending();
+  tell_parent_done(reached_final, donedata);
+  if (opts_.on_done) opts_.on_done(self_, donedata);
+}
+
+void session::impl::exit_on_end(state_index s, bool reached_final, value& donedata) {
+  if (mode_.errored) return;  // XState: a failed machine keeps its configuration, runs no exit actions
+  if (!reached_final && c_.semantics == chart_semantics::xstate) return;  // so does a stopped one (actor.stop())
+  for (const auto& block : c_.states[s].onexit) execute(block);
+  if (!c_.states[s].invokes.empty()) cancel_invokes(s);
+  if (!reached_final) {
+    config_.reset(s);
+    if (mode_.big) big_config_.reset(s);
+  }
+  if (reached_final && c_.states[s].kind == state_kind::final_state && c_.states[s].parent == 0)
+    donedata = done_data(s);
+}
+
+void session::impl::drop_pending() {
   if (cold_) {
     for (auto& [key, p] : cold_->delayed_) clock_.cancel(p.timer);
     cold_->delayed_.clear();
@@ -505,10 +513,14 @@ void session::impl::exit_interpreter(bool reached_final) {
   external_.clear();
   queued_timer_events_ = 0;
   if (cold_ && cold_->ext_) cold_->ext_->waiters.fail_queued(ex_, errc::not_running);
-  if (c_.semantics == chart_semantics::xstate && cold_ && cold_->parent_) {
+}
+
+void session::impl::tell_parent_done(bool reached_final, const value& donedata) {
+  if (!cold_ || !cold_->parent_) return;
+  if (c_.semantics == chart_semantics::xstate) {
     if (reached_final) cold().parent_->enqueue_external(detail::actor_done_event(cold().invokeid_, c_.xstate->output));
     else if (mode_.errored) cold().parent_->enqueue_external(detail::actor_error_event(cold().invokeid_, value(cold().error_)));
-  } else if (reached_final && cold_ && cold_->parent_) {
+  } else if (reached_final) {
     event done("done.invoke." + cold().invokeid_, donedata);
     done.type = event_type::external;
     done.invokeid = cold().invokeid_;
@@ -516,7 +528,6 @@ void session::impl::exit_interpreter(bool reached_final) {
     done.origin = "#_scxml_" + id_;
     cold().parent_->enqueue_external(std::move(done));
   }
-  if (opts_.on_done) opts_.on_done(self_, donedata);
 }
 
 // ---- XState semantics (the rules themselves are in xstate_semantics.cpp) ----
