@@ -16,7 +16,8 @@
 #      included), numbers lose their digit separators;
 #   2. `noexcept`, `noexcept(...)`, `[[attributes]]`, `alignas(...)`, `override` and `final` are
 #      removed, and so are trailing return types (`) -> T {`) and ref-qualifiers (`) const& {`);
-#   3. `inline namespace v` becomes `namespace v`, `namespace a::b {` becomes `namespace a__b {`
+#   3. `inline namespace v` becomes `namespace v`, `namespace a::inline v {` becomes `namespace a::v {`,
+#      `namespace a::b {` becomes `namespace a__b {`
 #      and `struct a::b {` becomes `struct a__b {` (quality.sh turns `__` back into `::` in the
 #      names pmccabe prints); a specialisation's `struct x<T*> {` becomes `struct x {`;
 #   4. `concept c = ...;` becomes `bool c = true;`, requires-expressions become `true`, and
@@ -87,6 +88,7 @@ sub normalise {
 
   # 3. namespaces
   $src =~ s/\binline(\s+namespace\b)/$1/g;
+  $src =~ s/\bnamespace(\s+[\w:]*?)::\s*inline\s+(?=\w)/namespace$1::/g;  # xsn::inline v0
   $src =~ s{\bnamespace(\s+)(\w+(?:\s*::\s*\w+)+)(\s*\{)}{
     my ($a, $n, $b) = ($1, $2, $3); (my $m = $n) =~ s/\s*::\s*/__/g; "namespace$a$m" . nl($n) . $b
   }ge;
@@ -221,8 +223,8 @@ sub docs {
       my $u = $t;
       $u =~ s/^template\s*$ang\s*//g while $u =~ /^template\s*</;
       $u =~ s/^requires\b[^{]*?(?=\b(?:class|struct|union|enum)\b)//;
-      if ($u =~ /^(?:inline\s+)?namespace\b\s*([\w:]*)/) {
-        my $name = $1;
+      if ($u =~ /^(?:inline\s+)?namespace\b\s*((?:::\s*inline\s+|[\w:])*)/) {
+        (my $name = $1) =~ s/::\s*inline\s+/::/g;  # `xsn::inline v0::detail` is xsn::v0::detail
         my $hidden = ($name eq '' || $name =~ /(^|::)detail(::|$)/) ? 1 : 0;
         my $open = $scope[-1]{top} ? ($name =~ /^xsn(::|$)/ ? 1 : 0) : $scope[-1]{public};
         push @scope, { kind => 'ns', public => ($open && !$hidden) ? 1 : 0 };

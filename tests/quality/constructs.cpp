@@ -66,3 +66,15 @@ int with_local_class(int q) {
 }
 
 }  // namespace fixture::nested
+
+// C++20's nested inline namespace (xsn's own `namespace xsn::inline v0 {`): unrewritten, pmccabe
+// loses every function after it.
+namespace fixture::inline v2 {
+
+struct gadget {
+  int member(int a) const { return a > 0 && a < 9 ? 1 : 0; }
+};
+
+int in_nested_inline(int a) { while (a > 0) --a; return a; }
+
+}  // namespace fixture::inline v2
