@@ -124,6 +124,10 @@ struct orchestrator::impl : std::enable_shared_from_this<impl> {
   std::error_code add_machine(const std::string& id, const std::string& document, const json::object* record,
                               store_version version, machine_ptr& out, const value* input = nullptr);
   std::error_code read_record(machine& m, const json::object& record);
+  static std::optional<outbound> outbound_of(const json::value& entry);
+  static std::error_code read_outbox(machine& m, const json::value& outbox);
+  static std::error_code read_inbox(machine& m, const json::value& inbox);
+  std::error_code read_keys(machine& m, const json::value& keys);
   std::error_code open_inbox();
   void watch_inbox();
   void on_inbox_ready();
@@ -328,42 +332,64 @@ std::error_code orchestrator::impl::read_record(machine& m, const json::object& 
     if (!n || *n == 0) return errc::bad_snapshot;
     m.next_seq = *n;
   }
-  if (auto* ob = o.if_contains("outbox")) {
-    if (!ob->is_array()) return errc::bad_snapshot;
-    for (const auto& e : ob->as_array()) {
-      const auto* eo = e.if_object();
-      if (!eo || !eo->contains("seq") || !eo->contains("to") || !eo->at("to").is_string() || !eo->contains("event"))
-        return errc::bad_snapshot;
-      auto seq = sequence_of(eo->at("seq"));
-      event ev;
-      const bool ev_ok = detail::event_from_json(eo->at("event"), ev) && !ev.name.empty();
-      std::string target(eo->at("to").as_string());
-      if (!seq || !ev_ok || *seq >= m.next_seq || (!m.outbox.empty() && *seq <= m.outbox.back().seq) ||
-          (!starts_with(target, machine_scheme) && !starts_with(target, bus_scheme)))
-        return errc::bad_snapshot;
-      m.outbox.push_back(outbound{*seq, std::move(target), std::move(ev)});
-    }
-  }
-  if (auto* in = o.if_contains("inbox")) {
-    if (!in->is_object()) return errc::bad_snapshot;
-    for (const auto& [sender, v] : in->as_object()) {
-      auto n = sequence_of(v);
-      if (!n) return errc::bad_snapshot;
-      m.applied.emplace(std::string(sender), *n);
-    }
-  }
-  if (auto* ks = o.if_contains("keys")) {
-    if (!ks->is_array()) return errc::bad_snapshot;
-    for (const auto& k : ks->as_array()) {
-      if (!k.is_string()) return errc::bad_snapshot;
-      remember_key(m, std::string(k.as_string()));
-    }
-  }
+  if (auto* ob = o.if_contains("outbox"))
+    if (auto ec = read_outbox(m, *ob)) return ec;
+  if (auto* in = o.if_contains("inbox"))
+    if (auto ec = read_inbox(m, *in)) return ec;
+  if (auto* ks = o.if_contains("keys"))
+    if (auto ec = read_keys(m, *ks)) return ec;
   if (auto ec = m.s->restore(*snap)) return ec;
   // Everything read from the store is durable; nothing of it has been delivered by this process.
   m.durable_seq = m.outbox.empty() ? 0 : m.outbox.back().seq;
   m.sent_upto = 0;
   outbox_total += m.outbox.size();
+  return {};
+}
+
+// One stored outbox message {seq, to, event}: a sequence, an event with a name and a target of
+// either scheme; nullopt when anything is missing or malformed.
+std::optional<orchestrator::impl::outbound> orchestrator::impl::outbound_of(const json::value& e) {
+  const auto* eo = e.if_object();
+  if (!eo || !eo->contains("seq") || !eo->contains("to") || !eo->at("to").is_string() || !eo->contains("event"))
+    return std::nullopt;
+  auto seq = sequence_of(eo->at("seq"));
+  event ev;
+  const bool ev_ok = detail::event_from_json(eo->at("event"), ev) && !ev.name.empty();
+  std::string target(eo->at("to").as_string());
+  if (!seq || !ev_ok || (!starts_with(target, machine_scheme) && !starts_with(target, bus_scheme))) return std::nullopt;
+  return outbound{*seq, std::move(target), std::move(ev)};
+}
+
+// The outbox: its sequences rising, each below the machine's next one.
+std::error_code orchestrator::impl::read_outbox(machine& m, const json::value& ob) {
+  if (!ob.is_array()) return errc::bad_snapshot;
+  for (const auto& e : ob.as_array()) {
+    auto out = outbound_of(e);
+    if (!out || out->seq >= m.next_seq || (!m.outbox.empty() && out->seq <= m.outbox.back().seq))
+      return errc::bad_snapshot;
+    m.outbox.push_back(std::move(*out));
+  }
+  return {};
+}
+
+// The inbox: the highest sequence applied per sender.
+std::error_code orchestrator::impl::read_inbox(machine& m, const json::value& in) {
+  if (!in.is_object()) return errc::bad_snapshot;
+  for (const auto& [sender, v] : in.as_object()) {
+    auto n = sequence_of(v);
+    if (!n) return errc::bad_snapshot;
+    m.applied.emplace(std::string(sender), *n);
+  }
+  return {};
+}
+
+// The idempotency keys, oldest first.
+std::error_code orchestrator::impl::read_keys(machine& m, const json::value& ks) {
+  if (!ks.is_array()) return errc::bad_snapshot;
+  for (const auto& k : ks.as_array()) {
+    if (!k.is_string()) return errc::bad_snapshot;
+    remember_key(m, std::string(k.as_string()));
+  }
   return {};
 }
 
