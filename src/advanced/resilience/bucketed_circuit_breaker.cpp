@@ -34,7 +34,8 @@ std::shared_ptr<spdlog::logger> component_logger() {
   throw std::invalid_argument(std::string("bucketed_circuit_breaker: ") + what);
 }
 
-bucketed_breaker_options checked(bucketed_breaker_options o) {
+// The window: its kind, size and bucket width, and the calls it needs before it judges.
+void check_window(const bucketed_breaker_options& o) {
   const bool count = o.window == window_kind::count_based;
   if (o.window != window_kind::count_based && o.window != window_kind::time_based) invalid("unknown window kind");
   if (o.window_size == 0) invalid("window_size must be at least 1");
@@ -45,7 +46,10 @@ bucketed_breaker_options checked(bucketed_breaker_options o) {
   if (count && o.minimum_calls > o.window_size) {
     invalid("minimum_calls must not exceed window_size of a count-based window");
   }
-  // Written so that NaN fails too.
+}
+
+// The thresholds that open the breaker. Written so that NaN fails too.
+void check_thresholds(const bucketed_breaker_options& o) {
   if (!(o.failure_rate_threshold > 0.0 && o.failure_rate_threshold <= 100.0)) {
     invalid("failure_rate_threshold must be in (0, 100]");
   }
@@ -53,6 +57,10 @@ bucketed_breaker_options checked(bucketed_breaker_options o) {
     invalid("slow_call_rate_threshold must be in (0, 100]");
   }
   if (o.slow_call_duration <= clock::duration::zero()) invalid("slow_call_duration must be positive");
+}
+
+// Half-open trials and how long the breaker stays open.
+void check_recovery(const bucketed_breaker_options& o) {
   if (o.half_open_permitted_calls == 0) invalid("half_open_permitted_calls must be at least 1");
   if (o.half_open_successes_to_close > o.half_open_permitted_calls) {
     invalid("half_open_successes_to_close must not exceed half_open_permitted_calls");
@@ -63,6 +71,10 @@ bucketed_breaker_options checked(bucketed_breaker_options o) {
   }
   if (o.max_open_duration < o.open_duration) invalid("max_open_duration must be at least open_duration");
   if (!(o.jitter >= 0.0 && o.jitter < 1.0)) invalid("jitter must be in [0, 1)");
+}
+
+// Sharing through a store: a key exactly when there is a store.
+void check_sharing(const bucketed_breaker_options& o) {
   if (o.store) {
     if (o.store_key.empty() || o.store_key.size() > state_store::max_key_size) {
       invalid("store_key must be 1 to state_store::max_key_size bytes");
@@ -70,6 +82,14 @@ bucketed_breaker_options checked(bucketed_breaker_options o) {
   } else if (!o.store_key.empty()) {
     invalid("store_key given without a store");
   }
+}
+
+// Throws std::invalid_argument naming the first option out of range, in declaration order.
+bucketed_breaker_options checked(bucketed_breaker_options o) {
+  check_window(o);
+  check_thresholds(o);
+  check_recovery(o);
+  check_sharing(o);
   return o;
 }
 
