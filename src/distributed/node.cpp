@@ -84,6 +84,24 @@ void read_entries(const redisReply* list, std::vector<stream_entry>& out) {
 
 json::value error_body(std::string_view message) { return json::object{{"error", message}}; }
 
+/// The event of an "event" or "msg" entry, `{"name": string, "data"?: any}`; false when malformed.
+bool event_of(const stream_entry& e, event& ev) {
+  boost::system::error_code jec;
+  auto ej = json::parse(e["event"], jec);
+  if (jec || !ej.is_object() || !ej.as_object().if_contains("name") || !ej.at("name").is_string()) return false;
+  ev.name = std::string(ej.at("name").as_string());
+  if (const auto* d = ej.as_object().if_contains("data")) ev.data = *d;
+  return true;
+}
+
+/// The reply to an event applied to machine `id`.
+json::value sent_body(const std::string& id, const send_result& r) {
+  json::array states;
+  for (auto& s : r.states) states.emplace_back(s);
+  return json::object{{"id", id}, {"status", to_string(r.status)}, {"configuration", std::move(states)},
+                      {"transitioned", r.transitioned}, {"duplicate", r.duplicate}};
+}
+
 }  // namespace
 
 struct node::impl : std::enable_shared_from_this<impl> {
@@ -199,7 +217,11 @@ struct node::impl : std::enable_shared_from_this<impl> {
   void finish_stop();
 
   // ---- entries ----
+  struct entry_done;
   void apply(const partition_ptr& p, stream_entry e);
+  void apply_event(const partition_ptr& p, const stream_entry& e, const entry_done& finish);
+  void apply_create(const partition_ptr& p, const stream_entry& e, const entry_done& finish);
+  void apply_delete(const partition_ptr& p, const stream_entry& e, const entry_done& finish);
   void finish_entry(const partition_ptr& p, const stream_entry& e, bool acknowledge, unsigned status, json::value body);
   void flush_acks(const partition_ptr& p);
   void answer(const std::string& reply_to, unsigned status, json::value body);
@@ -635,82 +657,83 @@ bool node::impl::store_trouble(const partition_ptr& p, std::error_code ec) {
   return false;
 }
 
-void node::impl::apply(const partition_ptr& p, stream_entry e) {
-  if (!p->applying.insert(e.id).second) return;  // already being applied (a sweep found it)
-  ++p->inflight;
-  const auto op = e["op"];
-  const auto to = e["to"];
-  auto self = shared_from_this();
-  auto finish = [self, p, e](bool ack, unsigned status, json::value body) {
-    boost::asio::post(self->strand, [self, p, e, ack, status, body = std::move(body)]() mutable {
+/// Ends an entry in flight, on the strand: acknowledged with a reply, or left pending (`retry`).
+struct node::impl::entry_done {
+  std::shared_ptr<impl> self;
+  partition_ptr p;
+  stream_entry e;
+  void operator()(bool ack, unsigned status, json::value body) const {
+    boost::asio::post(self->strand, [self = self, p = p, e = e, ack, status, body = std::move(body)]() mutable {
       --p->inflight;
       p->applying.erase(e.id);
       self->finish_entry(p, e, ack, status, std::move(body));
       self->read(p);
     });
-  };
-  if (op == "event" || op == "msg") {
-    event ev;
-    boost::system::error_code jec;
-    auto ej = json::parse(e["event"], jec);
-    if (jec || !ej.is_object() || !ej.as_object().if_contains("name") || !ej.at("name").is_string())
-      return finish(true, 400, error_body("malformed event in stream entry " + e.id));
-    ev.name = std::string(ej.at("name").as_string());
-    if (const auto* d = ej.as_object().if_contains("data")) ev.data = *d;
-    send_options so;
-    if (op == "msg") {
-      so.sender = e["sender"];
-      so.sequence = std::strtoull(e["seq"].c_str(), nullptr, 10);
-      if (so.sender.empty() || so.sequence == 0) return finish(true, 400, error_body("malformed message " + e.id));
-    } else {
-      so.idempotency_key = e["key"];
-    }
-    m_events->inc();
-    p->orch->async_send(to, std::move(ev), std::move(so),
-                        [self, p, finish, to](std::error_code ec, send_result r) {
-                          if (!ec) {
-                            json::array states;
-                            for (auto& s : r.states) states.emplace_back(s);
-                            return finish(true, 200,
-                                          json::object{{"id", to}, {"status", to_string(r.status)},
-                                                       {"configuration", std::move(states)},
-                                                       {"transitioned", r.transitioned}, {"duplicate", r.duplicate}});
-                          }
-                          if (ec == errc::unknown_machine) return finish(true, 404, error_body("unknown machine " + to));
-                          if (ec == errc::not_running && p->alive && p->ph == partition::phase::running)
-                            return finish(true, 409, error_body("machine " + to + " is not running"));
-                          finish(false, 0, {});  // pending: the next run of the partition applies it
-                          boost::asio::post(self->strand, [self, p, ec] { self->store_trouble(p, ec); });
-                        });
-    return;
   }
-  if (op == "create") {
-    value input;
-    if (!e["input"].empty()) {
-      boost::system::error_code jec;
-      input = json::parse(e["input"], jec);
-      if (jec || !input.is_object()) return finish(true, 400, error_body("malformed input in stream entry " + e.id));
-    }
-    p->orch->async_create(to, e["document"], std::move(input), [self, p, finish, to, doc = e["document"]](std::error_code ec) {
-      if (!ec) return finish(true, 201, json::object{{"id", to}, {"document", doc}});
-      if (ec == errc::already_exists) return finish(true, 409, error_body("machine " + to + " exists"));
-      if (ec == errc::unknown_document) return finish(true, 400, error_body("unknown document " + doc));
-      if (ec == errc::invalid_argument) return finish(true, 400, error_body("invalid machine id"));
-      finish(false, 0, {});
-      boost::asio::post(self->strand, [self, p, ec] { self->store_trouble(p, ec); });
-    });
-    return;
+  /// Pending after a store error: the next run of the partition applies it.
+  void retry(std::error_code ec) const {
+    (*this)(false, 0, {});
+    boost::asio::post(self->strand, [self = self, p = p, ec] { self->store_trouble(p, ec); });
   }
-  if (op == "delete") {
-    p->orch->async_stop(to, true, [self, p, finish, to](std::error_code ec) {
-      if (!ec) return finish(true, 200, json::object{{"id", to}, {"deleted", true}});
-      if (ec == errc::unknown_machine) return finish(true, 404, error_body("unknown machine " + to));
-      finish(false, 0, {});
-      boost::asio::post(self->strand, [self, p, ec] { self->store_trouble(p, ec); });
-    });
-    return;
-  }
+};
+
+void node::impl::apply(const partition_ptr& p, stream_entry e) {
+  if (!p->applying.insert(e.id).second) return;  // already being applied (a sweep found it)
+  ++p->inflight;
+  const auto op = e["op"];
+  const entry_done finish{shared_from_this(), p, e};
+  if (op == "event" || op == "msg") return apply_event(p, e, finish);
+  if (op == "create") return apply_create(p, e, finish);
+  if (op == "delete") return apply_delete(p, e, finish);
   finish(true, 400, error_body("unknown operation '" + op + "' in stream entry " + e.id));
+}
+
+void node::impl::apply_event(const partition_ptr& p, const stream_entry& e, const entry_done& finish) {
+  const auto to = e["to"];
+  event ev;
+  if (!event_of(e, ev)) return finish(true, 400, error_body("malformed event in stream entry " + e.id));
+  send_options so;
+  if (e["op"] == "msg") {
+    so.sender = e["sender"];
+    so.sequence = std::strtoull(e["seq"].c_str(), nullptr, 10);
+    if (so.sender.empty() || so.sequence == 0) return finish(true, 400, error_body("malformed message " + e.id));
+  } else {
+    so.idempotency_key = e["key"];
+  }
+  m_events->inc();
+  p->orch->async_send(to, std::move(ev), std::move(so), [p, finish, to](std::error_code ec, send_result r) {
+    if (!ec) return finish(true, 200, sent_body(to, r));
+    if (ec == errc::unknown_machine) return finish(true, 404, error_body("unknown machine " + to));
+    if (ec == errc::not_running && p->alive && p->ph == partition::phase::running)
+      return finish(true, 409, error_body("machine " + to + " is not running"));
+    finish.retry(ec);
+  });
+}
+
+void node::impl::apply_create(const partition_ptr& p, const stream_entry& e, const entry_done& finish) {
+  const auto to = e["to"];
+  value input;
+  if (!e["input"].empty()) {
+    boost::system::error_code jec;
+    input = json::parse(e["input"], jec);
+    if (jec || !input.is_object()) return finish(true, 400, error_body("malformed input in stream entry " + e.id));
+  }
+  p->orch->async_create(to, e["document"], std::move(input), [finish, to, doc = e["document"]](std::error_code ec) {
+    if (!ec) return finish(true, 201, json::object{{"id", to}, {"document", doc}});
+    if (ec == errc::already_exists) return finish(true, 409, error_body("machine " + to + " exists"));
+    if (ec == errc::unknown_document) return finish(true, 400, error_body("unknown document " + doc));
+    if (ec == errc::invalid_argument) return finish(true, 400, error_body("invalid machine id"));
+    finish.retry(ec);
+  });
+}
+
+void node::impl::apply_delete(const partition_ptr& p, const stream_entry& e, const entry_done& finish) {
+  const auto to = e["to"];
+  p->orch->async_stop(to, true, [finish, to](std::error_code ec) {
+    if (!ec) return finish(true, 200, json::object{{"id", to}, {"deleted", true}});
+    if (ec == errc::unknown_machine) return finish(true, 404, error_body("unknown machine " + to));
+    finish.retry(ec);
+  });
 }
 
 void node::impl::finish_entry(const partition_ptr& p, const stream_entry& e, bool acknowledge, unsigned status,
