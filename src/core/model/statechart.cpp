@@ -191,6 +191,119 @@ void group_transitions_by_source(statechart& c) {
   }
 }
 
+/// For each name, the token prefixes of it that are names (itself included).
+void build_name_prefixes(statechart& c) {
+  c.name_prefixes.assign(c.names.size(), {});
+  for (std::uint32_t n = 0; n < c.names.size(); ++n) {
+    std::string_view full = c.names[n];
+    for (std::size_t end = 0; end != std::string_view::npos;) {
+      end = full.find('.', end + 1);
+      auto d = c.find_name(full.substr(0, end));
+      if (d != npos) c.name_prefixes[n].push_back(d);
+    }
+  }
+}
+
+/// Each state's done event, and the names in its entry and exit actions.
+void resolve_state_names(statechart& c) {
+  for (auto& s : c.states) {
+    s.done_event = (c.semantics == chart_semantics::xstate ? "xstate.done.state." : "done.state.") + s.id;
+    s.done_name_id = c.find_name(s.done_event);
+    for (auto& b : s.onentry) resolve_names(c, b);
+    for (auto& b : s.onexit) resolve_names(c, b);
+  }
+}
+
+/// `eventless_in_chain` of each state (parents come first) and `has_eventless`.
+void mark_eventless(statechart& c) {
+  c.has_eventless = false;
+  for (auto& s : c.states) {
+    s.eventless_in_chain = s.parent != npos && c.states[s.parent].eventless_in_chain;
+    for (auto t : s.transitions) s.eventless_in_chain |= c.transitions[t].eventless();
+    c.has_eventless |= s.eventless_in_chain;
+  }
+}
+
+/// The precomputed domain of `t` (SCXML rules), or npos: targetless, to a history state, without
+/// a source, or an XState chart (whose rules set it later).
+state_index precomputed_domain(const statechart& c, const transition_node& t) {
+  if (t.targets.empty() || t.history_target || t.source == npos || c.semantics == chart_semantics::xstate) return npos;
+  const auto src = t.source;
+  bool all_inside =
+      std::all_of(t.targets.begin(), t.targets.end(), [&](state_index s) { return c.is_descendant(s, src); });
+  if (t.internal && c.states[src].kind == state_kind::compound && all_inside) return src;
+  return find_lcca(c, src, t.targets);
+}
+
+/// `hot_state` flags of state `i` for what it runs: entry and exit actions, invokes, data,
+/// eventless transitions in its chain, a body on its initial transition.
+std::uint32_t content_flags(const statechart& c, state_index i) {
+  const auto& s = c.states[i];
+  std::uint32_t f = 0;
+  if (!s.onentry.empty()) f |= hot_state::onentry;
+  if (!s.onexit.empty()) f |= hot_state::onexit;
+  if (!s.invokes.empty()) f |= hot_state::invokes;
+  if (!s.data.empty()) f |= hot_state::data;
+  if (s.eventless_in_chain) f |= hot_state::eventless_in_chain;
+  if (s.initial != npos && !c.transitions[s.initial].body.empty()) f |= hot_state::initial_body;
+  return f;
+}
+
+/// `hot_state` flags of state `i` for its kind and place: final, compound, parallel, childless,
+/// the last region of a parallel state.
+std::uint32_t kind_flags(const statechart& c, state_index i) {
+  const auto& s = c.states[i];
+  std::uint32_t f = 0;
+  if (s.kind == state_kind::final_state) f |= hot_state::final;
+  if (s.kind == state_kind::compound) f |= hot_state::compound;
+  if (s.kind == state_kind::parallel) f |= hot_state::parallel;
+  if ((s.kind == state_kind::compound || s.kind == state_kind::parallel) && s.children.empty()) f |= hot_state::childless;
+  if (s.parent != npos && c.states[s.parent].kind == state_kind::parallel && !c.states[s.parent].children.empty() &&
+      c.states[s.parent].children.back() == i)
+    f |= hot_state::last_region;
+  return f;
+}
+
+/// `hot_state::indexed` (and `any_event`) when state `i` has more transitions than the threshold.
+std::uint32_t index_flags(const statechart& c, state_index i) {
+  const auto& s = c.states[i];
+  if (s.transitions.size() <= statechart::index_threshold) return 0;
+  std::uint32_t f = hot_state::indexed;
+  for (auto t : s.transitions)
+    if (c.transitions[t].any_event) f |= hot_state::any_event;
+  return f;
+}
+
+hot_state hot_state_of(const statechart& c, state_index i) {
+  const auto& s = c.states[i];
+  hot_state h;
+  h.parent = s.parent;
+  h.subtree_end = s.subtree_end;
+  h.first_transition = s.transitions.empty() ? 0 : s.transitions.front();
+  h.transition_count = static_cast<std::uint32_t>(s.transitions.size());
+  h.flags = content_flags(c, i) | kind_flags(c, i) | index_flags(c, i);
+  return h;
+}
+
+/// The hot view of `t`; its static entry set is appended to `hot_entry`.
+hot_transition hot_transition_of(const transition_node& t, std::vector<std::uint32_t>& hot_entry) {
+  hot_transition h;
+  h.event = t.eventless() ? hot_transition::eventless_marker
+            : (t.any_event || t.events.size() != 1) ? hot_transition::multi_marker
+                                                    : t.events.front();
+  h.cond = t.cond;
+  h.domain = t.history_target ? npos : t.domain;
+  h.entry_begin = static_cast<std::uint32_t>(hot_entry.size());
+  for (auto [s, by_default] : t.entry) hot_entry.push_back(s | (by_default ? hot_transition::by_default_bit : 0u));
+  h.entry_end = static_cast<std::uint32_t>(hot_entry.size());
+  std::uint32_t f = 0;
+  if (t.static_entry) f |= hot_transition::static_entry;
+  if (t.history_target) f |= hot_transition::history_target;
+  if (!t.body.empty()) f |= hot_transition::body;
+  h.flags = f;
+  return h;
+}
+
 }  // namespace
 
 void statechart::finalize() {
@@ -200,28 +313,10 @@ void statechart::finalize() {
     if (!states[i].id.empty()) state_ids_.emplace(states[i].id, i);
   name_ids_.clear();
   for (std::uint32_t i = 0; i < names.size(); ++i) name_ids_.emplace(names[i], i);
-  name_prefixes.assign(names.size(), {});
-  for (std::uint32_t n = 0; n < names.size(); ++n) {  // each token prefix of the name that is a name
-    std::string_view full = names[n];
-    for (std::size_t end = 0; end != std::string_view::npos;) {
-      end = full.find('.', end + 1);
-      auto d = find_name(full.substr(0, end));
-      if (d != npos) name_prefixes[n].push_back(d);
-    }
-  }
+  build_name_prefixes(*this);
   if (semantics == chart_semantics::xstate) detail::xstate_name_prefixes(*this);
-  for (auto& s : states) {
-    s.done_event = (semantics == chart_semantics::xstate ? "xstate.done.state." : "done.state.") + s.id;
-    s.done_name_id = find_name(s.done_event);
-    for (auto& b : s.onentry) resolve_names(*this, b);
-    for (auto& b : s.onexit) resolve_names(*this, b);
-  }
-  has_eventless = false;
-  for (auto& s : states) {
-    s.eventless_in_chain = s.parent != npos && states[s.parent].eventless_in_chain;
-    for (auto t : s.transitions) s.eventless_in_chain |= transitions[t].eventless();
-    has_eventless |= s.eventless_in_chain;
-  }
+  resolve_state_names(*this);
+  mark_eventless(*this);
   for (auto& inv : invokes) resolve_names(*this, inv.finalize);
   resolve_names(*this, root_scripts);
   for (auto& t : transitions) {
@@ -229,15 +324,7 @@ void statechart::finalize() {
     t.history_target = std::any_of(t.targets.begin(), t.targets.end(), [&](state_index s) {
       return states[s].kind == state_kind::history;
     });
-    t.domain = npos;
-    if (t.targets.empty() || t.history_target || t.source == npos || semantics == chart_semantics::xstate) continue;
-    const auto src = t.source;
-    bool all_inside = std::all_of(t.targets.begin(), t.targets.end(),
-                                  [&](state_index s) { return is_descendant(s, src); });
-    if (t.internal && states[src].kind == state_kind::compound && all_inside)
-      t.domain = src;
-    else
-      t.domain = find_lcca(*this, src, t.targets);
+    t.domain = precomputed_domain(*this, t);
   }
   static_entry_builder entry_builder(*this);
   for (auto& t : transitions) {
@@ -258,51 +345,9 @@ void statechart::build_hot_tables() {
   hot_states.assign(states.size(), {});
   hot_transitions.assign(transitions.size(), {});
   hot_entry.clear();
-  for (state_index i = 0; i < states.size(); ++i) {
-    const auto& s = states[i];
-    auto& h = hot_states[i];
-    h.parent = s.parent;
-    h.subtree_end = s.subtree_end;
-    h.first_transition = s.transitions.empty() ? 0 : s.transitions.front();
-    h.transition_count = static_cast<std::uint32_t>(s.transitions.size());
-    std::uint32_t f = 0;
-    if (!s.onentry.empty()) f |= hot_state::onentry;
-    if (!s.onexit.empty()) f |= hot_state::onexit;
-    if (!s.invokes.empty()) f |= hot_state::invokes;
-    if (!s.data.empty()) f |= hot_state::data;
-    if (s.kind == state_kind::final_state) f |= hot_state::final;
-    if (s.kind == state_kind::compound) f |= hot_state::compound;
-    if (s.kind == state_kind::parallel) f |= hot_state::parallel;
-    if ((s.kind == state_kind::compound || s.kind == state_kind::parallel) && s.children.empty()) f |= hot_state::childless;
-    if (s.parent != npos && states[s.parent].kind == state_kind::parallel && !states[s.parent].children.empty() &&
-        states[s.parent].children.back() == i)
-      f |= hot_state::last_region;
-    if (s.eventless_in_chain) f |= hot_state::eventless_in_chain;
-    if (s.initial != npos && !transitions[s.initial].body.empty()) f |= hot_state::initial_body;
-    if (s.transitions.size() > index_threshold) {
-      f |= hot_state::indexed;
-      for (auto t : s.transitions)
-        if (transitions[t].any_event) f |= hot_state::any_event;
-    }
-    h.flags = f;
-  }
-  for (transition_index i = 0; i < transitions.size(); ++i) {
-    const auto& t = transitions[i];
-    auto& h = hot_transitions[i];
-    h.event = t.eventless() ? hot_transition::eventless_marker
-              : (t.any_event || t.events.size() != 1) ? hot_transition::multi_marker
-                                                      : t.events.front();
-    h.cond = t.cond;
-    h.domain = t.history_target ? npos : t.domain;
-    h.entry_begin = static_cast<std::uint32_t>(hot_entry.size());
-    for (auto [s, by_default] : t.entry) hot_entry.push_back(s | (by_default ? hot_transition::by_default_bit : 0u));
-    h.entry_end = static_cast<std::uint32_t>(hot_entry.size());
-    std::uint32_t f = 0;
-    if (t.static_entry) f |= hot_transition::static_entry;
-    if (t.history_target) f |= hot_transition::history_target;
-    if (!t.body.empty()) f |= hot_transition::body;
-    h.flags = f;
-  }
+  for (state_index i = 0; i < states.size(); ++i) hot_states[i] = hot_state_of(*this, i);
+  for (transition_index i = 0; i < transitions.size(); ++i)
+    hot_transitions[i] = hot_transition_of(transitions[i], hot_entry);
   build_event_index();
 }
 
