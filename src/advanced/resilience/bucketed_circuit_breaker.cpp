@@ -283,6 +283,26 @@ std::string bucketed_circuit_breaker::record::to_json() const {
   return boost::json::serialize(o);
 }
 
+namespace {
+
+/// Field `name` of a stored record when it is a non-negative integer, else nullptr.
+const boost::json::value* stored_count(const boost::json::object& o, const char* name) {
+  const auto* v = o.if_contains(name);
+  return v != nullptr && v->is_int64() && v->as_int64() >= 0 ? v : nullptr;
+}
+
+/// The state a stored record names: "open" or "closed".
+std::optional<breaker_state> stored_state(std::string_view name) {
+  if (name == "open") return breaker_state::open;
+  if (name == "closed") return breaker_state::closed;
+  return std::nullopt;
+}
+
+/// True when `v` is a stored record's writer: a string of 16 characters (hexadecimal).
+bool is_writer(const boost::json::value* v) { return v != nullptr && v->is_string() && v->as_string().size() == 16; }
+
+}  // namespace
+
 std::optional<bucketed_circuit_breaker::record> bucketed_circuit_breaker::record::parse(const std::string& text,
                                                                                         std::string& error) {
   boost::system::error_code ec;
@@ -307,22 +327,20 @@ std::optional<bucketed_circuit_breaker::record> bucketed_circuit_breaker::record
     error = "missing \"state\"";
     return std::nullopt;
   }
-  if (state->as_string() == "open") {
-    r.state = breaker_state::open;
-  } else if (state->as_string() == "closed") {
-    r.state = breaker_state::closed;
-  } else {
+  const auto named = stored_state(state->as_string());
+  if (!named) {
     error = "unknown \"state\"";
     return std::nullopt;
   }
-  const auto* attempt = o->if_contains("attempt");
-  if (attempt == nullptr || !attempt->is_int64() || attempt->as_int64() < 0) {
+  r.state = *named;
+  const auto* attempt = stored_count(*o, "attempt");
+  if (attempt == nullptr) {
     error = "missing or negative \"attempt\"";
     return std::nullopt;
   }
   r.attempt = static_cast<std::uint32_t>(std::min<std::int64_t>(attempt->as_int64(), max_attempts));
-  const auto* open_for = o->if_contains("open_for_ns");
-  if (open_for == nullptr || !open_for->is_int64() || open_for->as_int64() < 0) {
+  const auto* open_for = stored_count(*o, "open_for_ns");
+  if (open_for == nullptr) {
     error = "missing or negative \"open_for_ns\"";
     return std::nullopt;
   }
@@ -331,7 +349,7 @@ std::optional<bucketed_circuit_breaker::record> bucketed_circuit_breaker::record
     r.at = clock::time_point(clock::duration(at->as_int64()));
   }
   const auto* writer = o->if_contains("writer");
-  if (writer == nullptr || !writer->is_string() || writer->as_string().size() != 16) {
+  if (!is_writer(writer)) {
     error = "missing \"writer\"";
     return std::nullopt;
   }
