@@ -226,6 +226,7 @@ struct node::impl : std::enable_shared_from_this<impl> {
   void flush_acks(const partition_ptr& p);
   void answer(const std::string& reply_to, unsigned status, json::value body);
   bool store_trouble(const partition_ptr& p, std::error_code ec);
+  json::object stored_view(const std::string& id, const json::object& record) const;
 
   // ---- requests ----
   void submit(unsigned partition, std::vector<std::string> fields, reply_handler h);
@@ -1022,23 +1023,29 @@ void node::get(std::string id, reply_handler h) {
                          boost::system::error_code jec;
                          auto rec = json::parse(str(r->element[0]), jec);
                          if (jec || !rec.is_object()) return h(reply{500, error_body("stored record is not JSON")});
-                         const auto& o = rec.as_object();
-                         json::object out{{"id", id}};
-                         const std::string doc = o.if_contains("document") && o.at("document").is_string()
-                                                     ? std::string(o.at("document").as_string())
-                                                     : std::string{};
-                         out["document"] = doc;
-                         const json::object* snap = o.if_contains("snapshot") ? o.at("snapshot").if_object() : nullptr;
-                         out["status"] = snap && snap->if_contains("status") ? snap->at("status") : json::value("active");
-                         out["configuration"] = o.if_contains("states") ? o.at("states") : json::value(json::array{});
-                         out["value"] = snap && snap->if_contains("value") ? snap->at("value") : json::value(nullptr);
-                         auto it = self->documents.find(doc);
-                         const bool xstate = it != self->documents.end() && it->second->datamodel == "xstate";
-                         if (snap && snap->if_contains("context")) out[xstate ? "context" : "datamodel"] = snap->at("context");
+                         auto out = self->stored_view(id, rec.as_object());
                          out["version"] = to_int(r->element[1]).value_or(0);
                          h(reply{200, std::move(out)});
                        });
   });
+}
+
+// The reply of `get` but its version, from a stored record {document, snapshot, states}: the
+// context is "context" for an XState document and "datamodel" for others.
+json::object node::impl::stored_view(const std::string& id, const json::object& o) const {
+  json::object out{{"id", id}};
+  const std::string doc = o.if_contains("document") && o.at("document").is_string()
+                              ? std::string(o.at("document").as_string())
+                              : std::string{};
+  out["document"] = doc;
+  const json::object* snap = o.if_contains("snapshot") ? o.at("snapshot").if_object() : nullptr;
+  out["status"] = snap && snap->if_contains("status") ? snap->at("status") : json::value("active");
+  out["configuration"] = o.if_contains("states") ? o.at("states") : json::value(json::array{});
+  out["value"] = snap && snap->if_contains("value") ? snap->at("value") : json::value(nullptr);
+  auto it = documents.find(doc);
+  const bool xstate = it != documents.end() && it->second->datamodel == "xstate";
+  if (snap && snap->if_contains("context")) out[xstate ? "context" : "datamodel"] = snap->at("context");
+  return out;
 }
 
 void node::cluster(reply_handler h) {
