@@ -80,57 +80,71 @@ void session::impl::run_to_completion() {
   }
 }
 
+// A matching transition `ti` of state `s`: true when it is enabled (its guard holds).
+inline bool session::impl::take_transition(transition_index ti, state_index s) {
+  const auto& h = c_.hot_transitions[ti];
+  if (h.cond != npos && eval_guard(h.cond, s) != guard_outcome::holds) return false;
+  if (std::find(enabled_.begin(), enabled_.end(), ti) == enabled_.end()) add_enabled(ti, h);
+  return true;
+}
+
+inline session::impl::guard_outcome session::impl::eval_guard(expr_index cond, state_index s) {
+  if (cond == npos) return guard_outcome::holds;
+  auto r = dm_->eval_bool(cond);
+  if (!r) {
+    mode_.guard_failed = true;
+    raise_error("error.execution", r.error().message, {}, diagnostic_kind::guard_error, s);
+    return guard_outcome::failed;
+  }
+  return *r ? guard_outcome::holds : guard_outcome::fails;
+}
+
+inline void session::impl::add_enabled(transition_index ti, const hot_transition& h) {
+  enabled_.push_back(ti);
+  domains_.push_back(h.flags & hot_transition::history_target ? dynamic_domain(c_.transitions[ti]) : h.domain);
+}
+
+// Transition `ti` answers `ev` (eventless ones answer `nullptr`); `exact_only`: `name_id` is no other
+// name's token prefix, so it can only match its own single descriptor.
+inline bool session::impl::transition_matches(transition_index ti, const event* ev, std::uint32_t name_id,
+                                              bool exact_only) const {
+  const auto& h = c_.hot_transitions[ti];
+  if (!ev) return h.event == hot_transition::eventless_marker;
+  if (h.event == name_id) return true;
+  if (h.event == hot_transition::eventless_marker) return false;
+  if (exact_only && h.event != hot_transition::multi_marker) return false;
+  return c_.matches_slow(c_.transitions[ti], ev->name, name_id);
+}
+
+inline bool session::impl::take_indexed(state_index s, const event* ev, std::uint32_t name_id) {
+  bool taken = false;
+  for_each_indexed(s, ev, name_id, [&](transition_index ti) { return taken = take_transition(ti, s); });
+  return taken;
+}
+
+// The first enabled transition of atomic state `atomic` or, failing that, of its nearest ancestor.
+inline void session::impl::select_from(state_index atomic, const event* ev, std::uint32_t name_id, bool exact_only) {
+  const auto* hs = c_.hot_states.data();
+  if (!ev && !(hs[atomic].flags & hot_state::eventless_in_chain)) return;
+  for (auto s = atomic; s != npos; s = hs[s].parent) {
+    if (hs[s].flags & hot_state::indexed) [[unlikely]] {
+      if (take_indexed(s, ev, name_id)) return;
+      continue;
+    }
+    const auto first = hs[s].first_transition, last = first + hs[s].transition_count;
+    for (auto ti = first; ti != last; ++ti)
+      if (transition_matches(ti, ev, name_id, exact_only) && take_transition(ti, s)) return;
+  }
+}
+
 bool session::impl::select_transitions(const event* ev, std::uint32_t name_id) {
   enabled_.clear();
   domains_.clear();
   event_keys_for_ = nullptr;
   if (ev && mode_.xstate) return select_xstate(*ev, name_id);
-  const auto* hs = c_.hot_states.data();
-  const auto* ht = c_.hot_transitions.data();
   // A name that is no other name's token prefix can only match its own single descriptor.
   const bool exact_only = name_id != npos && c_.name_prefixes[name_id].size() == 1;
-  // Inlined into both loops below (called out of line, it cost SCXML charts 10% per event).
-  // A matching transition `ti` of state `s`: true when it is enabled (its guard holds).
-  const auto take = [&](transition_index ti, state_index s) __attribute__((always_inline)) {
-    const auto& h = ht[ti];
-    if (h.cond != npos) {
-      auto r = dm_->eval_bool(h.cond);
-      if (!r) {
-        mode_.guard_failed = true;
-        raise_error("error.execution", r.error().message, {}, diagnostic_kind::guard_error, s);
-        return false;
-      }
-      if (!*r) return false;
-    }
-    if (std::find(enabled_.begin(), enabled_.end(), ti) == enabled_.end()) {
-      enabled_.push_back(ti);
-      domains_.push_back(h.flags & hot_transition::history_target ? dynamic_domain(c_.transitions[ti]) : h.domain);
-    }
-    return true;
-  };
-  const auto visit = [&](state_index atomic) __attribute__((always_inline)) {
-    if (!ev && !(hs[atomic].flags & hot_state::eventless_in_chain)) return;
-    for (auto s = atomic; s != npos; s = hs[s].parent) {
-      if (hs[s].flags & hot_state::indexed) [[unlikely]] {
-        bool taken = false;
-        for_each_indexed(s, ev, name_id, [&](transition_index ti) { return taken = take(ti, s); });
-        if (taken) return;
-        continue;
-      }
-      const auto first = hs[s].first_transition, last = first + hs[s].transition_count;
-      for (auto ti = first; ti != last; ++ti) {
-        const auto& h = ht[ti];
-        if (!ev) {
-          if (h.event != hot_transition::eventless_marker) continue;
-        } else if (h.event != name_id) {
-          if (h.event == hot_transition::eventless_marker) continue;
-          if (exact_only && h.event != hot_transition::multi_marker) continue;
-          if (!c_.matches_slow(c_.transitions[ti], ev->name, name_id)) continue;
-        }
-        if (take(ti, s)) return;
-      }
-    }
-  };
+  const auto visit = [&](state_index atomic) __attribute__((always_inline)) { select_from(atomic, ev, name_id, exact_only); };
   if (mode_.xstate) {
     // XState visits the atomic states in the order they became active (its `_nodes` set).
     for (auto a : xstate_order_)
@@ -550,17 +564,12 @@ bool session::impl::select_xstate(const event& ev, std::uint32_t name_id) {
 inline bool session::impl::xstate_take(transition_index ti, state_index s) {
   const auto& h = c_.hot_transitions[ti];
   if (h.cond != npos) {
-    auto r = dm_->eval_bool(h.cond);
-    if (!r) {
-      mode_.guard_failed = true;
-      raise_error("error.execution", r.error().message, {}, diagnostic_kind::guard_error, s);
-    }
-    if (!r || mode_.errored) return true;
-    if (!*r) return false;
+    const auto g = eval_guard(h.cond, s);
+    if (g == guard_outcome::failed || mode_.errored) return true;
+    if (g == guard_outcome::fails) return false;
   }
   // Each state is asked once per event, so no transition is enabled twice.
-  enabled_.push_back(ti);
-  domains_.push_back(h.flags & hot_transition::history_target ? dynamic_domain(c_.transitions[ti]) : h.domain);
+  add_enabled(ti, h);
   return true;
 }
 
