@@ -2,7 +2,7 @@
 #include <xsn/runtime/datamodel.hpp>
 #include <xsn/runtime/implementations.hpp>
 
-#include "ecmascript_check.hpp"
+#include "datamodel/ecmascript_check.hpp"
 
 namespace xsn {
 

@@ -17,7 +17,7 @@
 #include <xsn/runtime/datamodel.hpp>
 
 #include "duktape.h"
-#include "ecmascript_check.hpp"
+#include "datamodel/ecmascript_check.hpp"
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>

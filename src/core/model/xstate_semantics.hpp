@@ -2,7 +2,7 @@
 // Private to xsn_core: the XState v5 rules where they differ from W3C SCXML (transition domains and
 // `reenter`, entry sets, descriptor matching, transition selection). statechart.cpp and session.cpp
 // call these only for charts with `semantics == chart_semantics::xstate`.
-#include "state_set.hpp"
+#include "model/state_set.hpp"
 
 #include <xsn/model/statechart.hpp>
 

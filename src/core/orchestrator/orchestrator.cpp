@@ -19,7 +19,7 @@
 
 #include "core/event_json.hpp"
 #include "core/logging_detail.hpp"
-#include "session_ext.hpp"
+#include "runtime/session_ext.hpp"
 
 #include <boost/asio/append.hpp>
 #include <boost/asio/bind_executor.hpp>

@@ -4,7 +4,7 @@
 #include <xsn/parse/check.hpp>
 #include <xsn/parse/xstate.hpp>
 
-#include "ecmascript_check.hpp"
+#include "datamodel/ecmascript_check.hpp"
 #include "datamodel/null_datamodel.hpp"
 #include "parse_detail.hpp"
 

@@ -21,7 +21,7 @@
 #include "runtime/fixed_vector.hpp"
 #include "runtime/ring_queue.hpp"
 #include "session_ext.hpp"
-#include "state_set.hpp"
+#include "model/state_set.hpp"
 #include "runtime/xstate_actors.hpp"
 #include "model/xstate_semantics.hpp"
 
