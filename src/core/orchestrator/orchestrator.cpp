@@ -159,6 +159,8 @@ struct orchestrator::impl : std::enable_shared_from_this<impl> {
   void mark_dirty(const machine_ptr& m);
   void schedule_flush();
   void flush();
+  void fail_queued_writes();
+  void gather_batch(std::vector<batch_write>& writes, std::vector<machine_ptr>& ms);
   void begin_write(machine& m);
   void on_batch(std::vector<machine_ptr> ms, std::error_code ec, std::vector<batch_result> results);
   void finish_write(const machine_ptr& m, std::error_code ec);
@@ -787,39 +789,10 @@ void orchestrator::impl::flush() {
   if (abandoned) return;
   const auto max_batches = std::max<std::size_t>(opts.batches_in_flight, 1);
   while (batches_in_flight < max_batches && !dirty_list.empty()) {
-    if (opts.store_breaker && !opts.store_breaker->try_acquire()) {
-      // The store is failing: fail these writes at once instead of waiting for it.
-      auto pending = std::move(dirty_list);
-      dirty_list.clear();
-      for (auto& m : pending) {
-        m->queued = false;
-        if (m->gone || m->writing || !m->dirty) continue;
-        begin_write(*m);
-        finish_write(m, errc::circuit_open);
-      }
-      return;
-    }
+    if (opts.store_breaker && !opts.store_breaker->try_acquire()) return fail_queued_writes();
     std::vector<batch_write> writes;
     std::vector<machine_ptr> ms;
-    std::size_t bytes = 0;
-    while (!dirty_list.empty() && writes.size() < std::max<std::size_t>(opts.batch_entries, 1)) {
-      auto m = dirty_list.front();
-      if (m->gone || (m->writing && !m->retry) || !m->dirty) {
-        m->queued = false;
-        dirty_list.pop_front();
-        continue;
-      }
-      auto text = stored_text(*m);
-      const auto size = text.size() + opts.key_prefix.size() + m->id.size();
-      if (!writes.empty() && bytes + size > opts.batch_bytes) break;
-      dirty_list.pop_front();
-      m->queued = false;
-      bytes += size;
-      begin_write(*m);
-      batch_write w{key(m->id), std::move(text), m->creating ? store_version{0} : m->version, {}};
-      writes.push_back(std::move(w));
-      ms.push_back(std::move(m));
-    }
+    gather_batch(writes, ms);
     if (writes.empty()) {
       if (opts.store_breaker) opts.store_breaker->release();  // admitted, never made
       break;
@@ -830,6 +803,42 @@ void orchestrator::impl::flush() {
                                                                    std::error_code ec, std::vector<batch_result> r) mutable {
                               self->on_batch(std::move(ms), ec, std::move(r));
                             }));
+  }
+}
+
+// The store is failing: fails the queued writes at once instead of waiting for it.
+void orchestrator::impl::fail_queued_writes() {
+  auto pending = std::move(dirty_list);
+  dirty_list.clear();
+  for (auto& m : pending) {
+    m->queued = false;
+    if (m->gone || m->writing || !m->dirty) continue;
+    begin_write(*m);
+    finish_write(m, errc::circuit_open);
+  }
+}
+
+// Takes queued machines off the dirty list into one batch, up to batch_entries and batch_bytes
+// (a first write larger than batch_bytes goes alone); those with nothing to write leave the list.
+void orchestrator::impl::gather_batch(std::vector<batch_write>& writes, std::vector<machine_ptr>& ms) {
+  std::size_t bytes = 0;
+  while (!dirty_list.empty() && writes.size() < std::max<std::size_t>(opts.batch_entries, 1)) {
+    auto m = dirty_list.front();
+    if (m->gone || (m->writing && !m->retry) || !m->dirty) {
+      m->queued = false;
+      dirty_list.pop_front();
+      continue;
+    }
+    auto text = stored_text(*m);
+    const auto size = text.size() + opts.key_prefix.size() + m->id.size();
+    if (!writes.empty() && bytes + size > opts.batch_bytes) break;
+    dirty_list.pop_front();
+    m->queued = false;
+    bytes += size;
+    begin_write(*m);
+    batch_write w{key(m->id), std::move(text), m->creating ? store_version{0} : m->version, {}};
+    writes.push_back(std::move(w));
+    ms.push_back(std::move(m));
   }
 }
 
