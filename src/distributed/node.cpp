@@ -197,6 +197,10 @@ struct node::impl : std::enable_shared_from_this<impl> {
   // ---- lifecycle ----
   void start();
   void tick();
+  void drop_expired_leases();
+  void renew_leases();
+  void sweep_running();
+  void schedule_tick();
   void heartbeat();
   void check_config();
   bool ready(std::string& why) const;
@@ -277,24 +281,41 @@ void node::impl::start() {
 // Every third of the lease: membership heartbeat, lease renewals, rebalancing, expiry check.
 void node::impl::tick() {
   if (stopping) return;
-  const auto now = steady::now();
-  for (auto& p : slots) {
-    // Not renewed in time (Redis unreachable): stop before another node may take it.
-    if (p && p->ph != partition::phase::leaving && now + opts.lease / 3 >= p->valid_until) drop(p, "lease not renewed in time");
-  }
+  drop_expired_leases();
   if (config_ok) heartbeat();
   else if (fatal.empty()) check_config();
+  renew_leases();
+  measure_lag();
+  sweep_running();
+  schedule_tick();
+  m_breaker->set(breaker.state() == breaker_state::closed ? 0 : 1);
+}
+
+// Not renewed in time (Redis unreachable): stop before another node may take it.
+void node::impl::drop_expired_leases() {
+  const auto now = steady::now();
+  for (auto& p : slots) {
+    if (p && p->ph != partition::phase::leaving && now + opts.lease / 3 >= p->valid_until) drop(p, "lease not renewed in time");
+  }
+}
+
+void node::impl::renew_leases() {
   for (auto& p : slots)
     if (p && p->ph != partition::phase::leaving) renew(p);
-  measure_lag();
+}
+
+// Every third tick of a running partition that is not claiming.
+void node::impl::sweep_running() {
   for (auto& p : slots)
     if (p && p->ph == partition::phase::running && !p->claiming && ++p->ticks % 3 == 0) sweep(p);
+}
+
+void node::impl::schedule_tick() {
   tick_timer.expires_after(opts.lease / 3);
   tick_timer.async_wait([w = weak_from_this()](boost::system::error_code ec) {
     if (ec) return;
     if (auto self = w.lock()) self->tick();
   });
-  m_breaker->set(breaker.state() == breaker_state::closed ? 0 : 1);
 }
 
 // The partition count is fixed for a deployment: the first node records it; a node configured
