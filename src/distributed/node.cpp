@@ -94,6 +94,27 @@ bool event_of(const stream_entry& e, event& ev) {
   return true;
 }
 
+/// A member's entry in the cluster view: its owner id and the fields of its info, when that is a
+/// JSON object.
+json::object member_entry(std::string_view owner, std::string_view info_text) {
+  boost::system::error_code jec;
+  auto info = json::parse(info_text, jec);
+  json::object n{{"owner", owner}};
+  if (!jec && info.is_object())
+    for (auto& [k, v] : info.as_object()) n[k] = v;
+  return n;
+}
+
+/// A partition's owner and epoch in the cluster view, from its lease "<owner> <epoch>" (a string
+/// reply; anything else leaves them).
+void read_lease(json::object& o, const redisReply* r) {
+  if (!r || r->type != REDIS_REPLY_STRING) return;
+  auto s = std::string(str(r));
+  auto sp = s.rfind(' ');
+  o["owner"] = s.substr(0, sp);
+  if (sp != std::string::npos) o["epoch"] = std::strtoull(s.c_str() + sp + 1, nullptr, 10);
+}
+
 /// The reply to an event applied to machine `id`.
 json::value sent_body(const std::string& id, const send_result& r) {
   json::array states;
@@ -1098,27 +1119,15 @@ void query_cluster(const std::shared_ptr<redis_client>& cmd, const keyspace& ks,
     cmd->command({"HGETALL", ks.nodeinfo()}, [st, done](std::error_code ec, const redisReply* r) {
       if (ec || !is_array(r)) st->failed = true;
       else
-        for (std::size_t i = 0; i + 1 < r->elements; i += 2) {
-          boost::system::error_code jec;
-          auto info = json::parse(str(r->element[i + 1]), jec);
-          json::object n{{"owner", str(r->element[i])}};
-          if (!jec && info.is_object())
-            for (auto& [k, v] : info.as_object()) n[k] = v;
-          st->nodes.push_back(std::move(n));
-        }
+        for (std::size_t i = 0; i + 1 < r->elements; i += 2)
+          st->nodes.push_back(member_entry(str(r->element[i]), str(r->element[i + 1])));
       done();
     });
     for (unsigned p = 0; p < P; ++p) {
       st->partitions[p] = json::object{{"partition", p}, {"owner", nullptr}, {"epoch", 0}, {"stream_length", 0}, {"pending", 0}};
       cmd->command({"GET", ks.lease(p)}, [st, p, done](std::error_code ec, const redisReply* r) {
         if (ec) st->failed = true;
-        else if (r && r->type == REDIS_REPLY_STRING) {
-          auto s = std::string(str(r));
-          auto sp = s.rfind(' ');
-          auto& o = st->partitions[p].as_object();
-          o["owner"] = s.substr(0, sp);
-          if (sp != std::string::npos) o["epoch"] = std::strtoull(s.c_str() + sp + 1, nullptr, 10);
-        }
+        else read_lease(st->partitions[p].as_object(), r);
         done();
       });
       cmd->command({"XLEN", ks.stream(p)}, [st, p, done](std::error_code ec, const redisReply* r) {
