@@ -82,6 +82,13 @@ void read_entries(const redisReply* list, std::vector<stream_entry>& out) {
   }
 }
 
+/// Reads an XREADGROUP reply, `[[stream, [[id, [field, value, ...]], ...]], ...]`.
+void read_streams(const redisReply* r, std::vector<stream_entry>& out) {
+  if (!is_array(r)) return;
+  for (std::size_t i = 0; i < r->elements; ++i)
+    if (is_array(r->element[i]) && r->element[i]->elements == 2) read_entries(r->element[i]->element[1], out);
+}
+
 json::value error_body(std::string_view message) { return json::object{{"error", message}}; }
 
 /// The event of an "event" or "msg" entry, `{"name": string, "data"?: any}`; false when malformed.
@@ -600,9 +607,7 @@ void node::impl::read(const partition_ptr& p) {
           });
         }
         std::vector<stream_entry> entries;
-        if (is_array(r))
-          for (std::size_t i = 0; i < r->elements; ++i)
-            if (is_array(r->element[i]) && r->element[i]->elements == 2) read_entries(r->element[i]->element[1], entries);
+        read_streams(r, entries);
         for (auto& e : entries) self->apply(p, std::move(e));
         self->read(p);
       },
