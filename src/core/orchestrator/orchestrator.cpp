@@ -159,6 +159,7 @@ struct orchestrator::impl : std::enable_shared_from_this<impl> {
   void mark_dirty(const machine_ptr& m);
   void schedule_flush();
   void flush();
+  bool on_write_result(const machine_ptr& m, const batch_result& r);
   void fail_queued_writes();
   void gather_batch(std::vector<batch_write>& writes, std::vector<machine_ptr>& ms);
   void begin_write(machine& m);
@@ -871,31 +872,7 @@ void orchestrator::impl::on_batch(std::vector<machine_ptr> ms, std::error_code e
   for (std::size_t i = 0; i < ms.size(); ++i) {
     auto& m = ms[i];
     const batch_result r = i < results.size() ? results[i] : batch_result{ec ? ec : errc::store_unavailable, 0};
-    if (!r.ec) {
-      m->version = r.version;
-      m->creating = false;
-      finish_write(m, {});
-      continue;
-    }
-    if (r.ec != errc::version_conflict && r.ec != errc::fenced) failed = true;
-    if (r.ec == errc::version_conflict && m->creating) {
-      finish_write(m, errc::already_exists);
-      continue;
-    }
-    if (r.ec != errc::version_conflict || m->attempt >= opts.max_write_attempts || m->gone) {
-      finish_write(m, r.ec);
-      continue;
-    }
-    // Someone else wrote this key: this process runs the machine, so its state wins; the
-    // conflict told the current version, write again with it (in the next batch).
-    count(&orchestrator_health::write_conflicts);
-    log->warn("write conflict machine={} version={} current={} attempt={}", detail::field(m->id), m->version,
-              r.version, m->attempt);
-    m->version = r.version;
-    m->dirty = true;
-    m->retry = true;
-    m->queued = true;
-    dirty_list.push_back(m);
+    if (on_write_result(m, r)) failed = true;
   }
   if (opts.store_breaker) {
     if (failed) opts.store_breaker->record_failure();
@@ -903,6 +880,37 @@ void orchestrator::impl::on_batch(std::vector<machine_ptr> ms, std::error_code e
   }
   schedule_flush();
   maybe_finish_shutdown();
+}
+
+// One machine's write in a batch: done, refused, or queued again after a version conflict.
+// True when the result tells of a failing store (neither a conflict nor fenced).
+bool orchestrator::impl::on_write_result(const machine_ptr& m, const batch_result& r) {
+  if (!r.ec) {
+    m->version = r.version;
+    m->creating = false;
+    finish_write(m, {});
+    return false;
+  }
+  const bool store_failed = r.ec != errc::version_conflict && r.ec != errc::fenced;
+  if (r.ec == errc::version_conflict && m->creating) {
+    finish_write(m, errc::already_exists);
+    return store_failed;
+  }
+  if (r.ec != errc::version_conflict || m->attempt >= opts.max_write_attempts || m->gone) {
+    finish_write(m, r.ec);
+    return store_failed;
+  }
+  // Someone else wrote this key: this process runs the machine, so its state wins; the
+  // conflict told the current version, write again with it (in the next batch).
+  count(&orchestrator_health::write_conflicts);
+  log->warn("write conflict machine={} version={} current={} attempt={}", detail::field(m->id), m->version,
+            r.version, m->attempt);
+  m->version = r.version;
+  m->dirty = true;
+  m->retry = true;
+  m->queued = true;
+  dirty_list.push_back(m);
+  return store_failed;
 }
 
 void orchestrator::impl::finish_write(const machine_ptr& m, std::error_code ec) {
