@@ -159,6 +159,7 @@ struct orchestrator::impl : std::enable_shared_from_this<impl> {
   void mark_dirty(const machine_ptr& m);
   void schedule_flush();
   void flush();
+  void count_write(const machine& m, std::error_code ec, const std::string& why);
   bool on_write_result(const machine_ptr& m, const batch_result& r);
   void fail_queued_writes();
   void gather_batch(std::vector<batch_write>& writes, std::vector<machine_ptr>& ms);
@@ -920,17 +921,7 @@ void orchestrator::impl::finish_write(const machine_ptr& m, std::error_code ec) 
   m->acks_writing.clear();
   m->writing = false;
   m->attempt = 0;
-  {
-    std::lock_guard lock(status_mutex);
-    --counters.writes_in_flight;
-    if (ec) {
-      ++counters.write_failures;
-      counters.last_error = "write of machine " + m->id + " failed: " + why;
-    } else {
-      ++counters.writes;
-    }
-    if (auto it = status.find(m->id); it != status.end()) it->second.version = m->version;
-  }
+  count_write(*m, ec, why);
   if (ec && ec != errc::already_exists && opts.on_write_error) opts.on_write_error(m->id, store_error(ec, why));
   if (ec) {
     log->error("write failed machine={} error={}", detail::field(m->id), detail::field(why));
@@ -948,6 +939,19 @@ void orchestrator::impl::finish_write(const machine_ptr& m, std::error_code ec) 
   if (!ec) deliver_outbox(m);
   if (m->gone) return;
   if (m->dirty && (!ec || !m->acks_next.empty())) mark_dirty(m);
+}
+
+// A write's outcome in the health counters, and the version in the machine's status.
+void orchestrator::impl::count_write(const machine& m, std::error_code ec, const std::string& why) {
+  std::lock_guard lock(status_mutex);
+  --counters.writes_in_flight;
+  if (ec) {
+    ++counters.write_failures;
+    counters.last_error = "write of machine " + m.id + " failed: " + why;
+  } else {
+    ++counters.writes;
+  }
+  if (auto it = status.find(m.id); it != status.end()) it->second.version = m.version;
 }
 
 void orchestrator::impl::finish_acks(std::vector<ack> acks, std::error_code ec) {
