@@ -27,7 +27,7 @@
 #include <memory>
 #include <system_error>
 
-namespace xsn::testing {
+namespace xsn::inline v0::testing {
 
 /**
  * Runs an `io_context` and a `manual_clock` to quiescence, from one thread (the test's).
@@ -98,4 +98,4 @@ class driver {
   manual_clock clock_;
 };
 
-}  // namespace xsn::testing
+}  // namespace xsn::inline v0::testing

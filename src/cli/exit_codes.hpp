@@ -1,7 +1,7 @@
 #pragma once
 // The xsn tool's exit codes, one list for every command (`xsn help` prints what they mean).
 
-namespace xsn::cli {
+namespace xsn::inline v0::cli {
 
 /// A machine that ended in error, an event refused, --max-steps reached, a test-script mismatch,
 /// no answer from a node.
@@ -13,4 +13,4 @@ inline constexpr int exit_usage = 64;
 /// An internal error (an exception nobody expected).
 inline constexpr int exit_internal = 70;
 
-}  // namespace xsn::cli
+}  // namespace xsn::inline v0::cli

@@ -5,7 +5,7 @@
 
 #include <string>
 
-namespace xsn::cli {
+namespace xsn::inline v0::cli {
 namespace {
 
 static_assert(default_max_steps == 10'000, "the help texts below state the default of --max-steps");
@@ -101,4 +101,4 @@ bool print_command_help(std::string_view command, std::ostream& os) {
   return false;
 }
 
-}  // namespace xsn::cli
+}  // namespace xsn::inline v0::cli

@@ -15,7 +15,7 @@
 #include <memory>
 #include <utility>
 
-namespace xsn::cli {
+namespace xsn::inline v0::cli {
 namespace {
 
 /// One step given on the command line: an event to send or time to advance.
@@ -260,4 +260,4 @@ int run_machine(const std::vector<std::string>& args, std::istream& in, std::ost
   return m.finish();
 }
 
-}  // namespace xsn::cli
+}  // namespace xsn::inline v0::cli

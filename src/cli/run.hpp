@@ -7,11 +7,11 @@
 #include <string>
 #include <vector>
 
-namespace xsn::cli {
+namespace xsn::inline v0::cli {
 
 /// Runs the `run` command (lines read from `in` with `--interactive`); returns the exit code:
 /// 0, 1 (the machine ended in error, an event was refused, or `--max-steps` was reached),
 /// 2 (the document does not load) or 64 (bad usage).
 int run_machine(const std::vector<std::string>& args, std::istream& in, std::ostream& out, std::ostream& err);
 
-}  // namespace xsn::cli
+}  // namespace xsn::inline v0::cli

@@ -28,7 +28,7 @@
 #include <string>
 #include <vector>
 
-namespace xsn::cli {
+namespace xsn::inline v0::cli {
 namespace {
 
 namespace json = boost::json;
@@ -485,4 +485,4 @@ int cmd_cluster(const std::vector<std::string>& args) {
   });
 }
 
-}  // namespace xsn::cli
+}  // namespace xsn::inline v0::cli

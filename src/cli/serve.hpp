@@ -3,8 +3,8 @@
 #include <string>
 #include <vector>
 
-namespace xsn::cli {
+namespace xsn::inline v0::cli {
 int cmd_serve(const std::vector<std::string>& args);
 int cmd_send(const std::vector<std::string>& args);
 int cmd_cluster(const std::vector<std::string>& args);
-}  // namespace xsn::cli
+}  // namespace xsn::inline v0::cli

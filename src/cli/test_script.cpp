@@ -13,7 +13,7 @@
 #include <set>
 #include <sstream>
 
-namespace xsn::cli {
+namespace xsn::inline v0::cli {
 namespace {
 
 struct script_step {
@@ -181,4 +181,4 @@ int run_script(std::shared_ptr<const statechart> chart, std::string_view machine
 }
 
 }  // namespace
-}  // namespace xsn::cli
+}  // namespace xsn::inline v0::cli

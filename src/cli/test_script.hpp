@@ -7,7 +7,7 @@
 #include <memory>
 #include <string_view>
 
-namespace xsn::cli {
+namespace xsn::inline v0::cli {
 
 /// Exit codes of `xsn test-script`.
 enum test_script_status { script_passed = 0, script_mismatch = 1, script_load_error = 2 };
@@ -22,4 +22,4 @@ int run_test_script_text(std::shared_ptr<const statechart> chart, std::string_vi
                          std::string_view script_text, std::string_view script_name, std::ostream& out,
                          std::ostream& err, bool verbose);
 
-}  // namespace xsn::cli
+}  // namespace xsn::inline v0::cli

@@ -22,7 +22,7 @@
 #include <map>
 #include <sstream>
 
-namespace xsn::cli {
+namespace xsn::inline v0::cli {
 namespace {
 
 /// The implementations the differential corpus may name; `actors` is the root config's
@@ -265,4 +265,4 @@ int run_trace_text(std::shared_ptr<const statechart> chart_ptr, const std::strin
   return 0;
 }
 
-}  // namespace xsn::cli
+}  // namespace xsn::inline v0::cli

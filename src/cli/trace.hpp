@@ -11,7 +11,7 @@
 #include <string_view>
 #include <vector>
 
-namespace xsn::cli {
+namespace xsn::inline v0::cli {
 
 /// Runs the `trace` command; returns the process exit code.
 int run_trace(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
@@ -23,4 +23,4 @@ int run_trace_text(std::shared_ptr<const statechart> chart, const std::string& m
                    const value* fixture_config, std::string_view steps_text, const std::string& steps_name,
                    std::uint64_t max_steps, std::ostream& out, std::ostream& err);
 
-}  // namespace xsn::cli
+}  // namespace xsn::inline v0::cli

@@ -6,7 +6,7 @@
 
 #include <iostream>
 
-namespace xsn::cli {
+namespace xsn::inline v0::cli {
 
 int cmd_validate(const std::vector<std::string>& args) {
   if (args.size() != 1 || (args[0].size() > 1 && args[0][0] == '-')) {
@@ -22,4 +22,4 @@ int cmd_validate(const std::vector<std::string>& args) {
   return 0;
 }
 
-}  // namespace xsn::cli
+}  // namespace xsn::inline v0::cli

@@ -3,7 +3,7 @@
 #include <string>
 #include <vector>
 
-namespace xsn::cli {
+namespace xsn::inline v0::cli {
 
 /// Runs `xsn validate` with its arguments (the command name excluded). Prints every diagnostic
 /// to stderr (`file:line:col: message`, warnings as `file:line:col: warning: message`) and
@@ -11,4 +11,4 @@ namespace xsn::cli {
 /// allowed), 2 when the document has errors or cannot be read, 64 on bad usage.
 int cmd_validate(const std::vector<std::string>& args);
 
-}  // namespace xsn::cli
+}  // namespace xsn::inline v0::cli

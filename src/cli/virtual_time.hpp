@@ -24,7 +24,7 @@
 #include <utility>
 #include <vector>
 
-namespace xsn::cli {
+namespace xsn::inline v0::cli {
 
 /// XState's SimulatedClock (see the file comment).
 class simulated_clock final : public clock {
@@ -141,4 +141,4 @@ inline bool parse_max_steps(const std::string& text, std::uint64_t& out) {
   return true;
 }
 
-}  // namespace xsn::cli
+}  // namespace xsn::inline v0::cli

@@ -9,7 +9,7 @@
 #include <charconv>
 #include <utility>
 
-namespace xsn::distributed {
+namespace xsn::inline v0::distributed {
 
 using advanced::detail::steady;
 
@@ -518,4 +518,4 @@ void cluster_client::tell_state(const std::string& why) {
   on_state_(up, told_why_);
 }
 
-}  // namespace xsn::distributed
+}  // namespace xsn::inline v0::distributed

@@ -19,7 +19,7 @@
 #include <unordered_map>
 #include <vector>
 
-namespace xsn::distributed {
+namespace xsn::inline v0::distributed {
 
 /// Slots of a Redis Cluster.
 inline constexpr std::size_t cluster_slots = 16384;
@@ -149,4 +149,4 @@ class cluster_client final : public redis_client, public std::enable_shared_from
   std::string told_why_;
 };
 
-}  // namespace xsn::distributed
+}  // namespace xsn::inline v0::distributed

@@ -2,7 +2,7 @@
 
 #include <boost/asio/post.hpp>
 
-namespace xsn::distributed {
+namespace xsn::inline v0::distributed {
 
 namespace {
 constexpr std::size_t script_batch = 256;  // records per script call
@@ -157,4 +157,4 @@ store_health fenced_store::do_health() const {
   return h;
 }
 
-}  // namespace xsn::distributed
+}  // namespace xsn::inline v0::distributed

@@ -13,7 +13,7 @@
 #include <memory>
 #include <string>
 
-namespace xsn::distributed {
+namespace xsn::inline v0::distributed {
 
 class fenced_store final : public state_store, public std::enable_shared_from_this<fenced_store> {
  public:
@@ -58,4 +58,4 @@ class fenced_store final : public state_store, public std::enable_shared_from_th
   std::atomic<std::uint64_t> fenced_{0}, errors_{0};
 };
 
-}  // namespace xsn::distributed
+}  // namespace xsn::inline v0::distributed

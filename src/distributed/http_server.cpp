@@ -26,7 +26,7 @@
 #include <unordered_map>
 #include <utility>
 
-namespace xsn::distributed {
+namespace xsn::inline v0::distributed {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -495,4 +495,4 @@ void http_server::start() {
 
 void http_server::stop() { impl_->stop(); }
 
-}  // namespace xsn::distributed
+}  // namespace xsn::inline v0::distributed

@@ -13,7 +13,7 @@
 #include <string>
 #include <system_error>
 
-namespace xsn::distributed {
+namespace xsn::inline v0::distributed {
 
 /// Bounds of what one client may make the server hold.
 struct http_limits {
@@ -59,4 +59,4 @@ class http_server {
   std::shared_ptr<impl> impl_;
 };
 
-}  // namespace xsn::distributed
+}  // namespace xsn::inline v0::distributed

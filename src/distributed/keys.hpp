@@ -17,7 +17,7 @@
 #include <string_view>
 #include <vector>
 
-namespace xsn::distributed {
+namespace xsn::inline v0::distributed {
 
 /// The partition of machine `id`: FNV-1a (64 bit) of its bytes, modulo `partitions`. Stable
 /// across processes, builds and platforms (a deployment's partition count is fixed).
@@ -58,4 +58,4 @@ struct keyspace {
 /// The consumer group every node reads partition streams with.
 inline constexpr std::string_view stream_group = "xsn";
 
-}  // namespace xsn::distributed
+}  // namespace xsn::inline v0::distributed

@@ -5,7 +5,7 @@
 #include <cmath>
 #include <stdexcept>
 
-namespace xsn::distributed {
+namespace xsn::inline v0::distributed {
 
 namespace {
 
@@ -171,4 +171,4 @@ std::string metrics_registry::render() const {
   return out;
 }
 
-}  // namespace xsn::distributed
+}  // namespace xsn::inline v0::distributed

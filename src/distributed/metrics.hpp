@@ -11,7 +11,7 @@
 #include <utility>
 #include <vector>
 
-namespace xsn::distributed {
+namespace xsn::inline v0::distributed {
 
 /// Label pairs of one series, in the order they are rendered: {{"kind", "read"}, ...}.
 using metric_labels = std::vector<std::pair<std::string, std::string>>;
@@ -107,4 +107,4 @@ class metrics_registry {
   std::deque<family> families_;
 };
 
-}  // namespace xsn::distributed
+}  // namespace xsn::inline v0::distributed

@@ -39,7 +39,7 @@
 #include <unordered_set>
 #include <utility>
 
-namespace xsn::distributed {
+namespace xsn::inline v0::distributed {
 
 namespace json = boost::json;
 using steady = std::chrono::steady_clock;
@@ -1151,4 +1151,4 @@ void query_cluster(const std::shared_ptr<redis_client>& cmd, const keyspace& ks,
   }
 }
 
-}  // namespace xsn::distributed
+}  // namespace xsn::inline v0::distributed

@@ -23,7 +23,7 @@
 #include <string_view>
 #include <vector>
 
-namespace xsn::distributed {
+namespace xsn::inline v0::distributed {
 
 /// How one node runs.
 struct node_options {
@@ -93,4 +93,4 @@ class node final : public machine_service {
 /// does not answer. `h` runs on `cmd`'s strand.
 void query_cluster(const std::shared_ptr<redis_client>& cmd, const keyspace& ks, unsigned partitions, reply_handler h);
 
-}  // namespace xsn::distributed
+}  // namespace xsn::inline v0::distributed

@@ -5,7 +5,7 @@
 
 #include <charconv>
 
-namespace xsn::distributed {
+namespace xsn::inline v0::distributed {
 
 using advanced::detail::redis_command;
 using advanced::detail::redis_link;
@@ -133,4 +133,4 @@ std::shared_ptr<redis_client> make_client(advanced::detail::strand_type strand, 
   return node_link::commands(std::move(strand), ep, std::move(on_state));
 }
 
-}  // namespace xsn::distributed
+}  // namespace xsn::inline v0::distributed

@@ -16,7 +16,7 @@
 #include <utility>
 #include <vector>
 
-namespace xsn::distributed {
+namespace xsn::inline v0::distributed {
 
 /// Where Redis is and how to log in.
 struct redis_endpoint {
@@ -96,4 +96,4 @@ inline bool is_array(const redisReply* r) noexcept { return r && r->type == REDI
 /// An integer reply, or a string holding one.
 std::optional<std::int64_t> to_int(const redisReply* r) noexcept;
 
-}  // namespace xsn::distributed
+}  // namespace xsn::inline v0::distributed

@@ -4,7 +4,7 @@
 // Cluster slot), except `members`/`leave` (the membership keys, one slot of their own).
 #include <string_view>
 
-namespace xsn::distributed {
+namespace xsn::inline v0::distributed {
 
 inline constexpr std::string_view node_script = R"LUA(
 local op = ARGV[1]
@@ -106,4 +106,4 @@ end
 return redis.error_reply('ERR unknown xsn node operation ' .. tostring(op))
 )LUA";
 
-}  // namespace xsn::distributed
+}  // namespace xsn::inline v0::distributed

@@ -12,7 +12,7 @@
 #include <iterator>
 #include <sstream>
 
-namespace xsn::distributed {
+namespace xsn::inline v0::distributed {
 
 namespace {
 
@@ -287,4 +287,4 @@ std::optional<std::pair<std::string, std::uint16_t>> parse_host_port(std::string
   return std::pair{std::string(host), static_cast<std::uint16_t>(value)};
 }
 
-}  // namespace xsn::distributed
+}  // namespace xsn::inline v0::distributed

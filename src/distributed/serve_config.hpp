@@ -9,7 +9,7 @@
 #include <utility>
 #include <vector>
 
-namespace xsn::distributed {
+namespace xsn::inline v0::distributed {
 
 /// What one `xsn serve` node runs with; the defaults are those of a missing key.
 struct serve_config {
@@ -45,4 +45,4 @@ serve_config_result parse_serve_config(const std::string& path);
 /// why in `error`, when `text` is not of that form.
 std::optional<std::pair<std::string, std::uint16_t>> parse_host_port(std::string_view text, std::string& error);
 
-}  // namespace xsn::distributed
+}  // namespace xsn::inline v0::distributed

@@ -7,7 +7,7 @@
 #include <functional>
 #include <string>
 
-namespace xsn::distributed {
+namespace xsn::inline v0::distributed {
 
 /// An answer to one API call: an HTTP status and a JSON body (errors: {"error": "message"}).
 struct reply {
@@ -39,4 +39,4 @@ class machine_service {
   virtual std::string metrics() const = 0;
 };
 
-}  // namespace xsn::distributed
+}  // namespace xsn::inline v0::distributed

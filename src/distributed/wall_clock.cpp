@@ -2,7 +2,7 @@
 
 #include <chrono>
 
-namespace xsn::distributed {
+namespace xsn::inline v0::distributed {
 
 clock::time_point wall_clock::now() const {
   return time_point(std::chrono::duration_cast<duration>(std::chrono::system_clock::now().time_since_epoch()));
@@ -13,4 +13,4 @@ clock::timer_id wall_clock::schedule(time_point due, callback fn) {
   return timers_.schedule(timers_.now() + (due - now()), std::move(fn));
 }
 
-}  // namespace xsn::distributed
+}  // namespace xsn::inline v0::distributed

@@ -5,7 +5,7 @@
 #include <xsn/core/asio_clock.hpp>
 #include <xsn/core/clock.hpp>
 
-namespace xsn::distributed {
+namespace xsn::inline v0::distributed {
 
 class wall_clock final : public clock {
  public:
@@ -18,4 +18,4 @@ class wall_clock final : public clock {
   asio_clock timers_;
 };
 
-}  // namespace xsn::distributed
+}  // namespace xsn::inline v0::distributed

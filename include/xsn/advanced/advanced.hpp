@@ -9,9 +9,9 @@
 ///     std::shared_ptr<xsn::state_store> store = xsn::advanced::redis_state_store::create(...);
 #include <string_view>
 
-namespace xsn::advanced {
+namespace xsn::inline v0::advanced {
 
 /// The xsn version this advanced library was built with (the same as `XSN_VERSION_STRING`).
 std::string_view version() noexcept;
 
-}  // namespace xsn::advanced
+}  // namespace xsn::inline v0::advanced

@@ -12,7 +12,7 @@
 #include <xsn/resilience/circuit_breaker.hpp>
 #include <xsn/store/state_store.hpp>
 
-namespace xsn::advanced {
+namespace xsn::inline v0::advanced {
 
 /// How the sliding window of a `bucketed_circuit_breaker` is measured.
 enum class window_kind : std::uint8_t {
@@ -193,4 +193,4 @@ class bucketed_circuit_breaker final : public circuit_breaker {
   std::shared_ptr<shared_state> shared_;
 };
 
-}  // namespace xsn::advanced
+}  // namespace xsn::inline v0::advanced

@@ -13,7 +13,7 @@
 #include <utility>
 #include <vector>
 
-namespace xsn::advanced {
+namespace xsn::inline v0::advanced {
 
 namespace detail {
 struct numa_bus_core;  // Routing, shards, requests; shared with subscriptions and operations.
@@ -144,4 +144,4 @@ class numa_event_bus final : public event_bus {
   std::shared_ptr<detail::numa_bus_core> core_;
 };
 
-}  // namespace xsn::advanced
+}  // namespace xsn::inline v0::advanced

@@ -14,7 +14,7 @@
 #include <string>
 #include <system_error>
 
-namespace xsn::advanced {
+namespace xsn::inline v0::advanced {
 
 /// Where and how a `redis_state_store` connects, and its limits.
 struct redis_store_options {
@@ -180,4 +180,4 @@ class redis_state_store final : public state_store {
   std::shared_ptr<impl> impl_;
 };
 
-}  // namespace xsn::advanced
+}  // namespace xsn::inline v0::advanced

@@ -5,7 +5,7 @@
 
 #include <memory>
 
-namespace xsn {
+namespace xsn::inline v0 {
 namespace detail {
 struct channel_bus_core;  // Routing, requests; shared with subscriptions and pending operations.
 }  // namespace detail
@@ -62,4 +62,4 @@ class channel_event_bus final : public event_bus {
   std::shared_ptr<detail::channel_bus_core> core_;
 };
 
-}  // namespace xsn
+}  // namespace xsn::inline v0

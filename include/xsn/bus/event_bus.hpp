@@ -56,7 +56,7 @@
 #include <utility>
 #include <vector>
 
-namespace xsn {
+namespace xsn::inline v0 {
 
 /// A message on the bus: an event addressed to a machine or a topic.
 struct bus_message {
@@ -357,4 +357,4 @@ class event_bus {
   executor_type executor_;
 };
 
-}  // namespace xsn
+}  // namespace xsn::inline v0

@@ -7,7 +7,7 @@
 #include <cstddef>
 #include <memory>
 
-namespace xsn {
+namespace xsn::inline v0 {
 
 /**
  * A clock on a Boost.Asio executor: `now()` is `std::chrono::steady_clock`, every `schedule`
@@ -54,4 +54,4 @@ class asio_clock final : public clock {
   std::shared_ptr<state> state_;
 };
 
-}  // namespace xsn
+}  // namespace xsn::inline v0

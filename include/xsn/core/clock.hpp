@@ -6,7 +6,7 @@
 #include <map>
 #include <optional>
 
-namespace xsn {
+namespace xsn::inline v0 {
 
 /// Every delay in xsn goes through a clock, so tests can drive time by hand.
 class clock {
@@ -60,4 +60,4 @@ class manual_clock final : public clock {
   std::map<timer_id, time_point> due_of_;
 };
 
-}  // namespace xsn
+}  // namespace xsn::inline v0

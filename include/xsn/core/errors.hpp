@@ -2,7 +2,7 @@
 /// \file Error codes of xsn's runtime operations.
 #include <system_error>
 
-namespace xsn {
+namespace xsn::inline v0 {
 
 /// Errors returned (as `std::error_code`) by sessions and runtime components.
 enum class errc {
@@ -42,7 +42,7 @@ const std::error_category& runtime_category() noexcept;
 /// Makes an `std::error_code` from an `xsn::errc`.
 inline std::error_code make_error_code(errc e) noexcept { return {static_cast<int>(e), runtime_category()}; }
 
-}  // namespace xsn
+}  // namespace xsn::inline v0
 
 template <>
 struct std::is_error_code_enum<xsn::errc> : std::true_type {};

@@ -6,7 +6,7 @@
 #include <string>
 #include <utility>
 
-namespace xsn {
+namespace xsn::inline v0 {
 
 /// SCXML's `_event.type`.
 enum class event_type : std::uint8_t { platform, internal, external };
@@ -70,4 +70,4 @@ struct event {
   }
 };
 
-}  // namespace xsn
+}  // namespace xsn::inline v0

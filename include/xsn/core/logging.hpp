@@ -30,7 +30,7 @@
 #include <functional>
 #include <string_view>
 
-namespace xsn::logging {
+namespace xsn::inline v0::logging {
 
 /// Severity of a record, as spdlog's levels.
 enum class level : std::uint8_t { trace, debug, info, warn, error, critical, off };
@@ -72,4 +72,4 @@ bool set_level(std::string_view name, level lvl);
 /// created before are silenced, those created afterwards are silent.
 void reset();
 
-}  // namespace xsn::logging
+}  // namespace xsn::inline v0::logging

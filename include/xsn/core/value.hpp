@@ -6,7 +6,7 @@
 #include <utility>
 #include <variant>
 
-namespace xsn {
+namespace xsn::inline v0 {
 
 /// Event payloads, parameters and datamodel values cross the datamodel boundary as JSON values.
 using value = boost::json::value;
@@ -59,4 +59,4 @@ class result<void> {
   bool ok_ = true;
 };
 
-}  // namespace xsn
+}  // namespace xsn::inline v0

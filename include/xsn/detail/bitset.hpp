@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <vector>
 
-namespace xsn::detail {
+namespace xsn::inline v0::detail {
 
 /// Fixed-size set of small integers, iterated in ascending or descending order.
 class bitset {
@@ -105,4 +105,4 @@ class bitset {
   std::vector<std::uint64_t> words_;
 };
 
-}  // namespace xsn::detail
+}  // namespace xsn::inline v0::detail

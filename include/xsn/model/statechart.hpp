@@ -12,7 +12,7 @@
 #include <variant>
 #include <vector>
 
-namespace xsn {
+namespace xsn::inline v0 {
 
 /// Index of a state in `statechart::states` (document order; 0 is the root).
 using state_index = std::uint32_t;
@@ -326,4 +326,4 @@ class statechart {
 /// True when descriptor `desc` (no `.*` suffix) matches event `name` by whole tokens.
 bool descriptor_matches(std::string_view desc, std::string_view name) noexcept;
 
-}  // namespace xsn
+}  // namespace xsn::inline v0

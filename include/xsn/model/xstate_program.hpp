@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-namespace xsn {
+namespace xsn::inline v0 {
 
 /**
  * What an XState chart names and the interpreter cannot know by itself: guards (with their
@@ -71,4 +71,4 @@ struct xstate_program {
   std::vector<value> meta;                ///< `meta` of each state (null when none), by state index.
 };
 
-}  // namespace xsn
+}  // namespace xsn::inline v0

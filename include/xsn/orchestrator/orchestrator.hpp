@@ -26,7 +26,7 @@ namespace boost::asio {
 class thread_pool;
 }
 
-namespace xsn {
+namespace xsn::inline v0 {
 
 class circuit_breaker;
 
@@ -347,4 +347,4 @@ class orchestrator {
   std::shared_ptr<impl> impl_;
 };
 
-}  // namespace xsn
+}  // namespace xsn::inline v0

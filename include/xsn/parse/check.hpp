@@ -9,7 +9,7 @@
 #include <string_view>
 #include <vector>
 
-namespace xsn {
+namespace xsn::inline v0 {
 
 /// What `check_document` found: the chart when the document loads, and every diagnostic.
 struct check_result {
@@ -48,4 +48,4 @@ check_result check_scxml(std::string_view text, std::string_view source_name,
 /// errors), anything else with `check_scxml`. A file that cannot be read is one error.
 check_result check_document(const std::filesystem::path& path);
 
-}  // namespace xsn
+}  // namespace xsn::inline v0

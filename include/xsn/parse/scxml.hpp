@@ -11,7 +11,7 @@
 #include <string_view>
 #include <vector>
 
-namespace xsn {
+namespace xsn::inline v0 {
 
 /// How bad a diagnostic is: an error stops a document from loading (or `xsn validate` from
 /// passing it); a warning points at something that may fail at run time.
@@ -114,4 +114,4 @@ parse_result load_scxml(const std::filesystem::path& path, const parse_options& 
 /// Loads a document by extension: `.json` as an XState machine (later), anything else as SCXML.
 parse_result load_document(const std::filesystem::path& path);
 
-}  // namespace xsn
+}  // namespace xsn::inline v0

@@ -11,7 +11,7 @@
 #include <type_traits>
 #include <vector>
 
-namespace xsn {
+namespace xsn::inline v0 {
 
 /**
  * Parses an XState v5 machine config (JSON) into a chart with `semantics == chart_semantics::xstate`.
@@ -60,4 +60,4 @@ value state_value_of(const statechart& c, Active&& active) {
   return detail::state_value_at(c, c.semantics == chart_semantics::xstate && c.states.size() > 1 ? 1 : 0, &active, thunk);
 }
 
-}  // namespace xsn
+}  // namespace xsn::inline v0

@@ -27,7 +27,7 @@
 #include <type_traits>
 #include <utility>
 
-namespace xsn {
+namespace xsn::inline v0 {
 
 /// The three states of a circuit breaker.
 enum class breaker_state : std::uint8_t {
@@ -526,7 +526,7 @@ void circuit_breaker::start_async(const Executor& ex, Handler&& handler, Op&& op
                                                        handler_type(std::forward<Handler>(handler))));
 }
 
-}  // namespace xsn
+}  // namespace xsn::inline v0
 
 /// The breaker's handler carries the user handler's associated executor, allocator and
 /// cancellation slot, so the operation behaves as if given the user's handler.

@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <string>
 
-namespace xsn {
+namespace xsn::inline v0 {
 
 /// How a `simple_circuit_breaker` decides. Every field has a usable default.
 struct simple_breaker_options {
@@ -68,4 +68,4 @@ class simple_circuit_breaker final : public circuit_breaker {
   std::uint32_t trials_succeeded_ = 0;                 // guarded by lock(): in this half-open
 };
 
-}  // namespace xsn
+}  // namespace xsn::inline v0

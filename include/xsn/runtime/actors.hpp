@@ -12,7 +12,7 @@
 #include <string>
 #include <variant>
 
-namespace xsn {
+namespace xsn::inline v0 {
 
 class statechart;
 
@@ -106,4 +106,4 @@ struct bound_actor {
   std::shared_ptr<const bound_implementations> bound;  ///< Child machines: their implementations.
 };
 
-}  // namespace xsn
+}  // namespace xsn::inline v0

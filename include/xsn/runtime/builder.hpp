@@ -13,7 +13,7 @@
 #include <utility>
 #include <vector>
 
-namespace xsn {
+namespace xsn::inline v0 {
 
 /// An action use: a name bound through `implementations` (with optional `params`) or an inline
 /// callable (see `make_action` for the parameters it may take), bound when the machine is built.
@@ -512,4 +512,4 @@ machine_builder<Ctx> machine(std::string id, Ctx context = Ctx{}) {
   return machine_builder<Ctx>(std::move(id), std::move(context));
 }
 
-}  // namespace xsn
+}  // namespace xsn::inline v0

@@ -11,7 +11,7 @@
 #include <string>
 #include <string_view>
 
-namespace xsn {
+namespace xsn::inline v0 {
 
 /// What a datamodel may ask of the session it belongs to.
 class datamodel_host {
@@ -107,4 +107,4 @@ std::unique_ptr<datamodel> make_ecmascript_datamodel(script_limits limits = {});
 /// The datamodel named `name` (`null`, `ecmascript`); nullptr when unknown or not built.
 std::unique_ptr<datamodel> make_datamodel(std::string_view name, script_limits limits = {});
 
-}  // namespace xsn
+}  // namespace xsn::inline v0

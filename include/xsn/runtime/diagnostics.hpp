@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <string_view>
 
-namespace xsn {
+namespace xsn::inline v0 {
 
 /// What a `runtime_diagnostic` reports.
 enum class diagnostic_kind : std::uint8_t {
@@ -48,4 +48,4 @@ struct runtime_diagnostic {
   ignore_reason reason = ignore_reason::none;  ///< `event_ignored`: why.
 };
 
-}  // namespace xsn
+}  // namespace xsn::inline v0

@@ -13,7 +13,7 @@
 #include <unordered_map>
 #include <vector>
 
-namespace xsn {
+namespace xsn::inline v0 {
 
 class statechart;
 struct xstate_program;
@@ -152,4 +152,4 @@ value* xstate_context(datamodel& dm) noexcept;
 /// The typed context of a session's `xstate` datamodel; null for a JSON context or another datamodel.
 context_holder* xstate_typed_context(datamodel& dm) noexcept;
 
-}  // namespace xsn
+}  // namespace xsn::inline v0

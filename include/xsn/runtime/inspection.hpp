@@ -10,7 +10,7 @@
 #include <span>
 #include <string_view>
 
-namespace xsn {
+namespace xsn::inline v0 {
 
 class session;
 
@@ -76,4 +76,4 @@ value to_json(const inspection_event& e);
 /// session's members that change it (`send` is fine: the event is queued).
 using inspector = std::function<void(const inspection_event&)>;
 
-}  // namespace xsn
+}  // namespace xsn::inline v0

@@ -22,7 +22,7 @@
 #include <unordered_map>
 #include <vector>
 
-namespace xsn {
+namespace xsn::inline v0 {
 
 class session;
 
@@ -236,4 +236,4 @@ class session {
   std::unique_ptr<impl> impl_;
 };
 
-}  // namespace xsn
+}  // namespace xsn::inline v0

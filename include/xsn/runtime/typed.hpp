@@ -17,7 +17,7 @@
 #include <typeinfo>
 #include <unordered_map>
 
-namespace xsn {
+namespace xsn::inline v0 {
 
 namespace detail {
 
@@ -364,4 +364,4 @@ Ctx* context_of(session& s) noexcept {
   return h != nullptr && h->type() == typeid(Ctx) ? static_cast<Ctx*>(h->get()) : nullptr;
 }
 
-}  // namespace xsn
+}  // namespace xsn::inline v0

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-namespace xsn {
+namespace xsn::inline v0 {
 
 /// Capacity of a `memory_state_store`.
 struct memory_store_options {
@@ -87,4 +87,4 @@ class memory_state_store final : public state_store {
   std::shared_ptr<impl> impl_;
 };
 
-}  // namespace xsn
+}  // namespace xsn::inline v0

@@ -18,7 +18,7 @@
 #include <utility>
 #include <vector>
 
-namespace xsn {
+namespace xsn::inline v0 {
 
 /// Version of a stored value. `0` means "absent"; real versions start at 1.
 using store_version = std::uint64_t;
@@ -481,13 +481,13 @@ class state_store {
   std::atomic<bool> closed_{false};
 };
 
-}  // namespace xsn
+}  // namespace xsn::inline v0
 
 // ---- implementation of the templates ----
 #include <boost/asio/append.hpp>
 #include <boost/asio/post.hpp>
 
-namespace xsn {
+namespace xsn::inline v0 {
 
 template <typename Handler, typename... Args>
 void state_store::complete(Handler handler, Args&&... args) const {
@@ -497,4 +497,4 @@ void state_store::complete(Handler handler, Args&&... args) const {
                     boost::asio::append(std::move(handler), std::forward<Args>(args)...));
 }
 
-}  // namespace xsn
+}  // namespace xsn::inline v0

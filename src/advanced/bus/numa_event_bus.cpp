@@ -24,7 +24,7 @@
 #include <string>
 #include <vector>
 
-namespace xsn::advanced {
+namespace xsn::inline v0::advanced {
 namespace asio = boost::asio;
 
 numa_subscription::~numa_subscription() = default;
@@ -603,4 +603,4 @@ bus_health numa_event_bus::do_health() const { return core_->health(); }
 
 void numa_event_bus::do_shutdown() { core_->shutdown(); }
 
-}  // namespace xsn::advanced
+}  // namespace xsn::inline v0::advanced

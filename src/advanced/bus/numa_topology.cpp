@@ -9,7 +9,7 @@
 #include <set>
 #include <thread>
 
-namespace xsn::advanced {
+namespace xsn::inline v0::advanced {
 
 namespace {
 
@@ -118,4 +118,4 @@ void free_on_node(void* p, std::size_t bytes) noexcept {
 
 }  // namespace detail
 
-}  // namespace xsn::advanced
+}  // namespace xsn::inline v0::advanced

@@ -2,8 +2,8 @@
 #include <xsn/advanced/advanced.hpp>
 #include <xsn/config.hpp>
 
-namespace xsn::advanced {
+namespace xsn::inline v0::advanced {
 
 std::string_view version() noexcept { return XSN_VERSION_STRING; }
 
-}  // namespace xsn::advanced
+}  // namespace xsn::inline v0::advanced

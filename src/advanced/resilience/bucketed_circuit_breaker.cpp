@@ -16,7 +16,7 @@
 #include <utility>
 #include <xsn/advanced/bucketed_circuit_breaker.hpp>
 
-namespace xsn::advanced {
+namespace xsn::inline v0::advanced {
 
 namespace {
 
@@ -798,4 +798,4 @@ breaker_health bucketed_circuit_breaker::do_health() const {
   return {state(lk), consecutive_.load(std::memory_order_relaxed), last_transition(lk)};
 }
 
-}  // namespace xsn::advanced
+}  // namespace xsn::inline v0::advanced

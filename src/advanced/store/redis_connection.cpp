@@ -18,7 +18,7 @@
 #include <string_view>
 #include <utility>
 
-namespace xsn::advanced::detail {
+namespace xsn::inline v0::advanced::detail {
 
 namespace {
 
@@ -437,4 +437,4 @@ void redis_link::fail_queue(std::error_code ec) {
   for (auto& c : queue) c.done(ec, nullptr);
 }
 
-}  // namespace xsn::advanced::detail
+}  // namespace xsn::inline v0::advanced::detail

@@ -24,7 +24,7 @@
 struct redisReply;
 struct redisReader;
 
-namespace xsn::advanced::detail {
+namespace xsn::inline v0::advanced::detail {
 
 using steady = std::chrono::steady_clock;
 using strand_type = boost::asio::strand<boost::asio::any_io_executor>;
@@ -178,4 +178,4 @@ class redis_link : public std::enable_shared_from_this<redis_link> {
   std::vector<char> in_;                ///< Read buffer.
 };
 
-}  // namespace xsn::advanced::detail
+}  // namespace xsn::inline v0::advanced::detail

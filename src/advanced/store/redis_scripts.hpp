@@ -28,7 +28,7 @@
 #include <string>
 #include <string_view>
 
-namespace xsn::advanced::detail {
+namespace xsn::inline v0::advanced::detail {
 
 // The write's fast path: an unconditional put, or a compare-and-set, of a key that exists, without
 // TTL before or after and without limits: four calls, and the counters are not read back. Replies
@@ -374,4 +374,4 @@ inline std::string redis_script_text() {
   return text;
 }
 
-}  // namespace xsn::advanced::detail
+}  // namespace xsn::inline v0::advanced::detail

@@ -24,7 +24,7 @@
 #include <utility>
 #include <vector>
 
-namespace xsn::advanced {
+namespace xsn::inline v0::advanced {
 
 namespace {
 
@@ -979,4 +979,4 @@ store_health redis_state_store::do_health() const {
           impl_->opts.max_bytes};
 }
 
-}  // namespace xsn::advanced
+}  // namespace xsn::inline v0::advanced

@@ -22,7 +22,7 @@
 #include <string>
 #include <vector>
 
-namespace xsn {
+namespace xsn::inline v0 {
 namespace asio = boost::asio;
 
 namespace {
@@ -519,4 +519,4 @@ bus_health channel_event_bus::do_health() const { return core_->health(); }
 
 void channel_event_bus::do_shutdown() { core_->shutdown(); }
 
-}  // namespace xsn
+}  // namespace xsn::inline v0

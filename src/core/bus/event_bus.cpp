@@ -1,6 +1,6 @@
 #include <xsn/bus/event_bus.hpp>
 
-namespace xsn {
+namespace xsn::inline v0 {
 
 subscription::~subscription() = default;
 event_bus::~event_bus() = default;
@@ -47,4 +47,4 @@ std::error_code event_bus::reply(const bus_message& request, xsn::event ev) {
   return do_publish(std::move(answer));
 }
 
-}  // namespace xsn
+}  // namespace xsn::inline v0

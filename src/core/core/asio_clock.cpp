@@ -6,7 +6,7 @@
 #include <unordered_map>
 #include <utility>
 
-namespace xsn {
+namespace xsn::inline v0 {
 
 namespace {
 
@@ -72,4 +72,4 @@ bool asio_clock::cancel(timer_id id) {
 
 std::size_t asio_clock::pending() const noexcept { return state_->timers.size(); }
 
-}  // namespace xsn
+}  // namespace xsn::inline v0

@@ -1,6 +1,6 @@
 #include <xsn/core/clock.hpp>
 
-namespace xsn {
+namespace xsn::inline v0 {
 
 clock::~clock() = default;
 
@@ -39,4 +39,4 @@ void manual_clock::advance_to(time_point t) {
   if (t > now_) now_ = t;
 }
 
-}  // namespace xsn
+}  // namespace xsn::inline v0

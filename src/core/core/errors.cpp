@@ -2,7 +2,7 @@
 
 #include <string>
 
-namespace xsn {
+namespace xsn::inline v0 {
 namespace {
 class runtime_category_impl final : public std::error_category {
  public:
@@ -43,4 +43,4 @@ const std::error_category& runtime_category() noexcept {
   return cat;
 }
 
-}  // namespace xsn
+}  // namespace xsn::inline v0

@@ -4,7 +4,7 @@
 
 #include <string>
 
-namespace xsn::detail {
+namespace xsn::inline v0::detail {
 
 value event_to_json(const event& ev) {
   boost::json::object o{{"name", ev.name}};
@@ -40,4 +40,4 @@ bool event_from_json(const value& v, event& ev) {
   return true;
 }
 
-}  // namespace xsn::detail
+}  // namespace xsn::inline v0::detail

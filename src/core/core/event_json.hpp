@@ -3,7 +3,7 @@
 // and the orchestrator's stored outboxes.
 #include <xsn/core/event.hpp>
 
-namespace xsn::detail {
+namespace xsn::inline v0::detail {
 
 /// `{name, type, sendid?, origin?, origintype?, invokeid?, data?}`.
 value event_to_json(const event& ev);
@@ -11,4 +11,4 @@ value event_to_json(const event& ev);
 /// an object, `ev` then unspecified.
 bool event_from_json(const value& v, event& ev);
 
-}  // namespace xsn::detail
+}  // namespace xsn::inline v0::detail

@@ -11,7 +11,7 @@
 #include <stdexcept>
 #include <utility>
 
-namespace xsn {
+namespace xsn::inline v0 {
 namespace {
 
 constexpr std::array<std::string_view, 6> component_names = {"xsn.bus", "xsn.store", "xsn.breaker",
@@ -171,4 +171,4 @@ std::string field(std::string_view value) {
 }
 
 }  // namespace detail
-}  // namespace xsn
+}  // namespace xsn::inline v0

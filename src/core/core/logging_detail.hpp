@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-namespace xsn::detail {
+namespace xsn::inline v0::detail {
 
 /// The logger a component constructed now logs through: the one registered under `name` in
 /// spdlog's registry, else a shared silent logger (level `off`, so every `should_log` is false).
@@ -18,4 +18,4 @@ std::shared_ptr<spdlog::logger> component_logger(std::string_view name);
 /// characters other than space, `"` and `=`; otherwise a JSON string.
 std::string field(std::string_view value);
 
-}  // namespace xsn::detail
+}  // namespace xsn::inline v0::detail

@@ -4,7 +4,7 @@
 
 #include "datamodel/ecmascript_check.hpp"
 
-namespace xsn {
+namespace xsn::inline v0 {
 
 datamodel_host::~datamodel_host() = default;
 datamodel::~datamodel() = default;
@@ -21,4 +21,4 @@ std::unique_ptr<datamodel> make_datamodel(std::string_view name, script_limits l
   return nullptr;
 }
 
-}  // namespace xsn
+}  // namespace xsn::inline v0

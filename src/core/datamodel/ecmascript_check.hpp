@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-namespace xsn::detail {
+namespace xsn::inline v0::detail {
 
 /// How the ECMAScript datamodel compiles an expression before running it.
 enum class script_kind : char {
@@ -24,4 +24,4 @@ using syntax_checker = std::function<std::optional<std::string>(script_kind kind
 /// compiling too); empty when xsn is built without ECMAScript.
 syntax_checker make_ecmascript_syntax_checker(script_limits limits = {});
 
-}  // namespace xsn::detail
+}  // namespace xsn::inline v0::detail

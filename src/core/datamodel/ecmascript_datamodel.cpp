@@ -35,7 +35,7 @@
 #include <utility>
 #include <vector>
 
-namespace xsn {
+namespace xsn::inline v0 {
 namespace {
 
 using script_clock = std::chrono::steady_clock;
@@ -86,7 +86,7 @@ inline std::uintptr_t stack_position() noexcept {
 }
 
 }  // namespace
-}  // namespace xsn
+}  // namespace xsn::inline v0
 
 /// Duktape's exec-timeout hook: true once the running evaluation is past its deadline. Duktape
 /// keeps calling it (and rethrowing) until the error has left every script catch block.
@@ -113,7 +113,7 @@ extern "C" duk_bool_t xsn_duk_native_stack_check(void) {
   return 1;
 }
 
-namespace xsn {
+namespace xsn::inline v0 {
 namespace {
 
 /// Thrown by the fatal handler; means "this heap can no longer be trusted".
@@ -1410,4 +1410,4 @@ detail::syntax_checker detail::make_ecmascript_syntax_checker(script_limits limi
   };
 }
 
-}  // namespace xsn
+}  // namespace xsn::inline v0

@@ -2,7 +2,7 @@
 
 #include <cctype>
 
-namespace xsn {
+namespace xsn::inline v0 {
 
 bool detail::parse_in_predicate(std::string_view s, std::string_view& id) {
   auto trim = [](std::string_view v) {
@@ -65,4 +65,4 @@ std::unique_ptr<datamodel> make_null_datamodel() { return std::make_unique<null_
 
 bool detail::is_null_datamodel(const datamodel& dm) noexcept { return dynamic_cast<const null_datamodel*>(&dm) != nullptr; }
 
-}  // namespace xsn
+}  // namespace xsn::inline v0

@@ -11,7 +11,7 @@
 #include <optional>
 #include <stdexcept>
 
-namespace xsn {
+namespace xsn::inline v0 {
 
 action_scope::~action_scope() = default;
 context_holder::~context_holder() = default;
@@ -293,9 +293,9 @@ context_holder* xstate_typed_context(datamodel& dm) noexcept {
   return x ? x->typed() : nullptr;
 }
 
-}  // namespace xsn
+}  // namespace xsn::inline v0
 
-namespace xsn::detail {
+namespace xsn::inline v0::detail {
 
 const bound_implementations* xstate_bound(datamodel& dm) noexcept {
   auto* x = dynamic_cast<xstate_dm*>(&dm);
@@ -306,4 +306,4 @@ void xstate_set_input(datamodel& dm, value input, context_from_input_fn context)
   if (auto* x = dynamic_cast<xstate_dm*>(&dm)) x->set_input(std::move(input), std::move(context));
 }
 
-}  // namespace xsn::detail
+}  // namespace xsn::inline v0::detail

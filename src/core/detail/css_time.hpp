@@ -3,10 +3,10 @@
 #include <chrono>
 #include <string_view>
 
-namespace xsn::detail {
+namespace xsn::inline v0::detail {
 
 /// Parses a CSS2 time value (`500ms`, `1.5s`, `.5s`, surrounding spaces allowed); false when
 /// malformed, negative or absurdly large.
 bool parse_css_time(std::string_view s, std::chrono::milliseconds& out);
 
-}  // namespace xsn::detail
+}  // namespace xsn::inline v0::detail

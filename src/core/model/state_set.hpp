@@ -12,7 +12,7 @@
 #include <cstdint>
 #include <vector>
 
-namespace xsn::detail {
+namespace xsn::inline v0::detail {
 
 class state_set {
  public:
@@ -160,4 +160,4 @@ class state_set {
   std::vector<std::uint64_t> summary_;  // bit k of summary_[j]: words_[j * 64 + k] is not empty
 };
 
-}  // namespace xsn::detail
+}  // namespace xsn::inline v0::detail

@@ -4,7 +4,7 @@
 
 #include <algorithm>
 
-namespace xsn {
+namespace xsn::inline v0 {
 
 bool descriptor_matches(std::string_view desc, std::string_view name) noexcept {
   if (desc == "*") return true;
@@ -375,4 +375,4 @@ void statechart::build_event_index() {
   for_each_entry([&](std::uint32_t key, state_index s, transition_index ti) { event_index[next[key]++] = {s, ti}; });
 }
 
-}  // namespace xsn
+}  // namespace xsn::inline v0

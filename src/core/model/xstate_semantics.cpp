@@ -5,7 +5,7 @@
 
 #include <algorithm>
 
-namespace xsn::detail {
+namespace xsn::inline v0::detail {
 
 bool xstate_descriptor_matches(std::string_view desc, std::string_view name) noexcept {
   if (desc == name || desc == "*") return true;
@@ -164,4 +164,4 @@ void xstate_finalize_transitions(statechart& c) {
   }
 }
 
-}  // namespace xsn::detail
+}  // namespace xsn::inline v0::detail

@@ -10,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-namespace xsn::detail {
+namespace xsn::inline v0::detail {
 
 /// XState's matchesEventDescriptor: exact, `*`, or `x.*` (matching `x` and `x.anything`).
 bool xstate_descriptor_matches(std::string_view desc, std::string_view name) noexcept;
@@ -35,4 +35,4 @@ void xstate_entry_set(const statechart& c, const transition_node& t, state_index
 /// Sets `domain`, `static_entry` and `entry` of every transition of an XState chart.
 void xstate_finalize_transitions(statechart& c);
 
-}  // namespace xsn::detail
+}  // namespace xsn::inline v0::detail

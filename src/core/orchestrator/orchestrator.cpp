@@ -40,7 +40,7 @@
 #include <unordered_set>
 #include <variant>
 
-namespace xsn {
+namespace xsn::inline v0 {
 
 namespace {
 
@@ -1348,4 +1348,4 @@ orchestrator_health orchestrator::health() const {
 
 boost::asio::any_io_executor orchestrator::get_executor() const noexcept { return impl_->strand; }
 
-}  // namespace xsn
+}  // namespace xsn::inline v0

@@ -16,7 +16,7 @@
 #include <tuple>
 #include <unordered_set>
 
-namespace xsn {
+namespace xsn::inline v0 {
 namespace {
 
 using detail::script_kind;
@@ -366,4 +366,4 @@ check_result check_document(const std::filesystem::path& path) {
   return check_scxml(text, path.string(), path.parent_path());
 }
 
-}  // namespace xsn
+}  // namespace xsn::inline v0

@@ -11,7 +11,7 @@
 #include <tuple>
 #include <vector>
 
-namespace xsn::detail {
+namespace xsn::inline v0::detail {
 
 /// Errors a parser collects at most; the report keeps the first `max_parse_errors` of them in
 /// document order, but a parser must not grow without bound on a document made of mistakes.
@@ -80,4 +80,4 @@ parse_result load_file(const std::filesystem::path& path, Parse&& parse) {
   return parse(text);
 }
 
-}  // namespace xsn::detail
+}  // namespace xsn::inline v0::detail

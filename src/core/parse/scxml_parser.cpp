@@ -19,7 +19,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
-namespace xsn {
+namespace xsn::inline v0 {
 
 std::string diagnostic::to_string() const {
   return file + ":" + std::to_string(loc.line) + ":" + std::to_string(loc.column) + ": " +
@@ -1192,4 +1192,4 @@ parse_result load_document(const std::filesystem::path& path) {
   return load_scxml(path);
 }
 
-}  // namespace xsn
+}  // namespace xsn::inline v0

@@ -12,7 +12,7 @@
 #include <charconv>
 #include <unordered_map>
 
-namespace xsn {
+namespace xsn::inline v0 {
 
 namespace {
 
@@ -1301,4 +1301,4 @@ value detail::state_value_at(const statechart& c, state_index s, const void* ctx
   return boost::json::object{};
 }
 
-}  // namespace xsn
+}  // namespace xsn::inline v0

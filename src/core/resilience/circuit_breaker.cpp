@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-namespace xsn {
+namespace xsn::inline v0 {
 namespace detail {
 
 /// The listeners of one breaker; shared with the subscriptions, which may outlive the breaker.
@@ -320,4 +320,4 @@ breaker_health simple_circuit_breaker::do_health() const {
   return {state(lk), failures_, last_transition(lk)};
 }
 
-}  // namespace xsn
+}  // namespace xsn::inline v0

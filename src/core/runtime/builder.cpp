@@ -17,7 +17,7 @@
 #include <set>
 #include <string>
 
-namespace xsn {
+namespace xsn::inline v0 {
 
 namespace {
 
@@ -344,4 +344,4 @@ result<built_machine> detail::build_machine(const std::string& machine_id, const
   return built_machine{parsed.chart, *bound, std::move(config)};
 }
 
-}  // namespace xsn
+}  // namespace xsn::inline v0

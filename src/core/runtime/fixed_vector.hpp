@@ -5,7 +5,7 @@
 #include <memory>
 #include <utility>
 
-namespace xsn::detail {
+namespace xsn::inline v0::detail {
 
 /// Contiguous storage for at most `capacity` trivially copyable values (hot-path scratch lists).
 template <class T>
@@ -50,4 +50,4 @@ class fixed_vector {
   std::size_t cap_ = 0;
 };
 
-}  // namespace xsn::detail
+}  // namespace xsn::inline v0::detail

@@ -4,7 +4,7 @@
 #include <memory>
 #include <utility>
 
-namespace xsn::detail {
+namespace xsn::inline v0::detail {
 
 /// FIFO of movable values. Allocates nothing until the first push and frees its storage on
 /// `clear` (an idle session costs no queue memory); grows by doubling. The caller enforces the
@@ -84,4 +84,4 @@ class ring_queue {
   std::size_t cap_ = 0, head_ = 0, size_ = 0;
 };
 
-}  // namespace xsn::detail
+}  // namespace xsn::inline v0::detail

@@ -4,7 +4,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/json/parse.hpp>
 
-namespace xsn {
+namespace xsn::inline v0 {
 
 session::session(std::shared_ptr<const statechart> chart, boost::asio::any_io_executor ex, xsn::clock& clk,
                  session_options opts)
@@ -121,4 +121,4 @@ std::vector<std::string> session::active_atomic_states() const {
   return out;
 }
 
-}  // namespace xsn
+}  // namespace xsn::inline v0

@@ -6,7 +6,7 @@
 
 #include <algorithm>
 
-namespace xsn::detail {
+namespace xsn::inline v0::detail {
 
 void post_completion(const boost::asio::any_io_executor& ex, macrostep_handler h, std::error_code ec,
                      std::vector<std::string> states) {
@@ -57,9 +57,9 @@ void macrostep_waiters::removed(const boost::asio::any_io_executor& ex, const st
   waiting_.swap(kept);
 }
 
-}  // namespace xsn::detail
+}  // namespace xsn::inline v0::detail
 
-namespace xsn {
+namespace xsn::inline v0 {
 
 void session::impl::async_send(event ev, detail::macrostep_handler h) {
   if (!mode_.running) return detail::post_completion(ex_, std::move(h), errc::not_running);
@@ -67,4 +67,4 @@ void session::impl::async_send(event ev, detail::macrostep_handler h) {
   ext().waiters.add(external_.size(), std::move(h));
 }
 
-}  // namespace xsn
+}  // namespace xsn::inline v0

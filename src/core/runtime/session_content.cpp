@@ -5,7 +5,7 @@
 
 #include <boost/json/serialize.hpp>
 
-namespace xsn {
+namespace xsn::inline v0 {
 
 bool session::impl::is_scxml_type(std::string_view t) {
   return t.empty() || t == scxml_processor || t == "scxml" || t == "http://www.w3.org/TR/scxml/" ||
@@ -390,4 +390,4 @@ std::string session::impl::action_site() const {
   return {};
 }
 
-}  // namespace xsn
+}  // namespace xsn::inline v0

@@ -5,7 +5,7 @@
 #include "core/logging_detail.hpp"
 #include "session_impl.hpp"
 
-namespace xsn {
+namespace xsn::inline v0 {
 
 std::string_view to_string(diagnostic_kind k) noexcept {
   switch (k) {
@@ -144,4 +144,4 @@ state_index session::impl::state_of(const action* a) const {
   return npos;
 }
 
-}  // namespace xsn
+}  // namespace xsn::inline v0

@@ -17,14 +17,14 @@
 #include <system_error>
 #include <vector>
 
-namespace xsn {
+namespace xsn::inline v0 {
 struct action;
 }
 namespace spdlog {
 class logger;
 }
 
-namespace xsn::detail {
+namespace xsn::inline v0::detail {
 
 /// The handler `session::async_send` waits with.
 using macrostep_handler = boost::asio::any_completion_handler<void(std::error_code, std::vector<std::string>)>;
@@ -98,4 +98,4 @@ void log_diagnostic(spdlog::logger& log, const runtime_diagnostic& d, std::strin
 /// out), for a record whose first word is `to_string(d.kind)`.
 std::string diagnostic_fields(const runtime_diagnostic& d);
 
-}  // namespace xsn::detail
+}  // namespace xsn::inline v0::detail

@@ -34,7 +34,7 @@
 #include <variant>
 #include <vector>
 
-namespace xsn {
+namespace xsn::inline v0 {
 
 struct session::impl final : datamodel_host, detail::actor_host {
   /// Sessions of one tree (a root and its invoked children), by id, for `#_scxml_<id>` targets.
@@ -438,4 +438,4 @@ struct session::impl final : datamodel_host, detail::actor_host {
   }
 };
 
-}  // namespace xsn
+}  // namespace xsn::inline v0

@@ -5,7 +5,7 @@
 #include <xsn/runtime/inspection.hpp>
 #include <xsn/runtime/session.hpp>
 
-namespace xsn {
+namespace xsn::inline v0 {
 
 std::string_view inspection_type_name(inspection_kind k) noexcept {
   switch (k) {
@@ -242,4 +242,4 @@ void session::impl::after_macrostep(const event& ev) {
     cold_->ext_->waiters.complete_processed(ex_, [&] { return self_.active_atomic_states(); });
 }
 
-}  // namespace xsn
+}  // namespace xsn::inline v0

@@ -1,7 +1,7 @@
 // `session::impl`: `<invoke>`d child sessions and XState actors.
 #include "session_impl.hpp"
 
-namespace xsn {
+namespace xsn::inline v0 {
 
 void session::impl::start_invokes() {
   cold().to_invoke_.for_each([&](state_index s) {
@@ -297,4 +297,4 @@ void session::impl::actor_from_child(const std::string& id, event ev, bool) {
   enqueue_external(std::move(ev));  // dropped when the session has ended or its queue is full
 }
 
-}  // namespace xsn
+}  // namespace xsn::inline v0

@@ -6,7 +6,7 @@
 
 #include <atomic>
 
-namespace xsn {
+namespace xsn::inline v0 {
 
 namespace {
 
@@ -202,4 +202,4 @@ void session::impl::shutdown_resources() {
   if (cold_->registry_) cold_->registry_->sessions.erase(id_);
 }
 
-}  // namespace xsn
+}  // namespace xsn::inline v0

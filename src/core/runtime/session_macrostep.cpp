@@ -4,7 +4,7 @@
 // one translation unit, so that the compiler inlines across it (the perf gate counts the cost).
 #include "session_impl.hpp"
 
-namespace xsn {
+namespace xsn::inline v0 {
 
 // The entry of an event. Behind a queue the event waits its turn (out of line in
 // session_lifecycle.cpp: inlined here, the copy into the queue made the direct path save four more
@@ -709,4 +709,4 @@ void session::impl::xstate_final_entered(state_index s) {
   if (marker == 0 || marker == npos) mode_.running = false;
 }
 
-}  // namespace xsn
+}  // namespace xsn::inline v0

@@ -3,7 +3,7 @@
 
 #include <algorithm>
 
-namespace xsn {
+namespace xsn::inline v0 {
 
 namespace {
 
@@ -561,4 +561,4 @@ void session::impl::resume_timers_and_queue(snapshot_in& in) {
   if (!external_.empty() || !internal_.empty()) post_drain();
 }
 
-}  // namespace xsn
+}  // namespace xsn::inline v0

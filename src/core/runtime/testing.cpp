@@ -4,7 +4,7 @@
 #include <string>
 #include <utility>
 
-namespace xsn::testing {
+namespace xsn::inline v0::testing {
 
 driver::driver() : own_(std::make_unique<boost::asio::io_context>()), io_(own_.get()) {}
 
@@ -73,4 +73,4 @@ std::error_code driver::send(session& s, event ev) {
   return ec;
 }
 
-}  // namespace xsn::testing
+}  // namespace xsn::inline v0::testing

@@ -10,7 +10,7 @@
 #include <optional>
 #include <stdexcept>
 
-namespace xsn {
+namespace xsn::inline v0 {
 
 // ---- bindings ----
 
@@ -243,9 +243,9 @@ void promise_handle::settle(bool ok, value v) const {
   });
 }
 
-}  // namespace xsn
+}  // namespace xsn::inline v0
 
-namespace xsn {
+namespace xsn::inline v0 {
 
 // Scopes without actors (the defaults) refuse actor operations; the `xstate` datamodel overrides them.
 void action_scope::send_to(const std::string&, event) { throw std::runtime_error("send_to: no actors here"); }
@@ -253,4 +253,4 @@ void action_scope::send_parent(event) { throw std::runtime_error("send_parent: n
 std::string action_scope::spawn(const std::string&, spawn_options) { throw std::runtime_error("spawn: no actors here"); }
 void action_scope::stop_child(const std::string&) { throw std::runtime_error("stop_child: no actors here"); }
 
-}  // namespace xsn
+}  // namespace xsn::inline v0

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-namespace xsn::detail {
+namespace xsn::inline v0::detail {
 
 /// What actors need from the session that owns them (all on the session's executor).
 struct actor_host {
@@ -90,4 +90,4 @@ void bind_actors(const xstate_program& p, const implementations& impl, bound_imp
 /// The bound actor provided as `name` (chart slots first, then the others), or null.
 std::shared_ptr<const bound_actor> find_bound_actor(const bound_implementations& b, std::string_view name);
 
-}  // namespace xsn::detail
+}  // namespace xsn::inline v0::detail

@@ -15,7 +15,7 @@
 #include <utility>
 #include <vector>
 
-namespace xsn {
+namespace xsn::inline v0 {
 
 namespace {
 
@@ -401,4 +401,4 @@ store_health memory_state_store::do_health() const {
           impl_->opts.max_bytes};
 }
 
-}  // namespace xsn
+}  // namespace xsn::inline v0

@@ -10,7 +10,7 @@
 #include <memory>
 #include <system_error>
 
-namespace xsn {
+namespace xsn::inline v0 {
 
 watch_handle::subscription::~subscription() = default;
 
@@ -115,4 +115,4 @@ void state_store::do_write_batch(std::vector<batch_write> writes, batch_handler 
   }
 }
 
-}  // namespace xsn
+}  // namespace xsn::inline v0

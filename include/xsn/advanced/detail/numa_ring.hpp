@@ -6,7 +6,7 @@
 
 #include <cstddef>
 
-namespace xsn::advanced::detail {
+namespace xsn::inline v0::advanced::detail {
 
 /// The unit of false sharing. `std::hardware_destructive_interference_size` is not used: g++ warns
 /// that its value varies with `-mtune`, which would make it part of the ABI. 64 bytes is the line
@@ -53,4 +53,4 @@ class numa_ring : public xsn::detail::mpmc_ring<T, node_memory> {
   int node_;
 };
 
-}  // namespace xsn::advanced::detail
+}  // namespace xsn::inline v0::advanced::detail

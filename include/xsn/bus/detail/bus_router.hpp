@@ -26,7 +26,7 @@
 #include <utility>
 #include <vector>
 
-namespace xsn::detail {
+namespace xsn::inline v0::detail {
 
 /// Why a subscription stopped.
 enum class close_reason : int { open = 0, unsubscribed, shutdown };
@@ -471,4 +471,4 @@ class bus_router {
   std::unordered_map<std::uint64_t, pending_request> requests_;
 };
 
-}  // namespace xsn::detail
+}  // namespace xsn::inline v0::detail

@@ -14,7 +14,7 @@
 #  include <immintrin.h>
 #endif
 
-namespace xsn::detail {
+namespace xsn::inline v0::detail {
 
 /// Spins with growing pauses, then yields: for the short windows in which another thread holds
 /// a slot it has claimed but not yet published.
@@ -331,4 +331,4 @@ class mpmc_ring {
   slot* slots_ = nullptr;
 };
 
-}  // namespace xsn::detail
+}  // namespace xsn::inline v0::detail

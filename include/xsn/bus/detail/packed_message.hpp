@@ -8,7 +8,7 @@
 #include <string>
 #include <utility>
 
-namespace xsn::detail {
+namespace xsn::inline v0::detail {
 
 /**
  * A `bus_message` as a subscription's ring holds it. What every message uses (address, name,
@@ -108,4 +108,4 @@ class packed_message {
   rare_string rare_[rare_count];
 };
 
-}  // namespace xsn::detail
+}  // namespace xsn::inline v0::detail

@@ -12,7 +12,7 @@
 #include <thread>
 #include <vector>
 
-namespace xsn::detail {
+namespace xsn::inline v0::detail {
 
 /// One watch. `active` is guarded by `delivery_hub::mutex`.
 struct watch_record {
@@ -86,4 +86,4 @@ class store_watch final : public watch_handle::subscription {
   std::shared_ptr<watch_record> rec_;
 };
 
-}  // namespace xsn::detail
+}  // namespace xsn::inline v0::detail

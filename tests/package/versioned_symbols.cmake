@@ -1,0 +1,37 @@
+# The `package.versioned_symbols` test: every external symbol a library defines in namespace `xsn`
+# is in the inline namespace `xsn::v0`, so two versions of xsn in one program fail to link instead
+# of mixing their classes. Reads `nm -C` of the static libraries given.
+#   cmake -DNM=<nm> -DLIBS=<lib>;<lib> -P versioned_symbols.cmake
+foreach(lib IN LISTS LIBS)
+  execute_process(COMMAND ${NM} -C --defined-only ${lib} OUTPUT_VARIABLE out RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "${NM} failed on ${lib}")
+  endif()
+  string(REPLACE "\n" ";" lines "${out}")
+  set(versioned 0)
+  set(unversioned "")
+  foreach(line IN LISTS lines)
+    # `address type name`; upper-case types are external (local `t`, `d`, `b`... cannot clash).
+    if(NOT line MATCHES "^[0-9a-f]* [A-Z] (.*)$")
+      continue()
+    endif()
+    set(name "${CMAKE_MATCH_1}")
+    # The symbol's own name: what precedes its parameter list or template arguments.
+    string(REGEX REPLACE "[(<].*$" "" head "${name}")
+    string(REGEX REPLACE "^(typeinfo name for |typeinfo for |vtable for |VTT for |guard variable for |non-virtual thunk to |virtual thunk to )" "" head "${head}")
+    if(head MATCHES "^xsn::v0::")
+      math(EXPR versioned "${versioned} + 1")
+    elseif(head MATCHES "^xsn::")
+      list(APPEND unversioned "${name}")
+    endif()
+  endforeach()
+  if(unversioned)
+    list(LENGTH unversioned n)
+    list(JOIN unversioned "\n  " shown)
+    message(FATAL_ERROR "${lib}: ${n} symbols in namespace xsn outside xsn::v0:\n  ${shown}")
+  endif()
+  if(versioned EQUAL 0)
+    message(FATAL_ERROR "${lib}: no symbol in xsn::v0 (is the inline namespace gone?)")
+  endif()
+  message(STATUS "${lib}: ${versioned} external symbols, all in xsn::v0")
+endforeach()
