@@ -77,7 +77,10 @@ set_target_properties(xsn_duktape PROPERTIES POSITION_INDEPENDENT_CODE ON C_STAN
 target_include_directories(xsn_duktape PRIVATE ${XSN_DUKTAPE_INCLUDE_DIR})
 # Third-party code: no warnings of ours. -fexceptions gives the C frames unwind tables, so the
 # C++ exception thrown by the datamodel's fatal handler can unwind through Duktape to our catch
-# instead of Duktape calling abort().
+# instead of Duktape calling abort(). -fno-sanitize=undefined: in a sanitizer build Duktape keeps
+# AddressSanitizer but not UndefinedBehaviorSanitizer, whose checks of a third-party interpreter's
+# internals are not ours to act on (and were 40 % of its compile time under the asan preset:
+# 23.5 s of CPU with, 14.1 s without); a no-op in other builds.
 target_compile_options(xsn_duktape PRIVATE
-  $<$<C_COMPILER_ID:GNU,Clang,AppleClang>:-w -fexceptions>
+  $<$<C_COMPILER_ID:GNU,Clang,AppleClang>:-w -fexceptions -fno-sanitize=undefined>
   $<$<C_COMPILER_ID:MSVC>:/w>)
