@@ -43,8 +43,10 @@ packages=(
   nodejs npm  # npm fetches the W3C SCXML test suite
   valgrind  # callgrind counts instructions for the performance gate (scripts/perf_gate.sh)
 )
-if [[ $cmd == test ]]; then
-  packages+=(pmccabe)  # the complexity gate, ctest quality.complexity (scripts/quality.sh --check)
+# The complexity gate, ctest quality.complexity (scripts/quality.sh --check), is registered when
+# configuring finds pmccabe: `build` configures the test tree too, so it installs it as well.
+if [[ $cmd == test || $cmd == build ]]; then
+  packages+=(pmccabe)
 fi
 
 installed() {

@@ -1,4 +1,6 @@
 // Part of xsn_advanced: the sliding-window circuit breaker and its sharing through a state store.
+#include <xsn/advanced/bucketed_circuit_breaker.hpp>
+
 #include <spdlog/sinks/null_sink.h>
 #include <spdlog/spdlog.h>
 
@@ -14,7 +16,6 @@
 #include <random>
 #include <stdexcept>
 #include <utility>
-#include <xsn/advanced/bucketed_circuit_breaker.hpp>
 
 namespace xsn::inline v0::advanced {
 
