@@ -4,6 +4,7 @@
 #include <boost/json/stream_parser.hpp>
 #include <boost/json/value.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -40,46 +41,57 @@ class scanner {
     jnode n;
     n.at = i_;
     const char c = s_[i_];
-    if (c == '{') {
-      n.v = boost::json::object();
-      ++i_;
-      ws();
-      if (s_[i_] == '}') return ++i_, n;
-      for (;;) {
-        ws();
-        jmember m;
-        m.key_at = i_;
-        m.key = boost::json::parse(string_token()).as_string();
-        ws();
-        ++i_;  // ':'
-        m.value = value();
-        n.members.push_back(std::move(m));
-        ws();
-        if (s_[i_++] == '}') return n;  // else ','
-      }
-    }
-    if (c == '[') {
-      n.v = boost::json::array();
-      ++i_;
-      ws();
-      if (s_[i_] == ']') return ++i_, n;
-      for (;;) {
-        n.items.push_back(value());
-        ws();
-        if (s_[i_++] == ']') return n;  // else ','
-      }
-    }
-    if (c == '"') {
-      n.v = boost::json::parse(string_token());
-      return n;
-    }
-    const auto start = i_;
-    while (i_ < s_.size() && !space(s_[i_]) && s_[i_] != ',' && s_[i_] != ']' && s_[i_] != '}') ++i_;
-    n.v = boost::json::parse(s_.substr(start, i_ - start));
+    if (c == '{') object(n);
+    else if (c == '[') array(n);
+    else if (c == '"') n.v = boost::json::parse(string_token());
+    else n.v = boost::json::parse(bare_token());
     return n;
   }
 
  private:
+  // The members of an object, from its '{' to past its '}'.
+  void object(jnode& n) {
+    n.v = boost::json::object();
+    ++i_;
+    ws();
+    if (s_[i_] == '}') {
+      ++i_;
+      return;
+    }
+    for (;;) {
+      ws();
+      jmember m;
+      m.key_at = i_;
+      m.key = boost::json::parse(string_token()).as_string();
+      ws();
+      ++i_;  // ':'
+      m.value = value();
+      n.members.push_back(std::move(m));
+      ws();
+      if (s_[i_++] == '}') return;  // else ','
+    }
+  }
+  // The items of an array, from its '[' to past its ']'.
+  void array(jnode& n) {
+    n.v = boost::json::array();
+    ++i_;
+    ws();
+    if (s_[i_] == ']') {
+      ++i_;
+      return;
+    }
+    for (;;) {
+      n.items.push_back(value());
+      ws();
+      if (s_[i_++] == ']') return;  // else ','
+    }
+  }
+  // A number, true, false or null: up to the next space, ',', ']' or '}'.
+  std::string_view bare_token() {
+    const auto start = i_;
+    while (i_ < s_.size() && !space(s_[i_]) && s_[i_] != ',' && s_[i_] != ']' && s_[i_] != '}') ++i_;
+    return s_.substr(start, i_ - start);
+  }
   static bool space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
   void ws() {
     while (i_ < s_.size() && space(s_[i_])) ++i_;
@@ -149,35 +161,52 @@ void no_duplicates(const jnode& obj) {
         throw config_error{obj.members[i].key_at, "duplicate key " + in_quotes(obj.members[i].key)};
 }
 
+// Rejects m when a key of the other way to name the server came before it.
+void exclusive(const jmember& m, const jmember* other) {
+  if (other)
+    throw config_error{m.key_at, in_quotes(m.key) + " and " + in_quotes(other->key) +
+                                     " exclude each other (a single server, or a cluster)"};
+}
+
+// "host" or "port" of a single server.
+void read_single(const jmember& m, serve_config& c) {
+  if (m.key == "host") c.redis_host = string_of(m.value, "host", true);
+  else c.redis_port = static_cast<std::uint16_t>(integer_of(m.value, "port", 1, 65535));
+}
+
+void read_cluster(const jmember& m, serve_config& c) {
+  if (!m.value.v.is_array() || m.value.items.empty())
+    throw config_error{m.value.at, "\"cluster\" must be a non-empty array of \"host:port\" strings"};
+  for (const auto& item : m.value.items) c.cluster.push_back(address_of(item, "cluster"));
+}
+
+// "username", "password" or "prefix" (strings, may be empty); false for another key.
+bool read_redis_string(const jmember& m, serve_config& c) {
+  static constexpr std::pair<std::string_view, std::string serve_config::*> fields[] = {
+      {"username", &serve_config::username}, {"password", &serve_config::password}, {"prefix", &serve_config::prefix}};
+  for (const auto& [key, field] : fields) {
+    if (m.key != key) continue;
+    c.*field = string_of(m.value, key, false);
+    return true;
+  }
+  return false;
+}
+
 void read_redis(const jnode& obj, serve_config& c) {
   expect_object(obj, "redis");
   no_duplicates(obj);
   const jmember* single = nullptr;  // the first of host/port
   const jmember* cluster = nullptr;
   for (const auto& m : obj.members) {
-    const auto conflict = [&](const jmember* other) {
-      if (other)
-        throw config_error{m.key_at, in_quotes(m.key) + " and " + in_quotes(other->key) +
-                                         " exclude each other (a single server, or a cluster)"};
-    };
     if (m.key == "host" || m.key == "port") {
-      conflict(cluster);
+      exclusive(m, cluster);
       if (!single) single = &m;
-      if (m.key == "host") c.redis_host = string_of(m.value, "host", true);
-      else c.redis_port = static_cast<std::uint16_t>(integer_of(m.value, "port", 1, 65535));
+      read_single(m, c);
     } else if (m.key == "cluster") {
-      conflict(single);
+      exclusive(m, single);
       cluster = &m;
-      if (!m.value.v.is_array() || m.value.items.empty())
-        throw config_error{m.value.at, "\"cluster\" must be a non-empty array of \"host:port\" strings"};
-      for (const auto& item : m.value.items) c.cluster.push_back(address_of(item, "cluster"));
-    } else if (m.key == "username") {
-      c.username = string_of(m.value, "username", false);
-    } else if (m.key == "password") {
-      c.password = string_of(m.value, "password", false);
-    } else if (m.key == "prefix") {
-      c.prefix = string_of(m.value, "prefix", false);
-    } else {
+      read_cluster(m, c);
+    } else if (!read_redis_string(m, c)) {
       unknown_key(m, " in \"redis\"", "host, port, cluster, username, password or prefix");
     }
   }
@@ -190,6 +219,14 @@ void read_http(const jnode& obj, serve_config& c) {
     if (m.key != "listen") unknown_key(m, " in \"http\"", "listen");
     std::tie(c.http_host, c.http_port) = address_of(m.value, "listen");
   }
+}
+
+// "documents", absolute; a relative folder is relative to the configuration file's.
+std::string documents_dir(const jnode& n, const std::string& path) {
+  namespace fs = std::filesystem;
+  const fs::path dir = string_of(n, "documents", true);
+  const fs::path base = fs::path(path).parent_path();
+  return fs::absolute(dir.is_absolute() ? dir : base / dir).lexically_normal().string();
 }
 
 serve_config read_config(const jnode& root, const std::string& path) {
@@ -205,10 +242,7 @@ serve_config read_config(const jnode& root, const std::string& path) {
     } else if (m.key == "lease_ms") {
       c.lease = std::chrono::milliseconds(integer_of(m.value, "lease_ms", 300, 600000));
     } else if (m.key == "documents") {
-      namespace fs = std::filesystem;
-      const fs::path dir = string_of(m.value, "documents", true);
-      const fs::path base = fs::path(path).parent_path();
-      c.documents = fs::absolute(dir.is_absolute() ? dir : base / dir).lexically_normal().string();
+      c.documents = documents_dir(m.value, path);
       documents = true;
     } else if (m.key == "http") {
       read_http(m.value, c);
@@ -218,6 +252,67 @@ serve_config read_config(const jnode& root, const std::string& path) {
   }
   if (!documents) throw config_error{root.at, "missing \"documents\" (the folder of the statechart documents)"};
   return c;
+}
+
+// "[IPv6]:PORT" into host and port; false (with the error) when malformed.
+bool split_bracketed(std::string_view text, std::string_view& host, std::string_view& port, std::string& error) {
+  const auto close = text.find(']');
+  if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+    error = "expected [IPv6]:PORT, got '" + std::string(text) + "'";
+    return false;
+  }
+  const auto inside = text.substr(1, close - 1);
+  if (inside.find(':') == std::string_view::npos) {
+    const std::string h(inside);  // in steps: "'" + std::string(inside) trips GCC 12's -Wrestrict
+    error = "'" + h + "' in brackets is not an IPv6 address";
+    return false;
+  }
+  host = inside;
+  port = text.substr(close + 2);
+  return true;
+}
+
+// "HOST:PORT" (no brackets) into host and port; false (with the error) when malformed.
+bool split_plain(std::string_view text, std::string_view& host, std::string_view& port, std::string& error) {
+  const auto colon = text.rfind(':');
+  if (colon == std::string_view::npos) {
+    error = "expected HOST:PORT, got '" + std::string(text) + "'";
+    return false;
+  }
+  host = text.substr(0, colon);
+  port = text.substr(colon + 1);
+  if (host.find(':') != std::string_view::npos) {
+    error = "an IPv6 address needs brackets: [" + std::string(host) + "]:" + std::string(port);
+    return false;
+  }
+  return true;
+}
+
+bool bad_host_char(char c) {
+  return static_cast<unsigned char>(c) <= ' ' || c == '/' || c == '[' || c == ']' || c == 0x7f;
+}
+
+bool valid_host(std::string_view text, std::string_view host, std::string& error) {
+  if (host.empty()) {
+    error = "no host in '" + std::string(text) + "'";
+    return false;
+  }
+  if (std::any_of(host.begin(), host.end(), bad_host_char)) {
+    error = "invalid host '" + std::string(host) + "'";
+    return false;
+  }
+  return true;
+}
+
+// A decimal port from 1 to 65535, nothing else (no sign, no trailing characters).
+bool parse_port(std::string_view port, unsigned& value, std::string& error) {
+  const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+  if (port.empty() || port.front() == '+' || ec != std::errc() || end != port.data() + port.size() || value < 1 ||
+      value > 65535) {
+    error = "the port must be a number from 1 to 65535, got '" + std::string(port) + "'";
+    return false;
+  }
+  return true;
 }
 
 }  // namespace
@@ -242,48 +337,10 @@ serve_config_result parse_serve_config(const std::string& path) {
 
 std::optional<std::pair<std::string, std::uint16_t>> parse_host_port(std::string_view text, std::string& error) {
   std::string_view host, port;
-  if (!text.empty() && text.front() == '[') {
-    const auto close = text.find(']');
-    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
-      error = "expected [IPv6]:PORT, got '" + std::string(text) + "'";
-      return std::nullopt;
-    }
-    host = text.substr(1, close - 1);
-    port = text.substr(close + 2);
-    if (host.find(':') == std::string_view::npos) {
-      error = "'" + std::string(host) + "' in brackets is not an IPv6 address";
-      return std::nullopt;
-    }
-  } else {
-    const auto colon = text.rfind(':');
-    if (colon == std::string_view::npos) {
-      error = "expected HOST:PORT, got '" + std::string(text) + "'";
-      return std::nullopt;
-    }
-    host = text.substr(0, colon);
-    port = text.substr(colon + 1);
-    if (host.find(':') != std::string_view::npos) {
-      error = "an IPv6 address needs brackets: [" + std::string(host) + "]:" + std::string(port);
-      return std::nullopt;
-    }
-  }
-  if (host.empty()) {
-    error = "no host in '" + std::string(text) + "'";
-    return std::nullopt;
-  }
-  for (char c : host) {
-    if (static_cast<unsigned char>(c) <= ' ' || c == '/' || c == '[' || c == ']' || c == 0x7f) {
-      error = "invalid host '" + std::string(host) + "'";
-      return std::nullopt;
-    }
-  }
+  const bool split = !text.empty() && text.front() == '[' ? split_bracketed(text, host, port, error)
+                                                          : split_plain(text, host, port, error);
   unsigned value = 0;
-  const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
-  if (port.empty() || port.front() == '+' || ec != std::errc() || end != port.data() + port.size() || value < 1 ||
-      value > 65535) {
-    error = "the port must be a number from 1 to 65535, got '" + std::string(port) + "'";
-    return std::nullopt;
-  }
+  if (!split || !valid_host(text, host, error) || !parse_port(port, value, error)) return std::nullopt;
   return std::pair{std::string(host), static_cast<std::uint16_t>(value)};
 }
 
