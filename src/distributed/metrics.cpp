@@ -9,14 +9,29 @@ namespace xsn::inline v0::distributed {
 
 namespace {
 
+// A character that may start a name: an ASCII letter, '_', and ':' in metric names.
+bool name_start(char c, bool colons) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || (colons && c == ':');
+}
+
 bool valid_name(const std::string& s, bool colons) {
-  if (s.empty()) return false;
-  for (std::size_t i = 0; i < s.size(); ++i) {
+  if (s.empty() || !name_start(s[0], colons)) return false;
+  for (std::size_t i = 1; i < s.size(); ++i) {
     const char c = s[i];
-    const bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || (colons && c == ':');
-    if (!alpha && !(i > 0 && c >= '0' && c <= '9')) return false;
+    if (!name_start(c, colons) && !(c >= '0' && c <= '9')) return false;
   }
   return true;
+}
+
+// Label names: valid, not reserved (`__` prefix, `le` of a histogram), each once.
+void check_labels(const std::string& name, const metric_labels& labels, bool is_histogram) {
+  for (std::size_t i = 0; i < labels.size(); ++i) {
+    const auto& key = labels[i].first;
+    if (!valid_name(key, false) || key.rfind("__", 0) == 0 || (is_histogram && key == "le"))
+      throw std::invalid_argument("metrics: invalid label name '" + key + "' for " + name);
+    for (std::size_t j = 0; j < i; ++j)
+      if (labels[j].first == key) throw std::invalid_argument("metrics: label '" + key + "' twice for " + name);
+  }
 }
 
 // A sample value: shortest round-trip decimal, `+Inf`, `-Inf`, `NaN`.
@@ -63,6 +78,26 @@ void append_labels(std::string& out, const metric_labels& labels, const char* le
   out += '}';
 }
 
+// The `_bucket` lines (cumulative, the last `+Inf`), `_sum` and `_count` of one histogram series.
+void append_histogram(std::string& out, const std::string& name, const metric_labels& labels, const histogram& h) {
+  const auto counts = h.cumulative();
+  const auto& bounds = h.bounds();
+  for (std::size_t i = 0; i < counts.size(); ++i) {
+    std::string le;
+    append_number(le, i < bounds.size() ? bounds[i] : INFINITY);
+    out += name + "_bucket";
+    append_labels(out, labels, le.c_str());
+    out += ' ' + std::to_string(counts[i]) + '\n';
+  }
+  out += name + "_sum";
+  append_labels(out, labels);
+  out += ' ';
+  append_number(out, h.sum());
+  out += '\n' + name + "_count";
+  append_labels(out, labels);
+  out += ' ' + std::to_string(counts.back()) + '\n';
+}
+
 }  // namespace
 
 histogram::histogram(std::vector<double> bounds)
@@ -91,13 +126,7 @@ std::vector<double> default_latency_buckets() {
 metrics_registry::series& metrics_registry::add(const std::string& name, const std::string& help, kind type,
                                                 metric_labels labels) {
   if (!valid_name(name, true)) throw std::invalid_argument("metrics: invalid metric name '" + name + "'");
-  for (std::size_t i = 0; i < labels.size(); ++i) {
-    const auto& key = labels[i].first;
-    if (!valid_name(key, false) || key.rfind("__", 0) == 0 || (type == kind::histogram && key == "le"))
-      throw std::invalid_argument("metrics: invalid label name '" + key + "' for " + name);
-    for (std::size_t j = 0; j < i; ++j)
-      if (labels[j].first == key) throw std::invalid_argument("metrics: label '" + key + "' twice for " + name);
-  }
+  check_labels(name, labels, type == kind::histogram);
   std::lock_guard lock(mutex_);
   auto fam = std::find_if(families_.begin(), families_.end(), [&](const family& f) { return f.name == name; });
   if (fam == families_.end()) {
@@ -150,22 +179,7 @@ std::string metrics_registry::render() const {
         out += '\n';
         continue;
       }
-      const auto counts = s.h->cumulative();
-      const auto& bounds = s.h->bounds();
-      for (std::size_t i = 0; i < counts.size(); ++i) {
-        std::string le;
-        append_number(le, i < bounds.size() ? bounds[i] : INFINITY);
-        out += f.name + "_bucket";
-        append_labels(out, s.labels, le.c_str());
-        out += ' ' + std::to_string(counts[i]) + '\n';
-      }
-      out += f.name + "_sum";
-      append_labels(out, s.labels);
-      out += ' ';
-      append_number(out, s.h->sum());
-      out += '\n' + f.name + "_count";
-      append_labels(out, s.labels);
-      out += ' ' + std::to_string(counts.back()) + '\n';
+      append_histogram(out, f.name, s.labels, *s.h);
     }
   }
   return out;
