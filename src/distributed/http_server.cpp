@@ -18,6 +18,7 @@
 #include <boost/json/serialize.hpp>
 #include <boost/json/stream_parser.hpp>
 
+#include <algorithm>
 #include <array>
 #include <exception>
 #include <mutex>
@@ -44,14 +45,15 @@ reply error_reply(unsigned status, std::string message) {
   return {status, json::object{{"error", std::move(message)}}};
 }
 
+// A character of an id: an ASCII letter or digit, or one of . _ : @ -
+bool id_char(char c) {
+  const bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+  return alnum || std::string_view("._:@-").find(c) != std::string_view::npos;
+}
+
 bool valid_id(std::string_view id, std::size_t max) {
   if (id.empty() || id.size() > max) return false;
-  for (char c : id) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-                    c == '_' || c == ':' || c == '@' || c == '-';
-    if (!ok) return false;
-  }
-  return true;
+  return std::all_of(id.begin(), id.end(), id_char);
 }
 
 bool valid_key(std::string_view key, std::size_t max) {
