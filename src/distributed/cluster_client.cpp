@@ -74,6 +74,35 @@ bool add_range(std::vector<slot_range>& out, std::optional<std::int64_t> first, 
   return true;
 }
 
+// The host of a CLUSTER SHARDS node: its endpoint, else its ip, else the host that was asked.
+std::string_view shard_node_host(const redisReply* node, std::string_view asked_host) {
+  auto host = str(field(node, "endpoint"));
+  if (!known_host(host)) host = str(field(node, "ip"));
+  if (!known_host(host)) host = asked_host;
+  return host;
+}
+
+// The "host:port" of a shard's primary, "" when it has none; nullopt when a node is malformed.
+std::optional<std::string> shard_primary(const redisReply* nodes, std::string_view asked_host) {
+  for (std::size_t n = 0; n < nodes->elements; ++n) {
+    const auto* node = nodes->element[n];
+    if (!is_array(node)) return std::nullopt;
+    if (str(field(node, "role")) != "master") continue;
+    auto port = to_int(field(node, "port"));
+    if (!port) port = to_int(field(node, "tls-port"));
+    if (!port) return std::nullopt;
+    return address_of(shard_node_host(node, asked_host), *port);
+  }
+  return std::string();
+}
+
+// The pairs [first, last, first, last, ...] of a shard's "slots", all owned by `owner`.
+bool add_ranges(std::vector<slot_range>& out, const redisReply* slots, const std::string& owner) {
+  for (std::size_t i = 0; i < slots->elements; i += 2)
+    if (!add_range(out, to_int(slots->element[i]), to_int(slots->element[i + 1]), owner)) return false;
+  return true;
+}
+
 // CLUSTER SHARDS: [{slots: [a, b, ...], nodes: [{id, port, ip, endpoint, role, ...}, ...]}, ...]
 bool parse_shards(const redisReply* r, std::string_view asked_host, std::vector<slot_range>& out) {
   for (std::size_t s = 0; s < r->elements; ++s) {
@@ -82,22 +111,10 @@ bool parse_shards(const redisReply* r, std::string_view asked_host, std::vector<
     const auto* slots = field(shard, "slots");
     const auto* nodes = field(shard, "nodes");
     if (!is_array(slots) || !is_array(nodes) || slots->elements % 2 != 0) return false;
-    std::string owner;
-    for (std::size_t n = 0; n < nodes->elements && owner.empty(); ++n) {
-      const auto* node = nodes->element[n];
-      if (!is_array(node)) return false;
-      if (str(field(node, "role")) != "master") continue;
-      auto host = str(field(node, "endpoint"));
-      if (!known_host(host)) host = str(field(node, "ip"));
-      if (!known_host(host)) host = asked_host;
-      auto port = to_int(field(node, "port"));
-      if (!port) port = to_int(field(node, "tls-port"));
-      if (!port) return false;
-      owner = address_of(host, *port);
-    }
-    if (owner.empty()) continue;  // no primary (failing over): its slots wait for a later map
-    for (std::size_t i = 0; i < slots->elements; i += 2)
-      if (!add_range(out, to_int(slots->element[i]), to_int(slots->element[i + 1]), owner)) return false;
+    const auto owner = shard_primary(nodes, asked_host);
+    if (!owner) return false;
+    if (owner->empty()) continue;  // no primary (failing over): its slots wait for a later map
+    if (!add_ranges(out, slots, *owner)) return false;
   }
   return true;
 }
@@ -114,6 +131,20 @@ bool parse_slots(const redisReply* r, std::string_view asked_host, std::vector<s
     if (!add_range(out, to_int(e->element[0]), to_int(e->element[1]), address_of(host, *port))) return false;
   }
   return true;
+}
+
+// The slot of a MOVED or ASK error, when `text` is one.
+std::optional<std::uint16_t> redirect_slot(std::string_view text) {
+  std::uint16_t slot = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), slot);
+  if (ec != std::errc{} || end != text.data() + text.size() || slot >= cluster_slots) return std::nullopt;
+  return slot;
+}
+
+// Why a CLUSTER SHARDS/SLOTS reply gave no map: no slot in it, or not parsed.
+std::string map_problem(bool parsed, bool shards) {
+  if (parsed) return "no slot is served";
+  return std::string("malformed CLUSTER ") + (shards ? "SHARDS" : "SLOTS") + " reply";
 }
 
 std::error_code aborted() { return make_error_code(boost::asio::error::operation_aborted); }
@@ -314,27 +345,28 @@ bool cluster_client::redirect(const request_ptr& r, const std::string& from, std
   e.remove_prefix(moved ? 6 : 4);
   const auto space = e.find(' ');
   if (space == std::string_view::npos) return false;
-  std::uint16_t slot = 0;
-  auto [end, ec] = std::from_chars(e.data(), e.data() + space, slot);
-  if (ec != std::errc{} || end != e.data() + space || slot >= cluster_slots) return false;
+  const auto slot = redirect_slot(e.substr(0, space));
+  if (!slot) return false;
   auto hp = split_address(e.substr(space + 1));
   if (!hp) return false;
   if (!known_host(hp->first)) hp->first = host_of(from);
   node* n = node_at(address_of(hp->first, hp->second));
   if (!n) return false;
   ++r->redirects;
-  if (moved) {
-    ++stats_.moved;
-    if (!slots_.empty()) {
-      slots_[slot] = n;
-      if (std::find(primaries_.begin(), primaries_.end(), n) == primaries_.end()) primaries_.push_back(n);
-    }
-    refresh_soon();
-  } else {
-    ++stats_.asked;
-  }
+  if (moved) note_moved(*slot, n);
+  else ++stats_.asked;
   send(*n, r, !moved);
   return true;
+}
+
+// MOVED: the slot is n's now (when there is a map to correct); a new map is asked for soon.
+void cluster_client::note_moved(std::uint16_t slot, node* n) {
+  ++stats_.moved;
+  if (!slots_.empty()) {
+    slots_[slot] = n;
+    if (std::find(primaries_.begin(), primaries_.end(), n) == primaries_.end()) primaries_.push_back(n);
+  }
+  refresh_soon();
 }
 
 void cluster_client::park(const request_ptr& r) {
@@ -437,26 +469,27 @@ void cluster_client::ask_map(std::shared_ptr<const std::vector<std::string>> can
   node* n = node_at(address);
   if (!n) return ask_map(candidates, i + 1, true, address + ": not a host:port address");
   auto done = [self = shared_from_this(), candidates, i, shards](std::error_code ec, const redisReply* r) {
-    if (self->closed_) return;
-    const auto& from = (*candidates)[i];
-    if (ec) return self->ask_map(candidates, i + 1, true, from + ": " + ec.message());
-    if (is_error(r)) {
-      // Before Redis 7.0 there is no CLUSTER SHARDS: ask the same node for CLUSTER SLOTS.
-      const auto e = str(r);
-      if (shards && e.find("ubcommand") != std::string_view::npos) return self->ask_map(candidates, i, false, {});
-      return self->ask_map(candidates, i + 1, true, from + ": " + std::string(e));
-    }
-    auto map = parse_slot_map(r, shards, host_of(from));
-    if (!map || map->empty()) {
-      return self->ask_map(candidates, i + 1, true,
-                           from + ": " + (map ? "no slot is served" : std::string("malformed CLUSTER ") +
-                                                                          (shards ? "SHARDS" : "SLOTS") + " reply"));
-    }
-    self->refreshing_ = false;
-    self->apply_map(*map);
-    if (self->refresh_again_) self->refresh_soon();
+    if (!self->closed_) self->on_map_reply(candidates, i, shards, ec, r);
   };
   n->link->command({"CLUSTER", shards ? "SHARDS" : "SLOTS"}, std::move(done), ep_.connect_timeout + ep_.command_timeout);
+}
+
+// Candidate i's answer to CLUSTER SHARDS (or SLOTS): the map applied, or the next question asked.
+void cluster_client::on_map_reply(const std::shared_ptr<const std::vector<std::string>>& candidates, std::size_t i,
+                                  bool shards, std::error_code ec, const redisReply* r) {
+  const auto& from = (*candidates)[i];
+  if (ec) return ask_map(candidates, i + 1, true, from + ": " + ec.message());
+  if (is_error(r)) {
+    // Before Redis 7.0 there is no CLUSTER SHARDS: ask the same node for CLUSTER SLOTS.
+    const auto e = str(r);
+    if (shards && e.find("ubcommand") != std::string_view::npos) return ask_map(candidates, i, false, {});
+    return ask_map(candidates, i + 1, true, from + ": " + std::string(e));
+  }
+  auto map = parse_slot_map(r, shards, host_of(from));
+  if (!map || map->empty()) return ask_map(candidates, i + 1, true, from + ": " + map_problem(map.has_value(), shards));
+  refreshing_ = false;
+  apply_map(*map);
+  if (refresh_again_) refresh_soon();
 }
 
 void cluster_client::map_failed(const std::string& why) {

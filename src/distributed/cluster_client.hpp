@@ -110,6 +110,7 @@ class cluster_client final : public redis_client, public std::enable_shared_from
   void send(node& n, const request_ptr& r, bool asking);
   void on_reply(const request_ptr& r, const std::string& from, std::error_code ec, const redisReply* reply);
   bool redirect(const request_ptr& r, const std::string& from, std::string_view error);
+  void note_moved(std::uint16_t slot, node* n);
   void park(const request_ptr& r);
   void on_retry_timer();
   void fail_waiting(std::error_code ec);
@@ -120,6 +121,8 @@ class cluster_client final : public redis_client, public std::enable_shared_from
   void schedule_refresh(std::chrono::milliseconds delay);
   void refresh();
   void ask_map(std::shared_ptr<const std::vector<std::string>> candidates, std::size_t i, bool shards, std::string why);
+  void on_map_reply(const std::shared_ptr<const std::vector<std::string>>& candidates, std::size_t i, bool shards,
+                    std::error_code ec, const redisReply* r);
   void map_failed(const std::string& why);
   void apply_map(const std::vector<slot_range>& ranges);
   void on_link_state(const std::string& address, bool up, const std::string& why);
