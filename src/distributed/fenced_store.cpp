@@ -6,7 +6,21 @@ namespace xsn::inline v0::distributed {
 
 namespace {
 constexpr std::size_t script_batch = 256;  // records per script call
+
+void fail_all(std::vector<batch_result>& out, std::error_code ec) {
+  for (auto& x : out) x.ec = ec;
 }
+
+// Each entry's answer to the write script, {"ok", version} or {<conflict>, version}, into `out`.
+void read_write_results(const redisReply* r, std::vector<batch_result>& out) {
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    const auto* e = r->element[i];
+    const bool pair = is_array(e) && e->elements == 2;
+    out[i].version = pair ? static_cast<store_version>(to_int(e->element[1]).value_or(0)) : 0;
+    if (!pair || str(e->element[0]) != "ok") out[i].ec = errc::version_conflict;
+  }
+}
+}  // namespace
 
 fenced_store::fenced_store(boost::asio::any_io_executor ex, std::shared_ptr<redis_client> link, keyspace ks,
                            unsigned partition, std::string fence, std::function<void()> on_fenced)
@@ -60,20 +74,15 @@ void fenced_store::write(std::vector<record_write> entries, std::function<void(s
   link_->script(keys, args, [self = shared_from_this(), n, done = std::move(done)](std::error_code ec, const redisReply* r) {
     std::vector<batch_result> out(n);
     if (auto e = self->error_of(ec, r)) {
-      for (auto& x : out) x.ec = e;
+      fail_all(out, e);
       return done(e, std::move(out));
     }
     if (!is_array(r) || r->elements != n) {
       self->errors_.fetch_add(1, std::memory_order_relaxed);
-      for (auto& x : out) x.ec = errc::store_unavailable;
+      fail_all(out, errc::store_unavailable);
       return done(errc::store_unavailable, std::move(out));
     }
-    for (std::size_t i = 0; i < n; ++i) {
-      const auto* e = r->element[i];
-      const bool ok = is_array(e) && e->elements == 2 && str(e->element[0]) == "ok";
-      out[i].version = is_array(e) && e->elements == 2 ? static_cast<store_version>(to_int(e->element[1]).value_or(0)) : 0;
-      if (!ok) out[i].ec = errc::version_conflict;
-    }
+    read_write_results(r, out);
     done({}, std::move(out));
   });
 }
