@@ -324,14 +324,25 @@ struct redis_state_store::impl : std::enable_shared_from_this<impl> {
     const char kind = payload[0];
     const auto rest = payload.substr(2);
     if (kind == 's') return on_flush_marker(rest);
+    const auto ev = watch_event_of(kind, rest);
+    if (!ev) return set_error("junk on the watch channel");
+    publish_watch_event(*ev);
+  }
+
+  /// A "<kind> <version> <key>" message (kind p, e or x) as an event; none when malformed.
+  static std::optional<watch_event> watch_event_of(char kind, std::string_view rest) {
     const auto space = rest.find(' ');
     const auto version = to_u64(rest.substr(0, space));
     if (space == std::string_view::npos || !version || (kind != 'p' && kind != 'e' && kind != 'x')) {
-      return set_error("junk on the watch channel");
+      return std::nullopt;
     }
-    watch_event ev{std::string(rest.substr(space + 1)),
-                   kind == 'p' ? watch_kind::put : kind == 'e' ? watch_kind::erase : watch_kind::expire,
-                   *version};
+    return watch_event{std::string(rest.substr(space + 1)),
+                       kind == 'p' ? watch_kind::put : kind == 'e' ? watch_kind::erase : watch_kind::expire,
+                       *version};
+  }
+
+  /// Posts `ev` to each watch whose prefix its key has.
+  void publish_watch_event(const watch_event& ev) {
     std::vector<std::shared_ptr<watch_record>> matching;
     {
       std::lock_guard lock(mutex);
@@ -648,34 +659,40 @@ struct redis_state_store::impl : std::enable_shared_from_this<impl> {
       set_error("malformed reply to a batch");
       fail_all(bad_message());
     } else {
-      for (std::size_t i = 0; i < count; ++i) {
-        auto& out = st.results[first + i];
-        const auto status = str(r->element[2 * i]);
-        const auto* value = r->element[2 * i + 1];
-        if (status == "err") {
-          out = batch_result{error_of(value), 0};
-          continue;
-        }
-        const auto version = is_string(value) ? to_u64(str(value)) : std::nullopt;
-        if (version && status == "ok") {
-          out = batch_result{{}, *version};
-          if (const auto& due = st.expires[first + i]) note_expiry(*due);
-        } else if (version && status == "conflict") {
-          out = batch_result{make_error_code(errc::version_conflict), *version};
-        } else if (version && status == "full") {
-          out = batch_result{make_error_code(errc::store_full), 0};
-        } else {
-          set_error("malformed reply to a batch");
-          out = batch_result{bad_message(), 0};
-        }
-      }
-      const auto n = to_size(r->element[2 * count]);
-      const auto b = to_size(r->element[2 * count + 1]);
-      if (n && b) set_counts(*n, *b);
+      read_batch_reply(st, first, count, r);
     }
     if (--st.calls_left > 0) return;
     pending.fetch_sub(1, std::memory_order_relaxed);
     complete(std::move(st.handler), std::error_code{}, std::move(st.results));
+  }
+
+  /// A well-formed batch reply: each entry's result, then the counters.
+  void read_batch_reply(batch_state& st, std::size_t first, std::size_t count, const redisReply* r) {
+    for (std::size_t i = 0; i < count; ++i) {
+      st.results[first + i] = batch_entry(st, first + i, str(r->element[2 * i]), r->element[2 * i + 1]);
+    }
+    const auto n = to_size(r->element[2 * count]);
+    const auto b = to_size(r->element[2 * count + 1]);
+    if (n && b) set_counts(*n, *b);
+  }
+
+  /// Entry `at`'s result from its status ("ok", "conflict", "full" or "err") and value.
+  batch_result batch_entry(batch_state& st, std::size_t at, std::string_view status, const redisReply* value) {
+    if (status == "err") return batch_result{error_of(value), 0};
+    const auto version = is_string(value) ? to_u64(str(value)) : std::nullopt;
+    if (!version) return malformed_batch_entry();
+    if (status == "ok") {
+      if (const auto& due = st.expires[at]) note_expiry(*due);
+      return batch_result{{}, *version};
+    }
+    if (status == "conflict") return batch_result{make_error_code(errc::version_conflict), *version};
+    if (status == "full") return batch_result{make_error_code(errc::store_full), 0};
+    return malformed_batch_entry();
+  }
+
+  batch_result malformed_batch_entry() {
+    set_error("malformed reply to a batch");
+    return batch_result{bad_message(), 0};
   }
 
   void erase(std::string key, std::optional<store_version> expected, write_handler h) {
