@@ -28,6 +28,12 @@ void free_reader(redisReader* r) { redisReaderFree(r); }
 
 std::error_code aborted() { return make_error_code(boost::asio::error::operation_aborted); }
 
+// A NOSCRIPT error: the script is not cached in Redis (flushed), so nothing ran.
+bool is_noscript(const redisReply* reply) {
+  return reply->type == REDIS_REPLY_ERROR && reply->str &&
+         std::string_view(reply->str, reply->len).starts_with("NOSCRIPT");
+}
+
 }  // namespace
 
 redis_link::redis_link(strand_type strand, redis_link_settings settings)
@@ -257,27 +263,12 @@ void redis_link::on_read(std::size_t n) {
 }
 
 void redis_link::dispatch(redisReply* reply) {
-  if (state_ == state::connecting && handshake_left_ > 0) {
-    handshake_replies_.push_back(reply);
-    if (--handshake_left_ > 0) return;
-    std::vector<const redisReply*> replies(handshake_replies_.begin(), handshake_replies_.end());
-    std::string why = settings_.handshake_done ? settings_.handshake_done(replies) : std::string{};
-    for (auto* r : handshake_replies_) freeReplyObject(r);
-    handshake_replies_.clear();
-    if (!why.empty()) return connect_failed(gen_, why);
-    connect_timer_.cancel();
-    state_ = state::ready;
-    failures_ = 0;
-    if (settings_.on_state) settings_.on_state(true, {});
-    write();
-    return;
-  }
+  if (state_ == state::connecting && handshake_left_ > 0) return on_handshake_reply(reply);
   std::unique_ptr<redisReply, void (*)(void*)> owned(reply, &freeReplyObject);
   if (!inflight_.empty()) {
     auto cmd = std::move(inflight_.front());
     inflight_.pop_front();
-    if (cmd.script && !cmd.script_as_text && reply->type == REDIS_REPLY_ERROR && reply->str &&
-        std::string_view(reply->str, reply->len).starts_with("NOSCRIPT")) {
+    if (cmd.script && !cmd.script_as_text && is_noscript(reply)) {
       // The script was flushed from Redis; nothing ran. Resend it with its text.
       cmd.script_as_text = true;
       queue_.push_front(std::move(cmd));
@@ -290,6 +281,22 @@ void redis_link::dispatch(redisReply* reply) {
   }
   if (settings_.on_push) return settings_.on_push(reply);
   drop("unexpected reply");
+}
+
+// A reply to the handshake commands: once all are in, the link is ready, or failed.
+void redis_link::on_handshake_reply(redisReply* reply) {
+  handshake_replies_.push_back(reply);
+  if (--handshake_left_ > 0) return;
+  std::vector<const redisReply*> replies(handshake_replies_.begin(), handshake_replies_.end());
+  std::string why = settings_.handshake_done ? settings_.handshake_done(replies) : std::string{};
+  for (auto* r : handshake_replies_) freeReplyObject(r);
+  handshake_replies_.clear();
+  if (!why.empty()) return connect_failed(gen_, why);
+  connect_timer_.cancel();
+  state_ = state::ready;
+  failures_ = 0;
+  if (settings_.on_state) settings_.on_state(true, {});
+  write();
 }
 
 // ---- writing ----

@@ -143,6 +143,7 @@ class redis_link : public std::enable_shared_from_this<redis_link> {
   void read();
   void on_read(std::size_t n);
   void dispatch(redisReply* reply);
+  void on_handshake_reply(redisReply* reply);
   void write();
   void arm_deadline();
   void on_deadline();
