@@ -130,6 +130,13 @@ json::value sent_body(const std::string& id, const send_result& r) {
                       {"transitioned", r.transitioned}, {"duplicate", r.duplicate}};
 }
 
+// A copy of o[name], or `fallback` when there is no o or no such field.
+json::value field_or(const json::object* o, std::string_view name, json::value fallback) {
+  if (o == nullptr) return fallback;
+  if (const auto* v = o->if_contains(name)) return *v;
+  return fallback;
+}
+
 }  // namespace
 
 struct node::impl : std::enable_shared_from_this<impl> {
@@ -1081,14 +1088,13 @@ void node::get(std::string id, reply_handler h) {
 // context is "context" for an XState document and "datamodel" for others.
 json::object node::impl::stored_view(const std::string& id, const json::object& o) const {
   json::object out{{"id", id}};
-  const std::string doc = o.if_contains("document") && o.at("document").is_string()
-                              ? std::string(o.at("document").as_string())
-                              : std::string{};
+  const auto* document = o.if_contains("document");
+  const std::string doc = document && document->is_string() ? std::string(document->as_string()) : std::string{};
   out["document"] = doc;
   const json::object* snap = o.if_contains("snapshot") ? o.at("snapshot").if_object() : nullptr;
-  out["status"] = snap && snap->if_contains("status") ? snap->at("status") : json::value("active");
-  out["configuration"] = o.if_contains("states") ? o.at("states") : json::value(json::array{});
-  out["value"] = snap && snap->if_contains("value") ? snap->at("value") : json::value(nullptr);
+  out["status"] = field_or(snap, "status", json::value("active"));
+  out["configuration"] = field_or(&o, "states", json::value(json::array{}));
+  out["value"] = field_or(snap, "value", json::value(nullptr));
   auto it = documents.find(doc);
   const bool xstate = it != documents.end() && it->second->datamodel == "xstate";
   if (snap && snap->if_contains("context")) out[xstate ? "context" : "datamodel"] = snap->at("context");
