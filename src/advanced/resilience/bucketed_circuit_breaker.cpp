@@ -35,14 +35,23 @@ std::shared_ptr<spdlog::logger> component_logger() {
   throw std::invalid_argument(std::string("bucketed_circuit_breaker: ") + what);
 }
 
+void check_count_window_size(const bucketed_breaker_options& o) {
+  if (o.window_size > max_count_window) invalid("window_size of a count-based window must be at most 2^20");
+}
+
+// The buckets of a time-based window: how many, and how wide.
+void check_time_buckets(const bucketed_breaker_options& o) {
+  if (o.window_size > max_time_buckets) invalid("window_size of a time-based window must be at most 1024");
+  if (o.bucket_duration <= clock::duration::zero()) invalid("bucket_duration must be positive");
+}
+
 // The window: its kind, size and bucket width, and the calls it needs before it judges.
 void check_window(const bucketed_breaker_options& o) {
   const bool count = o.window == window_kind::count_based;
   if (o.window != window_kind::count_based && o.window != window_kind::time_based) invalid("unknown window kind");
   if (o.window_size == 0) invalid("window_size must be at least 1");
-  if (count && o.window_size > max_count_window) invalid("window_size of a count-based window must be at most 2^20");
-  if (!count && o.window_size > max_time_buckets) invalid("window_size of a time-based window must be at most 1024");
-  if (!count && o.bucket_duration <= clock::duration::zero()) invalid("bucket_duration must be positive");
+  if (count) check_count_window_size(o);
+  else check_time_buckets(o);
   if (o.minimum_calls == 0) invalid("minimum_calls must be at least 1");
   if (count && o.minimum_calls > o.window_size) {
     invalid("minimum_calls must not exceed window_size of a count-based window");
@@ -302,6 +311,33 @@ std::optional<breaker_state> stored_state(std::string_view name) {
 /// True when `v` is a stored record's writer: a string of 16 characters (hexadecimal).
 bool is_writer(const boost::json::value* v) { return v != nullptr && v->is_string() && v->as_string().size() == 16; }
 
+/// The object of a stored record of version 1; nullptr (with the error) when it is not one.
+const boost::json::object* record_object(const boost::json::value& v, std::string& error) {
+  const auto* o = v.if_object();
+  if (o == nullptr) {
+    error = "not a JSON object";
+    return nullptr;
+  }
+  const auto* version = o->if_contains("v");
+  if (version == nullptr || !version->is_int64() || version->as_int64() != 1) {
+    error = "missing or unsupported \"v\"";
+    return nullptr;
+  }
+  return o;
+}
+
+/// The "state" of a stored record; none (with the error) when missing or unknown.
+std::optional<breaker_state> state_field(const boost::json::object& o, std::string& error) {
+  const auto* state = o.if_contains("state");
+  if (state == nullptr || !state->is_string()) {
+    error = "missing \"state\"";
+    return std::nullopt;
+  }
+  const auto named = stored_state(state->as_string());
+  if (!named) error = "unknown \"state\"";
+  return named;
+}
+
 }  // namespace
 
 std::optional<bucketed_circuit_breaker::record> bucketed_circuit_breaker::record::parse(const std::string& text,
@@ -312,27 +348,11 @@ std::optional<bucketed_circuit_breaker::record> bucketed_circuit_breaker::record
     error = "not JSON: " + ec.message();
     return std::nullopt;
   }
-  const auto* o = v.if_object();
-  if (o == nullptr) {
-    error = "not a JSON object";
-    return std::nullopt;
-  }
-  const auto* version = o->if_contains("v");
-  if (version == nullptr || !version->is_int64() || version->as_int64() != 1) {
-    error = "missing or unsupported \"v\"";
-    return std::nullopt;
-  }
+  const auto* o = record_object(v, error);
+  if (o == nullptr) return std::nullopt;
   record r;
-  const auto* state = o->if_contains("state");
-  if (state == nullptr || !state->is_string()) {
-    error = "missing \"state\"";
-    return std::nullopt;
-  }
-  const auto named = stored_state(state->as_string());
-  if (!named) {
-    error = "unknown \"state\"";
-    return std::nullopt;
-  }
+  const auto named = state_field(*o, error);
+  if (!named) return std::nullopt;
   r.state = *named;
   const auto* attempt = stored_count(*o, "attempt");
   if (attempt == nullptr) {
