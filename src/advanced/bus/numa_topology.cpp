@@ -29,6 +29,17 @@ numa_topology single_node() {
   return t;
 }
 
+/// The CPUs of `node`: none when it is not in use or libnuma cannot tell. `mask` is scratch space.
+std::vector<int> node_cpus(int node, struct bitmask* mask, int possible_cpus) {
+  std::vector<int> out;
+  if (numa_bitmask_isbitset(numa_all_nodes_ptr, static_cast<unsigned>(node)) == 0) return out;
+  if (numa_node_to_cpus(node, mask) != 0) return out;
+  for (int c = 0; c < possible_cpus; ++c) {
+    if (numa_bitmask_isbitset(mask, static_cast<unsigned>(c)) != 0) out.push_back(c);
+  }
+  return out;
+}
+
 }  // namespace
 
 numa_topology numa_topology::detect() {
@@ -38,12 +49,7 @@ numa_topology numa_topology::detect() {
   if (cpus == nullptr) return single_node();
   const int possible_cpus = numa_num_possible_cpus();
   for (int node = 0; node <= numa_max_node(); ++node) {
-    if (numa_bitmask_isbitset(numa_all_nodes_ptr, static_cast<unsigned>(node)) == 0) continue;
-    if (numa_node_to_cpus(node, cpus) != 0) continue;
-    numa_node n{node, {}};
-    for (int c = 0; c < possible_cpus; ++c) {
-      if (numa_bitmask_isbitset(cpus, static_cast<unsigned>(c)) != 0) n.cpus.push_back(c);
-    }
+    numa_node n{node, node_cpus(node, cpus, possible_cpus)};
     if (!n.cpus.empty()) t.nodes.push_back(std::move(n));  // memory-only nodes get no shard
   }
   numa_free_cpumask(cpus);
