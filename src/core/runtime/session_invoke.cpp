@@ -11,6 +11,22 @@ void session::impl::start_invokes() {
   cold().to_invoke_.clear();
 }
 
+namespace {
+
+// The type of `<invoke>` `inv` (its `typeexpr` evaluated), an error when it is not SCXML.
+result<std::string> invoke_type(datamodel& dm, const invoke_decl& inv) {
+  auto type = inv.typeexpr == npos ? result<std::string>(inv.type) : dm.eval_string(inv.typeexpr);
+  if (type && !session::impl::is_scxml_type(*type)) return eval_error{"unsupported invoke type '" + *type + "'"};
+  return type;
+}
+
+// Copies the members of an `<invoke>`'s `<param>`s and `namelist` into a child's data overrides.
+void copy_overrides(std::unordered_map<std::string, value>& overrides, const boost::json::object& data) {
+  for (auto& [k, v] : data) overrides[std::string(k)] = v;
+}
+
+}  // namespace
+
 void session::impl::invoke(const invoke_decl& inv, std::uint32_t index) {
   if (c_.semantics == chart_semantics::xstate) return invoke_xstate(index);
   auto fail = [&](std::string message) {
@@ -21,16 +37,13 @@ void session::impl::invoke(const invoke_decl& inv, std::uint32_t index) {
   if (inv.idlocation != npos) {
     if (auto r = dm_->assign_value(inv.idlocation, value(invokeid)); !r) return fail(r.error().message);
   }
-  auto type = inv.typeexpr == npos ? result<std::string>(inv.type) : dm_->eval_string(inv.typeexpr);
-  if (!type) return fail(type.error().message);
-  if (!is_scxml_type(*type)) return fail("unsupported invoke type '" + *type + "'");
+  if (auto type = invoke_type(*dm_, inv); !type) return fail(type.error().message);
   auto chart = invoke_chart(inv, invokeid);
   if (!chart) return fail(chart.error().message);
   auto data = params_data(inv.params, inv.namelist, inv.namelist_names);
   if (!data) return fail(data.error().message);
   auto& child = make_child(invokeid, std::move(*chart), index);
-  if (data->is_object())
-    for (auto& [k, v] : data->as_object()) child.impl_->cold().data_overrides_[std::string(k)] = v;
+  if (data->is_object()) copy_overrides(child.impl_->cold().data_overrides_, data->as_object());
   child.start();
 }
 
@@ -124,6 +137,46 @@ void session::impl::remove_child(const std::string& id) {
   cold().children_.erase(it);  // a native actor runs its cleanup, a promise is cancelled
 }
 
+namespace {
+
+bool starts_with(std::string_view s, std::string_view prefix) { return s.rfind(prefix, 0) == 0; }
+
+// True for XState's done and error events of an actor.
+bool is_actor_end(std::string_view name) {
+  return starts_with(name, "xstate.done.actor.") || starts_with(name, "xstate.error.actor.");
+}
+
+// True when `inv` autoforwards events to child `ch` and the child can take them.
+bool forwards_to(const invoke_decl& inv, const session::impl::child& ch) {
+  return inv.autoforward && ch.s && ch.s->running();
+}
+
+// True for a child session that has stopped.
+bool session_stopped(const session::impl::child& ch) { return ch.s && !ch.s->running(); }
+
+// True for a child that has stopped: its session is not running, its native actor is gone or finished.
+bool child_stopped(const session::impl::child& ch) {
+  return ch.s ? !ch.s->running() : !ch.actor || ch.actor->finished();
+}
+
+// Forgets the child that sent `ev` when `ev` ends it: SCXML's done.invoke erases a stopped child
+// session; XState's done and error events remove a stopped actor (it leaves `children`).
+void forget_ended_child(session::impl& self, const event& ev) {
+  if (ev.invokeid.empty()) return;
+  const bool done_invoke = starts_with(ev.name, "done.invoke.");
+  if (!done_invoke && !is_actor_end(ev.name)) return;
+  auto& children = self.cold().children_;
+  auto it = children.find(ev.invokeid);
+  if (it == children.end()) return;
+  if (done_invoke) {
+    if (session_stopped(it->second)) children.erase(it);
+    return;
+  }
+  if (child_stopped(it->second)) self.remove_child(ev.invokeid);
+}
+
+}  // namespace
+
 void session::impl::handle_child_event(const event& ev) {
   static std::map<std::string, child> no_children;  // never modified: stands for an absent cold_
   for (auto& [invokeid, ch] : cold_ ? cold_->children_ : no_children) {
@@ -131,20 +184,12 @@ void session::impl::handle_child_event(const event& ev) {
     const auto& inv = c_.invokes[ch.decl];
     if (!config_.test(inv.parent)) continue;
     if (invokeid == ev.invokeid) execute(inv.finalize);
-    if (inv.autoforward && ch.s && ch.s->running()) {
-      event copy = ev;
-      copy.name_id = npos;
-      ch.s->impl_->enqueue_external(std::move(copy));
-    }
+    if (!forwards_to(inv, ch)) continue;
+    event copy = ev;
+    copy.name_id = npos;
+    ch.s->impl_->enqueue_external(std::move(copy));
   }
-  if (ev.name.rfind("done.invoke.", 0) == 0 && !ev.invokeid.empty()) {
-    auto it = cold().children_.find(ev.invokeid);
-    if (it != cold().children_.end() && it->second.s && !it->second.s->running()) cold().children_.erase(it);
-  } else if (!ev.invokeid.empty() && (ev.name.rfind("xstate.done.actor.", 0) == 0 || ev.name.rfind("xstate.error.actor.", 0) == 0)) {
-    auto it = cold().children_.find(ev.invokeid);  // XState: a finished actor leaves `children`
-    if (it != cold().children_.end() && (it->second.s ? !it->second.s->running() : !it->second.actor || it->second.actor->finished()))
-      remove_child(ev.invokeid);
-  }
+  forget_ended_child(*this, ev);
 }
 
 // ---- XState actors (see xstate_actors.hpp) ----
@@ -167,6 +212,41 @@ void session::impl::invoke_xstate(std::uint32_t index) {
   if (!err.empty()) raise_error("error.execution", "invoke '" + site.id + "': " + err, {}, diagnostic_kind::execution_error, c_.invokes[index].parent);
 }
 
+namespace {
+
+// Makes the slot of actor `id`: a child session for a machine (given `input` unless it is being
+// restored), an empty slot for a native actor (made when it starts).
+session::impl::child& make_actor_slot(session::impl& self, const actor_logic::machine_logic* machine,
+                                      const bound_actor& logic, const std::string& id, std::uint32_t decl,
+                                      const value& input, bool restoring) {
+  auto& children = self.cold().children_;
+  if (!machine) {
+    children[id].decl = decl;
+    return children[id];
+  }
+  auto& child_session = self.make_child(id, machine->chart, decl, xstate_datamodel(logic.bound));
+  if (!restoring) detail::xstate_set_input(child_session.datamodel(), input, machine->context);
+  return children[id];
+}
+
+// Marks `slot` to start once the macrostep is done; a native actor keeps its `input` until then.
+void defer_start(session::impl::child& slot, const value& input) {
+  slot.deferred = true;
+  if (!slot.s) slot.input = input;
+}
+
+// Starts actor `id`: its child session, else a new native actor of its logic given `input`.
+void start_child(session::impl& self, session::impl::child& slot, const std::string& id, const value& input) {
+  if (slot.s) {
+    slot.s->start();
+    return;
+  }
+  slot.actor = detail::make_native_actor(slot.logic->logic, self.ex_, self, id, input);
+  slot.actor->start();
+}
+
+}  // namespace
+
 std::string session::impl::start_actor(std::shared_ptr<const bound_actor> logic, const std::string& id,
                                        const std::string& system_id, const value& input, std::uint32_t decl,
                                        const value* restore_from, bool defer) {
@@ -174,13 +254,7 @@ std::string session::impl::start_actor(std::shared_ptr<const bound_actor> logic,
   auto& reg = ensure_registry();
   if (!system_id.empty() && reg.system.count(system_id)) return "an actor with systemId '" + system_id + "' already exists";
   const auto* machine = std::get_if<actor_logic::machine_logic>(&logic->logic.kind);
-  if (machine) {
-    auto& child_session = make_child(id, machine->chart, decl, xstate_datamodel(logic->bound));
-    if (!restore_from) detail::xstate_set_input(child_session.datamodel(), input, machine->context);
-  } else {
-    cold().children_[id].decl = decl;
-  }
-  auto& slot = cold().children_[id];
+  auto& slot = make_actor_slot(*this, machine, *logic, id, decl, input, restore_from != nullptr);
   slot.logic = logic;
   slot.system_id = system_id;
   if (!system_id.empty()) reg.system[system_id] = {this, id};
@@ -190,17 +264,11 @@ std::string session::impl::start_actor(std::shared_ptr<const bound_actor> logic,
     return "its snapshot does not fit";
   }
   if (defer) {  // XState starts a spawned actor once the macrostep that spawned it is done
-    slot.deferred = true;
-    if (!machine) slot.input = input;
+    defer_start(slot, input);
     cold().spawned_.push_back(id);
     return {};
   }
-  if (machine) {
-    slot.s->start();
-    return {};
-  }
-  slot.actor = detail::make_native_actor(logic->logic, ex_, *this, id, input);
-  slot.actor->start();
+  start_child(*this, slot, id, input);
   return {};
 }
 
@@ -215,12 +283,7 @@ void session::impl::start_spawned() {
     auto& ch = it->second;
     ch.deferred = false;
     auto early = std::move(ch.early);
-    if (ch.s) {
-      ch.s->start();
-    } else {
-      ch.actor = detail::make_native_actor(ch.logic->logic, ex_, *this, id, ch.input);
-      ch.actor->start();
-    }
+    start_child(*this, ch, id, ch.input);
     for (auto& ev : early) {
       if (!mode_.running) return;
       deliver_to_child(id, std::move(ev));
