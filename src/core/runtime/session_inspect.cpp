@@ -46,39 +46,58 @@ value transitions_json(const statechart& c, std::span<const transition_index> ts
   return out;
 }
 
+// The `event` and `snapshot` members of a snapshot or microstep event (and its transitions).
+void add_snapshot_fields(boost::json::object& o, const inspection_event& e) {
+  o["event"] = e.event ? event_json(*e.event) : value(nullptr);
+  if (e.snapshot) o["snapshot"] = *e.snapshot;
+  if (e.kind == inspection_kind::microstep && e.chart) o["_transitions"] = transitions_json(*e.chart, e.transitions);
+}
+
+// The `diagnostic` member: its kind, then the fields of the report that are not empty.
+value diagnostic_json(const runtime_diagnostic& d) {
+  boost::json::object o{{"kind", to_string(d.kind)}};
+  for (auto [key, v] : {std::pair{"event", d.event}, std::pair{"state", d.state},
+                        std::pair{"reason", to_string(d.reason)}, std::pair{"message", d.message}})
+    if (!v.empty()) o[key] = v;
+  return o;
+}
+
+// The `parentRef` of an actor event.
+void add_actor_fields(boost::json::object& o, const inspection_event& e) {
+  if (!e.parent_id.empty()) o["parentRef"] = actor_ref(e.parent_id);
+}
+
+// The `sourceRef` and `event` of an event event.
+void add_event_fields(boost::json::object& o, const inspection_event& e) {
+  o["sourceRef"] = e.source_id.empty() ? value(nullptr) : actor_ref(e.source_id);
+  if (e.event) o["event"] = event_json(*e.event);
+}
+
+// The `action` of an action event: its type and params (an empty object when it has none).
+value action_json(const inspection_event& e) {
+  return boost::json::object{{"type", e.action_type},
+                             {"params", e.action_params ? *e.action_params : value(boost::json::object{})}};
+}
+
+// The members that only events of kind `e.kind` carry.
+void add_kind_fields(boost::json::object& o, const inspection_event& e) {
+  switch (e.kind) {
+    case inspection_kind::actor: add_actor_fields(o, e); break;
+    case inspection_kind::event: add_event_fields(o, e); break;
+    case inspection_kind::snapshot:
+    case inspection_kind::microstep: add_snapshot_fields(o, e); break;
+    case inspection_kind::action: o["action"] = action_json(e); break;
+    case inspection_kind::diagnostic:
+      if (e.diagnostic) o["diagnostic"] = diagnostic_json(*e.diagnostic);
+      break;
+  }
+}
+
 }  // namespace
 
 value to_json(const inspection_event& e) {
   boost::json::object o{{"type", e.type()}, {"rootId", e.root_id}, {"actorRef", actor_ref(e.session_id)}};
-  switch (e.kind) {
-    case inspection_kind::actor:
-      if (!e.parent_id.empty()) o["parentRef"] = actor_ref(e.parent_id);
-      break;
-    case inspection_kind::event:
-      o["sourceRef"] = e.source_id.empty() ? value(nullptr) : actor_ref(e.source_id);
-      if (e.event) o["event"] = event_json(*e.event);
-      break;
-    case inspection_kind::snapshot:
-    case inspection_kind::microstep:
-      o["event"] = e.event ? event_json(*e.event) : value(nullptr);
-      if (e.snapshot) o["snapshot"] = *e.snapshot;
-      if (e.kind == inspection_kind::microstep && e.chart) o["_transitions"] = transitions_json(*e.chart, e.transitions);
-      break;
-    case inspection_kind::action:
-      o["action"] = boost::json::object{{"type", e.action_type},
-                                        {"params", e.action_params ? *e.action_params : value(boost::json::object{})}};
-      break;
-    case inspection_kind::diagnostic:
-      if (e.diagnostic) {
-        const auto& d = *e.diagnostic;
-        boost::json::object o2{{"kind", to_string(d.kind)}};
-        for (auto [key, v] : {std::pair{"event", d.event}, std::pair{"state", d.state},
-                              std::pair{"reason", to_string(d.reason)}, std::pair{"message", d.message}})
-          if (!v.empty()) o2[key] = v;
-        o["diagnostic"] = std::move(o2);
-      }
-      break;
-  }
+  add_kind_fields(o, e);
   return o;
 }
 
