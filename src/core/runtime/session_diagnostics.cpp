@@ -120,27 +120,45 @@ bool session::impl::has_transition_for(const event& ev, std::uint32_t name_id) c
   return found;
 }
 
+namespace {
+
+bool block_holds(const action_block& b, const action* a);
+
+// True when `x` is `a` or holds it in the body of a branch or a loop.
+bool action_holds(const action& x, const action* a) {
+  if (&x == a) return true;
+  if (const auto* i = std::get_if<if_action>(&x.op))
+    for (const auto& br : i->branches)
+      if (block_holds(br.body, a)) return true;
+  const auto* f = std::get_if<foreach_action>(&x.op);
+  return f && block_holds(f->body, a);
+}
+
+// True when block `b` holds action `a`, at any depth.
+bool block_holds(const action_block& b, const action* a) {
+  for (const auto& x : b)
+    if (action_holds(x, a)) return true;
+  return false;
+}
+
+// True when one of the onentry or onexit blocks of state `s` holds action `a`.
+bool state_holds(const state_node& s, const action* a) {
+  for (const auto* blocks : {&s.onentry, &s.onexit})
+    for (const auto& b : *blocks)
+      if (block_holds(b, a)) return true;
+  return false;
+}
+
+}  // namespace
+
 state_index session::impl::state_of(const action* a) const {
   if (!a) return npos;
-  const auto holds = [a](const action_block& b, const auto& self) -> bool {
-    for (const auto& x : b) {
-      if (&x == a) return true;
-      if (const auto* i = std::get_if<if_action>(&x.op))
-        for (const auto& br : i->branches)
-          if (self(br.body, self)) return true;
-      if (const auto* f = std::get_if<foreach_action>(&x.op); f && self(f->body, self)) return true;
-    }
-    return false;
-  };
-  for (state_index si = 0; si < c_.states.size(); ++si) {
-    for (const auto* blocks : {&c_.states[si].onentry, &c_.states[si].onexit})
-      for (const auto& b : *blocks)
-        if (holds(b, holds)) return si;
-  }
+  for (state_index si = 0; si < c_.states.size(); ++si)
+    if (state_holds(c_.states[si], a)) return si;
   for (const auto& t : c_.transitions)
-    if (t.source != npos && holds(t.body, holds)) return t.source;
+    if (t.source != npos && block_holds(t.body, a)) return t.source;
   for (const auto& inv : c_.invokes)
-    if (holds(inv.finalize, holds)) return inv.parent;
+    if (block_holds(inv.finalize, a)) return inv.parent;
   return npos;
 }
 
