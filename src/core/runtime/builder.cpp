@@ -48,39 +48,53 @@ class emitter {
 
   value node(const detail::node_data& n, const std::string& path, bool root) {
     boost::json::object o;
-    if (n.id) {
-      if (root) error(path, "the machine's id is the one given to `machine()`; `id` is for states");
-      else o["id"] = *n.id;
-    }
+    if (n.id) id_field(*n.id, path, root, o);
     if (n.kind) o["type"] = kind_name(*n.kind);
-    if (n.kind == state_kind::history) {
-      o["history"] = n.history == history_kind::deep ? "deep" : "shallow";
-      if (n.history_target.size() == 1) o["target"] = n.history_target.front();
-      else if (!n.history_target.empty()) o["target"] = boost::json::value_from(n.history_target);
-    }
-    if (n.initial) o["initial"] = *n.initial;
-    if (!n.description.empty()) o["description"] = n.description;
-    if (!n.tags.empty()) o["tags"] = boost::json::value_from(n.tags);
-    if (n.output) o["output"] = *n.output;
+    if (n.kind == state_kind::history) history_fields(n, o);
+    annotations(n, o);
     if (!n.entry.empty()) o["entry"] = actions(n.entry, path, "entry");
     if (!n.exit.empty()) o["exit"] = actions(n.exit, path, "exit");
     transitions(n.transitions, path, o);
     if (!n.invokes.empty()) o["invoke"] = invokes(n.invokes, path);
-    if (!n.children.empty()) {
-      boost::json::object states;
-      for (const auto& [key, child] : n.children) {
-        if (states.contains(key)) {
-          error(path, "duplicate child state '" + key + "'");
-          continue;
-        }
-        states[key] = node(child->data(), path + "." + key, false);
-      }
-      o["states"] = std::move(states);
-    }
+    if (!n.children.empty()) o["states"] = states(n, path);
     return o;
   }
 
  private:
+  // A state's `id`; the root's is the machine's, so one given there is an error.
+  void id_field(const std::string& id, const std::string& path, bool root, boost::json::object& o) {
+    if (root) error(path, "the machine's id is the one given to `machine()`; `id` is for states");
+    else o["id"] = id;
+  }
+
+  // A history state's `history` kind and its default `target`(s).
+  static void history_fields(const detail::node_data& n, boost::json::object& o) {
+    o["history"] = n.history == history_kind::deep ? "deep" : "shallow";
+    if (n.history_target.size() == 1) o["target"] = n.history_target.front();
+    else if (!n.history_target.empty()) o["target"] = boost::json::value_from(n.history_target);
+  }
+
+  // `initial`, `description`, `tags` and `output`, those that are set.
+  static void annotations(const detail::node_data& n, boost::json::object& o) {
+    if (n.initial) o["initial"] = *n.initial;
+    if (!n.description.empty()) o["description"] = n.description;
+    if (!n.tags.empty()) o["tags"] = boost::json::value_from(n.tags);
+    if (n.output) o["output"] = *n.output;
+  }
+
+  // The `states` of `n`, by key; a key given twice is an error.
+  value states(const detail::node_data& n, const std::string& path) {
+    boost::json::object states;
+    for (const auto& [key, child] : n.children) {
+      if (states.contains(key)) {
+        error(path, "duplicate child state '" + key + "'");
+        continue;
+      }
+      states[key] = node(child->data(), path + "." + key, false);
+    }
+    return states;
+  }
+
   static const char* kind_name(state_kind k) {
     switch (k) {
       case state_kind::atomic: return "atomic";
@@ -299,6 +313,36 @@ result<std::shared_ptr<const bound_implementations>> detail::bind_erased(
   return std::shared_ptr<const bound_implementations>(std::move(b));
 }
 
+namespace {
+
+// The errors of machine `machine_id` as one, a line each.
+eval_error join_errors(const std::string& machine_id, const std::vector<std::string>& list) {
+  std::string out;
+  for (const auto& e : list) out += (out.empty() ? "" : "\n") + machine_id + ": " + e;
+  return eval_error{out};
+}
+
+// The emitted `config` with the machine's `id` (first, for readability) and its `context`.
+value with_id_and_context(value config, const std::string& machine_id, const value& context) {
+  auto& o = config.as_object();
+  o["id"] = machine_id;
+  if (!context.is_null()) o["context"] = context;
+  boost::json::object ordered;
+  ordered["id"] = machine_id;
+  for (const auto& kv : o)
+    if (kv.key() != "id") ordered[kv.key()] = kv.value();
+  return ordered;
+}
+
+// Adds the inline callables to `table`, over named ones of the same name.
+void merge_inline(detail::typed_table& table, detail::typed_table& inline_table) {
+  for (auto& [k, v] : inline_table.actions) table.actions.insert_or_assign(k, std::move(v));
+  for (auto& [k, v] : inline_table.guards) table.guards.insert_or_assign(k, std::move(v));
+  for (auto& [k, v] : inline_table.delays) table.delays.insert_or_assign(k, std::move(v));
+}
+
+}  // namespace
+
 result<built_machine> detail::build_machine(const std::string& machine_id, const node_data& root, const value& context,
                                             const std::type_info& context_type, const implementations* named,
                                             const typed_table* typed_named,
@@ -314,33 +358,18 @@ result<built_machine> detail::build_machine(const std::string& machine_id, const
   } catch (const std::exception& e) {
     errors.push_back(std::string("internal error: ") + e.what());
   }
-  auto join = [&](std::vector<std::string> list) {
-    std::string out;
-    for (const auto& e : list) out += (out.empty() ? "" : "\n") + machine_id + ": " + e;
-    return eval_error{out};
-  };
   if (machine_id.empty()) errors.insert(errors.begin(), "the machine id cannot be empty");
-  if (!errors.empty()) return join(std::move(errors));
-  auto& o = config.as_object();
-  o["id"] = machine_id;
-  if (!context.is_null()) o["context"] = context;
-  // Put `id` first, for readability of `config`.
-  boost::json::object ordered;
-  ordered["id"] = machine_id;
-  for (const auto& kv : o)
-    if (kv.key() != "id") ordered[kv.key()] = kv.value();
-  config = std::move(ordered);
+  if (!errors.empty()) return join_errors(machine_id, errors);
+  config = with_id_and_context(std::move(config), machine_id, context);
 
   auto parsed = parse_xstate(boost::json::serialize(config), machine_id);
   if (!parsed) {
     for (const auto& d : parsed.errors) errors.push_back(d.message);
-    return join(std::move(errors));
+    return join_errors(machine_id, errors);
   }
-  for (auto& [k, v] : inline_table.actions) table.actions.insert_or_assign(k, std::move(v));
-  for (auto& [k, v] : inline_table.guards) table.guards.insert_or_assign(k, std::move(v));
-  for (auto& [k, v] : inline_table.delays) table.delays.insert_or_assign(k, std::move(v));
+  merge_inline(table, inline_table);
   auto bound = bind_erased(*parsed.chart, table, context_type, std::move(make_context), named);
-  if (!bound) return join({bound.error().message});
+  if (!bound) return join_errors(machine_id, {bound.error().message});
   return built_machine{parsed.chart, *bound, std::move(config)};
 }
 
