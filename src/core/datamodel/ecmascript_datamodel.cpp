@@ -223,15 +223,21 @@ bool is_system_name(std::string_view s) {
   return s == "_sessionid" || s == "_name" || s == "_ioprocessors" || s == "_event" || s == "In";
 }
 
+/// True for an ASCII letter, digit, `_` or `$`.
+bool is_identifier_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '$';
+}
+
+/// True for the literal words an identifier may not be (`null`, `true`, `false`, `this`).
+bool is_reserved_literal(std::string_view s) {
+  return s == "null" || s == "true" || s == "false" || s == "this";
+}
+
 /// True for an ASCII identifier that may name a new global (`null`, `this`, ... excluded).
 bool is_plain_identifier(std::string_view s) {
   if (s.empty() || (s[0] >= '0' && s[0] <= '9')) return false;
-  for (char c : s) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                    c == '_' || c == '$';
-    if (!ok) return false;
-  }
-  return s != "null" && s != "true" && s != "false" && s != "this";
+  if (!std::all_of(s.begin(), s.end(), is_identifier_char)) return false;
+  return !is_reserved_literal(s);
 }
 
 std::string_view trim(std::string_view s) {
@@ -301,6 +307,48 @@ pugi::xml_node parse_xml(pugi::xml_document& doc, std::string_view text, bool ke
   return root;
 }
 
+/// The DOM `nodeType` of `n`: 1 element, 3 text, 4 CDATA, 8 comment; 0 for the others.
+int dom_node_type(const pugi::xml_node& n) {
+  switch (n.type()) {
+    case pugi::node_element: return 1;
+    case pugi::node_pcdata: return 3;
+    case pugi::node_cdata: return 4;
+    case pugi::node_comment: return 8;
+    default: return 0;
+  }
+}
+
+/// The entry of element `n`: `[parent, 1, name, attribute, value, ...]`.
+boost::json::array element_entry(std::int64_t parent, const pugi::xml_node& n) {
+  boost::json::array e{parent, 1, n.name()};
+  for (pugi::xml_attribute a : n.attributes()) {
+    e.emplace_back(a.name());
+    e.emplace_back(a.value());
+  }
+  return e;
+}
+
+/// Counts a node of DOM type `type` against `max_nodes`; true when there is no room left for it.
+bool over_budget(int type, std::size_t& max_nodes) { return type != 0 && max_nodes-- == 0; }
+
+/// Appends the entry of `n` (of DOM type `type`) to `out`; nothing for a node left out (type 0).
+void append_entry(boost::json::array& out, std::int64_t parent, const pugi::xml_node& n, int type) {
+  if (type == 1) out.emplace_back(element_entry(parent, n));
+  else if (type != 0) out.emplace_back(boost::json::array{parent, type, n.value()});
+}
+
+/// Moves `n` to the next node in document order after its subtree, staying inside `root` and
+/// popping an entry of `open` per element left; false when the walk is over.
+bool next_outside(pugi::xml_node& n, const pugi::xml_node& root, std::vector<std::int64_t>& open) {
+  while (n != root && !n.next_sibling()) {
+    n = n.parent();
+    open.pop_back();
+  }
+  if (n == root) return false;
+  n = n.next_sibling();
+  return true;
+}
+
 /**
  * The DOM description of an XML value for the bootstrap's `makeDom`: the nodes of its root
  * element in document order, each `[parent, nodeType, ...]` where `parent` indexes the parent
@@ -318,42 +366,18 @@ result<value> describe_xml(std::string_view markup, std::size_t& max_nodes) {
   pugi::xml_node n = root;
   for (;;) {
     const std::int64_t parent = open.empty() ? -1 : open.back();
-    int type = 0;
-    switch (n.type()) {
-      case pugi::node_element: type = 1; break;
-      case pugi::node_pcdata: type = 3; break;
-      case pugi::node_cdata: type = 4; break;
-      case pugi::node_comment: type = 8; break;
-      default: break;
-    }
-    if (type != 0 && max_nodes-- == 0) {
-      return eval_error{"XML value too large for the script heap"};
-    }
-    if (type == 1) {
-      boost::json::array e{parent, 1, n.name()};
-      for (pugi::xml_attribute a : n.attributes()) {
-        e.emplace_back(a.name());
-        e.emplace_back(a.value());
+    const int type = dom_node_type(n);
+    if (over_budget(type, max_nodes)) return eval_error{"XML value too large for the script heap"};
+    append_entry(out, parent, n, type);
+    if (type == 1 && n.first_child()) {
+      if (open.size() >= max_xml_depth) {
+        return eval_error{"XML value nested deeper than " + std::to_string(max_xml_depth) + " elements"};
       }
-      out.emplace_back(std::move(e));
-      if (n.first_child()) {
-        if (open.size() >= max_xml_depth) {
-          return eval_error{"XML value nested deeper than " + std::to_string(max_xml_depth) +
-                            " elements"};
-        }
-        open.push_back(static_cast<std::int64_t>(out.size()) - 1);
-        n = n.first_child();
-        continue;
-      }
-    } else if (type != 0) {
-      out.emplace_back(boost::json::array{parent, type, n.value()});
+      open.push_back(static_cast<std::int64_t>(out.size()) - 1);
+      n = n.first_child();
+      continue;
     }
-    while (n != root && !n.next_sibling()) {  // next in document order, staying inside root
-      n = n.parent();
-      open.pop_back();
-    }
-    if (n == root) break;
-    n = n.next_sibling();
+    if (!next_outside(n, root, open)) break;
   }
   return value(std::move(out));
 }
