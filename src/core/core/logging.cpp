@@ -134,38 +134,55 @@ std::shared_ptr<spdlog::logger> component_logger(std::string_view name) {
   return silent;
 }
 
-std::string field(std::string_view value) {
-  bool plain = !value.empty();
+namespace {
+
+// True when `value` can be written bare: not empty, no control, space, quote or '=' characters.
+bool is_plain_field(std::string_view value) {
+  if (value.empty()) return false;
   for (const char c : value) {
     const auto u = static_cast<unsigned char>(c);
-    if (u <= 0x20 || u == 0x7f || c == '"' || c == '=') {
-      plain = false;
-      break;
-    }
+    if (u <= 0x20 || u == 0x7f || c == '"' || c == '=') return false;
   }
-  if (plain) return std::string(value);
+  return true;
+}
+
+// The two-character escape of `c` ("\\n" for a newline), or nullptr when it has none.
+const char* short_escape(char c) {
+  switch (c) {
+    case '"': return "\\\"";
+    case '\\': return "\\\\";
+    case '\n': return "\\n";
+    case '\r': return "\\r";
+    case '\t': return "\\t";
+    default: return nullptr;
+  }
+}
+
+// Appends `c` to `out`, escaped the way field() quotes a value.
+void append_escaped(std::string& out, char c) {
+  if (const char* esc = short_escape(c)) {
+    out += esc;
+    return;
+  }
+  const auto u = static_cast<unsigned char>(c);
+  if (u >= 0x20 && u != 0x7f) {
+    out.push_back(c);
+    return;
+  }
+  constexpr char hex[] = "0123456789abcdef";
+  out += "\\u00";
+  out.push_back(hex[u >> 4]);
+  out.push_back(hex[u & 15]);
+}
+
+}  // namespace
+
+std::string field(std::string_view value) {
+  if (is_plain_field(value)) return std::string(value);
   std::string out;
   out.reserve(value.size() + 2);
   out.push_back('"');
-  for (const char c : value) {
-    const auto u = static_cast<unsigned char>(c);
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (u < 0x20 || u == 0x7f) {
-          constexpr char hex[] = "0123456789abcdef";
-          out += "\\u00";
-          out.push_back(hex[u >> 4]);
-          out.push_back(hex[u & 15]);
-        } else {
-          out.push_back(c);
-        }
-    }
-  }
+  for (const char c : value) append_escaped(out, c);
   out.push_back('"');
   return out;
 }
