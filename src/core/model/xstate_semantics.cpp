@@ -51,20 +51,13 @@ class entry_builder {
       : c_(c), history_(h), entry_(entry), defaults_(defaults) {}
 
   void transition(const transition_node& t, state_index domain, const std::vector<state_index>& effective) {
-    const auto src = t.source;
     for (auto s : t.targets) {
-      if (c_.states[s].kind != state_kind::history && (s != src || domain != src || t.reenter)) add(s), by_default(s);
+      if (enters_target(t, s, domain)) add(s), by_default(s);
       descendants(s);
     }
     // A root transition with `reenter` re-enters every ancestor (XState: no reentrancy domain).
-    const state_index reentrancy = src == 1 && t.reenter ? npos : domain;
-    for (auto s : effective) {
-      std::vector<state_index> ancestors;
-      if (s != domain)  // getProperAncestors(s, s) is empty
-        for (auto a = c_.states[s].parent; a != npos && a != domain && a != 0; a = c_.states[a].parent) ancestors.push_back(a);
-      if (domain != npos && c_.states[domain].kind == state_kind::parallel) ancestors.push_back(domain);
-      add_ancestors(ancestors, reentrancy);
-    }
+    const state_index reentrancy = t.source == 1 && t.reenter ? npos : domain;
+    for (auto s : effective) add_ancestors(ancestors_in_domain(s, domain), reentrancy);
   }
 
  private:
@@ -76,39 +69,61 @@ class entry_builder {
     if (defaults_ && s != 0 && c_.states[s].kind == state_kind::compound && c_.states[s].initial != npos) defaults_->set(s);
   }
   bool has_descendant(state_index s) const { return entry_.any_in(s + 1, c_.states[s].subtree_end); }
+  // True when target `s` of `t` is itself entered: not a history state, and not the source of
+  // a transition that stays inside it.
+  bool enters_target(const transition_node& t, state_index s, state_index domain) const {
+    const auto src = t.source;
+    return c_.states[s].kind != state_kind::history && (s != src || domain != src || t.reenter);
+  }
+  // The ancestors of effective target `s` entered with it: those below `domain` (and above the
+  // root), then `domain` itself when it is parallel.
+  std::vector<state_index> ancestors_in_domain(state_index s, state_index domain) const {
+    std::vector<state_index> ancestors;
+    if (s != domain)  // getProperAncestors(s, s) is empty
+      for (auto a = c_.states[s].parent; a != npos && a != domain && a != 0; a = c_.states[a].parent) ancestors.push_back(a);
+    if (domain != npos && c_.states[domain].kind == state_kind::parallel) ancestors.push_back(domain);
+    return ancestors;
+  }
   void descendants(state_index s) {
     const auto& st = c_.states[s];
-    if (st.kind == state_kind::history) {
-      std::vector<state_index> stored;
-      if (!history_(s, stored)) {
-        if (st.initial == npos) return;
-        stored = c_.transitions[st.initial].targets;
-        // The loader gives a history state without target a copy of the parent's initial
-        // transition, with the parent as its source.
-        if (c_.transitions[st.initial].source == st.parent) by_default(st.parent);
-      }
-      for (auto x : stored) {
-        add(x);
-        descendants(x);
-      }
-      for (auto x : stored) proper_ancestors(x, st.parent);
-      return;
+    if (st.kind == state_kind::history) return history_descendants(s);
+    if (st.kind == state_kind::compound && st.initial != npos) return initial_descendants(s);
+    if (st.kind == state_kind::parallel) parallel_descendants(s);
+  }
+  // History state `s`: the stored states, else the targets of its default transition.
+  void history_descendants(state_index s) {
+    const auto& st = c_.states[s];
+    std::vector<state_index> stored;
+    if (!history_(s, stored)) {
+      if (st.initial == npos) return;
+      stored = c_.transitions[st.initial].targets;
+      // The loader gives a history state without target a copy of the parent's initial
+      // transition, with the parent as its source.
+      if (c_.transitions[st.initial].source == st.parent) by_default(st.parent);
     }
-    if (st.kind == state_kind::compound && st.initial != npos) {
-      const auto& targets = c_.transitions[st.initial].targets;
-      if (targets.empty()) return;
-      auto init = targets.front();
-      if (c_.states[init].kind != state_kind::history) add(init), by_default(init);
-      descendants(init);
-      proper_ancestors(init, s);
-    } else if (st.kind == state_kind::parallel) {
-      for (auto ch : st.children)
-        if (!has_descendant(ch)) {
-          add(ch);
-          by_default(ch);
-          descendants(ch);
-        }
+    for (auto x : stored) {
+      add(x);
+      descendants(x);
     }
+    for (auto x : stored) proper_ancestors(x, st.parent);
+  }
+  // Compound state `s` with an initial transition: its first target and what lies between.
+  void initial_descendants(state_index s) {
+    const auto& targets = c_.transitions[c_.states[s].initial].targets;
+    if (targets.empty()) return;
+    auto init = targets.front();
+    if (c_.states[init].kind != state_kind::history) add(init), by_default(init);
+    descendants(init);
+    proper_ancestors(init, s);
+  }
+  // Parallel state `s`: every region not entered yet.
+  void parallel_descendants(state_index s) {
+    for (auto ch : c_.states[s].children)
+      if (!has_descendant(ch)) {
+        add(ch);
+        by_default(ch);
+        descendants(ch);
+      }
   }
   void proper_ancestors(state_index s, state_index to) {
     std::vector<state_index> ancestors;
