@@ -119,11 +119,15 @@ struct orchestrator::impl : std::enable_shared_from_this<impl> {
   result<void> add(std::string name, std::shared_ptr<const statechart> chart, session_options so,
                    bool has_bindings);
   std::shared_ptr<const session_options> hooked(session_options so);
+  void persist_macrostep(session& s);
+  void forward_diagnostic(session& root, const runtime_diagnostic& d, bool user_hooked);
 
   // ---- machines ----
   std::error_code add_machine(const std::string& id, const std::string& document, const json::object* record,
                               store_version version, machine_ptr& out, const value* input = nullptr);
   std::error_code read_record(machine& m, const json::object& record);
+  static std::error_code read_seq(machine& m, const json::object& record);
+  std::error_code read_lists(machine& m, const json::object& record);
   static std::optional<outbound> outbound_of(const json::value& entry);
   static std::error_code read_outbox(machine& m, const json::value& outbox);
   static std::error_code read_inbox(machine& m, const json::value& inbox);
@@ -142,6 +146,7 @@ struct orchestrator::impl : std::enable_shared_from_this<impl> {
 
   // ---- messages ----
   bool route(session& root, const std::string& target, event ev);
+  bool routable(const std::string& target) const;
   void deliver_outbox(const machine_ptr& m);
   enum class sent { done, blocked, pending };
   sent send_one(const machine_ptr& m, const outbound& out);
@@ -166,6 +171,9 @@ struct orchestrator::impl : std::enable_shared_from_this<impl> {
   void begin_write(machine& m);
   void on_batch(std::vector<machine_ptr> ms, std::error_code ec, std::vector<batch_result> results);
   void finish_write(const machine_ptr& m, std::error_code ec);
+  std::string write_error_text(std::error_code ec) const;
+  void write_failed(machine& m, std::error_code ec, const std::string& why);
+  void write_succeeded(machine& m);
   void finish_acks(std::vector<ack> acks, std::error_code ec);
   void notify_change(const machine& m);
   std::string stored_text(machine& m);
@@ -174,6 +182,7 @@ struct orchestrator::impl : std::enable_shared_from_this<impl> {
   // ---- restore and shutdown ----
   void restore_page(std::string start_after, std::size_t restored,
                     boost::asio::any_completion_handler<orchestrator::restore_signature> h);
+  bool restore_entry(const std::string& key, const stored_value& stored);
   void finish_restore(std::size_t restored, boost::asio::any_completion_handler<orchestrator::restore_signature> h);
   void maybe_finish_shutdown();
   void stop_io();
@@ -233,28 +242,45 @@ struct orchestrator::impl : std::enable_shared_from_this<impl> {
 
 // ============================ documents ============================
 
+namespace {
+
+// Why session options `so` cannot serve an orchestrator's machines, else empty.
+std::string options_conflict(const session_options& so) {
+  if (so.route) return "session options set `route`; the orchestrator routes its machines' messages";
+  if (!so.session_id.empty()) return "session options set `session_id`; each session is named after its machine";
+  return {};
+}
+
+// Why the datamodel `so` makes cannot run `chart`, else empty. An XState chart without one gets
+// its datamodel bound to no implementations.
+std::string settle_datamodel(const statechart& chart, session_options& so, bool xstate) {
+  if (!so.make_datamodel) {
+    if (!xstate) return {};
+    auto bound = bind(chart, implementations{});
+    if (!bound) return bound.error().message + " (add the document with its implementations)";
+    so.make_datamodel = xstate_datamodel(std::move(*bound));
+    return {};
+  }
+  auto probe = so.make_datamodel();
+  const std::string got = probe ? std::string(probe->name()) : std::string("none");
+  if (got == chart.datamodel) return {};
+  return "the document's datamodel is '" + chart.datamodel + "' but its sessions would run on '" + got + "'" +
+         (xstate ? " (bind the machine's implementations instead)" : "");
+}
+
+}  // namespace
+
 result<void> orchestrator::impl::add(std::string name, std::shared_ptr<const statechart> chart, session_options so,
                                      bool has_bindings) {
   auto refuse = [&](const std::string& why) { return eval_error{"document '" + name + "': " + why}; };
   if (!chart) return refuse("no chart");
   if (name.empty()) return eval_error{"a document needs a name"};
-  if (so.route) return refuse("session options set `route`; the orchestrator routes its machines' messages");
-  if (!so.session_id.empty()) return refuse("session options set `session_id`; each session is named after its machine");
+  if (auto why = options_conflict(so); !why.empty()) return refuse(why);
   const bool xstate = chart->semantics == chart_semantics::xstate;
   if (has_bindings && !xstate)
     return refuse("C++ implementations bind XState machines, and this is an SCXML document (datamodel '" +
                   chart->datamodel + "')");
-  if (so.make_datamodel) {
-    auto probe = so.make_datamodel();
-    const std::string got = probe ? std::string(probe->name()) : std::string("none");
-    if (got != chart->datamodel)
-      return refuse("the document's datamodel is '" + chart->datamodel + "' but its sessions would run on '" + got +
-                    "'" + (xstate ? " (bind the machine's implementations instead)" : ""));
-  } else if (xstate) {
-    auto bound = bind(*chart, implementations{});
-    if (!bound) return refuse(bound.error().message + " (add the document with its implementations)");
-    so.make_datamodel = xstate_datamodel(std::move(*bound));
-  }
+  if (auto why = settle_datamodel(*chart, so, xstate); !why.empty()) return refuse(why);
   auto hooks = hooked(std::move(so));
   std::lock_guard lock(status_mutex);
   documents[std::move(name)] = document{std::move(chart), std::move(hooks)};
@@ -265,10 +291,7 @@ std::shared_ptr<const session_options> orchestrator::impl::hooked(session_option
   // Every macrostep, whatever caused it (an event, a timer, a child), is persisted: the machine
   // joins the dirty list, and the next flush writes it. The caller's own hook runs after ours.
   so.on_macrostep = [this, user = std::move(so.on_macrostep)](session& s) {
-    // During shutdown, after the final writes began, a timer's macrostep is not written: the
-    // stored snapshot still holds that timer, so a restore runs it again.
-    if (auto* mp = static_cast<machine*>(s.user_data()); mp && !mp->gone && !abandoned && !shutting_down)
-      mark_dirty(mp->shared_from_this());
+    persist_macrostep(s);
     if (user) user(s);
   };
   so.route = [this](session& root, const std::string& target, event ev) { return route(root, target, std::move(ev)); };
@@ -279,10 +302,24 @@ std::shared_ptr<const session_options> orchestrator::impl::hooked(session_option
     return std::make_shared<const session_options>(std::move(so));
   so.on_diagnostic = [this, user = std::move(so.on_diagnostic)](session& root, const runtime_diagnostic& d) {
     if (user) user(root, d);
-    if (opts.on_diagnostic) opts.on_diagnostic(root.id(), d);
-    else if (!user) detail::log_diagnostic(*log, d, root.id());
+    forward_diagnostic(root, d, static_cast<bool>(user));
   };
   return std::make_shared<const session_options>(std::move(so));
+}
+
+// A machine's macrostep: the machine joins the dirty list. During shutdown, after the final writes
+// began, a timer's macrostep is not written: the stored snapshot still holds that timer, so a
+// restore runs it again.
+void orchestrator::impl::persist_macrostep(session& s) {
+  if (auto* mp = static_cast<machine*>(s.user_data()); mp && !mp->gone && !abandoned && !shutting_down)
+    mark_dirty(mp->shared_from_this());
+}
+
+// A diagnostic, after the session options' own hook: to the orchestrator's hook, else (when the
+// session's hook did not take it) to the log.
+void orchestrator::impl::forward_diagnostic(session& root, const runtime_diagnostic& d, bool user_hooked) {
+  if (opts.on_diagnostic) opts.on_diagnostic(root.id(), d);
+  else if (!user_hooked) detail::log_diagnostic(*log, d, root.id());
 }
 
 // ============================ machines ============================
@@ -331,22 +368,34 @@ std::error_code orchestrator::impl::add_machine(const std::string& id, const std
 std::error_code orchestrator::impl::read_record(machine& m, const json::object& o) {
   auto* snap = o.if_contains("snapshot");
   if (!snap) return errc::bad_snapshot;
-  if (auto* seq = o.if_contains("seq")) {
-    auto n = sequence_of(*seq);
-    if (!n || *n == 0) return errc::bad_snapshot;
-    m.next_seq = *n;
-  }
+  if (auto ec = read_seq(m, o)) return ec;
+  if (auto ec = read_lists(m, o)) return ec;
+  if (auto ec = m.s->restore(*snap)) return ec;
+  // Everything read from the store is durable; nothing of it has been delivered by this process.
+  m.durable_seq = m.outbox.empty() ? 0 : m.outbox.back().seq;
+  m.sent_upto = 0;
+  outbox_total += m.outbox.size();
+  return {};
+}
+
+// The record's `seq` (the next sequence to send), when present: not 0.
+std::error_code orchestrator::impl::read_seq(machine& m, const json::object& o) {
+  auto* seq = o.if_contains("seq");
+  if (!seq) return {};
+  auto n = sequence_of(*seq);
+  if (!n || *n == 0) return errc::bad_snapshot;
+  m.next_seq = *n;
+  return {};
+}
+
+// The record's `outbox`, `inbox` and `keys`, those present.
+std::error_code orchestrator::impl::read_lists(machine& m, const json::object& o) {
   if (auto* ob = o.if_contains("outbox"))
     if (auto ec = read_outbox(m, *ob)) return ec;
   if (auto* in = o.if_contains("inbox"))
     if (auto ec = read_inbox(m, *in)) return ec;
   if (auto* ks = o.if_contains("keys"))
     if (auto ec = read_keys(m, *ks)) return ec;
-  if (auto ec = m.s->restore(*snap)) return ec;
-  // Everything read from the store is durable; nothing of it has been delivered by this process.
-  m.durable_seq = m.outbox.empty() ? 0 : m.outbox.back().seq;
-  m.sent_upto = 0;
-  outbox_total += m.outbox.size();
   return {};
 }
 
@@ -537,14 +586,7 @@ void orchestrator::impl::remove(const machine_ptr& m) {
 bool orchestrator::impl::route(session& root, const std::string& target, event ev) {
   auto* mp = static_cast<machine*>(root.user_data());
   if (!mp || mp->gone || abandoned) return false;
-  if (starts_with(target, machine_scheme)) {
-    auto to = std::string_view(target).substr(machine_scheme.size());
-    if (to.empty() || (!restoring && !opts.remote && !machines.count(std::string(to)))) return false;
-  } else if (starts_with(target, bus_scheme)) {
-    if (target.size() == bus_scheme.size()) return false;
-  } else {
-    return false;
-  }
+  if (!routable(target)) return false;
   if (mp->outbox.size() >= opts.outbox_capacity) {
     log->warn("outbox full machine={} target={} event={}", detail::field(mp->id), detail::field(target),
               detail::field(ev.name));
@@ -557,6 +599,16 @@ bool orchestrator::impl::route(session& root, const std::string& target, event e
   // A timer's send runs outside a macrostep: make sure the machine is written all the same.
   mark_dirty(mp->shared_from_this());
   return true;
+}
+
+// True for a target a machine may send to: a machine that exists (or may: while restoring, or
+// remote machines), or a bus address.
+bool orchestrator::impl::routable(const std::string& target) const {
+  if (starts_with(target, machine_scheme)) {
+    auto to = std::string_view(target).substr(machine_scheme.size());
+    return !to.empty() && (restoring || opts.remote || machines.count(std::string(to)));
+  }
+  return starts_with(target, bus_scheme) && target.size() != bus_scheme.size();
 }
 
 // Delivers, in order, what is durable in the machine's outbox and not yet delivered.
@@ -916,29 +968,45 @@ bool orchestrator::impl::on_write_result(const machine_ptr& m, const batch_resul
 
 void orchestrator::impl::finish_write(const machine_ptr& m, std::error_code ec) {
   // The store's cause (host, port, reason), asked now, while it is the latest.
-  const auto why = !ec ? std::string{} : ec == errc::already_exists ? ec.message() : store.error_message(ec);
+  const auto why = write_error_text(ec);
   auto acks = std::move(m->acks_writing);
   m->acks_writing.clear();
   m->writing = false;
   m->attempt = 0;
   count_write(*m, ec, why);
-  if (ec && ec != errc::already_exists && opts.on_write_error) opts.on_write_error(m->id, store_error(ec, why));
-  if (ec) {
-    log->error("write failed machine={} error={}", detail::field(m->id), detail::field(why));
-    m->dirty = true;  // the state is still unsaved: the next event or shutdown writes it again
-    for (auto& [s, n] : m->confirming) m->to_confirm[s] = std::max(m->to_confirm[s], n);
-    m->confirming.clear();
-  } else {
-    m->durable_seq = std::max(m->durable_seq, m->writing_seq);
-    auto confirmed = std::move(m->confirming);
-    m->confirming.clear();
-    for (const auto& [sender, seq] : confirmed) confirm(sender, m->id, seq);
-    notify_change(*m);
-  }
+  if (ec) write_failed(*m, ec, why);
+  else write_succeeded(*m);
   finish_acks(std::move(acks), ec);
   if (!ec) deliver_outbox(m);
   if (m->gone) return;
   if (m->dirty && (!ec || !m->acks_next.empty())) mark_dirty(m);
+}
+
+// The store's cause of `ec` (host, port, reason), asked at once, while it is the latest; empty
+// for a success.
+std::string orchestrator::impl::write_error_text(std::error_code ec) const {
+  if (!ec) return {};
+  if (ec == errc::already_exists) return ec.message();
+  return store.error_message(ec);
+}
+
+// A failed write: the caller's hook (not for `already_exists`), the log, and the machine stays
+// dirty, its confirmations waiting for the next write.
+void orchestrator::impl::write_failed(machine& m, std::error_code ec, const std::string& why) {
+  if (ec != errc::already_exists && opts.on_write_error) opts.on_write_error(m.id, store_error(ec, why));
+  log->error("write failed machine={} error={}", detail::field(m.id), detail::field(why));
+  m.dirty = true;  // the state is still unsaved: the next event or shutdown writes it again
+  for (auto& [s, n] : m.confirming) m.to_confirm[s] = std::max(m.to_confirm[s], n);
+  m.confirming.clear();
+}
+
+// A successful write: what it made durable, the senders it confirms, the change watches.
+void orchestrator::impl::write_succeeded(machine& m) {
+  m.durable_seq = std::max(m.durable_seq, m.writing_seq);
+  auto confirmed = std::move(m.confirming);
+  m.confirming.clear();
+  for (const auto& [sender, seq] : confirmed) confirm(sender, m.id, seq);
+  notify_change(m);
 }
 
 // A write's outcome in the health counters, and the version in the machine's status.
@@ -997,28 +1065,37 @@ void orchestrator::impl::restore_page(std::string start_after, std::size_t resto
           self->set_error("restore failed: " + why);
           return self->complete(std::move(h), ec, restored);
         }
-        for (auto& [k, stored] : page) {
-          auto id = k.substr(self->opts.key_prefix.size());
-          if (self->machines.count(id)) continue;
-          json::error_code jec;
-          auto doc = json::parse(stored.value, jec);
-          const auto* o = doc.if_object();
-          std::string document;
-          if (!jec && o && o->contains("document") && o->at("document").is_string())
-            document = std::string(o->at("document").as_string());
-          machine_ptr m;
-          auto rec = jec || !o ? std::error_code(errc::bad_snapshot)
-                               : self->add_machine(id, document, o, stored.version, m);
-          if (rec) {
-            self->log->error("restore failed machine={} error={}", detail::field(id), detail::field(rec.message()));
-            self->set_error("restore of machine " + id + " failed: " + rec.message());
-            continue;
-          }
-          ++restored;
-        }
+        for (auto& [k, stored] : page)
+          if (self->restore_entry(k, stored)) ++restored;
         if (page.size() < limit) return self->finish_restore(restored, std::move(h));
         self->restore_page(page.back().first, restored, std::move(h));
       }));
+}
+
+namespace {
+
+// The `document` of a stored record, empty when it has none (or the record is not an object).
+std::string document_of(const json::object* o) {
+  if (!o || !o->contains("document") || !o->at("document").is_string()) return {};
+  return std::string(o->at("document").as_string());
+}
+
+}  // namespace
+
+// Restores the machine stored at `key`, unless it is already here; false when it was not
+// restored (a failure is logged and kept as the last error).
+bool orchestrator::impl::restore_entry(const std::string& key, const stored_value& stored) {
+  auto id = key.substr(opts.key_prefix.size());
+  if (machines.count(id)) return false;
+  json::error_code jec;
+  auto doc = json::parse(stored.value, jec);
+  const auto* o = jec ? nullptr : doc.if_object();
+  machine_ptr m;
+  auto rec = !o ? std::error_code(errc::bad_snapshot) : add_machine(id, document_of(o), o, stored.version, m);
+  if (!rec) return true;
+  log->error("restore failed machine={} error={}", detail::field(id), detail::field(rec.message()));
+  set_error("restore of machine " + id + " failed: " + rec.message());
+  return false;
 }
 
 // Every machine is back: deliver again what their outboxes hold, in each sender's order.
