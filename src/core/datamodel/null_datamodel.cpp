@@ -4,18 +4,34 @@
 
 namespace xsn::inline v0 {
 
+namespace {
+
+// `v` without leading and trailing white space.
+std::string_view trim_space(std::string_view v) {
+  while (!v.empty() && std::isspace(static_cast<unsigned char>(v.front()))) v.remove_prefix(1);
+  while (!v.empty() && std::isspace(static_cast<unsigned char>(v.back()))) v.remove_suffix(1);
+  return v;
+}
+
+// True when `s` is at least two characters long, starts with `open` and ends with `close`.
+bool enclosed_by(std::string_view s, char open, char close) {
+  return s.size() >= 2 && s.front() == open && s.back() == close;
+}
+
+// True when `s` is a string literal in single or double quotes.
+bool is_quoted(std::string_view s) {
+  return enclosed_by(s, '\'', '\'') || enclosed_by(s, '"', '"');
+}
+
+}  // namespace
+
 bool detail::parse_in_predicate(std::string_view s, std::string_view& id) {
-  auto trim = [](std::string_view v) {
-    while (!v.empty() && std::isspace(static_cast<unsigned char>(v.front()))) v.remove_prefix(1);
-    while (!v.empty() && std::isspace(static_cast<unsigned char>(v.back()))) v.remove_suffix(1);
-    return v;
-  };
-  s = trim(s);
+  s = trim_space(s);
   if (s.substr(0, 2) != "In") return false;
-  s = trim(s.substr(2));
-  if (s.size() < 2 || s.front() != '(' || s.back() != ')') return false;
-  s = trim(s.substr(1, s.size() - 2));
-  if (s.size() < 2 || (s.front() != '\'' && s.front() != '"') || s.back() != s.front()) return false;
+  s = trim_space(s.substr(2));
+  if (!enclosed_by(s, '(', ')')) return false;
+  s = trim_space(s.substr(1, s.size() - 2));
+  if (!is_quoted(s)) return false;
   id = s.substr(1, s.size() - 2);
   return true;
 }
