@@ -40,6 +40,52 @@ void state_store::fail(list_handler handler, errc e) const {
   complete(std::move(handler), make_error_code(e), std::vector<entry>{});
 }
 
+namespace {
+
+// A batch with some invalid entries: those fail in `results`, the valid ones move to `good`,
+// `where` holds each one's place in the batch.
+struct split_batch {
+  std::vector<batch_result> results;
+  std::vector<batch_write> good;
+  std::vector<std::size_t> where;
+};
+
+// Puts the hook's results for the valid entries back in place, then calls the caller's handler.
+template <class Handler>
+struct merge_into_place {
+  Handler h;
+  std::vector<batch_result> results;
+  std::vector<std::size_t> where;
+
+  void operator()(std::error_code ec, std::vector<batch_result> got) {
+    if (ec || got.size() != where.size()) {
+      return std::move(h)(ec ? ec : make_error_code(errc::invalid_argument), std::vector<batch_result>{});
+    }
+    for (std::size_t i = 0; i < where.size(); ++i) results[where[i]] = got[i];
+    std::move(h)(std::error_code{}, std::move(results));
+  }
+};
+
+// Splits `writes` (with `bad` invalid entries) into the failed ones and the ones to write.
+split_batch split_invalid(std::vector<batch_write>& writes, std::size_t bad,
+                                 bool (*is_valid)(const batch_write&)) {
+  split_batch out;
+  out.results.resize(writes.size());
+  out.good.reserve(writes.size() - bad);
+  out.where.reserve(out.good.capacity());
+  for (std::size_t i = 0; i < writes.size(); ++i) {
+    if (!is_valid(writes[i])) {
+      out.results[i].ec = make_error_code(errc::invalid_argument);
+      continue;
+    }
+    out.good.push_back(std::move(writes[i]));
+    out.where.push_back(i);
+  }
+  return out;
+}
+
+}  // namespace
+
 void state_store::start_batch(std::vector<batch_write> writes, batch_handler handler) {
   if (closed()) {
     return complete(std::move(handler), make_error_code(errc::store_closed), std::vector<batch_result>{});
@@ -48,43 +94,19 @@ void state_store::start_batch(std::vector<batch_write> writes, batch_handler han
     return complete(std::move(handler), make_error_code(errc::invalid_argument),
                     std::vector<batch_result>{});
   }
+  if (writes.empty()) return complete(std::move(handler), std::error_code{}, std::vector<batch_result>{});
   const auto bad = std::count_if(writes.begin(), writes.end(),
                                  [](const batch_write& w) { return !valid(w); });
-  if (writes.empty() || bad == 0) {
-    if (writes.empty()) return complete(std::move(handler), std::error_code{}, std::vector<batch_result>{});
-    return do_write_batch(std::move(writes), std::move(handler));
-  }
+  if (bad == 0) return do_write_batch(std::move(writes), std::move(handler));
   // Some entries are invalid: they fail here, the others go to the hook, and its results are
   // put back in place.
-  std::vector<batch_result> results(writes.size());
-  std::vector<batch_write> good;
-  std::vector<std::size_t> where;
-  good.reserve(writes.size() - static_cast<std::size_t>(bad));
-  where.reserve(good.capacity());
-  for (std::size_t i = 0; i < writes.size(); ++i) {
-    if (valid(writes[i])) {
-      good.push_back(std::move(writes[i]));
-      where.push_back(i);
-    } else {
-      results[i].ec = make_error_code(errc::invalid_argument);
-    }
-  }
-  if (good.empty()) return complete(std::move(handler), std::error_code{}, std::move(results));
+  auto split = split_invalid(writes, static_cast<std::size_t>(bad), [](const batch_write& w) { return valid(w); });
+  if (split.good.empty()) return complete(std::move(handler), std::error_code{}, std::move(split.results));
   // The merge runs where the caller's handler runs, and calls it there directly.
   auto ex = boost::asio::get_associated_executor(handler, executor_);
-  do_write_batch(
-      std::move(good),
-      boost::asio::bind_executor(
-          std::move(ex), [h = std::move(handler), results = std::move(results),
-                          where = std::move(where)](std::error_code ec,
-                                                    std::vector<batch_result> got) mutable {
-            if (ec || got.size() != where.size()) {
-              return std::move(h)(ec ? ec : make_error_code(errc::invalid_argument),
-                                  std::vector<batch_result>{});
-            }
-            for (std::size_t i = 0; i < where.size(); ++i) results[where[i]] = got[i];
-            std::move(h)(std::error_code{}, std::move(results));
-          }));
+  do_write_batch(std::move(split.good),
+                 boost::asio::bind_executor(std::move(ex), merge_into_place<batch_handler>{std::move(handler), std::move(split.results),
+                                                                            std::move(split.where)}));
 }
 
 void state_store::do_write_batch(std::vector<batch_write> writes, batch_handler handler) {
