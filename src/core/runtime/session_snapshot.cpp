@@ -61,6 +61,39 @@ value session::impl::state_value(state_index s) const {
   return boost::json::object{};
 }
 
+namespace {
+
+// Puts `a` at `key` unless it is empty: a stored snapshot of an idle machine stays small.
+void put_unless_empty(boost::json::object& o, std::string_view key, boost::json::array a) {
+  if (!a.empty()) o[key] = std::move(a);
+}
+
+// The ids of the states whose flag is set in `flags` (one per state), in document order.
+boost::json::array flagged_ids(const statechart& c, const std::vector<bool>& flags) {
+  boost::json::array ids;
+  for (state_index s = 0; s < c.states.size(); ++s)
+    if (flags[s]) ids.emplace_back(c.states[s].id);
+  return ids;
+}
+
+// The events of `queue`, oldest first.
+boost::json::array events_json(const detail::ring_queue<event>& queue) {
+  boost::json::array out;
+  queue.for_each([&](const event& ev) { out.push_back(event_to_json(ev)); });
+  return out;
+}
+
+// The snapshot entries of `self`'s children with something to keep, by invoke id.
+boost::json::object children_json(session::impl& self) {
+  boost::json::object children;
+  static std::map<std::string, session::impl::child> no_children;  // never modified: stands for an absent cold_
+  for (auto& [invokeid, ch] : self.cold_ ? self.cold_->children_ : no_children)
+    if (auto e = self.child_json(ch); !e.is_null()) children[invokeid] = std::move(e);
+  return children;
+}
+
+}  // namespace
+
 value session::impl::snapshot() {
   boost::json::object o;
   o["status"] = status_text();
@@ -73,23 +106,12 @@ value session::impl::snapshot() {
   o["historyValue"] = history_json();
   o["context"] = dm_->save();
   o["sessionid"] = id_;
-  if (c_.binding == binding_mode::late) {
-    boost::json::array entered;
-    for (state_index s = 0; s < c_.states.size(); ++s)
-      if (cold().entered_once_[s]) entered.emplace_back(c_.states[s].id);
-    if (!entered.empty()) o["entered"] = std::move(entered);
-  }
+  if (c_.binding == binding_mode::late) put_unless_empty(o, "entered", flagged_ids(c_, cold().entered_once_));
   // Empty parts are left out: a stored snapshot of an idle machine stays small.
-  if (auto pending = pending_json(); !pending.empty()) o["pending"] = std::move(pending);
-  boost::json::array queue;
-  external_.for_each([&](const event& ev) { queue.push_back(event_to_json(ev)); });
-  if (!queue.empty()) o["queue"] = std::move(queue);
+  put_unless_empty(o, "pending", pending_json());
+  put_unless_empty(o, "queue", events_json(external_));
   if (send_counter_) o["sendCounter"] = send_counter_;
-  boost::json::object children;
-  static std::map<std::string, child> no_children;  // never modified: stands for an absent cold_
-  for (auto& [invokeid, ch] : cold_ ? cold_->children_ : no_children)
-    if (auto e = child_json(ch); !e.is_null()) children[invokeid] = std::move(e);
-  o["children"] = std::move(children);
+  o["children"] = children_json(*this);
   return o;
 }
 
