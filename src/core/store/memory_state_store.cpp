@@ -152,6 +152,25 @@ struct memory_state_store::impl : std::enable_shared_from_this<impl> {
     return {{}, slot.version};
   }
 
+  /// Applies write `w` of a batch (moving its key and value out): a compare-and-set when it has
+  /// an expected version, else a put. Under the lock.
+  write_result apply(batch_write& w, clock::time_point now) {
+    auto it = find_live(w.key, now);
+    const store_version current = it == entries.end() ? 0 : it->second.version;
+    if (w.expected && current != *w.expected) return {make_error_code(errc::version_conflict), current};
+    return store(it, std::move(w.key), std::move(w.value), w.opts, now);
+  }
+
+  /// Applies `writes` in order under one lock, each with its own version.
+  std::vector<write_result> apply_batch(std::vector<batch_write>& writes) {
+    std::vector<write_result> rs;
+    rs.reserve(writes.size());
+    std::lock_guard lock(mutex);
+    const auto now = clk.now();
+    for (auto& w : writes) rs.push_back(apply(w, now));
+    return rs;
+  }
+
   // ---- logging, outside the lock ----
 
   /// Logs the outcome of write `op` on `key`: a conflict (`info`), a full store (`warn`), or, at
@@ -304,38 +323,21 @@ void memory_state_store::do_compare_and_set(std::string key, store_version expec
 void memory_state_store::do_write_batch(std::vector<batch_write> writes, batch_handler handler) {
   // Under one lock: the entries take effect in order, each with its own version, and the watches
   // are told in that (version) order, as by one `do_put` / `do_compare_and_set` per entry.
-  std::vector<impl::write_result> rs(writes.size());
   const bool trace = impl_->log->should_log(spdlog::level::trace);
   std::vector<std::string> logged_keys;
   if (trace) {
     logged_keys.reserve(writes.size());
     for (const auto& w : writes) logged_keys.push_back(w.key);
   }
-  {
-    auto& s = *impl_;
-    std::lock_guard lock(s.mutex);
-    const auto now = s.clk.now();
-    for (std::size_t i = 0; i < writes.size(); ++i) {
-      auto& w = writes[i];
-      auto it = s.find_live(w.key, now);
-      const store_version current = it == s.entries.end() ? 0 : it->second.version;
-      if (w.expected && current != *w.expected) {
-        rs[i] = {make_error_code(errc::version_conflict), current};
-      } else {
-        rs[i] = s.store(it, std::move(w.key), std::move(w.value), w.opts, now);
-      }
-    }
-  }
+  const auto rs = impl_->apply_batch(writes);
   std::vector<batch_result> results(writes.size());
   for (std::size_t i = 0; i < writes.size(); ++i) {
     const auto& w = writes[i];
     const auto& r = rs[i];
     results[i] = batch_result{r.ec, r.version};
-    if (r.ec || trace) {
-      impl_->log_write(w.expected ? "cas" : "put",
-                       r.ec ? std::string_view(w.key) : std::string_view(logged_keys[i]), r,
-                       w.expected);
-    }
+    if (!r.ec && !trace) continue;
+    impl_->log_write(w.expected ? "cas" : "put",
+                     r.ec ? std::string_view(w.key) : std::string_view(logged_keys[i]), r, w.expected);
   }
   complete(std::move(handler), std::error_code{}, std::move(results));
 }
