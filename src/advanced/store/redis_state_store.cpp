@@ -496,11 +496,17 @@ struct redis_state_store::impl : std::enable_shared_from_this<impl> {
       set_error("malformed reply to a write");
       return complete(std::move(h), bad_message(), store_version{0});
     }
+    finish_write(std::move(h), status, *version, expires);
+  }
+
+  /// Completes a write from the status and version of its reply (counters taken already).
+  void finish_write(write_handler h, std::string_view status, store_version version,
+                    std::optional<clock::time_point> expires) {
     if (status == "ok") {
       if (expires) note_expiry(*expires);
-      return complete(std::move(h), std::error_code{}, *version);
+      return complete(std::move(h), std::error_code{}, version);
     }
-    if (status == "conflict") return complete(std::move(h), make_error_code(errc::version_conflict), *version);
+    if (status == "conflict") return complete(std::move(h), make_error_code(errc::version_conflict), version);
     if (status == "full") return complete(std::move(h), make_error_code(errc::store_full), store_version{0});
     set_error("malformed reply to a write");
     complete(std::move(h), bad_message(), store_version{0});
@@ -830,21 +836,32 @@ struct redis_state_store::impl : std::enable_shared_from_this<impl> {
     c.arg("1000");
     end_call(c, detail::script_sweep);
     c.done = [weak = weak_from_this(), now](std::error_code ec, const redisReply* r) {
-        const auto self = weak.lock();
-        if (!self) return;  // the store and its links are gone
-      if (ec) return;  // the next write, connect or timer tries again
-      if (r->type == REDIS_REPLY_ERROR) return (void)self->error_of(r);
-      const auto n = is_array(r, 3) ? to_size(r->element[0]) : std::nullopt;
-      const auto b = is_array(r, 3) ? to_size(r->element[1]) : std::nullopt;
-      if (!n || !b || !is_string(r->element[2])) return self->set_error("malformed reply to a sweep");
-      self->set_counts(*n, *b);
-      if (str(r->element[2]) == "-") return;
-      const auto next = decode_time(str(r->element[2]));
-      if (!next) return self->set_error("malformed expiry in Redis");
-      if (*next <= now) return self->sweep();  // more than one batch was due
-      self->note_expiry(*next);
+      const auto self = weak.lock();
+      if (!self) return;  // the store and its links are gone
+      self->on_sweep_reply(now, ec, r);
     };
     cmd->submit(std::move(c));
+  }
+
+  /// The reply to a sweep started at `now`: {entries, bytes, next expiry or "-"}.
+  void on_sweep_reply(clock::time_point now, std::error_code ec, const redisReply* r) {
+    if (ec) return;  // the next write, connect or timer tries again
+    if (r->type == REDIS_REPLY_ERROR) return (void)error_of(r);
+    if (!is_array(r, 3)) return set_error("malformed reply to a sweep");
+    const auto n = to_size(r->element[0]);
+    const auto b = to_size(r->element[1]);
+    if (!n || !b || !is_string(r->element[2])) return set_error("malformed reply to a sweep");
+    set_counts(*n, *b);
+    arm_after_sweep(now, str(r->element[2]));
+  }
+
+  /// After a sweep: sweeps again when the next expiry is due already, else arms the timer for it.
+  void arm_after_sweep(clock::time_point now, std::string_view next_expiry) {
+    if (next_expiry == "-") return;  // nothing left that expires
+    const auto next = decode_time(next_expiry);
+    if (!next) return set_error("malformed expiry in Redis");
+    if (*next <= now) return sweep();  // more than one batch was due
+    note_expiry(*next);
   }
 
   // ---- shutdown ----
