@@ -379,16 +379,21 @@ struct redis_state_store::impl : std::enable_shared_from_this<impl> {
                  [weak = weak_from_this(), id](std::error_code ec, const redisReply* r) {
                    const auto self = weak.lock();
                    if (!self) return;  // the store and its links are gone
-                   auto it = self->flushes.find(id);
-                   if (it == self->flushes.end()) return;
-                   if (ec || !r || r->type == REDIS_REPLY_ERROR) {
-                     auto handler = std::move(it->second.handler);
-                     self->flushes.erase(it);
-                     return self->done(std::move(handler), ec ? ec : bad_message());
-                   }
-                   it->second.replied = true;
-                   self->finish_flush(it);
+                   self->on_flush_published(id, ec, r);
                  });
+  }
+
+  /// The reply to flush `id`'s PUBLISH: failed, or half of the barrier (the marker is the other).
+  void on_flush_published(std::uint64_t id, std::error_code ec, const redisReply* r) {
+    auto it = flushes.find(id);
+    if (it == flushes.end()) return;
+    if (ec || !r || r->type == REDIS_REPLY_ERROR) {
+      auto handler = std::move(it->second.handler);
+      flushes.erase(it);
+      return done(std::move(handler), ec ? ec : bad_message());
+    }
+    it->second.replied = true;
+    finish_flush(it);
   }
 
   void on_flush_marker(std::string_view rest) {
