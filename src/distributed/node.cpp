@@ -1108,6 +1108,23 @@ void node::cluster(reply_handler h) {
   });
 }
 
+namespace {
+
+// The members in the reply to HGETALL of the node info, appended to `nodes`; false when it failed.
+bool read_members(json::array& nodes, std::error_code ec, const redisReply* r) {
+  if (ec || !is_array(r)) return false;
+  for (std::size_t i = 0; i + 1 < r->elements; i += 2)
+    nodes.push_back(member_entry(str(r->element[i]), str(r->element[i + 1])));
+  return true;
+}
+
+// A partition's "pending", from the reply to XPENDING (summary form) when it has the count.
+void read_pending(json::object& partition, const redisReply* r) {
+  if (is_array(r) && r->elements >= 1) partition["pending"] = to_int(r->element[0]).value_or(0);
+}
+
+}  // namespace
+
 void query_cluster(const std::shared_ptr<redis_client>& cmd, const keyspace& ks, unsigned partitions, reply_handler h) {
   {
     struct state {
@@ -1128,10 +1145,7 @@ void query_cluster(const std::shared_ptr<redis_client>& cmd, const keyspace& ks,
       st->h(reply{200, json::object{{"nodes", std::move(st->nodes)}, {"partitions", std::move(st->partitions)}}});
     };
     cmd->command({"HGETALL", ks.nodeinfo()}, [st, done](std::error_code ec, const redisReply* r) {
-      if (ec || !is_array(r)) st->failed = true;
-      else
-        for (std::size_t i = 0; i + 1 < r->elements; i += 2)
-          st->nodes.push_back(member_entry(str(r->element[i]), str(r->element[i + 1])));
+      if (!read_members(st->nodes, ec, r)) st->failed = true;
       done();
     });
     for (unsigned p = 0; p < P; ++p) {
@@ -1149,8 +1163,7 @@ void query_cluster(const std::shared_ptr<redis_client>& cmd, const keyspace& ks,
       cmd->command({"XPENDING", ks.stream(p), std::string(stream_group)},
                          [st, p, done](std::error_code ec, const redisReply* r) {
                            if (ec) st->failed = true;
-                           else if (is_array(r) && r->elements >= 1)
-                             st->partitions[p].as_object()["pending"] = to_int(r->element[0]).value_or(0);
+                           else read_pending(st->partitions[p].as_object(), r);
                            done();
                          });
     }
