@@ -79,9 +79,10 @@ TEST_CASE("redis_concurrency: compare-and-set increments from four threads lose 
         auto [ec, cur] = start<ec_t, value_t>([&](auto h) { store.async_get("counter", std::move(h)); }).get();
         if (ec || !cur) return -1;
         const auto next = std::to_string(std::stoi(cur->value) + 1);
+        const auto seen = cur->version;  // Clang 14 cannot capture a structured binding
         auto [ec2, v] =
             start<ec_t, version_t>([&](auto h) {
-              store.async_compare_and_set("counter", cur->version, next, std::move(h));
+              store.async_compare_and_set("counter", seen, next, std::move(h));
             }).get();
         if (ec2 == xsn::errc::version_conflict) {
           ++lost;

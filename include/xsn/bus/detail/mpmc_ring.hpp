@@ -48,9 +48,10 @@ class backoff {
 struct heap_ring_memory {
   /// `bytes` aligned to `align`; throws `std::bad_alloc`.
   void* allocate(std::size_t bytes, std::size_t align) { return ::operator new(bytes, std::align_val_t{align}); }
-  /// Frees what `allocate` returned.
-  void deallocate(void* p, std::size_t bytes, std::size_t align) noexcept {
-    ::operator delete(p, bytes, std::align_val_t{align});
+  /// Frees what `allocate` returned. The unsized aligned delete: Clang leaves sized deallocation
+  /// off by default (-fsized-deallocation), and the size adds nothing the allocator needs here.
+  void deallocate(void* p, [[maybe_unused]] std::size_t bytes, std::size_t align) noexcept {
+    ::operator delete(p, std::align_val_t{align});
   }
 };
 
