@@ -13,10 +13,11 @@
 # Environment:
 #   XSN_PRESET  configure/build/test preset from CMakePresets.json (default: release)
 #   XSN_JOBS    parallel build and test jobs (default: number of CPUs)
+#   XSN_EXTRA_PACKAGES  more Debian packages to install with the others (CI: clang-14 ...)
 set -euo pipefail
 
 usage() {
-  sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 cmd=${1:-}
@@ -48,6 +49,8 @@ packages=(
 if [[ $cmd == test || $cmd == build ]]; then
   packages+=(pmccabe)
 fi
+read -r -a extra_packages <<< "${XSN_EXTRA_PACKAGES:-}"
+packages+=("${extra_packages[@]}")
 
 installed() {
   local pkg=$1
