@@ -162,6 +162,19 @@ TEST_CASE("xsn validate: 10000 nested states are one located error and no crash"
   CHECK(r.err == (s.dir / "deep.scxml").string() + ":1002:1: states nested deeper than 1000\n");
 }
 
+TEST_CASE("xsn validate: a history state entering itself by default is an error and no crash") {
+  // fuzz_xstate's finding (fuzz/seeds/xstate/): the root's initial is a history state without
+  // target, whose default is the root's initial again; validating it overflowed the stack.
+  // The tests run in tests/ (catch_discover_tests' WORKING_DIRECTORY).
+  scratch s;
+  const std::string input = "../fuzz/seeds/xstate/history-self-default.json";
+  REQUIRE(fs::exists(input));
+  auto r = s.validate({input});
+  CHECK(r.code == 2);
+  CHECK(r.err == input + ":7:5: history state 'hd.idle' is its parent's initial state and has no 'target': its default "
+                         "would enter itself (at /states/idle)\n");
+}
+
 TEST_CASE("xsn test-script and trace: virtual time beyond 2^40 ms is refused") {
   scratch s;
   const auto machine = s.write("m.scxml", scxml("<state id=\"a\"/>", ""));

@@ -203,7 +203,7 @@ TEST_CASE("xstate_parser: bad configs are located errors") {
       {"{\"initial\": \"zz\", \"states\": {\"a\": {}}}", "initial state 'zz' is not a child", "1:13"},
       {"{\"initial\": 5, \"states\": {\"a\": {}}}", "'initial' must be the key", "1:13"},
       {"{\"type\": \"history\"}", "root cannot be a history state", "1:1"},
-      {"{\"initial\": \"a\", \"states\": {\"a\": {\"history\": \"sideways\"}}}", "'history' must be", "1:46"},
+      {"{\"initial\": \"b\", \"states\": {\"b\": {}, \"a\": {\"history\": \"sideways\"}}}", "'history' must be", "1:55"},
       {"{\"initial\": \"a\", \"states\": {\"a\": {}, \"h\": {\"type\": \"history\", \"target\": \"nope\"}}}", "history target 'nope'", "1:73"},
       {"{\"initial\": \"a\", \"states\": {\"a\": {\"type\": \"final\", \"states\": {\"x\": {}}}}}", "final state cannot have child states", "1:62"},
       {"{\"initial\": \"a\", \"states\": {\"a\": {\"type\": \"compound\"}}}", "has no child states", "1:34"},
@@ -235,6 +235,10 @@ TEST_CASE("xstate_parser: bad configs are located errors") {
       {"{\"initial\": \"a\", \"states\": {\"a\": {\"context\": {}}}}", "'context' belongs to the machine", "1:46"},
       {"{\"initial\": \"a\", \"states\": {\"a\": {\"type\": \"final\", \"on\": {\"E\": \"a\"}}}}", "a final state cannot have 'on'", "1:58"},
       {"{\"initial\": \"a\", \"states\": {\"a\": {}, \"h\": {\"type\": \"history\", \"on\": {}}}}", "a history state cannot have 'on'", "1:69"},
+      // fuzz_xstate: a target-less history state that is its parent's initial would enter itself.
+      {"{\"initial\": \"h\", \"states\": {\"h\": {\"type\": \"history\"}, \"a\": {}}}", "its default would enter itself", "1:34"},
+      {"{\"initial\": \"a\", \"states\": {\"a\": {\"initial\": \"h\", \"states\": {\"x\": {}, \"h\": {\"type\": \"history\", \"history\": \"deep\"}}}}}",
+       "is its parent's initial state and has no 'target'", "1:76"},
   };
   for (const auto& b : cases) {
     INFO(b.text);

@@ -91,7 +91,15 @@ class entry_builder {
     if (st.kind == state_kind::parallel) parallel_descendants(s);
   }
   // History state `s`: the stored states, else the targets of its default transition.
+  // The loaders refuse a history default that enters its own history state; the guard bounds the
+  // recursion for any chart built another way.
   void history_descendants(state_index s) {
+    if (std::find(expanding_.begin(), expanding_.end(), s) != expanding_.end()) return;
+    expanding_.push_back(s);
+    expand_history(s);
+    expanding_.pop_back();
+  }
+  void expand_history(state_index s) {
     const auto& st = c_.states[s];
     std::vector<state_index> stored;
     if (!history_(s, stored)) {
@@ -146,6 +154,7 @@ class entry_builder {
   const history_lookup& history_;
   state_set& entry_;
   state_set* defaults_;
+  std::vector<state_index> expanding_;  // the history states being expanded, innermost last
 };
 
 }  // namespace

@@ -1205,8 +1205,16 @@ void xstate_builder::read_initial_config(const object& o, std::string& kptr, con
 void xstate_builder::resolve_history(const pending_history& p) {
   transition_node t;
   t.source = p.s;
-  if (!p.target || p.target->is_null()) default_history_targets(p.s, t);
-  else
+  if (!p.target || p.target->is_null()) {
+    default_history_targets(p.s, t);
+    // XState resolves such a default through the parent's `initial`; when that is this history
+    // state, entering it would enter itself without end (a fuzz finding: fuzz/findings/).
+    if (std::find(t.targets.begin(), t.targets.end(), p.s) != t.targets.end()) {
+      error(p.ptr, "history state '" + c_->states[p.s].id +
+                       "' is its parent's initial state and has no 'target': its default would enter itself");
+      return;
+    }
+  } else
     for (const auto& [v, vptr] : one_or_many(*p.target, p.ptr + "/target")) add_history_target(p.s, *v, vptr, t);
   if (t.targets.empty()) return;  // parent errors were reported
   c_->transitions.push_back(std::move(t));
