@@ -235,6 +235,10 @@ TEST_CASE("xstate_parser: bad configs are located errors") {
       {"{\"initial\": \"a\", \"states\": {\"a\": {\"context\": {}}}}", "'context' belongs to the machine", "1:46"},
       {"{\"initial\": \"a\", \"states\": {\"a\": {\"type\": \"final\", \"on\": {\"E\": \"a\"}}}}", "a final state cannot have 'on'", "1:58"},
       {"{\"initial\": \"a\", \"states\": {\"a\": {}, \"h\": {\"type\": \"history\", \"on\": {}}}}", "a history state cannot have 'on'", "1:69"},
+      // fuzz_xstate: a repeated key whose first value is an array, and a member name that starts
+      // with digits; locating the error (in the last value, which Boost.JSON keeps) hung.
+      {"{\"initial\": \"a\", \"states\": {\"a\": {\"on\": []}, \"a\": {\"on\": {\"123456789012345678E\": \"nowhere\"}}}}",
+       "unknown target 'nowhere'", "1:82"},
       // fuzz_xstate: a target-less history state that is its parent's initial would enter itself.
       {"{\"initial\": \"h\", \"states\": {\"h\": {\"type\": \"history\"}, \"a\": {}}}", "its default would enter itself", "1:34"},
       {"{\"initial\": \"a\", \"states\": {\"a\": {\"initial\": \"h\", \"states\": {\"x\": {}, \"h\": {\"type\": \"history\", \"history\": \"deep\"}}}}}",

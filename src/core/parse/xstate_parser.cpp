@@ -90,40 +90,49 @@ std::string next_token(std::string_view& ptr) {
   return token;
 }
 
-/// `t[i]` opens an object: the offset of the value of its member `key`, or npos.
-std::size_t member_at(std::string_view t, std::size_t i, const std::string& key) {
+/// `t[i]` opens an object: the offset of the value of its member `key`, or npos. When the key
+/// repeats, the first one, or with `last` the last one (the one Boost.JSON, like JavaScript, keeps;
+/// finding it costs the whole object).
+std::size_t member_at(std::string_view t, std::size_t i, const std::string& key, bool last) {
+  auto found = std::string::npos;
   i = skip_ws(t, i + 1);
   while (i < t.size() && t[i] == '"') {
     std::string k;
     i = skip_ws(t, read_string(t, i, &k));
     i = skip_ws(t, i + 1);  // ':'
-    if (k == key) return i;
+    if (k == key) {
+      if (!last) return i;
+      found = i;
+    }
     i = skip_ws(t, skip_value(t, i));
     if (i < t.size() && t[i] == ',') i = skip_ws(t, i + 1);
   }
-  return std::string::npos;
+  return found;
 }
 
-/// `t[i]` opens an array: the offset of its element number `token`, or npos.
+/// `t[i]` opens an array: the offset of its element number `token`, or npos (also when `token` is
+/// not a number or the array is shorter: a member name of digits, `"123abc"`, found where the text
+/// has an array, must not become 123 steps, let alone 10^18 of them without progress).
 std::size_t element_at(std::string_view t, std::size_t i, const std::string& token) {
   std::size_t index = 0;
   auto [p, ec] = std::from_chars(token.data(), token.data() + token.size(), index);
-  if (ec != std::errc{}) return std::string::npos;
+  if (ec != std::errc{} || p != token.data() + token.size()) return std::string::npos;
   i = skip_ws(t, i + 1);
-  for (std::size_t k = 0; k < index && i < t.size(); ++k) {
+  for (std::size_t k = 0; k < index; ++k) {  // each step passes a ',' or ends the search
     i = skip_ws(t, skip_value(t, i));
-    if (i < t.size() && t[i] == ',') i = skip_ws(t, i + 1);
+    if (i >= t.size() || t[i] != ',') return std::string::npos;
+    i = skip_ws(t, i + 1);
   }
   return i;
 }
 
 /// Offset of the value at JSON pointer `ptr` in well-formed JSON `t`, or npos; `from` is the
-/// offset of the value `ptr` is relative to (the document by default).
-std::size_t locate(std::string_view t, std::string_view ptr, std::size_t from = 0) {
+/// offset of the value `ptr` is relative to. `last`: of repeated keys, the last (see member_at).
+std::size_t locate(std::string_view t, std::string_view ptr, std::size_t from, bool last) {
   std::size_t i = skip_ws(t, from);
   while (!ptr.empty() && i < t.size()) {
     const auto token = next_token(ptr);
-    if (t[i] == '{') i = member_at(t, i, token);
+    if (t[i] == '{') i = member_at(t, i, token, last);
     else if (t[i] == '[') i = element_at(t, i, token);
     else return std::string::npos;
   }
@@ -252,7 +261,11 @@ class xstate_builder {
     if (auto it = located_.find(ptr); it != located_.end()) return at_offset(it->second);
     std::size_t cut = ptr.size();
     const auto from = nearest_located(ptr, cut);
-    const auto off = from == 0 ? locate(text_, ptr) : locate(text_, std::string_view(ptr).substr(cut), from);
+    const auto rest = from == 0 ? std::string_view(ptr) : std::string_view(ptr).substr(cut);
+    auto off = locate(text_, rest, from, false);
+    // Not found by the first of repeated keys: by the last ones, which the parsed document kept,
+    // from the top (what was located on the way may be in a first one).
+    if (off == std::string::npos) off = locate(text_, ptr, 0, true);
     located_.emplace(ptr, off);
     return at_offset(off);
   }
