@@ -198,7 +198,9 @@ struct hot_transition {
   static constexpr std::uint32_t eventless_marker = npos - 1;  ///< `event` of eventless ones.
   static constexpr std::uint32_t multi_marker = npos - 2;      ///< Several descriptors or `*`.
   static constexpr std::uint32_t by_default_bit = 1u << 31;    ///< In `hot_entry`: default entry.
-  enum : std::uint32_t { static_entry = 1, history_target = 2, body = 4 };
+  /// `direct`: taking it exits only its source, an atomic state whose compound parent is the
+  /// domain, and enters only its static entry set, with no content, invoke or final state on the way.
+  enum : std::uint32_t { static_entry = 1, history_target = 2, body = 4, direct = 8 };
   std::uint32_t event = 0;       ///< The single descriptor's name id, or a marker.
   expr_index cond = npos;
   state_index domain = npos;     ///< Precomputed domain (npos: targetless or history target).
@@ -275,6 +277,21 @@ class statechart {
   /// interned id, or npos): the keys to look it up under, besides `any_key()`.
   void descriptor_keys(std::string_view name, std::uint32_t name_id, std::vector<std::uint32_t>& out) const;
 
+  /// Charts without parallel states (one active atomic state at a time): the transition an event
+  /// selects, by active atomic state and event name id, when no guard takes part. Entry
+  /// `chain_slot[atomic] * names.size() + name_id` is a transition, `chain_none` (none matches:
+  /// the event is ignored) or `chain_guarded` (a guard decides: select the usual way). Empty for
+  /// other charts and when the table would have more than `chain_table_limit` entries.
+  std::vector<transition_index> chain_next;
+  std::vector<std::uint32_t> chain_slot;  ///< Per state: its row in `chain_next`, npos if not atomic.
+  static constexpr transition_index chain_none = npos;
+  static constexpr transition_index chain_guarded = npos - 1;
+  static constexpr std::size_t chain_table_limit = std::size_t{1} << 18;  ///< 1 MB of entries.
+  /// The `chain_next` entry of atomic state `atomic` for name id `name_id` (the table is not empty).
+  transition_index chain_step(state_index atomic, std::uint32_t name_id) const noexcept {
+    return chain_next[std::size_t{chain_slot[atomic]} * names.size() + name_id];
+  }
+
   /// Interned event descriptors and names (descriptor `foo.*` is stored as `foo`).
   std::vector<std::string> names;
   /// For each name id, the name ids that are token prefixes of it (itself included).
@@ -314,6 +331,7 @@ class statechart {
  private:
   void build_hot_tables();
   void build_event_index();
+  void build_chain_table();
   /// Hash that lets the maps below be searched with a `std::string_view` without allocating.
   struct string_hash {
     using is_transparent = void;

@@ -304,7 +304,84 @@ hot_transition hot_transition_of(const transition_node& t, std::vector<std::uint
   return h;
 }
 
+/// True when taking transition `ti` changes nothing but the configuration: `hot_transition::direct`.
+bool direct_transition(const statechart& c, transition_index ti) {
+  const auto& t = c.transitions[ti];
+  const auto& h = c.hot_transitions[ti];
+  if (!(h.flags & hot_transition::static_entry) || (h.flags & (hot_transition::history_target | hot_transition::body)))
+    return false;
+  if (t.source == npos || !c.is_atomic(t.source) || (c.hot_states[t.source].flags & (hot_state::onexit | hot_state::invokes)))
+    return false;
+  // The domain's active descendants are then the source alone.
+  const auto parent = c.states[t.source].parent;
+  if (h.domain != parent || parent == npos || c.states[parent].kind == state_kind::parallel) return false;
+  constexpr auto work = hot_state::onentry | hot_state::data | hot_state::final | hot_state::initial_body | hot_state::invokes;
+  for (auto k = h.entry_begin; k != h.entry_end; ++k)
+    if (c.hot_states[c.hot_entry[k] & ~hot_transition::by_default_bit].flags & work) return false;
+  return true;
+}
+
+// The chain table (statechart::chain_next) applies to charts with one active atomic state at a
+// time: no parallel state, no compound state without children (XState), and a table of bounded size.
+bool chain_table_applies(const statechart& c, std::size_t& atomic_states) {
+  if (c.names.empty()) return false;
+  atomic_states = 0;
+  for (state_index s = 0; s < c.states.size(); ++s) {
+    if (c.states[s].kind == state_kind::parallel || (c.hot_states[s].flags & hot_state::childless)) return false;
+    if (c.atomic_mask.test(s)) ++atomic_states;
+  }
+  return atomic_states * c.names.size() <= statechart::chain_table_limit;
+}
+
+// State `s`'s own answer per event name: the first of its transitions (in selection order) that
+// matches the name, or chain_guarded when that one has a guard; as (name id, answer) pairs.
+// `matched_by[d]`: the names descriptor `d` matches (those it is a token prefix of).
+void own_answers(const statechart& c, state_index s, const std::vector<std::vector<std::uint32_t>>& matched_by,
+                 std::vector<state_index>& stamp, std::vector<std::pair<std::uint32_t, transition_index>>& out) {
+  const auto& hs = c.hot_states[s];
+  for (auto ti = hs.first_transition; ti != hs.first_transition + hs.transition_count; ++ti) {
+    const auto& t = c.transitions[ti];
+    const auto answer = c.hot_transitions[ti].cond != npos ? statechart::chain_guarded : ti;
+    const auto mark = [&](std::uint32_t name) {
+      if (stamp[name] != s) stamp[name] = s, out.emplace_back(name, answer);
+    };
+    if (t.any_event) {
+      for (std::uint32_t n = 0; n < c.names.size(); ++n) mark(n);
+    } else {
+      for (auto d : t.events)
+        for (auto n : matched_by[d]) mark(n);
+    }
+  }
+}
+
 }  // namespace
+
+void statechart::build_chain_table() {
+  chain_next.clear();
+  chain_slot.clear();
+  std::size_t atomic_states = 0;
+  if (!chain_table_applies(*this, atomic_states)) return;
+  const auto n = names.size();
+  std::vector<std::vector<std::uint32_t>> matched_by(n);
+  for (std::uint32_t name = 0; name < n; ++name)
+    for (auto p : name_prefixes[name]) matched_by[p].push_back(name);
+  std::vector<std::vector<std::pair<std::uint32_t, transition_index>>> own(states.size());
+  std::vector<state_index> stamp(n, npos);
+  for (state_index s = 0; s < states.size(); ++s) own_answers(*this, s, matched_by, stamp, own[s]);
+  // Selection asks the atomic state, then its ancestors (XState: up to the machine's root, state 1):
+  // the nearest answer wins.
+  const state_index top = semantics == chart_semantics::xstate ? 1 : 0;
+  chain_next.assign(atomic_states * n, chain_none);
+  chain_slot.assign(states.size(), npos);
+  std::uint32_t slot = 0;
+  atomic_mask.for_each([&](state_index a) {
+    chain_slot[a] = slot;
+    auto* row = chain_next.data() + std::size_t{slot++} * n;
+    for (auto s = a; s != npos && s >= top; s = states[s].parent)
+      for (auto [name, answer] : own[s])
+        if (row[name] == chain_none) row[name] = answer;
+  });
+}
 
 void statechart::finalize() {
   group_transitions_by_source(*this);
@@ -348,7 +425,10 @@ void statechart::build_hot_tables() {
   for (state_index i = 0; i < states.size(); ++i) hot_states[i] = hot_state_of(*this, i);
   for (transition_index i = 0; i < transitions.size(); ++i)
     hot_transitions[i] = hot_transition_of(transitions[i], hot_entry);
+  for (transition_index i = 0; i < transitions.size(); ++i)
+    if (direct_transition(*this, i)) hot_transitions[i].flags |= hot_transition::direct;
   build_event_index();
+  build_chain_table();
 }
 
 void statechart::build_event_index() {

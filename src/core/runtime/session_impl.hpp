@@ -91,6 +91,14 @@ struct session::impl final : datamodel_host, detail::actor_host {
   }
   void run_to_completion();
   bool select_transitions(const event* ev, std::uint32_t name_id);
+  /// Selection by the chart's chain table (`mode_.chain`): false when a guard decides, so the usual
+  /// selection must run; else `selected` says whether a transition was enabled.
+  bool select_by_chain(std::uint32_t name_id, bool& selected) __attribute__((always_inline));
+  /// The active atomic state of a chart with one at a time (`chain_atomic_`, checked).
+  state_index chain_atomic() noexcept;
+  /// The whole macrostep of an event whose transition is `hot_transition::direct` (the toggle's
+  /// kind): the configuration changes, nothing runs. False, with nothing done, for any other event.
+  bool direct_step(std::uint32_t name_id);
   /// select_transitions' steps, inlined into it (out of line they cost SCXML charts 10% per event):
   /// one atomic state and its ancestors, whether a transition matches the event, a transition taken
   /// when its guard holds, an indexed state's transitions.
@@ -340,6 +348,9 @@ struct session::impl final : datamodel_host, detail::actor_host {
   detail::fixed_vector<transition_index> enabled_;
   detail::fixed_vector<state_index> domains_;  // domains_[i]: of enabled_[i]
   detail::fixed_vector<std::uint32_t> order_;  // indices of enabled_ with a domain, by domain
+  // mode_.chain: the active atomic state when it was last entered, or a stale guess that
+  // chain_atomic() replaces (a restore sets the configuration without entering states).
+  state_index chain_atomic_ = 0;
   event internal_event_;         // the internal event being processed (datamodels may keep a reference to it)
   detail::bitset region_found_;  // xstate_select_walk: parallel states some region of which enabled a transition
   detail::ring_queue<event> external_, internal_;  // bounded by opts_ capacities
@@ -360,6 +371,8 @@ struct session::impl final : datamodel_host, detail::actor_host {
     bool has_histories = false;   ///< The chart has history states.
     bool bookkeeping = false;     ///< Exits record history or invokes.
     bool big = false;             ///< Over 256 states: `big_config_` mirrors the configuration.
+    bool chain = false;           ///< The chart has a chain table: events select by lookup (see `chain_next`).
+    bool direct = false;          ///< Chain, and nothing watches a macrostep inside: see `direct_step`.
     bool fixed_id = false;        ///< The id was given (constructor or options): a restore keeps it.
     // The session's life (`status()` reads them).
     bool started = false;         ///< `start` or a restore ran.

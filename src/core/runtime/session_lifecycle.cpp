@@ -51,6 +51,13 @@ session::impl::impl(session& self, std::shared_ptr<const statechart> chart, boos
   mode_.xstate_walk = mode_.xstate && c_.states.size() > 1 &&
                  std::none_of(c_.hot_states.begin(), c_.hot_states.end(), [](const hot_state& h) { return h.flags & hot_state::childless; });
   if (mode_.xstate_walk) region_found_ = detail::bitset(c_.states.size());
+  mode_.chain = !c_.chain_next.empty();
+  // A direct step runs no content, so it skips what content reads: the event given to the
+  // datamodel (the xstate one lets go of it after each macrostep anyway; ECMAScript's `_event` stays
+  // until the next event), the inspector's view of the steps, invokes and eventless transitions.
+  mode_.direct = mode_.chain && !mode_.inspect && mode_.quick_rtc && !mode_.has_invokes && !mode_.track_order &&
+                 (!mode_.dm_reads_event || mode_.borrows_event);
+  if (mode_.chain) atomic_mask_.for_each([&](state_index a) { chain_atomic_ = a; });  // a valid index
 }
 
 std::error_code session::impl::start() {

@@ -20,6 +20,7 @@ std::error_code session::impl::process(const event& ev) {
 
 void session::impl::process_external(const event& ev) {
   const auto name_id = resolve(ev);
+  if (mode_.direct && name_id != npos && direct_step(name_id)) return;
   mode_.in_macrostep = true;
   microsteps_ = 0;
   if (mode_.dm_reads_event) dm_->set_event(ev);
@@ -137,10 +138,51 @@ inline void session::impl::select_from(state_index atomic, const event* ev, std:
   }
 }
 
+inline state_index session::impl::chain_atomic() noexcept {
+  if (!(config_.test(chain_atomic_) && atomic_mask_.test(chain_atomic_))) [[unlikely]] {
+    const auto found = [&](state_index a) { chain_atomic_ = a; };
+    if (mode_.big) big_config_.for_each_and(atomic_mask_, found);
+    else config_.for_each_and(atomic_mask_, found);
+  }
+  return chain_atomic_;
+}
+
+bool session::impl::direct_step(std::uint32_t name_id) {
+  if (cold_ && (!cold_->children_.empty() || !cold_->spawned_.empty() || cold_->ext_)) return false;
+  const auto source = chain_atomic();
+  const auto ti = c_.chain_step(source, name_id);
+  if (ti == statechart::chain_none || ti == statechart::chain_guarded) return false;  // the usual way
+  const auto& h = c_.hot_transitions[ti];
+  if (!(h.flags & hot_transition::direct)) return false;
+  ++transitions_taken_;
+  mode_.guard_failed = false;
+  config_.reset(source);
+  if (mode_.big) [[unlikely]] big_config_.reset(source);
+  for (auto k = h.entry_begin; k != h.entry_end; ++k) {
+    const auto s = c_.hot_entry[k] & ~hot_transition::by_default_bit;
+    config_.set(s);
+    if (mode_.big) [[unlikely]] big_config_.set(s);
+    if (!(c_.hot_states[s].flags & (hot_state::compound | hot_state::parallel))) chain_atomic_ = s;
+  }
+  if (opts_.on_macrostep) opts_.on_macrostep(self_);
+  return true;
+}
+
+inline bool session::impl::select_by_chain(std::uint32_t name_id, bool& selected) {
+  const auto ti = c_.chain_step(chain_atomic(), name_id);
+  if (ti == statechart::chain_guarded) return false;
+  mode_.disjoint = true;
+  selected = ti != statechart::chain_none;
+  if (selected) add_enabled(ti, c_.hot_transitions[ti]);
+  return true;
+}
+
 bool session::impl::select_transitions(const event* ev, std::uint32_t name_id) {
   enabled_.clear();
   domains_.clear();
   event_keys_for_ = nullptr;
+  // Charts with one active atomic state: an event the chart names selects by lookup.
+  if (bool selected = false; mode_.chain && ev && name_id != npos && select_by_chain(name_id, selected)) return selected;
   if (ev && mode_.xstate) return select_xstate(*ev, name_id);
   // A name that is no other name's token prefix can only match its own single descriptor.
   const bool exact_only = name_id != npos && c_.name_prefixes[name_id].size() == 1;
@@ -398,8 +440,10 @@ inline void session::impl::enter_one(state_index s, bool by_default) {
   config_.set(s);
   if (mode_.big) [[unlikely]] big_config_.set(s);
   if (mode_.has_invokes) cold().to_invoke_.set(s);
+  const auto flags = c_.hot_states[s].flags;
+  if (!(flags & (hot_state::compound | hot_state::parallel))) chain_atomic_ = s;
   constexpr auto work = hot_state::onentry | hot_state::data | hot_state::final | hot_state::initial_body;
-  if (!(c_.hot_states[s].flags & work) && (!cold_ || cold_->default_history_content_.empty())) return;
+  if (!(flags & work) && (!cold_ || cold_->default_history_content_.empty())) return;
   enter_content(s, by_default);
 }
 
