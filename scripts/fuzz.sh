@@ -1,55 +1,126 @@
 #!/usr/bin/env bash
-# A libFuzzer campaign on one fuzz target (fuzz/): TARGET for MINUTES, from the seed corpus.
+# libFuzzer campaigns on the fuzz targets (fuzz/): TARGET for DURATION, from the seed corpus.
 #
-#   scripts/fuzz.sh TARGET MINUTES [-- MORE LIBFUZZER OPTIONS]
+#   scripts/fuzz.sh TARGET DURATION [-- MORE LIBFUZZER OPTIONS]
 #
-# TARGET: scxml, xstate, snapshot, test_script, trace, redis_reply. Configures and builds the fuzz
-# build (clang-14, -DXSN_FUZZ=ON, ASan + UBSan; redis_reply needs hiredis) when it is not there.
+# TARGET: scxml, xstate, snapshot, test_script, trace, redis_reply, or `all` (every target the
+# build has, XSN_JOBS at a time, each for DURATION; CI runs `all 30s` in its asan build).
+# DURATION: whole minutes (`10`) or seconds (`30s`). Configures and builds the fuzz build
+# (clang-14, -DXSN_FUZZ=ON, ASan + UBSan; redis_reply needs hiredis) when it is not there.
 # New inputs go to <build>/fuzz/work/TARGET (the seeds stay in <build>/fuzz/corpus/TARGET), a crash,
-# leak or timeout to <build>/fuzz/artifacts/TARGET/. Exit 1 when the campaign found something:
-# replay it with `<build>/fuzz/fuzz_TARGET FILE` and make it a test input.
+# leak or timeout to <build>/fuzz/artifacts/TARGET/. Exit 1 when a campaign found something:
+# replay it with `<build>/fuzz/fuzz_TARGET FILE` and make it a test input. With `all`, each
+# target's libFuzzer output goes to <build>/fuzz/logs/TARGET.log; a finding's log tail and the
+# input (base64) are printed, so a CI log is enough to replay it.
 #
 # Environment:
-#   XSN_FUZZ_BUILD_DIR  the fuzz build directory (default: build-fuzz)
-#   XSN_JOBS            parallel build jobs (default: number of CPUs)
+#   XSN_FUZZ_BUILD_DIR  the fuzz build directory (default: build-fuzz); an existing build must
+#                       have been configured with -DXSN_FUZZ=ON (the asan preset can be)
+#   XSN_JOBS            parallel build jobs, and targets run at once by `all` (default: CPUs)
 #   XSN_FUZZ_WORKERS    libFuzzer fork mode with N processes (-fork=N; default 0: one process)
 set -euo pipefail
 
-usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
 [[ $# -ge 2 ]] || { usage >&2; exit 64; }
-target=$1 minutes=$2
+target=$1 duration=$2
 shift 2
 [[ ${1:-} == -- ]] && shift
-[[ $minutes =~ ^[0-9]+$ ]] || { echo "fuzz.sh: MINUTES must be a whole number" >&2; exit 64; }
+if [[ $duration =~ ^([0-9]+)s$ ]]; then
+  seconds=${BASH_REMATCH[1]}
+elif [[ $duration =~ ^[0-9]+$ ]]; then
+  seconds=$((duration * 60))
+else
+  echo "fuzz.sh: DURATION must be whole minutes (10) or seconds (30s), not '$duration'" >&2
+  exit 64
+fi
+targets=(scxml xstate snapshot test_script trace redis_reply)
+[[ $target == all || " ${targets[*]} " == *" $target "* ]] ||
+  { echo "fuzz.sh: unknown target '$target' (${targets[*]} or all)" >&2; exit 64; }
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${XSN_FUZZ_BUILD_DIR:-$root/build-fuzz}
 jobs=${XSN_JOBS:-$(nproc)}
-if [[ ! -f $build/CMakeCache.txt ]]; then
-  advanced=OFF
-  [[ $target == redis_reply ]] && advanced=ON
-  CC=clang-14 CXX=clang++-14 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DXSN_FUZZ=ON -DXSN_WITH_ADVANCED=$advanced -DXSN_BUILD_TESTS=OFF -DXSN_BUILD_BENCHMARKS=OFF \
-    -DXSN_BUILD_EXAMPLES=OFF -DXSN_BUILD_CLI=OFF
-elif [[ $target == redis_reply ]] && ! grep -q '^XSN_WITH_ADVANCED:BOOL=ON' "$build/CMakeCache.txt"; then
-  cmake "$build" -DXSN_WITH_ADVANCED=ON
-fi
-cmake --build "$build" -j "$jobs" --target "fuzz_$target"
 
-work=$build/fuzz/work/$target
-artifacts=$build/fuzz/artifacts/$target/
-mkdir -p "$work" "$artifacts"
-before=$(find "$artifacts" -type f | wc -l)
-# -timeout: one input running 10 s is a hang; -rss_limit_mb: 2 GB is a leak or a blow-up.
-set +e
-"$build/fuzz/fuzz_$target" -max_total_time=$((minutes * 60)) -timeout=10 -rss_limit_mb=2048 \
-  -print_final_stats=1 -artifact_prefix="$artifacts" -fork="${XSN_FUZZ_WORKERS:-0}" "$@" \
-  "$work" "$build/fuzz/corpus/$target"
-status=$?
-set -e
-after=$(find "$artifacts" -type f | wc -l)
-if [[ $after -gt $before || $status -ne 0 ]]; then
-  echo "fuzz.sh: $target found $((after - before)) new input(s) in $artifacts (libFuzzer exit $status)" >&2
-  exit 1
+configure() {
+  local advanced=OFF
+  [[ $target == redis_reply || $target == all ]] && advanced=ON
+  if [[ ! -f $build/CMakeCache.txt ]]; then
+    CC=clang-14 CXX=clang++-14 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+      -DXSN_FUZZ=ON -DXSN_WITH_ADVANCED=$advanced -DXSN_BUILD_TESTS=OFF -DXSN_BUILD_BENCHMARKS=OFF \
+      -DXSN_BUILD_EXAMPLES=OFF -DXSN_BUILD_CLI=OFF
+  elif ! grep -q '^XSN_FUZZ:BOOL=ON' "$build/CMakeCache.txt"; then
+    echo "fuzz.sh: $build is not a fuzz build (configure it with -DXSN_FUZZ=ON)" >&2
+    exit 64
+  elif [[ $advanced == ON ]] && ! grep -q '^XSN_WITH_ADVANCED:BOOL=ON' "$build/CMakeCache.txt"; then
+    cmake "$build" -DXSN_WITH_ADVANCED=ON
+  fi
+}
+
+# campaign NAME [LIBFUZZER OPTIONS...]: runs fuzz_NAME for $seconds; exit 1 on a finding.
+campaign() {
+  local name=$1 work=$build/fuzz/work/$1 artifacts=$build/fuzz/artifacts/$1/ before after status
+  shift
+  mkdir -p "$work" "$artifacts"
+  before=$(find "$artifacts" -type f | wc -l)
+  # -timeout: one input running 10 s is a hang; -rss_limit_mb: 2 GB is a leak or a blow-up.
+  set +e
+  "$build/fuzz/fuzz_$name" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+    -print_final_stats=1 -artifact_prefix="$artifacts" -fork="${XSN_FUZZ_WORKERS:-0}" "$@" \
+    "$work" "$build/fuzz/corpus/$name"
+  status=$?
+  set -e
+  after=$(find "$artifacts" -type f | wc -l)
+  if [[ $after -gt $before || $status -ne 0 ]]; then
+    echo "fuzz.sh: $name found $((after - before)) new input(s) in $artifacts (libFuzzer exit $status)" >&2
+    return 1
+  fi
+  echo "fuzz.sh: $name ran ${seconds} s without a finding; corpus in $work"
+}
+
+# report NAME STATUS: one line per target of `all`; on a finding, the log's tail and the inputs.
+report() {
+  local name=$1 status=$2 log=$build/fuzz/logs/$1.log runs f
+  runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+  if ((status == 0)); then
+    echo "fuzz_$name: ${runs:-?} executions in ${seconds} s, no finding"
+    return
+  fi
+  echo "fuzz_$name: FOUND SOMETHING after ${runs:-?} executions; the end of its log:"
+  tail -n 60 "$log"
+  for f in $(find "$build/fuzz/artifacts/$name" -type f -newer "$build/fuzz/logs/$name.started"); do
+    echo "---- $f (base64; replay: base64 -d > input && $build/fuzz/fuzz_$name input)"
+    head -c 65536 "$f" | base64
+  done
+}
+
+configure
+if [[ $target != all ]]; then
+  cmake --build "$build" -j "$jobs" --target "fuzz_$target"
+  campaign "$target" "$@"
+  exit
 fi
-echo "fuzz.sh: $target ran $minutes min without a finding; corpus in $work"
+
+present=("${targets[@]}")  # fuzz_redis_reply is there when the build has the advanced library
+grep -q '^XSN_WITH_ADVANCED:BOOL=ON' "$build/CMakeCache.txt" || present=("${targets[@]:0:5}")
+cmake --build "$build" -j "$jobs" --target "${present[@]/#/fuzz_}"
+mkdir -p "$build/fuzz/logs"
+pids=() names=() failed=0
+for t in "${present[@]}"; do
+  while ((${#pids[@]} >= jobs)); do  # wait for the oldest running target
+    status=0
+    wait "${pids[0]}" || status=$?
+    report "${names[0]}" "$status"
+    ((status == 0)) || failed=1
+    pids=("${pids[@]:1}") names=("${names[@]:1}")
+  done
+  touch "$build/fuzz/logs/$t.started"
+  campaign "$t" "$@" > "$build/fuzz/logs/$t.log" 2>&1 &
+  pids+=("$!") names+=("$t")
+done
+for i in "${!pids[@]}"; do
+  status=0
+  wait "${pids[$i]}" || status=$?
+  report "${names[$i]}" "$status"
+  ((status == 0)) || failed=1
+done
+exit "$failed"
