@@ -27,6 +27,7 @@
 
 #include <boost/asio/any_io_executor.hpp>
 
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <string>
@@ -35,6 +36,11 @@
 #include <vector>
 
 namespace xsn::inline v0 {
+
+namespace detail {
+/// `<invoke src>` as a path: a `file:` URI's path; a relative one from the chart's folder `base_dir`.
+std::filesystem::path invoke_path(std::string src, const std::string& base_dir);
+}  // namespace detail
 
 struct session::impl final : datamodel_host, detail::actor_host {
   /// Sessions of one tree (a root and its invoked children), by id, for `#_scxml_<id>` targets.

@@ -47,18 +47,13 @@ void session::impl::invoke(const invoke_decl& inv, std::uint32_t index) {
   child.start();
 }
 
-namespace {
-
-// `<invoke src>` as a path: a `file:` URI's path; a relative one from the chart's directory.
-std::filesystem::path invoke_path(std::string src, const std::string& base_dir) {
+std::filesystem::path detail::invoke_path(std::string src, const std::string& base_dir) {
   if (src.rfind("file://", 0) == 0) src = src.substr(7);
   else if (src.rfind("file:", 0) == 0) src = src.substr(5);
   std::filesystem::path p(src);
   if (p.is_relative()) p = std::filesystem::path(base_dir) / p;
   return p;
 }
-
-}  // namespace
 
 result<std::shared_ptr<const statechart>> session::impl::invoke_chart(const invoke_decl& inv, const std::string& invokeid) {
   using chart_ptr = std::shared_ptr<const statechart>;
@@ -71,7 +66,7 @@ result<std::shared_ptr<const statechart>> session::impl::invoke_chart(const invo
   } else {
     auto src = inv.srcexpr == npos ? result<std::string>(inv.src) : dm_->eval_string(inv.srcexpr);
     if (!src) return src.error();
-    pr = load_document(invoke_path(std::move(*src), c_.base_dir));
+    pr = load_document(detail::invoke_path(std::move(*src), c_.base_dir));
   }
   if (!pr)
     return eval_error{"invoke '" + invokeid + "': " + (pr.errors.empty() ? "cannot load" : pr.errors.front().to_string())};

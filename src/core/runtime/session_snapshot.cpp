@@ -173,11 +173,7 @@ std::shared_ptr<const statechart> session::impl::child_chart(std::uint32_t decl,
     error = "a child invoked from an expression cannot be restored";
     return nullptr;
   }
-  std::string src = inv.src;
-  if (src.rfind("file://", 0) == 0) src = src.substr(7);
-  else if (src.rfind("file:", 0) == 0) src = src.substr(5);
-  std::filesystem::path path(src);
-  if (path.is_relative()) path = std::filesystem::path(c_.base_dir) / path;
+  const auto path = detail::invoke_path(inv.src, c_.base_dir);
   auto pr = load_document(path);
   if (!pr) {
     error = pr.errors.empty() ? "cannot load " + path.string() : pr.errors.front().to_string();
