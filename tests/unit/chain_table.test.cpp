@@ -196,3 +196,20 @@ TEST_CASE("chain_table: XState machines step by it from the machine's root down"
   REQUIRE_FALSE(d.s->process(xsn::event("reset")));
   CHECK(d.s->is_active(c.find_state("m.a")));
 }
+
+TEST_CASE("chain_table: a chart whose table would cost too much to build has none and still runs") {
+  // 900 nested states, each with a `*` transition, and 1,200 event names: 1.08 million
+  // (state, name) answers (the budget: 2^20) to build a table of 1,200 entries. No table.
+  std::string body;
+  for (int i = 0; i < 900; ++i) body += "<state id=\"n" + std::to_string(i) + "\"><transition event=\"*\" cond=\"In('x')\"/>";
+  body += "<state id=\"leaf\">";
+  for (int i = 0; i < 1200; ++i) body += "<transition event=\"e" + std::to_string(i) + "\" target=\"x\"/>";
+  body += "</state>";
+  for (int i = 0; i < 900; ++i) body += "</state>";
+  body += "<state id=\"x\"/>";
+  runner r(scxml(body));
+  CHECK(r.chart->chain_next.empty());
+  REQUIRE(r.active("leaf"));
+  r.process("e1199");
+  CHECK(r.active("x"));
+}

@@ -281,7 +281,8 @@ class statechart {
   /// selects, by active atomic state and event name id, when no guard takes part. Entry
   /// `chain_slot[atomic] * names.size() + name_id` is a transition, `chain_none` (none matches:
   /// the event is ignored) or `chain_guarded` (a guard decides: select the usual way). Empty for
-  /// other charts and when the table would have more than `chain_table_limit` entries.
+  /// other charts, when the table would have more than `chain_table_limit` entries, and when
+  /// building it would take more than 4x that many (state, name) answers (deep charts of `*`).
   std::vector<transition_index> chain_next;
   std::vector<std::uint32_t> chain_slot;  ///< Per state: its row in `chain_next`, npos if not atomic.
   static constexpr transition_index chain_none = npos;

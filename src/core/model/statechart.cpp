@@ -335,15 +335,18 @@ bool chain_table_applies(const statechart& c, std::size_t& atomic_states) {
 
 // State `s`'s own answer per event name: the first of its transitions (in selection order) that
 // matches the name, or chain_guarded when that one has a guard; as (name id, answer) pairs.
-// `matched_by[d]`: the names descriptor `d` matches (those it is a token prefix of).
-void own_answers(const statechart& c, state_index s, const std::vector<std::vector<std::uint32_t>>& matched_by,
-                 std::vector<state_index>& stamp, std::vector<std::pair<std::uint32_t, transition_index>>& out) {
+// `matched_by[d]`: the names descriptor `d` matches (those it is a token prefix of). `budget`: how
+// many pairs all states may still add (a deep chart of `*` transitions and many names could make
+// states x names of them); false when it ran out.
+bool own_answers(const statechart& c, state_index s, const std::vector<std::vector<std::uint32_t>>& matched_by,
+                 std::vector<state_index>& stamp, std::vector<std::pair<std::uint32_t, transition_index>>& out,
+                 std::size_t& budget) {
   const auto& hs = c.hot_states[s];
   for (auto ti = hs.first_transition; ti != hs.first_transition + hs.transition_count; ++ti) {
     const auto& t = c.transitions[ti];
     const auto answer = c.hot_transitions[ti].cond != npos ? statechart::chain_guarded : ti;
     const auto mark = [&](std::uint32_t name) {
-      if (stamp[name] != s) stamp[name] = s, out.emplace_back(name, answer);
+      if (stamp[name] != s && budget != 0) stamp[name] = s, out.emplace_back(name, answer), --budget;
     };
     if (t.any_event) {
       for (std::uint32_t n = 0; n < c.names.size(); ++n) mark(n);
@@ -352,6 +355,7 @@ void own_answers(const statechart& c, state_index s, const std::vector<std::vect
         for (auto n : matched_by[d]) mark(n);
     }
   }
+  return budget != 0;
 }
 
 }  // namespace
@@ -367,7 +371,9 @@ void statechart::build_chain_table() {
     for (auto p : name_prefixes[name]) matched_by[p].push_back(name);
   std::vector<std::vector<std::pair<std::uint32_t, transition_index>>> own(states.size());
   std::vector<state_index> stamp(n, npos);
-  for (state_index s = 0; s < states.size(); ++s) own_answers(*this, s, matched_by, stamp, own[s]);
+  std::size_t budget = 4 * chain_table_limit;  // 32 MB of pairs at most
+  for (state_index s = 0; s < states.size(); ++s)
+    if (!own_answers(*this, s, matched_by, stamp, own[s], budget)) return;
   // Selection asks the atomic state, then its ancestors (XState: up to the machine's root, state 1):
   // the nearest answer wins.
   const state_index top = semantics == chart_semantics::xstate ? 1 : 0;
