@@ -93,16 +93,25 @@ report() {
   done
 }
 
+# build_targets TARGETS...: one build at a time in $build (campaigns of several targets may start together).
+build_targets() {
+  if command -v flock > /dev/null; then
+    flock "$build/.fuzz-build.lock" cmake --build "$build" -j "$jobs" --target "$@"
+  else
+    cmake --build "$build" -j "$jobs" --target "$@"
+  fi
+}
+
 configure
 if [[ $target != all ]]; then
-  cmake --build "$build" -j "$jobs" --target "fuzz_$target"
+  build_targets "fuzz_$target"
   campaign "$target" "$@"
   exit
 fi
 
 present=("${targets[@]}")  # fuzz_redis_reply is there when the build has the advanced library
 grep -q '^XSN_WITH_ADVANCED:BOOL=ON' "$build/CMakeCache.txt" || present=("${targets[@]:0:5}")
-cmake --build "$build" -j "$jobs" --target "${present[@]/#/fuzz_}"
+build_targets "${present[@]/#/fuzz_}"
 mkdir -p "$build/fuzz/logs"
 pids=() names=() failed=0
 for t in "${present[@]}"; do
