@@ -355,7 +355,8 @@ struct session::impl final : datamodel_host, detail::actor_host {
   detail::fixed_vector<state_index> domains_;  // domains_[i]: of enabled_[i]
   detail::fixed_vector<std::uint32_t> order_;  // indices of enabled_ with a domain, by domain
   // mode_.chain: the active atomic state when it was last entered, or a stale guess that
-  // chain_atomic() replaces (a restore sets the configuration without entering states).
+  // chain_atomic() replaces (a restore sets the configuration without entering states; 0, the
+  // root, is never atomic, so the first use looks it up).
   state_index chain_atomic_ = 0;
   event internal_event_;         // the internal event being processed (datamodels may keep a reference to it)
   detail::bitset region_found_;  // xstate_select_walk: parallel states some region of which enabled a transition

@@ -57,7 +57,6 @@ session::impl::impl(session& self, std::shared_ptr<const statechart> chart, boos
   // until the next event), the inspector's view of the steps, invokes and eventless transitions.
   mode_.direct = mode_.chain && !mode_.inspect && mode_.quick_rtc && !mode_.has_invokes && !mode_.track_order &&
                  (!mode_.dm_reads_event || mode_.borrows_event);
-  if (mode_.chain) atomic_mask_.for_each([&](state_index a) { chain_atomic_ = a; });  // a valid index
 }
 
 std::error_code session::impl::start() {
