@@ -13,8 +13,11 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include <algorithm>
 #include <memory>
+#include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace {
 
@@ -45,6 +48,84 @@ xsn::transition_index step(const xsn::statechart& c, const char* atomic, const c
 bool direct(const xsn::statechart& c, xsn::transition_index ti) {
   return (c.hot_transitions[ti].flags & xsn::hot_transition::direct) != 0;
 }
+
+bool own_exit(const xsn::statechart& c, xsn::transition_index ti) {
+  return (c.hot_transitions[ti].flags & xsn::hot_transition::own_exit) != 0;
+}
+
+/// What a run of `chart` did: each native action called (`<xsn:action name>`, bound to a recorder,
+/// except the names in `unbound` and `stop`, which stops the session), with the active atomic
+/// states it saw; each event's configuration after it; the errors reported.
+struct trace_run {
+  std::vector<std::string> lines;
+  std::uint64_t transitions = 0;
+  xsn::session_status status = xsn::session_status::created;
+};
+
+/// Runs `chart` on `events`; `general`: with an inspector attached, which keeps every event on the
+/// general macrostep (no direct steps). Direct and general runs must trace the same.
+trace_run run_traced(const std::shared_ptr<const xsn::statechart>& chart, const std::vector<std::string>& events, bool general,
+                     const std::vector<std::string>& unbound = {}) {
+  trace_run out;
+  boost::asio::io_context ioc;
+  xsn::manual_clock clk;
+  xsn::session_options o;
+  const auto seen = [&out](xsn::session& s, const std::string& what) {
+    std::string line = what + ":";
+    for (const auto& a : s.active_atomic_states()) line += " " + a;
+    out.lines.push_back(line);
+  };
+  for (const auto& name : chart->native_actions) {
+    if (std::find(unbound.begin(), unbound.end(), name) != unbound.end()) continue;
+    if (name == "stop") o.actions[name] = [](xsn::session& s) { s.stop(); };
+    else o.actions[name] = [seen, name](xsn::session& s) { seen(s, name); };
+  }
+  o.on_diagnostic = [&out](xsn::session&, const xsn::runtime_diagnostic& d) { out.lines.push_back("diagnostic: " + std::string(d.message)); };
+  if (general) o.inspect = [](const xsn::inspection_event&) {};
+  xsn::session s(chart, ioc.get_executor(), clk, std::move(o));
+  REQUIRE_FALSE(s.start());
+  seen(s, "started");
+  for (const auto& e : events) {
+    if (s.process(xsn::event(e))) out.lines.push_back("refused " + e);
+    else seen(s, "after " + e);
+  }
+  out.transitions = s.transitions_taken();
+  out.status = s.status();
+  return out;
+}
+
+/// Runs `chart` both ways and requires the same trace; returns the direct run's.
+trace_run same_both_ways(const std::shared_ptr<const xsn::statechart>& chart, const std::vector<std::string>& events,
+                         const std::vector<std::string>& unbound = {}) {
+  auto direct_run = run_traced(chart, events, false, unbound);
+  auto general_run = run_traced(chart, events, true, unbound);
+  CHECK(direct_run.lines == general_run.lines);
+  CHECK(direct_run.transitions == general_run.transitions);
+  CHECK(direct_run.status == general_run.status);
+  return direct_run;
+}
+
+const char* const regions = R"x(
+  <parallel id="p">
+    <state id="a" initial="a1">
+      <state id="a1"><onentry><xsn:action name="in_a1"/></onentry><transition event="next" target="a2"/></state>
+      <state id="a2"><onentry><xsn:action name="in_a2"/><xsn:action name="again_a2"/></onentry>
+        <transition event="next" target="a3"/></state>
+      <state id="a3" initial="a3x"><onentry><xsn:action name="in_a3"/></onentry>
+        <state id="a3x"><onentry><xsn:action name="in_a3x"/></onentry></state>
+        <transition event="next" target="a1"/></state>
+    </state>
+    <state id="b" initial="b1">
+      <state id="b1"><onentry><xsn:action name="in_b1"/></onentry><transition event="next" target="b2"/>
+        <transition event="guarded" cond="In('a2')" target="b2"/></state>
+      <state id="b2"><onentry><xsn:action name="in_b2"/></onentry><transition event="next" target="b1"/>
+        <transition event="cross" target="a1"/></state>
+    </state>
+    <state id="c"><onentry><xsn:action name="in_c"/></onentry><transition event="only_c" target="c"/></state>
+    <transition event="reset" target="p"/>
+  </parallel>)x";
+
+const char* const xsn_ns = " datamodel=\"null\" xmlns:xsn=\"http://xsn.dev/scxml\"";
 
 /// A session of `chart` driven synchronously through `process`.
 struct runner {
@@ -92,11 +173,17 @@ TEST_CASE("chain_table: the nearest matching transition, by atomic state and eve
   CHECK(step(*c, "z", "back") == transition_of(*c, "z", "back"));
 }
 
-TEST_CASE("chain_table: charts with parallel states have none") {
-  const auto c = scxml(R"x(<parallel id="p"><state id="r1"><transition event="e" target="r1"/></state>
-                          <state id="r2"/></parallel>)x");
-  CHECK(c->chain_next.empty());
-  CHECK(c->chain_slot.empty());
+TEST_CASE("chain_table: charts with parallel states have one answer per active atomic state") {
+  const auto c = scxml(R"x(<parallel id="p"><transition event="both" target="p"/>
+                            <state id="r1"><transition event="e" target="r1"/><transition event="both" target="r1"/></state>
+                            <state id="r2"/></parallel>)x");
+  REQUIRE_FALSE(c->chain_next.empty());
+  CHECK(c->chain_parallel);
+  CHECK(step(*c, "r1", "e") == transition_of(*c, "r1", "e"));
+  CHECK(step(*c, "r2", "e") == xsn::statechart::chain_none);
+  CHECK(step(*c, "r1", "both") == transition_of(*c, "r1", "both"));
+  CHECK(step(*c, "r2", "both") == transition_of(*c, "p", "both"));  // W3C: from r2 up to p
+  CHECK(c->chain_slot[c->find_state("p")] == xsn::npos);
 }
 
 TEST_CASE("chain_table: only transitions that change nothing but the configuration are direct") {
@@ -212,4 +299,118 @@ TEST_CASE("chain_table: a chart whose table would cost too much to build has non
   REQUIRE(r.active("leaf"));
   r.process("e1199");
   CHECK(r.active("x"));
+}
+
+TEST_CASE("chain_table: entry actions make transitions own_exit but not direct") {
+  const auto c = scxml(regions, xsn_ns);
+  CHECK(own_exit(*c, transition_of(*c, "a1", "next")));
+  CHECK_FALSE(direct(*c, transition_of(*c, "a1", "next")));  // a2 has entry actions
+  CHECK_FALSE(own_exit(*c, transition_of(*c, "a3", "next")));  // a3 is compound: it exits a3x too
+  CHECK_FALSE(own_exit(*c, transition_of(*c, "c", "only_c")));  // an atomic region: its domain is above p
+  CHECK_FALSE(own_exit(*c, transition_of(*c, "b2", "cross")));  // its domain is above the parallel state
+  CHECK_FALSE(own_exit(*c, transition_of(*c, "p", "reset")));
+}
+
+TEST_CASE("chain_table: parallel regions step directly as the W3C algorithm does") {
+  // Entry actions run region by region in document order, each seeing the sources of every region
+  // already gone (all exits come first); regions without a transition for the event keep theirs.
+  const auto run = same_both_ways(scxml(regions, xsn_ns), {"next", "next", "only_c", "next", "unknown", "next"});
+  REQUIRE(run.lines.size() > 8);
+  CHECK(run.lines[0] == "in_a1: a1");
+  CHECK(std::find(run.lines.begin(), run.lines.end(), "in_a2: a2 c") != run.lines.end());  // b1 already exited
+  CHECK(std::find(run.lines.begin(), run.lines.end(), "in_b2: a2 b2 c") != run.lines.end());
+  CHECK(run.transitions == 2 + 2 + 1 + 2 + 2);
+}
+
+TEST_CASE("chain_table: parallel events that need the general step take it") {
+  // A guard (b1's `guarded`), a transition leaving the parallel state (b2's `cross`), one of the
+  // parallel state itself (`reset`): each event falls back, and the result is the same.
+  same_both_ways(scxml(regions, xsn_ns), {"guarded", "next", "guarded", "cross", "next", "reset", "next", "guarded"});
+}
+
+TEST_CASE("chain_table: a failing entry action in a direct step raises its error in the same macrostep") {
+  // in_a2 is not bound: error.execution is raised and taken (to `broken`) before the macrostep ends;
+  // again_a2, after it in the same block, does not run (W3C 4.9).
+  const auto c = scxml(R"x(<parallel id="p">
+      <state id="a" initial="a1">
+        <state id="a1"><transition event="next" target="a2"/></state>
+        <state id="a2"><onentry><xsn:action name="in_a2"/><xsn:action name="again_a2"/></onentry>
+          <transition event="error.execution" target="broken"/></state>
+        <state id="broken"><onentry><xsn:action name="in_broken"/></onentry></state>
+      </state>
+      <state id="b" initial="b1">
+        <state id="b1"><transition event="next" target="b2"/></state>
+        <state id="b2"><onentry><xsn:action name="in_b2"/></onentry></state>
+      </state></parallel>)x", xsn_ns);
+  const auto run = same_both_ways(c, {"next"}, {"in_a2"});
+  CHECK(std::find(run.lines.begin(), run.lines.end(), "in_broken: broken b2") != run.lines.end());
+  CHECK(std::none_of(run.lines.begin(), run.lines.end(), [](const std::string& l) { return l.rfind("again_a2", 0) == 0; }));
+  CHECK(run.lines.back() == "after next: broken b2");
+}
+
+TEST_CASE("chain_table: an entry action that stops the session ends it after the direct step") {
+  const auto c = scxml(R"x(<parallel id="p">
+      <state id="a" initial="a1">
+        <state id="a1"><transition event="next" target="a2"/></state>
+        <state id="a2"><onentry><xsn:action name="stop"/></onentry></state>
+      </state>
+      <state id="b" initial="b1">
+        <state id="b1"><transition event="next" target="b2"/></state>
+        <state id="b2"><onentry><xsn:action name="in_b2"/></onentry></state>
+      </state></parallel>)x", xsn_ns);
+  const auto run = same_both_ways(c, {"next", "next"});
+  CHECK(run.status == xsn::session_status::stopped);
+  CHECK(std::find(run.lines.begin(), run.lines.end(), "refused next") != run.lines.end());
+}
+
+TEST_CASE("chain_table: a one-region chart with entry content steps directly too") {
+  // own_exit transitions into states with content (a raise, a native action): the raised event is
+  // processed in the same macrostep.
+  const auto c = scxml(R"x(<state id="off"><transition event="toggle" target="on"/></state>
+      <state id="on"><onentry><xsn:action name="in_on"/><raise event="entered"/></onentry>
+        <transition event="toggle" target="off"/><transition event="entered" target="settled"/></state>
+      <state id="settled"><onentry><xsn:action name="in_settled"/></onentry><transition event="toggle" target="off"/></state>)x",
+                       xsn_ns);
+  const auto run = same_both_ways(c, {"toggle", "toggle", "toggle"});
+  CHECK(run.lines[1] == "in_on: on");
+  CHECK(run.lines[2] == "in_settled: settled");
+  CHECK(run.lines[3] == "after toggle: settled");
+}
+
+TEST_CASE("chain_table: XState parallel regions step directly with their entry actions") {
+  const auto chart = xsn_test::xstate_chart(R"x({"id": "m", "type": "parallel", "states": {
+    "a": {"initial": "a1", "states": {"a1": {"entry": ["log"], "on": {"next": "a2"}},
+                                      "a2": {"entry": ["log", "fail_third"], "on": {"next": "a1", "step": "a1"}}}},
+    "b": {"initial": "b1", "states": {"b1": {"entry": ["log"], "on": {"next": "b2"}},
+                                      "b2": {"entry": ["log"], "on": {"next": "b1"}}}},
+    "c": {"on": {"step": ".c2"}, "initial": "c1", "states": {"c1": {}, "c2": {}}}},
+    "on": {"step": ".a.a2"}})x");
+  const auto run_once = [&](bool general) {
+    std::vector<std::string> log;
+    xsn::implementations impl;
+    impl.action("log", [&log](xsn::value&, const xsn::event& ev, const xsn::value&) { log.push_back("log " + ev.name); });
+    int calls = 0;
+    impl.action("fail_third", [&log, &calls](xsn::value&, const xsn::event& ev, const xsn::value&) {
+      log.push_back("check " + ev.name);
+      if (++calls == 3) throw std::runtime_error("third entry");  // the machine fails (status error)
+    });
+    xsn_test::session_driver d(chart);
+    d.options = [general](xsn::session_options& o) {
+      if (general) o.inspect = [](const xsn::inspection_event&) {};
+    };
+    d.open(xsn::xstate_datamodel(xsn_test::bound(*chart, impl)), false);
+    REQUIRE_FALSE(d.s->start());
+    for (const char* e : {"next", "next", "step", "next", "step", "next", "next", "next"}) {
+      (void)d.s->process(xsn::event(e));
+      std::string line = std::string("after ") + e + ":";
+      for (const auto& a : d.s->active_atomic_states()) line += " " + a;
+      log.push_back(line);
+    }
+    log.push_back("status " + std::string(xsn::to_string(d.s->status())));
+    return log;
+  };
+  const auto direct_log = run_once(false);
+  CHECK(direct_log == run_once(true));
+  CHECK(std::find(direct_log.begin(), direct_log.end(), "check next") != direct_log.end());
+  CHECK(direct_log.back() == "status error");
 }

@@ -2,6 +2,7 @@
 /// \file Values exchanged between sessions, datamodels and the outside world.
 #include <boost/json/value.hpp>
 
+#include <optional>
 #include <string>
 #include <utility>
 #include <variant>
@@ -48,15 +49,17 @@ class result<void> {
   /// Success.
   result() = default;
   /// Failure.
-  result(eval_error e) : err_(std::move(e)), ok_(false) {}  // NOLINT
+  result(eval_error e) : err_(std::move(e)) {}  // NOLINT
   /// True on success.
-  explicit operator bool() const noexcept { return ok_; }
-  /// The error; only valid when `*this` is false.
-  const eval_error& error() const { return err_; }
+  explicit operator bool() const noexcept { return !err_; }
+  /// The error; meaningful only when `*this` is false (an empty one on success).
+  const eval_error& error() const {
+    static const eval_error none;
+    return err_ ? *err_ : none;
+  }
 
  private:
-  eval_error err_;
-  bool ok_ = true;
+  std::optional<eval_error> err_;  // (a success builds and destroys no string)
 };
 
 }  // namespace xsn::inline v0

@@ -184,7 +184,8 @@ struct hot_state {
     last_region = 512,               ///< The last child (history excluded) of a parallel state.
     childless = 1024,                ///< A compound or parallel state without children.
     indexed = 2048,                  ///< Its transitions are looked up by event (`statechart::event_index`).
-    any_event = 4096                 ///< Indexed, and some transition of it has the descriptor `*`.
+    any_event = 4096,                ///< Indexed, and some transition of it has the descriptor `*`.
+    entry_calls = 8192               ///< Its `onentry` only calls: native actions and scripts (XState's actions).
   };
   state_index parent = npos;
   state_index subtree_end = 0;
@@ -198,9 +199,10 @@ struct hot_transition {
   static constexpr std::uint32_t eventless_marker = npos - 1;  ///< `event` of eventless ones.
   static constexpr std::uint32_t multi_marker = npos - 2;      ///< Several descriptors or `*`.
   static constexpr std::uint32_t by_default_bit = 1u << 31;    ///< In `hot_entry`: default entry.
-  /// `direct`: taking it exits only its source, an atomic state whose compound parent is the
-  /// domain, and enters only its static entry set, with no content, invoke or final state on the way.
-  enum : std::uint32_t { static_entry = 1, history_target = 2, body = 4, direct = 8 };
+  /// `own_exit`: taking it exits only its source, an atomic state without `onexit` whose compound
+  /// parent is the domain, runs no transition content and enters a static entry set.
+  /// `direct`: `own_exit`, and no content, invoke or final state on the way in either.
+  enum : std::uint32_t { static_entry = 1, history_target = 2, body = 4, direct = 8, own_exit = 16 };
   std::uint32_t event = 0;       ///< The single descriptor's name id, or a marker.
   expr_index cond = npos;
   state_index domain = npos;     ///< Precomputed domain (npos: targetless or history target).
@@ -277,13 +279,17 @@ class statechart {
   /// interned id, or npos): the keys to look it up under, besides `any_key()`.
   void descriptor_keys(std::string_view name, std::uint32_t name_id, std::vector<std::uint32_t>& out) const;
 
-  /// Charts without parallel states (one active atomic state at a time): the transition an event
-  /// selects, by active atomic state and event name id, when no guard takes part. Entry
+  /// The transition an event selects from one active atomic state (the first that matches in it
+  /// or its nearest ancestor), by atomic state and event name id, when no guard takes part. In a
+  /// chart without parallel states that is the event's whole selection; with parallel states
+  /// (`chain_parallel`) it is one atomic state's part of it. Entry
   /// `chain_slot[atomic] * names.size() + name_id` is a transition, `chain_none` (none matches:
   /// the event is ignored) or `chain_guarded` (a guard decides: select the usual way). Empty for
-  /// other charts, when the table would have more than `chain_table_limit` entries, and when
-  /// building it would take more than 4x that many (state, name) answers (deep charts of `*`).
+  /// XState charts with a compound state without children, when the table would have more than
+  /// `chain_table_limit` entries, and when building it would take more than 4x that many
+  /// (state, name) answers (deep charts of `*`).
   std::vector<transition_index> chain_next;
+  bool chain_parallel = false;  ///< `chain_next` is built and the chart has a parallel state.
   std::vector<std::uint32_t> chain_slot;  ///< Per state: its row in `chain_next`, npos if not atomic.
   static constexpr transition_index chain_none = npos;
   static constexpr transition_index chain_guarded = npos - 1;

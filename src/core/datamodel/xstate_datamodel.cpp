@@ -134,11 +134,33 @@ class xstate_dm final : public datamodel, public action_scope {
       if (typed_) b_->typed_actions[site.name](typed_->get(), *event_, site.params, *this);
       else b_->actions[site.name](context_, *event_, site.params, *this);
     } catch (const std::exception& ex) {
-      return eval_error{"action '" + p_->action_names[site.name] + "' threw: " + ex.what()};
+      return eval_error{action_threw(e, ex.what())};
     } catch (...) {
-      return eval_error{"action '" + p_->action_names[site.name] + "' threw"};
+      return eval_error{action_threw(e, nullptr)};
     }
     return {};
+  }
+  /// `detail::xstate_action_threw`.
+  std::string action_threw(expr_index e, const char* what) const {
+    const auto& r = p_->exprs[e];
+    std::string name = r.kind == xstate_program::expr_kind::action ? p_->action_names[p_->actions[r.index].name] : c_->expressions[e].text;
+    return "action '" + name + "' threw" + (what ? std::string(": ") + what : std::string());
+  }
+  /// `detail::xstate_calls`.
+  detail::xstate_direct_calls direct_calls() {
+    detail::xstate_direct_calls out;
+    if (!ready_ || typed_ || !b_) return out;
+    out.by_expr.resize(p_->exprs.size());
+    for (expr_index e = 0; e < p_->exprs.size(); ++e) {
+      const auto& r = p_->exprs[e];
+      if (r.kind != xstate_program::expr_kind::action) continue;
+      const auto& site = p_->actions[r.index];
+      if (site.name < b_->actions.size() && b_->actions[site.name]) out.by_expr[e] = {&b_->actions[site.name], &site.params};
+    }
+    out.context = &context_;
+    out.scope = this;
+    out.current = &event_;
+    return out;
   }
   result<void> foreach(expr_index, expr_index, expr_index, const std::function<bool()>&) override {
     return eval_error{"foreach is not part of XState charts"};
@@ -216,7 +238,7 @@ class xstate_dm final : public datamodel, public action_scope {
     if (!actors_) throw std::runtime_error("this session does not run actors");
     return *actors_;
   }
-  result<void> actor_action(const xstate_program::actor_action& a, expr_index e) {
+  [[gnu::noinline]] result<void> actor_action(const xstate_program::actor_action& a, expr_index e) {
     using op = xstate_program::actor_action::op;
     try {
       switch (a.kind) {
@@ -300,6 +322,16 @@ namespace xsn::inline v0::detail {
 const bound_implementations* xstate_bound(datamodel& dm) noexcept {
   auto* x = dynamic_cast<xstate_dm*>(&dm);
   return x ? x->bound() : nullptr;
+}
+
+xstate_direct_calls xstate_calls(datamodel& dm) {
+  auto* x = dynamic_cast<xstate_dm*>(&dm);
+  return x ? x->direct_calls() : xstate_direct_calls{};
+}
+
+std::string xstate_action_threw(datamodel& dm, expr_index e, const char* what) {
+  auto* x = dynamic_cast<xstate_dm*>(&dm);
+  return x ? x->action_threw(e, what) : std::string("action threw");
 }
 
 void xstate_set_input(datamodel& dm, value input, context_from_input_fn context) {

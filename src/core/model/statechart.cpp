@@ -246,6 +246,11 @@ std::uint32_t content_flags(const statechart& c, state_index i) {
   if (!s.data.empty()) f |= hot_state::data;
   if (s.eventless_in_chain) f |= hot_state::eventless_in_chain;
   if (s.initial != npos && !c.transitions[s.initial].body.empty()) f |= hot_state::initial_body;
+  const auto is_call = [](const action& a) {
+    return std::holds_alternative<native_action>(a.op) || std::holds_alternative<script_action>(a.op);
+  };
+  if (std::all_of(s.onentry.begin(), s.onentry.end(), [&](const action_block& b) { return std::all_of(b.begin(), b.end(), is_call); }))
+    f |= hot_state::entry_calls;
   return f;
 }
 
@@ -304,8 +309,9 @@ hot_transition hot_transition_of(const transition_node& t, std::vector<std::uint
   return h;
 }
 
-/// True when taking transition `ti` changes nothing but the configuration: `hot_transition::direct`.
-bool direct_transition(const statechart& c, transition_index ti) {
+/// True when taking transition `ti` exits only its source and runs nothing on the way out:
+/// `hot_transition::own_exit`.
+bool own_exit_transition(const statechart& c, transition_index ti) {
   const auto& t = c.transitions[ti];
   const auto& h = c.hot_transitions[ti];
   if (!(h.flags & hot_transition::static_entry) || (h.flags & (hot_transition::history_target | hot_transition::body)))
@@ -314,20 +320,27 @@ bool direct_transition(const statechart& c, transition_index ti) {
     return false;
   // The domain's active descendants are then the source alone.
   const auto parent = c.states[t.source].parent;
-  if (h.domain != parent || parent == npos || c.states[parent].kind == state_kind::parallel) return false;
+  return h.domain == parent && parent != npos && c.states[parent].kind != state_kind::parallel;
+}
+
+/// True when taking `own_exit` transition `ti` changes nothing but the configuration:
+/// `hot_transition::direct`.
+bool quiet_entry(const statechart& c, const hot_transition& h) {
   constexpr auto work = hot_state::onentry | hot_state::data | hot_state::final | hot_state::initial_body | hot_state::invokes;
   for (auto k = h.entry_begin; k != h.entry_end; ++k)
     if (c.hot_states[c.hot_entry[k] & ~hot_transition::by_default_bit].flags & work) return false;
   return true;
 }
 
-// The chain table (statechart::chain_next) applies to charts with one active atomic state at a
-// time: no parallel state, no compound state without children (XState), and a table of bounded size.
-bool chain_table_applies(const statechart& c, std::size_t& atomic_states) {
+// The chain table (statechart::chain_next): not for XState's compound states without children
+// (they select differently), and of bounded size. `parallel`: the chart has a parallel state.
+bool chain_table_applies(const statechart& c, std::size_t& atomic_states, bool& parallel) {
   if (c.names.empty()) return false;
   atomic_states = 0;
+  parallel = false;
   for (state_index s = 0; s < c.states.size(); ++s) {
-    if (c.states[s].kind == state_kind::parallel || (c.hot_states[s].flags & hot_state::childless)) return false;
+    if (c.hot_states[s].flags & hot_state::childless) return false;
+    parallel |= c.states[s].kind == state_kind::parallel;
     if (c.atomic_mask.test(s)) ++atomic_states;
   }
   return atomic_states * c.names.size() <= statechart::chain_table_limit;
@@ -363,8 +376,10 @@ bool own_answers(const statechart& c, state_index s, const std::vector<std::vect
 void statechart::build_chain_table() {
   chain_next.clear();
   chain_slot.clear();
+  chain_parallel = false;
   std::size_t atomic_states = 0;
-  if (!chain_table_applies(*this, atomic_states)) return;
+  bool parallel = false;
+  if (!chain_table_applies(*this, atomic_states, parallel)) return;
   const auto n = names.size();
   std::vector<std::vector<std::uint32_t>> matched_by(n);
   for (std::uint32_t name = 0; name < n; ++name)
@@ -387,6 +402,7 @@ void statechart::build_chain_table() {
       for (auto [name, answer] : own[s])
         if (row[name] == chain_none) row[name] = answer;
   });
+  chain_parallel = parallel;
 }
 
 void statechart::finalize() {
@@ -431,8 +447,12 @@ void statechart::build_hot_tables() {
   for (state_index i = 0; i < states.size(); ++i) hot_states[i] = hot_state_of(*this, i);
   for (transition_index i = 0; i < transitions.size(); ++i)
     hot_transitions[i] = hot_transition_of(transitions[i], hot_entry);
-  for (transition_index i = 0; i < transitions.size(); ++i)
-    if (direct_transition(*this, i)) hot_transitions[i].flags |= hot_transition::direct;
+  for (transition_index i = 0; i < transitions.size(); ++i) {
+    auto& h = hot_transitions[i];
+    if (!own_exit_transition(*this, i)) continue;
+    h.flags |= hot_transition::own_exit;
+    if (quiet_entry(*this, h)) h.flags |= hot_transition::direct;
+  }
   build_event_index();
   build_chain_table();
 }

@@ -62,11 +62,7 @@ bool session::impl::exec(const action& a) {
     bool operator()(const cancel_action& c) const { return self.exec_cancel(c); }
     bool operator()(const log_action& l) const { return self.exec_log(l); }
     bool operator()(const assign_action& as) const { return self.exec_assign(as); }
-    bool operator()(const script_action& s) const {
-      auto r = self.dm_->run_script(s.script);
-      if (!r) self.raise_error("error.execution", r.error().message);
-      return static_cast<bool>(r);
-    }
+    bool operator()(const script_action& s) const { return self.exec_script(s); }
     bool operator()(const if_action& i) const {
       for (const auto& b : i.branches) {
         if (b.cond != npos) {
@@ -82,25 +78,37 @@ bool session::impl::exec(const action& a) {
       return true;
     }
     bool operator()(const foreach_action& f) const { return self.exec_foreach(f); }
-    bool operator()(const native_action& n) const {
-      if (n.slot >= self.natives_.size() || !self.natives_[n.slot]) {
-        self.raise_error("error.execution", "no native action bound to '" + n.name + "'", {},
-                         diagnostic_kind::unbound_action);
-        return false;
-      }
-      try {
-        self.natives_[n.slot](self.self_);
-      } catch (const std::exception& e) {
-        self.raise_error("error.execution", "native action '" + n.name + "' threw: " + e.what());
-        return false;
-      }
-      return true;
-    }
+    bool operator()(const native_action& n) const { return self.exec_native(n); }
   };
   const bool ok = std::visit(visitor{*this, a.loc}, a.op);
   acting_ = outer;
   return ok;
 }
+
+bool session::impl::exec_script(const script_action& s) {
+  auto r = dm_->run_script(s.script);
+  if (!r) [[unlikely]] raise_error("error.execution", r.error().message);
+  return static_cast<bool>(r);
+}
+
+bool session::impl::exec_native(const native_action& n) {
+  if (n.slot >= natives_.size() || !natives_[n.slot]) [[unlikely]] {
+    raise_error("error.execution", "no native action bound to '" + n.name + "'", {}, diagnostic_kind::unbound_action);
+    return false;
+  }
+  try {
+    natives_[n.slot](self_);
+  } catch (const std::exception& e) {
+    native_threw(n, e.what());
+    return false;
+  }
+  return true;
+}
+
+void session::impl::native_threw(const native_action& n, const char* what) {
+  raise_error("error.execution", "native action '" + n.name + "' threw: " + what);
+}
+
 
 bool session::impl::exec_log(const log_action& l) {
   std::string msg;

@@ -30,6 +30,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <variant>
@@ -88,6 +89,12 @@ struct session::impl final : datamodel_host, detail::actor_host {
 
   // ---- the algorithm ----
   void process_external(const event& ev);
+  /// The modes (`mode_`) the chart, the options and the datamodel choose, once.
+  void choose_modes();
+  /// choose_modes' part for selection by lookup and direct steps (after the others).
+  void choose_lookup_modes();
+  /// process_external once no direct step took the event (`name_id`: its resolved name id).
+  void process_general(const event& ev, std::uint32_t name_id);
   /// Datamodels may keep a reference to the event they are given: when a macrostep ends (and its
   /// external event with it), an empty event stands in until the next one.
   void release_event();
@@ -102,9 +109,29 @@ struct session::impl final : datamodel_host, detail::actor_host {
   bool select_by_chain(std::uint32_t name_id, bool& selected) __attribute__((always_inline));
   /// The active atomic state of a chart with one at a time (`chain_atomic_`, checked).
   state_index chain_atomic() noexcept;
-  /// The whole macrostep of an event whose transition is `hot_transition::direct` (the toggle's
-  /// kind): the configuration changes, nothing runs. False, with nothing done, for any other event.
-  bool direct_step(std::uint32_t name_id);
+  /// The whole macrostep of an event whose transitions (one per active atomic state at most) are
+  /// `hot_transition::own_exit`, found by lookup: the sources leave the configuration, the entry
+  /// sets join it and, unless all are `direct` (the toggle's kind), their entry content runs.
+  /// False, with nothing done, for any other event.
+  bool direct_step(const event& ev, std::uint32_t name_id);
+  /// direct_step in a chart with parallel states (`mode_.parallel_chain`).
+  bool direct_parallel_step(const event& ev, std::uint32_t name_id);
+  /// The direct steps a session takes (`mode_.direct`), by the chart's kind.
+  bool try_direct(const event& ev, std::uint32_t name_id) __attribute__((always_inline)) {
+    return mode_.parallel_chain ? direct_parallel_step(ev, name_id) : direct_step(ev, name_id);
+  }
+  /// direct_step's lookups in a chart with parallel states: into `enabled_`, their sources into
+  /// `domains_` (in document order); false when one is not `own_exit` or a guard decides.
+  bool select_direct(std::uint32_t name_id, bool& work) __attribute__((always_inline));
+  /// Takes the transitions select_direct found (`work`: some entry set has content).
+  void take_direct(const event& ev, bool work) __attribute__((always_inline));
+  /// take_direct, out of line (a single-atomic chart's entry with content).
+  void take_direct_with_work(const event& ev);
+  /// take_direct's entries when some have content (`mode_.in_macrostep`, the event given).
+  void enter_direct() __attribute__((always_inline));
+  /// The end of a macrostep once its external event's transitions were taken: what they raised,
+  /// spawned or ended, `on_macrostep`, the event released.
+  void end_macrostep(const event& ev) __attribute__((always_inline));
   /// select_transitions' steps, inlined into it (out of line they cost SCXML charts 10% per event):
   /// one atomic state and its ancestors, whether a transition matches the event, a transition taken
   /// when its guard holds, an indexed state's transitions.
@@ -139,6 +166,8 @@ struct session::impl final : datamodel_host, detail::actor_host {
   void enter_states();
   void enter_one(state_index s, bool by_default) __attribute__((always_inline));
   void enter_content(state_index s, bool by_default);  // enter_one's executable content, done events
+  /// enter_one's content when it is only calls (`hot_state::entry_calls`, `mode_.quick_calls`).
+  void enter_calls(state_index s) __attribute__((always_inline));
   void add_descendants(state_index s);
   void add_ancestors(state_index s, state_index anc);
   void effective_targets(const transition_node& t, std::vector<state_index>& out) const;
@@ -177,6 +206,16 @@ struct session::impl final : datamodel_host, detail::actor_host {
   // ---- executable content ----
   bool execute(const action_block& block);
   bool exec(const action& a);
+  /// `<xsn:action>`: the bound handler (an unbound one or one that throws raises error.execution).
+  bool exec_native(const native_action& n);
+  /// exec_native for enter_calls: a bound handler called in place.
+  bool call_native(const native_action& n) __attribute__((always_inline));
+  /// Raises error.execution for handler `n` that threw `what`.
+  void native_threw(const native_action& n, const char* what);
+  /// `<script>` (XState: a named action), run by the datamodel.
+  bool exec_script(const script_action& s);
+  /// exec_script for enter_calls: a plain XState action straight through `xcalls_`.
+  bool call_script(const script_action& s) __attribute__((always_inline));
   bool exec_send(const send_action& s, source_location loc);
   /// A `<send>`'s fields once evaluated (session_content.cpp).
   struct outgoing_send;
@@ -351,6 +390,8 @@ struct session::impl final : datamodel_host, detail::actor_host {
   detail::state_set big_config_;
   const detail::bitset& atomic_mask_;  // the chart's
   // Scratch lists of the algorithm, sized once: at most one enabled transition per atomic state.
+  // XState (untyped): the datamodel's plain actions for call_script, made on the first call.
+  std::optional<detail::xstate_direct_calls> xcalls_;
   detail::fixed_vector<transition_index> enabled_;
   detail::fixed_vector<state_index> domains_;  // domains_[i]: of enabled_[i]
   detail::fixed_vector<std::uint32_t> order_;  // indices of enabled_ with a domain, by domain
@@ -378,8 +419,10 @@ struct session::impl final : datamodel_host, detail::actor_host {
     bool has_histories = false;   ///< The chart has history states.
     bool bookkeeping = false;     ///< Exits record history or invokes.
     bool big = false;             ///< Over 256 states: `big_config_` mirrors the configuration.
-    bool chain = false;           ///< The chart has a chain table: events select by lookup (see `chain_next`).
-    bool direct = false;          ///< Chain, and nothing watches a macrostep inside: see `direct_step`.
+    bool chain = false;           ///< One atomic state at a time and a chain table: events select by lookup (see `chain_next`).
+    bool parallel_chain = false;  ///< A chain table for a chart with parallel states (`chain_parallel`): direct steps look up each active atomic state.
+    bool direct = false;          ///< A chain table, and nothing watches a macrostep inside: see `direct_step`.
+    bool quick_calls = false;     ///< States whose entry content is only calls run it by `enter_calls` (no inspector, early binding).
     bool fixed_id = false;        ///< The id was given (constructor or options): a restore keeps it.
     // The session's life (`status()` reads them).
     bool started = false;         ///< `start` or a restore ran.

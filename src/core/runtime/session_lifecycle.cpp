@@ -40,6 +40,10 @@ session::impl::impl(session& self, std::shared_ptr<const statechart> chart, boos
     if (auto it = opts_.actions.find(c_.native_actions[i]); it != opts_.actions.end()) natives_[i] = it->second;
   dm_ = opts_.make_datamodel ? opts_.make_datamodel() : make_datamodel(c_.datamodel, opts_.limits);
   if (!dm_) dm_ = make_null_datamodel();
+  choose_modes();
+}
+
+void session::impl::choose_modes() {
   mode_.xstate = c_.semantics == chart_semantics::xstate;
   mode_.track_order = mode_.xstate && c_.has_eventless;
   mode_.inspect = static_cast<bool>(opts_.inspect);
@@ -51,11 +55,17 @@ session::impl::impl(session& self, std::shared_ptr<const statechart> chart, boos
   mode_.xstate_walk = mode_.xstate && c_.states.size() > 1 &&
                  std::none_of(c_.hot_states.begin(), c_.hot_states.end(), [](const hot_state& h) { return h.flags & hot_state::childless; });
   if (mode_.xstate_walk) region_found_ = detail::bitset(c_.states.size());
-  mode_.chain = !c_.chain_next.empty();
-  // A direct step runs no content, so it skips what content reads: the event given to the
+  choose_lookup_modes();
+}
+
+void session::impl::choose_lookup_modes() {
+  mode_.chain = !c_.chain_next.empty() && !c_.chain_parallel;
+  mode_.parallel_chain = !c_.chain_next.empty() && c_.chain_parallel;
+  // A direct step with no entry content skips what content reads: the event given to the
   // datamodel (the xstate one lets go of it after each macrostep anyway; ECMAScript's `_event` stays
   // until the next event), the inspector's view of the steps, invokes and eventless transitions.
-  mode_.direct = mode_.chain && !mode_.inspect && mode_.quick_rtc && !mode_.has_invokes && !mode_.track_order &&
+  mode_.quick_calls = !mode_.inspect && c_.binding != binding_mode::late;
+  mode_.direct = !c_.chain_next.empty() && !mode_.inspect && mode_.quick_rtc && !mode_.has_invokes && !mode_.track_order &&
                  (!mode_.dm_reads_event || mode_.borrows_event);
 }
 

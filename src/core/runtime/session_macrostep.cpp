@@ -6,6 +6,19 @@
 
 namespace xsn::inline v0 {
 
+namespace {
+template <class T, class V> struct variant_index;
+template <class T, class... Ts> struct variant_index<T, std::variant<Ts...>> {
+  static constexpr std::size_t value = [] {
+    std::size_t i = 0;
+    ((std::is_same_v<T, Ts> ? false : (++i, true)) && ...);
+    return i;
+  }();
+};
+constexpr std::size_t native_index = variant_index<native_action, decltype(action::op)>::value;
+static_assert(std::is_same_v<std::variant_alternative_t<native_index, decltype(action::op)>, native_action>);
+}  // namespace
+
 // The entry of an event. Behind a queue the event waits its turn (out of line in
 // session_lifecycle.cpp: inlined here, the copy into the queue made the direct path save four more
 // registers, 10 instructions per event).
@@ -13,14 +26,19 @@ std::error_code session::impl::process(const event& ev) {
   if (mode_.in_macrostep) return errc::not_on_executor;
   if (!mode_.running) return errc::not_running;
   if (!external_.empty()) return process_queued(ev);
-  process_external(ev);
+  // (the direct step here too: one call less per event)
+  if (const auto name_id = resolve(ev); !(mode_.direct && name_id != npos && try_direct(ev, name_id))) process_general(ev, name_id);
   if (!external_.empty()) drain();
   return {};
 }
 
 void session::impl::process_external(const event& ev) {
   const auto name_id = resolve(ev);
-  if (mode_.direct && name_id != npos && direct_step(name_id)) return;
+  if (mode_.direct && name_id != npos && try_direct(ev, name_id)) return;
+  process_general(ev, name_id);
+}
+
+void session::impl::process_general(const event& ev, std::uint32_t name_id) {
   mode_.in_macrostep = true;
   microsteps_ = 0;
   if (mode_.dm_reads_event) dm_->set_event(ev);
@@ -29,6 +47,10 @@ void session::impl::process_external(const event& ev) {
   mode_.guard_failed = false;
   if (select_transitions(&ev, name_id)) microstep();
   else if (mode_.running && !mode_.errored && ignored_wanted()) [[unlikely]] report_ignored(ev, name_id);
+  end_macrostep(ev);
+}
+
+inline void session::impl::end_macrostep(const event& ev) {
   // Without eventless transitions and invokes, an empty internal queue leaves run_to_completion
   // nothing to do (but start what the macrostep spawned).
   if (!mode_.quick_rtc || !internal_.empty()) {
@@ -147,13 +169,21 @@ inline state_index session::impl::chain_atomic() noexcept {
   return chain_atomic_;
 }
 
-bool session::impl::direct_step(std::uint32_t name_id) {
+bool session::impl::direct_step(const event& ev, std::uint32_t name_id) {
   if (cold_ && (!cold_->children_.empty() || !cold_->spawned_.empty() || cold_->ext_)) return false;
   const auto source = chain_atomic();
   const auto ti = c_.chain_step(source, name_id);
   if (ti == statechart::chain_none || ti == statechart::chain_guarded) return false;  // the usual way
   const auto& h = c_.hot_transitions[ti];
-  if (!(h.flags & hot_transition::direct)) return false;
+  if (!(h.flags & hot_transition::direct)) [[unlikely]] {
+    if (!(h.flags & hot_transition::own_exit)) return false;
+    enabled_.clear();
+    domains_.clear();
+    enabled_.push_back(ti);
+    domains_.push_back(source);
+    take_direct_with_work(ev);
+    return true;
+  }
   ++transitions_taken_;
   mode_.guard_failed = false;
   config_.reset(source);
@@ -166,6 +196,91 @@ bool session::impl::direct_step(std::uint32_t name_id) {
   }
   if (opts_.on_macrostep) opts_.on_macrostep(self_);
   return true;
+}
+
+bool session::impl::direct_parallel_step(const event& ev, std::uint32_t name_id) {
+  if (cold_ && (!cold_->children_.empty() || !cold_->spawned_.empty() || cold_->ext_)) return false;
+  bool work = false;
+  if (!select_direct(name_id, work)) return false;
+  take_direct(ev, work);
+  return true;
+}
+
+inline bool session::impl::select_direct(std::uint32_t name_id, bool& work) {
+  enabled_.clear();
+  domains_.clear();
+  bool declined = false;
+  // Each active atomic state's own transition (an own_exit one's source is atomic, so the lookup
+  // found it in the state itself). Their domains, the sources' compound parents, are then disjoint
+  // subtrees: no two conflict, and the entry sets are in document order when taken in this order.
+  // XState asks each region before the parallel state (W3C: each atomic state, then its
+  // ancestors); both agree when every answer comes from the atomic state itself.
+  const auto visit = [&](state_index a) {
+    const auto ti = c_.chain_step(a, name_id);
+    if (ti == statechart::chain_none || declined) return;
+    const auto flags = ti == statechart::chain_guarded ? 0 : c_.hot_transitions[ti].flags;
+    if (!(flags & hot_transition::own_exit)) {
+      declined = true;
+      return;
+    }
+    work |= !(flags & hot_transition::direct);
+    enabled_.push_back(ti);
+    domains_.push_back(a);
+  };
+  if (mode_.big) [[unlikely]] big_config_.for_each_and(atomic_mask_, visit);
+  else config_.for_each_and(atomic_mask_, visit);
+  return !declined && !enabled_.empty();
+}
+
+void session::impl::take_direct_with_work(const event& ev) { take_direct(ev, true); }
+
+inline void session::impl::take_direct(const event& ev, bool work) {
+  const auto* ht = c_.hot_transitions.data();
+  const auto* entry = c_.hot_entry.data();
+  transitions_taken_ += enabled_.size();
+  mode_.guard_failed = false;
+  for (auto k = domains_.size(); k-- > 0;) {  // the sources: nothing runs when they exit
+    config_.reset(domains_[k]);
+    if (mode_.big) [[unlikely]] big_config_.reset(domains_[k]);
+  }
+  if (!work) {
+    for (auto ti : enabled_)
+      for (auto k = ht[ti].entry_begin; k != ht[ti].entry_end; ++k) {
+        const auto s = entry[k] & ~hot_transition::by_default_bit;
+        config_.set(s);
+        if (mode_.big) [[unlikely]] big_config_.set(s);
+      }
+    if (opts_.on_macrostep) opts_.on_macrostep(self_);
+    return;
+  }
+  mode_.in_macrostep = true;
+  microsteps_ = 0;
+  if (mode_.dm_reads_event) dm_->set_event(ev);
+  enter_direct();
+  end_macrostep(ev);
+}
+
+inline void session::impl::enter_direct() {
+  const auto* ht = c_.hot_transitions.data();
+  const auto* entry = c_.hot_entry.data();
+  // enter_one for what a direct step allows (no XState order kept, no invokes, static entry sets so
+  // no history content); the modes in locals, since the stores to the configuration might alias them.
+  const auto* hs = c_.hot_states.data();
+  const bool big = mode_.big, calls = mode_.quick_calls;
+  constexpr auto work_flags = hot_state::onentry | hot_state::data | hot_state::final | hot_state::initial_body;
+  for (std::size_t i = 0, n = enabled_.size(); i < n; ++i) {  // (entry content cannot reach enabled_)
+    const auto& h = ht[enabled_[i]];
+    for (auto k = h.entry_begin; k != h.entry_end; ++k) {
+      const auto s = entry[k] & ~hot_transition::by_default_bit;
+      config_.set(s);
+      if (big) [[unlikely]] big_config_.set(s);
+      const auto flags = hs[s].flags;
+      if (!(flags & (hot_state::compound | hot_state::parallel))) chain_atomic_ = s;
+      if (!(flags & work_flags)) continue;
+      if (calls && (flags & (work_flags | hot_state::entry_calls)) == (hot_state::onentry | hot_state::entry_calls)) enter_calls(s);
+      else enter_content(s, (entry[k] & hot_transition::by_default_bit) != 0);
+    }
+  }
 }
 
 inline bool session::impl::select_by_chain(std::uint32_t name_id, bool& selected) {
@@ -434,6 +549,48 @@ void session::impl::enter_states() {
   cold().default_history_content_.clear();
 }
 
+inline bool session::impl::call_native(const native_action& n) {
+  if (n.slot >= natives_.size() || !natives_[n.slot]) [[unlikely]] return exec_native(n);  // unbound: its error
+  try {
+    natives_[n.slot](self_);
+    return true;
+  } catch (const std::exception& e) {
+    native_threw(n, e.what());
+  }
+  return false;
+}
+
+inline bool session::impl::call_script(const script_action& sa) {
+  if (!mode_.borrows_event) return exec_script(sa);  // (only untyped XState charts borrow the event)
+  if (!xcalls_) [[unlikely]] xcalls_.emplace(detail::xstate_calls(*dm_));
+  const auto& calls = *xcalls_;
+  if (sa.script >= calls.by_expr.size() || !calls.by_expr[sa.script].fn) return exec_script(sa);
+  const auto& c = calls.by_expr[sa.script];
+  try {
+    (*c.fn)(*calls.context, **calls.current, *c.params, *calls.scope);
+    return true;
+  } catch (const std::exception& ex) {
+    raise_error("error.execution", detail::xstate_action_threw(*dm_, sa.script, ex.what()));
+  } catch (...) {
+    raise_error("error.execution", detail::xstate_action_threw(*dm_, sa.script, nullptr));
+  }
+  return false;
+}
+
+inline void session::impl::enter_calls(state_index s) {
+  const action* outer = acting_;
+  for (const auto& block : c_.states[s].onentry) {
+    for (const auto& a : block) {
+      acting_ = &a;
+      // (hot_state::entry_calls: each action is a native_action or a script_action)
+      const bool ok = a.op.index() == native_index ? call_native(*std::get_if<native_action>(&a.op))
+                                                  : call_script(*std::get_if<script_action>(&a.op));
+      if (!ok) [[unlikely]] break;  // the block ends
+    }
+  }
+  acting_ = outer;
+}
+
 inline void session::impl::enter_one(state_index s, bool by_default) {
   // XState may enter an active state again (a history default back to the source): `_nodes` is a set.
   if (mode_.track_order && !config_.test(s)) xstate_order_.push_back(s);
@@ -443,7 +600,11 @@ inline void session::impl::enter_one(state_index s, bool by_default) {
   const auto flags = c_.hot_states[s].flags;
   if (!(flags & (hot_state::compound | hot_state::parallel))) chain_atomic_ = s;
   constexpr auto work = hot_state::onentry | hot_state::data | hot_state::final | hot_state::initial_body;
-  if (!(flags & work) && (!cold_ || cold_->default_history_content_.empty())) return;
+  const bool history_content = cold_ && !cold_->default_history_content_.empty();
+  if (!(flags & work) && !history_content) return;
+  if ((flags & (work | hot_state::entry_calls)) == (hot_state::onentry | hot_state::entry_calls) && mode_.quick_calls &&
+      !history_content)
+    return enter_calls(s);
   enter_content(s, by_default);
 }
 

@@ -71,6 +71,27 @@ event actor_error_event(const std::string& id, value error);
 
 /// The bound implementations of an `xstate` datamodel (null for another datamodel or none).
 const bound_implementations* xstate_bound(datamodel& dm) noexcept;
+
+/// The session's shortcut into an untyped, set-up `xstate` datamodel for entry content that is only
+/// calls (`session::impl::call_script`): per script expression the plain action behind it, the
+/// context, the datamodel as the actions' scope and the event it borrows. What `run_script` does
+/// for those expressions, without its virtual call and dispatch (two calls per event in a
+/// parallel machine with entry actions).
+struct xstate_direct_calls {
+  struct call {
+    const action_fn* fn = nullptr;  ///< Null: not a plain bound action (the session uses run_script).
+    const value* params = nullptr;
+  };
+  std::vector<call> by_expr;  ///< By expression index; empty for another datamodel or a typed context.
+  value* context = nullptr;
+  action_scope* scope = nullptr;
+  const event* const* current = nullptr;  ///< Where the datamodel keeps the event it borrows (set_event).
+};
+/// The shortcut of `dm` (empty `by_expr` when it does not apply).
+xstate_direct_calls xstate_calls(datamodel& dm);
+/// The error message of action expression `e` of `dm` that threw `what` (null: not a std::exception),
+/// the same for run_script and the shortcut.
+std::string xstate_action_threw(datamodel& dm, expr_index e, const char* what);
 /// Sets the input of a child machine's `xstate` datamodel before it starts: `xstate.init` carries
 /// `{"input": input}` and the initial context is `context(input)` when given.
 void xstate_set_input(datamodel& dm, value input, context_from_input_fn context);
