@@ -91,18 +91,11 @@ bool session::impl::exec_script(const script_action& s) {
   return static_cast<bool>(r);
 }
 
-bool session::impl::exec_native(const native_action& n) {
-  if (n.slot >= natives_.size() || !natives_[n.slot]) [[unlikely]] {
-    raise_error("error.execution", "no native action bound to '" + n.name + "'", {}, diagnostic_kind::unbound_action);
-    return false;
-  }
-  try {
-    natives_[n.slot](self_);
-  } catch (const std::exception& e) {
-    native_threw(n, e.what());
-    return false;
-  }
-  return true;
+bool session::impl::exec_native(const native_action& n) { return call_native(n); }
+
+bool session::impl::native_unbound(const native_action& n) {
+  raise_error("error.execution", "no native action bound to '" + n.name + "'", {}, diagnostic_kind::unbound_action);
+  return false;
 }
 
 void session::impl::native_threw(const native_action& n, const char* what) {

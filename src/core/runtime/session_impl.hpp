@@ -120,6 +120,14 @@ struct session::impl final : datamodel_host, detail::actor_host {
   bool try_direct(const event& ev, std::uint32_t name_id) __attribute__((always_inline)) {
     return mode_.parallel_chain ? direct_parallel_step(ev, name_id) : direct_step(ev, name_id);
   }
+  /// Children, spawned actors or extensions watch events: no direct step.
+  bool watched() const noexcept { return cold_ && (!cold_->children_.empty() || !cold_->spawned_.empty() || cold_->ext_); }
+  /// A state whose entry content is only calls (enter_calls runs it): `onentry` of
+  /// `hot_state::entry_calls` and no `<data>`, final state or initial content.
+  static constexpr bool only_calls(std::uint32_t flags) noexcept {
+    constexpr auto work = hot_state::onentry | hot_state::data | hot_state::final | hot_state::initial_body;
+    return (flags & (work | hot_state::entry_calls)) == (hot_state::onentry | hot_state::entry_calls);
+  }
   /// direct_step's lookups in a chart with parallel states: into `enabled_`, their sources into
   /// `domains_` (in document order); false when one is not `own_exit` or a guard decides.
   bool select_direct(std::uint32_t name_id, bool& work) __attribute__((always_inline));
@@ -208,8 +216,19 @@ struct session::impl final : datamodel_host, detail::actor_host {
   bool exec(const action& a);
   /// `<xsn:action>`: the bound handler (an unbound one or one that throws raises error.execution).
   bool exec_native(const native_action& n);
-  /// exec_native for enter_calls: a bound handler called in place.
-  bool call_native(const native_action& n) __attribute__((always_inline));
+  /// A bound handler called in place (exec_native's work; enter_calls calls it directly).
+  bool call_native(const native_action& n) __attribute__((always_inline)) {
+    if (n.slot >= natives_.size() || !natives_[n.slot]) [[unlikely]] return native_unbound(n);
+    try {
+      natives_[n.slot](self_);
+      return true;
+    } catch (const std::exception& e) {
+      native_threw(n, e.what());
+    }
+    return false;
+  }
+  /// Raises error.execution for `n`, which has no handler; false.
+  bool native_unbound(const native_action& n);
   /// Raises error.execution for handler `n` that threw `what`.
   void native_threw(const native_action& n, const char* what);
   /// `<script>` (XState: a named action), run by the datamodel.

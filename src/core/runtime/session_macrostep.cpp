@@ -6,19 +6,6 @@
 
 namespace xsn::inline v0 {
 
-namespace {
-template <class T, class V> struct variant_index;
-template <class T, class... Ts> struct variant_index<T, std::variant<Ts...>> {
-  static constexpr std::size_t value = [] {
-    std::size_t i = 0;
-    ((std::is_same_v<T, Ts> ? false : (++i, true)) && ...);
-    return i;
-  }();
-};
-constexpr std::size_t native_index = variant_index<native_action, decltype(action::op)>::value;
-static_assert(std::is_same_v<std::variant_alternative_t<native_index, decltype(action::op)>, native_action>);
-}  // namespace
-
 // The entry of an event. Behind a queue the event waits its turn (out of line in
 // session_lifecycle.cpp: inlined here, the copy into the queue made the direct path save four more
 // registers, 10 instructions per event).
@@ -170,7 +157,7 @@ inline state_index session::impl::chain_atomic() noexcept {
 }
 
 bool session::impl::direct_step(const event& ev, std::uint32_t name_id) {
-  if (cold_ && (!cold_->children_.empty() || !cold_->spawned_.empty() || cold_->ext_)) return false;
+  if (watched()) return false;
   const auto source = chain_atomic();
   const auto ti = c_.chain_step(source, name_id);
   if (ti == statechart::chain_none || ti == statechart::chain_guarded) return false;  // the usual way
@@ -199,7 +186,7 @@ bool session::impl::direct_step(const event& ev, std::uint32_t name_id) {
 }
 
 bool session::impl::direct_parallel_step(const event& ev, std::uint32_t name_id) {
-  if (cold_ && (!cold_->children_.empty() || !cold_->spawned_.empty() || cold_->ext_)) return false;
+  if (watched()) return false;
   bool work = false;
   if (!select_direct(name_id, work)) return false;
   take_direct(ev, work);
@@ -277,7 +264,7 @@ inline void session::impl::enter_direct() {
       const auto flags = hs[s].flags;
       if (!(flags & (hot_state::compound | hot_state::parallel))) chain_atomic_ = s;
       if (!(flags & work_flags)) continue;
-      if (calls && (flags & (work_flags | hot_state::entry_calls)) == (hot_state::onentry | hot_state::entry_calls)) enter_calls(s);
+      if (calls && only_calls(flags)) enter_calls(s);
       else enter_content(s, (entry[k] & hot_transition::by_default_bit) != 0);
     }
   }
@@ -549,17 +536,6 @@ void session::impl::enter_states() {
   cold().default_history_content_.clear();
 }
 
-inline bool session::impl::call_native(const native_action& n) {
-  if (n.slot >= natives_.size() || !natives_[n.slot]) [[unlikely]] return exec_native(n);  // unbound: its error
-  try {
-    natives_[n.slot](self_);
-    return true;
-  } catch (const std::exception& e) {
-    native_threw(n, e.what());
-  }
-  return false;
-}
-
 inline bool session::impl::call_script(const script_action& sa) {
   if (!mode_.borrows_event) return exec_script(sa);  // (only untyped XState charts borrow the event)
   if (!xcalls_) [[unlikely]] xcalls_.emplace(detail::xstate_calls(*dm_));
@@ -583,8 +559,8 @@ inline void session::impl::enter_calls(state_index s) {
     for (const auto& a : block) {
       acting_ = &a;
       // (hot_state::entry_calls: each action is a native_action or a script_action)
-      const bool ok = a.op.index() == native_index ? call_native(*std::get_if<native_action>(&a.op))
-                                                  : call_script(*std::get_if<script_action>(&a.op));
+      const auto* native = std::get_if<native_action>(&a.op);
+      const bool ok = native ? call_native(*native) : call_script(*std::get_if<script_action>(&a.op));
       if (!ok) [[unlikely]] break;  // the block ends
     }
   }
@@ -602,9 +578,7 @@ inline void session::impl::enter_one(state_index s, bool by_default) {
   constexpr auto work = hot_state::onentry | hot_state::data | hot_state::final | hot_state::initial_body;
   const bool history_content = cold_ && !cold_->default_history_content_.empty();
   if (!(flags & work) && !history_content) return;
-  if ((flags & (work | hot_state::entry_calls)) == (hot_state::onentry | hot_state::entry_calls) && mode_.quick_calls &&
-      !history_content)
-    return enter_calls(s);
+  if (mode_.quick_calls && only_calls(flags) && !history_content) return enter_calls(s);
   enter_content(s, by_default);
 }
 
