@@ -3,8 +3,9 @@
 // (the first answers SCRIPT LOAD, the next the connect-time sweep, then the operations').
 // The first byte picks the operations (get, put, list, compare-and-set, erase, batch, watch);
 // each reply's bytes go through the store's hiredis reader (in the chunks TCP delivers) and then
-// through the code that interprets them. Once the replies are used up the server hangs up and
-// the store is closed: every operation must complete, with a value or an error.
+// through the code that interprets them. A reply the client cannot parse whole is followed by the
+// next at once. Once the replies are used up the server hangs up and the store is closed: every
+// operation must complete, with a value or an error.
 #include <xsn/advanced/redis_state_store.hpp>
 #include <xsn/core/clock.hpp>
 
@@ -28,13 +29,33 @@ namespace {
 namespace asio = boost::asio;
 using asio::ip::tcp;
 
-/// Answers each command a connection sends with the next reply; hangs up when none is left.
+using reader_ptr = std::unique_ptr<redisReader, void (*)(redisReader*)>;
+
+reader_ptr make_reader() { return reader_ptr(redisReaderCreate(), &redisReaderFree); }
+
+/// One accepted connection: the commands it sent, and a copy of the client's reader fed with the
+/// replies written to it, which tells how many of them the client can parse.
+struct fake_connection {
+  explicit fake_connection(tcp::socket s) : sock(std::move(s)) {}
+  tcp::socket sock;
+  reader_ptr commands = make_reader();
+  reader_ptr mirror = make_reader();
+  std::size_t received = 0;  ///< Commands read.
+  std::size_t answered = 0;  ///< Whole replies written (as the client's reader sees them).
+  bool broken = false;       ///< The replies written do not parse: the client drops the link.
+  std::array<char, 4096> in{};
+};
+
+/// Answers each command a connection sends with the next reply. A reply that is cut short, empty,
+/// or not a reply answers nothing, so the next one follows it at once, as one stream of bytes (a
+/// client waits for a whole reply): no input leaves the store waiting for its connect or command
+/// timeout. When the replies are used up, the server hangs up.
 struct fake_server {
   tcp::acceptor acceptor;
   std::vector<std::string> replies;
   std::size_t next = 0;
   bool done = false;
-  std::vector<std::shared_ptr<tcp::socket>> open;
+  std::vector<std::shared_ptr<fake_connection>> open;
 
   explicit fake_server(asio::io_context& ioc) : acceptor(ioc, tcp::endpoint(asio::ip::address_v4::loopback(), 0)) {}
 
@@ -50,34 +71,51 @@ struct fake_server {
       if (ec) return;
       accept();
       if (done) return;  // hung up: this input's connections are refused
-      auto sock = std::make_shared<tcp::socket>(std::move(s));
+      auto c = std::make_shared<fake_connection>(std::move(s));
       boost::system::error_code ignored;
-      sock->set_option(tcp::no_delay(true), ignored);  // no 40 ms delayed-ACK stall per reply
-      open.push_back(sock);
-      serve(sock, std::shared_ptr<redisReader>(redisReaderCreate(), &redisReaderFree));
+      c->sock.set_option(tcp::no_delay(true), ignored);  // no 40 ms delayed-ACK stall per reply
+      open.push_back(c);
+      serve(c);
     });
   }
-  void serve(const std::shared_ptr<tcp::socket>& sock, const std::shared_ptr<redisReader>& reader) {
-    auto buf = std::make_shared<std::array<char, 4096>>();
-    sock->async_read_some(asio::buffer(*buf), [this, sock, reader, buf](boost::system::error_code ec, std::size_t n) {
+  void serve(const std::shared_ptr<fake_connection>& c) {
+    c->sock.async_read_some(asio::buffer(c->in), [this, c](boost::system::error_code ec, std::size_t n) {
       if (ec || done) return;
-      if (redisReaderFeed(reader.get(), buf->data(), n) != REDIS_OK) return hang_up();
+      if (redisReaderFeed(c->commands.get(), c->in.data(), n) != REDIS_OK) return hang_up();
       for (;;) {
         void* cmd = nullptr;
-        if (redisReaderGetReply(reader.get(), &cmd) != REDIS_OK) return hang_up();
+        if (redisReaderGetReply(c->commands.get(), &cmd) != REDIS_OK) return hang_up();
         if (cmd == nullptr) break;
         freeReplyObject(cmd);
-        if (next == replies.size()) return hang_up();
-        auto reply = std::make_shared<std::string>(replies[next++]);
-        asio::async_write(*sock, asio::buffer(*reply), [reply](boost::system::error_code, std::size_t) {});
+        ++c->received;
       }
-      serve(sock, reader);
+      if (!answer(*c)) return hang_up();
+      serve(c);
     });
+  }
+  /// Writes replies until each command received has a whole one; false when they ran out.
+  bool answer(fake_connection& c) {
+    auto out = std::make_shared<std::string>();
+    while (!c.broken && c.answered < c.received) {
+      if (next == replies.size()) return false;
+      const std::string& reply = replies[next++];
+      *out += reply;
+      if (redisReaderFeed(c.mirror.get(), reply.data(), reply.size()) != REDIS_OK) c.broken = true;
+      for (void* r = nullptr; !c.broken;) {
+        if (redisReaderGetReply(c.mirror.get(), &r) != REDIS_OK) c.broken = true;  // protocol error
+        if (r == nullptr) break;
+        freeReplyObject(r);
+        r = nullptr;
+        ++c.answered;
+      }
+    }
+    if (!out->empty()) asio::async_write(c.sock, asio::buffer(*out), [out](boost::system::error_code, std::size_t) {});
+    return true;
   }
   void hang_up() {
     done = true;
     boost::system::error_code ignored;
-    for (auto& s : open) s->close(ignored);
+    for (auto& c : open) c->sock.close(ignored);
   }
 };
 
