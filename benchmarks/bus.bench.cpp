@@ -104,9 +104,9 @@ void baseline_mutex_deque(benchmark::State& state, int producers) {
 /// Unbounded (moodycamel's fast path), 64-byte events (see `moodycamel_throughput`).
 void baseline_moodycamel(benchmark::State& state, int producers) { moodycamel_throughput(state, producers, 64); }
 
-/// Bounded to the bus's capacity by a shared count (see `moodycamel_bounded_throughput`).
+/// Bounded to the bus's capacity by a shared count (see `moodycamel_throughput`).
 void baseline_moodycamel_bounded(benchmark::State& state, int producers) {
-  moodycamel_bounded_throughput(state, producers, 64);
+  moodycamel_throughput(state, producers, 64, true);
 }
 
 

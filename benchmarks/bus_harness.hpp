@@ -124,40 +124,16 @@ void bus_throughput(benchmark::State& state, int producers, std::size_t payload_
   });
 }
 
-/// moodycamel's `BlockingConcurrentQueue`, unbounded (its fast path), of the same items: a
-/// producer token per producer, bulk blocking dequeue.
-inline void moodycamel_throughput(benchmark::State& state, int producers, std::size_t payload_bytes) {
-  moodycamel::BlockingConcurrentQueue<xsn::bus_message> q;
-  const std::string address = "m1";
-  const xsn::value payload = payload_of(payload_bytes);
-  std::vector<xsn::bus_message> buf(batch);
-  run(state, producers, [&](int n, std::int64_t total) {
-    return run_round(
-        n, total,
-        [&](std::uint64_t first, std::uint64_t count) {
-          moodycamel::ProducerToken token(q);
-          for (std::uint64_t i = first; i < first + count; ++i) q.enqueue(token, make_item(address, payload, i));
-        },
-        [&](std::int64_t expected) {
-          std::uint64_t sum = 0;
-          moodycamel::ConsumerToken token(q);
-          for (std::int64_t received = 0; received < expected;) {
-            const std::size_t k = q.wait_dequeue_bulk(token, buf.begin(), buf.size());
-            for (std::size_t j = 0; j < k; ++j) sum += buf[j].correlation_id;
-            received += static_cast<std::int64_t>(k);
-          }
-          return sum;
-        });
-  });
-}
-
-/// moodycamel's queue held to the bus's bound: a count of queued items shared by the producers
-/// and the consumer. A producer takes a place (`fetch_add`) before enqueueing and, when
-/// `capacity` items are queued, gives it back and yields until there is room; the consumer
-/// returns the places of each batch. It measures what a bound shared by every producer costs
-/// moodycamel (one contended read-modify-write per item), without the bus's routing, parking or
-/// cross-producer order, which moodycamel does not keep (its producers' queues are its own).
-inline void moodycamel_bounded_throughput(benchmark::State& state, int producers, std::size_t payload_bytes) {
+/// moodycamel's `BlockingConcurrentQueue` of the same items: a producer token per producer, bulk
+/// blocking dequeue. Unbounded (its fast path), or with `bounded` held to the bus's bound by a
+/// count of queued items shared by the producers and the consumer: a producer takes a place
+/// (`fetch_add`) before enqueueing and, when `capacity` items are queued, gives it back and yields
+/// until there is room; the consumer returns the places of each batch. That measures what a bound
+/// shared by every producer costs moodycamel (one contended read-modify-write per item), without
+/// the bus's routing, parking or cross-producer order, which moodycamel does not keep (its
+/// producers' queues are their own).
+inline void moodycamel_throughput(benchmark::State& state, int producers, std::size_t payload_bytes,
+                                  bool bounded = false) {
   moodycamel::BlockingConcurrentQueue<xsn::bus_message> q;
   std::atomic<std::int64_t> queued{0};
   const std::string address = "m1";
@@ -170,7 +146,7 @@ inline void moodycamel_bounded_throughput(benchmark::State& state, int producers
           moodycamel::ProducerToken token(q);
           constexpr auto bound = static_cast<std::int64_t>(capacity);
           for (std::uint64_t i = first; i < first + count; ++i) {
-            while (queued.fetch_add(1, std::memory_order_acquire) >= bound) {
+            while (bounded && queued.fetch_add(1, std::memory_order_acquire) >= bound) {
               queued.fetch_sub(1, std::memory_order_relaxed);
               std::this_thread::yield();
             }
@@ -182,7 +158,7 @@ inline void moodycamel_bounded_throughput(benchmark::State& state, int producers
           moodycamel::ConsumerToken token(q);
           for (std::int64_t received = 0; received < expected;) {
             const std::size_t k = q.wait_dequeue_bulk(token, buf.begin(), buf.size());
-            queued.fetch_sub(static_cast<std::int64_t>(k), std::memory_order_release);
+            if (bounded) queued.fetch_sub(static_cast<std::int64_t>(k), std::memory_order_release);
             for (std::size_t j = 0; j < k; ++j) sum += buf[j].correlation_id;
             received += static_cast<std::int64_t>(k);
           }
