@@ -15,6 +15,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/write.hpp>
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -41,7 +42,7 @@ struct fake_connection {
   reader_ptr commands = make_reader();
   reader_ptr mirror = make_reader();
   std::size_t received = 0;  ///< Commands read.
-  std::size_t answered = 0;  ///< Whole replies written (as the client's reader sees them).
+  std::size_t answered = 0;  ///< Commands with a whole reply written (as the client's reader sees it).
   bool broken = false;       ///< The replies written do not parse: the client drops the link.
   std::array<char, 4096> in{};
 };
@@ -106,7 +107,9 @@ struct fake_server {
         if (r == nullptr) break;
         freeReplyObject(r);
         r = nullptr;
-        ++c.answered;
+        // One command answered per whole reply; a second reply in one chunk answers nothing more
+        // (the client takes it as a push, or drops the link), so the next command gets a reply.
+        c.answered = std::min(c.answered + 1, c.received);
       }
     }
     if (!out->empty()) asio::async_write(c.sock, asio::buffer(*out), [out](boost::system::error_code, std::size_t) {});
