@@ -109,7 +109,6 @@ void baseline_moodycamel_bounded(benchmark::State& state, int producers) {
   moodycamel_throughput(state, producers, 64, true);
 }
 
-
 // ---- experiments: the numa bus's queue structure without the bus (issue 14, item 3) ----
 // Not baselines: they isolate the question whether a ring per producer would let a bounded,
 // causally ordered queue keep up with moodycamel at 2p1c (docs/benchmarks.md, session 12).
@@ -135,7 +134,7 @@ void experiment_shared_ring(benchmark::State& state, int producers) {
           for (std::int64_t received = 0; received < expected;) {
             const std::size_t k = ring.pop_batch(buf.data(), buf.size(), true);
             if (k == 0) std::this_thread::yield();
-            for (std::size_t j = 0; j < k; ++j) sum += buf[j].correlation_id;
+            sum += sum_of(buf, k);
             received += static_cast<std::int64_t>(k);
           }
           return sum;

@@ -35,6 +35,13 @@ inline xsn::bus_message make_item(const std::string& address, const xsn::value& 
 /// A JSON string payload of `bytes` bytes (8 fit in the string itself, 64 are one allocation).
 inline xsn::value payload_of(std::size_t bytes) { return xsn::value(boost::json::string(bytes, 'x')); }
 
+/// The sum of the sequence numbers of the first `k` items of a consumer's batch `buf`.
+inline std::uint64_t sum_of(const std::vector<xsn::bus_message>& buf, std::size_t k) {
+  std::uint64_t sum = 0;
+  for (std::size_t j = 0; j < k; ++j) sum += buf[j].correlation_id;
+  return sum;
+}
+
 /// The sum of the sequence numbers `0 .. total - 1` (each producer sends a contiguous range), which
 /// the consumer must arrive at.
 inline std::uint64_t expected_sum(std::int64_t total) {
@@ -111,7 +118,7 @@ void bus_throughput(benchmark::State& state, int producers, std::size_t payload_
           std::function<void(std::error_code)> on_ready = [&](std::error_code ec) {
             if (ec) return;
             while (std::size_t k = sub->try_receive_batch(buf)) {
-              for (std::size_t j = 0; j < k; ++j) sum += buf[j].correlation_id;
+              sum += sum_of(buf, k);
               received += static_cast<std::int64_t>(k);
             }
             if (received < expected) sub->async_wait(on_ready);
@@ -159,7 +166,7 @@ inline void moodycamel_throughput(benchmark::State& state, int producers, std::s
           for (std::int64_t received = 0; received < expected;) {
             const std::size_t k = q.wait_dequeue_bulk(token, buf.begin(), buf.size());
             if (bounded) queued.fetch_sub(static_cast<std::int64_t>(k), std::memory_order_release);
-            for (std::size_t j = 0; j < k; ++j) sum += buf[j].correlation_id;
+            sum += sum_of(buf, k);
             received += static_cast<std::int64_t>(k);
           }
           return sum;

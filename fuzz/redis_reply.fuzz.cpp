@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -33,6 +34,18 @@ using asio::ip::tcp;
 using reader_ptr = std::unique_ptr<redisReader, void (*)(redisReader*)>;
 
 reader_ptr make_reader() { return reader_ptr(redisReaderCreate(), &redisReaderFree); }
+
+/// Feeds `bytes` to `r` and takes out the whole replies (or commands) it then holds: how many, or
+/// nothing when they do not parse.
+std::optional<std::size_t> parse_whole(redisReader* r, const char* bytes, std::size_t n) {
+  if (redisReaderFeed(r, bytes, n) != REDIS_OK) return std::nullopt;
+  for (std::size_t whole = 0;; ++whole) {
+    void* reply = nullptr;
+    if (redisReaderGetReply(r, &reply) != REDIS_OK) return std::nullopt;
+    if (reply == nullptr) return whole;
+    freeReplyObject(reply);
+  }
+}
 
 /// One accepted connection: the commands it sent, and a copy of the client's reader fed with the
 /// replies written to it, which tells how many of them the client can parse.
@@ -47,10 +60,11 @@ struct fake_connection {
   std::array<char, 4096> in{};
 };
 
-/// Answers each command a connection sends with the next reply. A reply that is cut short, empty,
-/// or not a reply answers nothing, so the next one follows it at once, as one stream of bytes (a
-/// client waits for a whole reply): no input leaves the store waiting for its connect or command
-/// timeout. When the replies are used up, the server hangs up.
+/// Answers each command a connection sends with the next reply. A reply that is cut short or empty
+/// answers nothing, so the next one follows it at once, as one stream of bytes (a client waits for
+/// a whole reply); after bytes that do not parse, the connection gets no more replies (the client
+/// drops it). No input leaves the store waiting for its connect or command timeout. When the
+/// replies are used up, the server hangs up.
 struct fake_server {
   tcp::acceptor acceptor;
   std::vector<std::string> replies;
@@ -82,14 +96,9 @@ struct fake_server {
   void serve(const std::shared_ptr<fake_connection>& c) {
     c->sock.async_read_some(asio::buffer(c->in), [this, c](boost::system::error_code ec, std::size_t n) {
       if (ec || done) return;
-      if (redisReaderFeed(c->commands.get(), c->in.data(), n) != REDIS_OK) return hang_up();
-      for (;;) {
-        void* cmd = nullptr;
-        if (redisReaderGetReply(c->commands.get(), &cmd) != REDIS_OK) return hang_up();
-        if (cmd == nullptr) break;
-        freeReplyObject(cmd);
-        ++c->received;
-      }
+      const auto commands = parse_whole(c->commands.get(), c->in.data(), n);
+      if (!commands) return hang_up();
+      c->received += *commands;
       if (!answer(*c)) return hang_up();
       serve(c);
     });
@@ -101,16 +110,11 @@ struct fake_server {
       if (next == replies.size()) return false;
       const std::string& reply = replies[next++];
       *out += reply;
-      if (redisReaderFeed(c.mirror.get(), reply.data(), reply.size()) != REDIS_OK) c.broken = true;
-      for (void* r = nullptr; !c.broken;) {
-        if (redisReaderGetReply(c.mirror.get(), &r) != REDIS_OK) c.broken = true;  // protocol error
-        if (r == nullptr) break;
-        freeReplyObject(r);
-        r = nullptr;
-        // One command answered per whole reply; a second reply in one chunk answers nothing more
-        // (the client takes it as a push, or drops the link), so the next command gets a reply.
-        c.answered = std::min(c.answered + 1, c.received);
-      }
+      const auto whole = parse_whole(c.mirror.get(), reply.data(), reply.size());
+      // Whole replies beyond the commands waiting answer nothing (the client takes them as pushes,
+      // or drops the link), so the next command still gets a reply.
+      if (whole) c.answered = std::min(c.answered + *whole, c.received);
+      c.broken = !whole;
     }
     if (!out->empty()) asio::async_write(c.sock, asio::buffer(*out), [out](boost::system::error_code, std::size_t) {});
     return true;

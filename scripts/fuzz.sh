@@ -59,8 +59,9 @@ configure() {
 # libFuzzer's -timeout counts wall time: a campaign at a low priority (nice) beside other work can
 # be starved for seconds and report a timeout that is not one (session 12: two false timeouts at
 # nice 19 beside a test run; each input ran in 0.07 s when replayed).
-if (($(nice) > 0)); then
-  echo "fuzz.sh: running at nice $(nice): with other work on the machine, a starved input can be reported as a timeout" >&2
+niceness=$(nice)
+if ((niceness > 0)); then
+  echo "fuzz.sh: running at nice $niceness: with other work on the machine, a starved input can be reported as a timeout" >&2
 fi
 
 # campaign NAME [LIBFUZZER OPTIONS...]: runs fuzz_NAME for $seconds; exit 1 on a finding.

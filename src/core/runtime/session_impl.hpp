@@ -122,11 +122,13 @@ struct session::impl final : datamodel_host, detail::actor_host {
   }
   /// Children, spawned actors or extensions watch events: no direct step.
   bool watched() const noexcept { return cold_ && (!cold_->children_.empty() || !cold_->spawned_.empty() || cold_->ext_); }
+  /// The flags of a state whose entry runs something: `onentry`, `<data>`, final, initial content.
+  static constexpr std::uint32_t entry_work =
+      hot_state::onentry | hot_state::data | hot_state::final | hot_state::initial_body;
   /// A state whose entry content is only calls (enter_calls runs it): `onentry` of
-  /// `hot_state::entry_calls` and no `<data>`, final state or initial content.
+  /// `hot_state::entry_calls` and no other `entry_work`.
   static constexpr bool only_calls(std::uint32_t flags) noexcept {
-    constexpr auto work = hot_state::onentry | hot_state::data | hot_state::final | hot_state::initial_body;
-    return (flags & (work | hot_state::entry_calls)) == (hot_state::onentry | hot_state::entry_calls);
+    return (flags & (entry_work | hot_state::entry_calls)) == (hot_state::onentry | hot_state::entry_calls);
   }
   /// direct_step's lookups in a chart with parallel states: into `enabled_`, their sources into
   /// `domains_` (in document order); false when one is not `own_exit` or a guard decides.

@@ -254,7 +254,6 @@ inline void session::impl::enter_direct() {
   // no history content); the modes in locals, since the stores to the configuration might alias them.
   const auto* hs = c_.hot_states.data();
   const bool big = mode_.big, calls = mode_.quick_calls;
-  constexpr auto work_flags = hot_state::onentry | hot_state::data | hot_state::final | hot_state::initial_body;
   for (std::size_t i = 0, n = enabled_.size(); i < n; ++i) {  // (entry content cannot reach enabled_)
     const auto& h = ht[enabled_[i]];
     for (auto k = h.entry_begin; k != h.entry_end; ++k) {
@@ -263,7 +262,7 @@ inline void session::impl::enter_direct() {
       if (big) [[unlikely]] big_config_.set(s);
       const auto flags = hs[s].flags;
       if (!(flags & (hot_state::compound | hot_state::parallel))) chain_atomic_ = s;
-      if (!(flags & work_flags)) continue;
+      if (!(flags & entry_work)) continue;
       if (calls && only_calls(flags)) enter_calls(s);
       else enter_content(s, (entry[k] & hot_transition::by_default_bit) != 0);
     }
@@ -575,9 +574,8 @@ inline void session::impl::enter_one(state_index s, bool by_default) {
   if (mode_.has_invokes) cold().to_invoke_.set(s);
   const auto flags = c_.hot_states[s].flags;
   if (!(flags & (hot_state::compound | hot_state::parallel))) chain_atomic_ = s;
-  constexpr auto work = hot_state::onentry | hot_state::data | hot_state::final | hot_state::initial_body;
   const bool history_content = cold_ && !cold_->default_history_content_.empty();
-  if (!(flags & work) && !history_content) return;
+  if (!(flags & entry_work) && !history_content) return;
   if (mode_.quick_calls && only_calls(flags) && !history_content) return enter_calls(s);
   enter_content(s, by_default);
 }
