@@ -109,6 +109,15 @@ void redis_link::connect() {
       self->connect_failed(gen, "connect timed out");
     }
   });
+  // An address needs no resolver: connecting to it directly saves a round trip through the
+  // resolver's thread on every (re)connect.
+  boost::system::error_code not_an_address;
+  const auto address = boost::asio::ip::make_address(settings_.host, not_an_address);
+  if (!not_an_address) {
+    socket_.async_connect({address, settings_.port},
+                          [self, gen](boost::system::error_code ec) { self->on_connect(gen, ec); });
+    return;
+  }
   resolver_.async_resolve(
       settings_.host, std::to_string(settings_.port),
       [self, gen](boost::system::error_code ec, boost::asio::ip::tcp::resolver::results_type eps) {
@@ -118,11 +127,15 @@ void redis_link::connect() {
         boost::asio::async_connect(
             self->socket_, eps,
             [self, gen](boost::system::error_code ec2, const boost::asio::ip::tcp::endpoint&) {
-              if (gen != self->gen_) return;
-              if (ec2) return self->connect_failed(gen, "cannot connect: " + ec2.message());
-              self->on_connected(gen);
+              self->on_connect(gen, ec2);
             });
       });
+}
+
+void redis_link::on_connect(std::uint64_t gen, boost::system::error_code ec) {
+  if (gen != gen_) return;
+  if (ec) return connect_failed(gen, "cannot connect: " + ec.message());
+  on_connected(gen);
 }
 
 void redis_link::on_connected(std::uint64_t gen) {

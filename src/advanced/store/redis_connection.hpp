@@ -136,6 +136,7 @@ class redis_link : public std::enable_shared_from_this<redis_link> {
   enum class state { idle, backoff, connecting, ready, closed };
 
   void connect();
+  void on_connect(std::uint64_t gen, boost::system::error_code ec);  ///< TCP connect done.
   void on_connected(std::uint64_t gen);
   void connect_failed(std::uint64_t gen, const std::string& why);
   void drop(const std::string& why);
