@@ -416,6 +416,24 @@ TEST_CASE("redis_state_store: a killed connection is reopened", "[redis]") {
   CHECK(store->health().reachable);
 }
 
+TEST_CASE("redis_state_store: a host name goes through the resolver and an address does not", "[redis]") {
+  xsn_test::redis_server server;
+  env e;
+  auto by_name = e.options(server);
+  by_name.host = "localhost";  // /etc/hosts: no DNS query
+  auto named = e.make(by_name);
+  REQUIRE(e.connect(*named) == ok);
+  CHECK(std::get<0>(e.put(*named, "k", "by name")) == ok);
+  auto by_address = e.options(server);
+  by_address.key_prefix = by_name.key_prefix;
+  auto addressed = e.make(by_address);  // host "127.0.0.1", the default: connected to directly
+  REQUIRE(e.connect(*addressed) == ok);
+  auto [ec, got] = e.get(*addressed, "k");
+  CHECK(ec == ok);
+  REQUIRE(got);
+  CHECK(got->value == "by name");
+}
+
 TEST_CASE("redis_state_store: no Redis is a clear error within the connect timeout", "[redis]") {
   env e;
   redis_store_options o;
