@@ -22,7 +22,7 @@
 namespace {
 
 std::filesystem::path find_document(const char* argv0, const std::string& name) {
-  auto beside = std::filesystem::path(argv0).parent_path() / name;
+  auto beside = std::filesystem::path(argv0).parent_path() / "fab_cell.d" / name;  // (copied by the build)
   if (std::filesystem::exists(beside)) return beside;
   return std::filesystem::path(XSN_EXAMPLE_SOURCE_DIR) / name;
 }
