@@ -328,6 +328,27 @@ TEST_CASE("chain_table: parallel events that need the general step take it") {
   same_both_ways(scxml(regions, xsn_ns), {"guarded", "next", "guarded", "cross", "next", "reset", "next", "guarded"});
 }
 
+TEST_CASE("chain_table: a region that declines after another was selected leaves the configuration whole") {
+  // The direct step exits each source as it finds its transition: a1's here, before b1's guarded
+  // one (and then c1's, which leaves the parallel state) sends the event to the general step,
+  // which must find a1 still active.
+  const auto c = scxml(R"x(<parallel id="p">
+      <state id="a" initial="a1">
+        <state id="a1"><transition event="next" target="a2"/></state>
+        <state id="a2"><onentry><xsn:action name="in_a2"/></onentry><transition event="next" target="a1"/></state>
+      </state>
+      <state id="b" initial="b1">
+        <state id="b1"><transition event="next" cond="In('a1')" target="b2"/><transition event="jump" target="b2"/></state>
+        <state id="b2"><onentry><xsn:action name="in_b2"/></onentry><transition event="next" target="b1"/>
+          <transition event="jump" target="out"/></state>
+      </state></parallel>
+      <state id="out"><onentry><xsn:action name="in_out"/></onentry></state>)x", xsn_ns);
+  const auto run = same_both_ways(c, {"next", "next", "jump", "next", "jump", "jump"});
+  REQUIRE(run.lines.size() > 3);
+  CHECK(run.lines[3] == "after next: a2 b2");  // the general step: both regions moved
+  CHECK(run.lines.back() == "after jump: out");
+}
+
 TEST_CASE("chain_table: a failing entry action in a direct step raises its error in the same macrostep") {
   // in_a2 is not bound: error.execution is raised and taken (to `broken`) before the macrostep ends;
   // again_a2, after it in the same block, does not run (W3C 4.9).

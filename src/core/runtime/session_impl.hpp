@@ -91,6 +91,8 @@ struct session::impl final : datamodel_host, detail::actor_host {
   void process_external(const event& ev);
   /// The modes (`mode_`) the chart, the options and the datamodel choose, once.
   void choose_modes();
+  /// Fills `entry_calls_` (after `natives_` and the modes).
+  void resolve_entry_calls();
   /// choose_modes' part for selection by lookup and direct steps (after the others).
   void choose_lookup_modes();
   /// process_external once no direct step took the event (`name_id`: its resolved name id).
@@ -130,10 +132,14 @@ struct session::impl final : datamodel_host, detail::actor_host {
   static constexpr bool only_calls(std::uint32_t flags) noexcept {
     return (flags & (entry_work | hot_state::entry_calls)) == (hot_state::onentry | hot_state::entry_calls);
   }
-  /// direct_step's lookups in a chart with parallel states: into `enabled_`, their sources into
-  /// `domains_` (in document order); false when one is not `own_exit` or a guard decides.
+  /// direct_step's lookups in a chart with parallel states: into `enabled_` (in document order),
+  /// their sources exited; false, with the configuration as it was, when one is not `own_exit` or
+  /// a guard decides.
   bool select_direct(std::uint32_t name_id, bool& work) __attribute__((always_inline));
-  /// Takes the transitions select_direct found (`work`: some entry set has content).
+  /// select_direct declined after exiting some sources: enters them again.
+  void undo_direct_exits();
+  /// Takes the transitions select_direct found, whose sources it exited (`work`: some entry set
+  /// has content).
   void take_direct(const event& ev, bool work) __attribute__((always_inline));
   /// take_direct, out of line (a single-atomic chart's entry with content).
   void take_direct_with_work(const event& ev);
@@ -178,6 +184,10 @@ struct session::impl final : datamodel_host, detail::actor_host {
   void enter_content(state_index s, bool by_default);  // enter_one's executable content, done events
   /// enter_one's content when it is only calls (`hot_state::entry_calls`, `mode_.quick_calls`).
   void enter_calls(state_index s) __attribute__((always_inline));
+  /// An entry call's bound handler `fn` of native action `a`: false when it threw.
+  bool call_bound(const native_action_fn& fn, const action& a) __attribute__((always_inline));
+  /// An entry call of a native action without a handler: raises its error, false.
+  bool call_unbound(const action& a);
   void add_descendants(state_index s);
   void add_ancestors(state_index s, state_index anc);
   void effective_targets(const transition_node& t, std::vector<state_index>& out) const;
@@ -402,6 +412,15 @@ struct session::impl final : datamodel_host, detail::actor_host {
   std::unique_ptr<xsn::datamodel> dm_;
   std::string id_;
   std::vector<native_action_fn> natives_;
+  /// One action of a state whose entry content is only calls, resolved when the session is made:
+  /// what enter_calls runs instead of walking the state's blocks, actions and variants.
+  struct entry_call {
+    const action* a;                 ///< The action (`acting_` while it runs).
+    const native_action_fn* fn;      ///< Its bound handler; null: a script, or an unbound native action.
+    std::uint32_t block_end;         ///< Past the last call of its block: where a failed call goes on.
+  };
+  std::vector<entry_call> entry_calls_;        ///< (`mode_.quick_calls` only) by state, in order.
+  std::vector<std::uint32_t> entry_calls_at_;  ///< A state's first call in `entry_calls_`; one more at the end.
   std::shared_ptr<int> life_ = std::make_shared<int>(0);
 
   detail::bitset config_;

@@ -41,6 +41,33 @@ session::impl::impl(session& self, std::shared_ptr<const statechart> chart, boos
   dm_ = opts_.make_datamodel ? opts_.make_datamodel() : make_datamodel(c_.datamodel, opts_.limits);
   if (!dm_) dm_ = make_null_datamodel();
   choose_modes();
+  resolve_entry_calls();
+}
+
+void session::impl::resolve_entry_calls() {
+  const auto n = c_.states.size();
+  const auto calls_only = [&](std::size_t s) { return only_calls(c_.hot_states[s].flags); };
+  std::size_t count = 0;
+  for (std::size_t s = 0; s < n; ++s)
+    if (calls_only(s))
+      for (const auto& block : c_.states[s].onentry) count += block.size();
+  if (!mode_.quick_calls || count == 0) return;  // enter_calls never runs
+  entry_calls_.reserve(count);
+  entry_calls_at_.resize(n + 1);
+  for (std::size_t s = 0; s < n; ++s) {
+    entry_calls_at_[s] = static_cast<std::uint32_t>(entry_calls_.size());
+    if (!calls_only(s)) continue;
+    for (const auto& block : c_.states[s].onentry) {
+      const auto first = entry_calls_.size();
+      for (const auto& a : block) {
+        const auto* native = std::get_if<native_action>(&a.op);
+        const bool bound = native && native->slot < natives_.size() && natives_[native->slot];
+        entry_calls_.push_back({&a, bound ? &natives_[native->slot] : nullptr, 0});
+      }
+      for (auto i = first; i < entry_calls_.size(); ++i) entry_calls_[i].block_end = static_cast<std::uint32_t>(entry_calls_.size());
+    }
+  }
+  entry_calls_at_[n] = static_cast<std::uint32_t>(entry_calls_.size());
 }
 
 void session::impl::choose_modes() {

@@ -165,9 +165,9 @@ bool session::impl::direct_step(const event& ev, std::uint32_t name_id) {
   if (!(h.flags & hot_transition::direct)) [[unlikely]] {
     if (!(h.flags & hot_transition::own_exit)) return false;
     enabled_.clear();
-    domains_.clear();
     enabled_.push_back(ti);
-    domains_.push_back(source);
+    config_.reset(source);
+    if (mode_.big) [[unlikely]] big_config_.reset(source);
     take_direct_with_work(ev);
     return true;
   }
@@ -195,13 +195,14 @@ bool session::impl::direct_parallel_step(const event& ev, std::uint32_t name_id)
 
 inline bool session::impl::select_direct(std::uint32_t name_id, bool& work) {
   enabled_.clear();
-  domains_.clear();
   bool declined = false;
   // Each active atomic state's own transition (an own_exit one's source is atomic, so the lookup
   // found it in the state itself). Their domains, the sources' compound parents, are then disjoint
   // subtrees: no two conflict, and the entry sets are in document order when taken in this order.
   // XState asks each region before the parallel state (W3C: each atomic state, then its
   // ancestors); both agree when every answer comes from the atomic state itself.
+  // A source is exited as soon as its transition is found (nothing runs when it exits; the walk
+  // reads a copy of each word), and entered again when some state declines.
   const auto visit = [&](state_index a) {
     const auto ti = c_.chain_step(a, name_id);
     if (ti == statechart::chain_none || declined) return;
@@ -212,11 +213,20 @@ inline bool session::impl::select_direct(std::uint32_t name_id, bool& work) {
     }
     work |= !(flags & hot_transition::direct);
     enabled_.push_back(ti);
-    domains_.push_back(a);
+    config_.reset(a);
+    if (mode_.big) [[unlikely]] big_config_.reset(a);
   };
   if (mode_.big) [[unlikely]] big_config_.for_each_and(atomic_mask_, visit);
   else config_.for_each_and(atomic_mask_, visit);
+  if (declined) [[unlikely]] undo_direct_exits();
   return !declined && !enabled_.empty();
+}
+
+void session::impl::undo_direct_exits() {
+  for (auto ti : enabled_) {
+    config_.set(c_.transitions[ti].source);
+    if (mode_.big) big_config_.set(c_.transitions[ti].source);
+  }
 }
 
 void session::impl::take_direct_with_work(const event& ev) { take_direct(ev, true); }
@@ -225,11 +235,7 @@ inline void session::impl::take_direct(const event& ev, bool work) {
   const auto* ht = c_.hot_transitions.data();
   const auto* entry = c_.hot_entry.data();
   transitions_taken_ += enabled_.size();
-  mode_.guard_failed = false;
-  for (auto k = domains_.size(); k-- > 0;) {  // the sources: nothing runs when they exit
-    config_.reset(domains_[k]);
-    if (mode_.big) [[unlikely]] big_config_.reset(domains_[k]);
-  }
+  mode_.guard_failed = false;  // (the sources were exited when selected)
   if (!work) {
     for (auto ti : enabled_)
       for (auto k = ht[ti].entry_begin; k != ht[ti].entry_end; ++k) {
@@ -554,17 +560,29 @@ inline bool session::impl::call_script(const script_action& sa) {
 
 inline void session::impl::enter_calls(state_index s) {
   const action* outer = acting_;
-  for (const auto& block : c_.states[s].onentry) {
-    for (const auto& a : block) {
-      acting_ = &a;
-      // (hot_state::entry_calls: each action is a native_action or a script_action)
-      const auto* native = std::get_if<native_action>(&a.op);
-      const bool ok = native ? call_native(*native) : call_script(*std::get_if<script_action>(&a.op));
-      if (!ok) [[unlikely]] break;  // the block ends
-    }
+  const auto* calls = entry_calls_.data();
+  for (auto i = entry_calls_at_[s], end = entry_calls_at_[s + 1]; i != end;) {
+    const auto& c = calls[i];
+    acting_ = c.a;
+    // (hot_state::entry_calls: each action is a native_action or a script_action)
+    const auto* script = c.fn ? nullptr : std::get_if<script_action>(&c.a->op);
+    const bool ok = c.fn ? call_bound(*c.fn, *c.a) : script ? call_script(*script) : call_unbound(*c.a);
+    i = ok ? i + 1 : c.block_end;  // a failed call ends its block
   }
   acting_ = outer;
 }
+
+inline bool session::impl::call_bound(const native_action_fn& fn, const action& a) {
+  try {
+    fn(self_);
+    return true;
+  } catch (const std::exception& e) {
+    native_threw(std::get<native_action>(a.op), e.what());
+  }
+  return false;
+}
+
+bool session::impl::call_unbound(const action& a) { return call_native(std::get<native_action>(a.op)); }
 
 inline void session::impl::enter_one(state_index s, bool by_default) {
   // XState may enter an active state again (a history default back to the source): `_nodes` is a set.
