@@ -283,20 +283,22 @@ class statechart {
   /// or its nearest ancestor), by atomic state and event name id, when no guard takes part. In a
   /// chart without parallel states that is the event's whole selection; with parallel states
   /// (`chain_parallel`) it is one atomic state's part of it. Entry
-  /// `chain_slot[atomic] * names.size() + name_id` is a transition, `chain_none` (none matches:
+  /// `chain_slot[atomic] + name_id` is a transition, `chain_none` (none matches:
   /// the event is ignored) or `chain_guarded` (a guard decides: select the usual way). Empty for
   /// XState charts with a compound state without children, when the table would have more than
   /// `chain_table_limit` entries, and when building it would take more than 4x that many
   /// (state, name) answers (deep charts of `*`).
   std::vector<transition_index> chain_next;
   bool chain_parallel = false;  ///< `chain_next` is built and the chart has a parallel state.
-  std::vector<std::uint32_t> chain_slot;  ///< Per state: its row in `chain_next`, npos if not atomic.
+  /// Per state: where its row starts in `chain_next` (row number times `names.size()`; the table's
+  /// limit keeps it in 32 bits), npos if not atomic.
+  std::vector<std::uint32_t> chain_slot;
   static constexpr transition_index chain_none = npos;
   static constexpr transition_index chain_guarded = npos - 1;
   static constexpr std::size_t chain_table_limit = std::size_t{1} << 18;  ///< 1 MB of entries.
   /// The `chain_next` entry of atomic state `atomic` for name id `name_id` (the table is not empty).
   transition_index chain_step(state_index atomic, std::uint32_t name_id) const noexcept {
-    return chain_next[std::size_t{chain_slot[atomic]} * names.size() + name_id];
+    return chain_next[std::size_t{chain_slot[atomic]} + name_id];
   }
 
   /// Interned event descriptors and names (descriptor `foo.*` is stored as `foo`).

@@ -394,10 +394,12 @@ void statechart::build_chain_table() {
   const state_index top = semantics == chart_semantics::xstate ? 1 : 0;
   chain_next.assign(atomic_states * n, chain_none);
   chain_slot.assign(states.size(), npos);
-  std::uint32_t slot = 0;
+  static_assert(chain_table_limit <= std::size_t{1} << 31, "row starts must fit in chain_slot's 32 bits");
+  std::size_t row_start = 0;
   atomic_mask.for_each([&](state_index a) {
-    chain_slot[a] = slot;
-    auto* row = chain_next.data() + std::size_t{slot++} * n;
+    chain_slot[a] = static_cast<std::uint32_t>(row_start);
+    auto* row = chain_next.data() + row_start;
+    row_start += n;
     for (auto s = a; s != npos && s >= top; s = states[s].parent)
       for (auto [name, answer] : own[s])
         if (row[name] == chain_none) row[name] = answer;

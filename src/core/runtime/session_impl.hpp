@@ -101,9 +101,12 @@ struct session::impl final : datamodel_host, detail::actor_host {
   /// external event with it), an empty event stands in until the next one.
   void release_event();
   std::uint32_t resolve(const event& ev) const noexcept {
-    if (ev.resolved_by == &c_) return ev.name_id;
-    return ev.name_id < c_.names.size() && c_.names[ev.name_id] == ev.name ? ev.name_id : c_.find_name(ev.name);
+    if (ev.resolved_by == &c_) [[likely]] return ev.name_id;
+    return resolve_by_name(ev);
   }
+  /// resolve for an event not resolved against this chart: by its name id, if it is the chart's,
+  /// else by its name (out of line: the callers of resolve then keep fewer registers).
+  std::uint32_t resolve_by_name(const event& ev) const noexcept;
   void run_to_completion();
   bool select_transitions(const event* ev, std::uint32_t name_id);
   /// Selection by the chart's chain table (`mode_.chain`): false when a guard decides, so the usual
@@ -139,12 +142,12 @@ struct session::impl final : datamodel_host, detail::actor_host {
   /// select_direct declined after exiting some sources: enters them again.
   void undo_direct_exits();
   /// Takes the transitions select_direct found, whose sources it exited (`work`: some entry set
-  /// has content).
-  void take_direct(const event& ev, bool work) __attribute__((always_inline));
+  /// has content; `track_chain`: keep `chain_atomic_`, which only charts without parallel states use).
+  void take_direct(const event& ev, bool work, bool track_chain) __attribute__((always_inline));
   /// take_direct, out of line (a single-atomic chart's entry with content).
   void take_direct_with_work(const event& ev);
   /// take_direct's entries when some have content (`mode_.in_macrostep`, the event given).
-  void enter_direct() __attribute__((always_inline));
+  void enter_direct(bool track_chain) __attribute__((always_inline));
   /// The end of a macrostep once its external event's transitions were taken: what they raised,
   /// spawned or ended, `on_macrostep`, the event released.
   void end_macrostep(const event& ev) __attribute__((always_inline));

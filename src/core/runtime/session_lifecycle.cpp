@@ -44,6 +44,10 @@ session::impl::impl(session& self, std::shared_ptr<const statechart> chart, boos
   resolve_entry_calls();
 }
 
+std::uint32_t session::impl::resolve_by_name(const event& ev) const noexcept {
+  return ev.name_id < c_.names.size() && c_.names[ev.name_id] == ev.name ? ev.name_id : c_.find_name(ev.name);
+}
+
 void session::impl::resolve_entry_calls() {
   const auto n = c_.states.size();
   const auto calls_only = [&](std::size_t s) { return only_calls(c_.hot_states[s].flags); };

@@ -6,6 +6,12 @@
 
 namespace xsn::inline v0 {
 
+namespace {
+// A success copied, not made: `std::error_code{}` calls std::system_category() (through the PLT)
+// on every event.
+const std::error_code no_error{};
+}  // namespace
+
 // The entry of an event. Behind a queue the event waits its turn (out of line in
 // session_lifecycle.cpp: inlined here, the copy into the queue made the direct path save four more
 // registers, 10 instructions per event).
@@ -16,7 +22,7 @@ std::error_code session::impl::process(const event& ev) {
   // (the direct step here too: one call less per event)
   if (const auto name_id = resolve(ev); !(mode_.direct && name_id != npos && try_direct(ev, name_id))) process_general(ev, name_id);
   if (!external_.empty()) drain();
-  return {};
+  return no_error;
 }
 
 void session::impl::process_external(const event& ev) {
@@ -189,7 +195,7 @@ bool session::impl::direct_parallel_step(const event& ev, std::uint32_t name_id)
   if (watched()) return false;
   bool work = false;
   if (!select_direct(name_id, work)) return false;
-  take_direct(ev, work);
+  take_direct(ev, work, false);
   return true;
 }
 
@@ -229,9 +235,9 @@ void session::impl::undo_direct_exits() {
   }
 }
 
-void session::impl::take_direct_with_work(const event& ev) { take_direct(ev, true); }
+void session::impl::take_direct_with_work(const event& ev) { take_direct(ev, true, true); }
 
-inline void session::impl::take_direct(const event& ev, bool work) {
+inline void session::impl::take_direct(const event& ev, bool work, bool track_chain) {
   const auto* ht = c_.hot_transitions.data();
   const auto* entry = c_.hot_entry.data();
   transitions_taken_ += enabled_.size();
@@ -249,11 +255,11 @@ inline void session::impl::take_direct(const event& ev, bool work) {
   mode_.in_macrostep = true;
   microsteps_ = 0;
   if (mode_.dm_reads_event) dm_->set_event(ev);
-  enter_direct();
+  enter_direct(track_chain);
   end_macrostep(ev);
 }
 
-inline void session::impl::enter_direct() {
+inline void session::impl::enter_direct(bool track_chain) {
   const auto* ht = c_.hot_transitions.data();
   const auto* entry = c_.hot_entry.data();
   // enter_one for what a direct step allows (no XState order kept, no invokes, static entry sets so
@@ -267,7 +273,7 @@ inline void session::impl::enter_direct() {
       config_.set(s);
       if (big) [[unlikely]] big_config_.set(s);
       const auto flags = hs[s].flags;
-      if (!(flags & (hot_state::compound | hot_state::parallel))) chain_atomic_ = s;
+      if (track_chain && !(flags & (hot_state::compound | hot_state::parallel))) chain_atomic_ = s;
       if (!(flags & entry_work)) continue;
       if (calls && only_calls(flags)) enter_calls(s);
       else enter_content(s, (entry[k] & hot_transition::by_default_bit) != 0);
