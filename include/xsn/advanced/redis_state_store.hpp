@@ -18,7 +18,7 @@ namespace xsn::inline v0::advanced {
 
 /// Where and how a `redis_state_store` connects, and its limits.
 struct redis_store_options {
-  std::string host = "127.0.0.1";  ///< Host name or address (resolved asynchronously).
+  std::string host = "127.0.0.1";  ///< An address (connected to directly) or a host name (resolved asynchronously).
   std::uint16_t port = 6379;       ///< TCP port.
   int database = 0;                ///< `SELECT`ed after connecting when not 0.
   std::string username;            ///< ACL user; empty: `AUTH password` (requirepass) or none.
