@@ -41,33 +41,91 @@ inline void cpu_pause() noexcept {
 #endif
 }
 
+#if defined(__SANITIZE_THREAD__)
+#define XSN_DETAIL_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define XSN_DETAIL_TSAN 1
+#endif
+#endif
+
+/// The asymmetric fence pair readers and writers of `striped_shared_mutex` use.
+///
+/// With Linux's `membarrier` (private expedited, registered once per process), a reader's side is
+/// a compiler barrier and the writer's a system call that runs a full fence on every CPU running
+/// one of the process's threads. Without it (an old kernel, a seccomp filter), both are
+/// `std::atomic_thread_fence(seq_cst)`. Under ThreadSanitizer, always the fences.
+struct asymmetric_fence {
+  /// True when `heavy()` is a `membarrier` (decided on first use, once).
+  static bool membarrier_available() noexcept {
+    static const bool available = register_membarrier();
+    return available;
+  }
+  /// Registers the process for private expedited `membarrier`s; false when it cannot.
+  static bool register_membarrier() noexcept;
+  /// The reader's side, after its store and before its load.
+  static void light() noexcept {
+#if !defined(XSN_DETAIL_TSAN)
+    if (membarrier_available()) {
+      std::atomic_signal_fence(std::memory_order_seq_cst);
+      return;
+    }
+#endif
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+  }
+  /// The writer's side, after its store and before its loads.
+  static void heavy() noexcept;
+};
+
+inline constexpr std::size_t reader_slots = 64;
+
+/// A thread's reader slot: an index no other live thread has, below `reader_slots`, or
+/// `reader_slots` when all are taken (the thread then shares a counted slot). Taken on the
+/// thread's first read lock, given back when it exits.
+struct thread_reader_slot {
+  thread_reader_slot() noexcept;
+  ~thread_reader_slot();
+  thread_reader_slot(const thread_reader_slot&) = delete;
+  thread_reader_slot& operator=(const thread_reader_slot&) = delete;
+  std::size_t index;
+};
+inline std::size_t this_thread_reader_slot() noexcept {
+  thread_local const thread_reader_slot mine;
+  return mine.index;
+}
+
 /**
- * A reader-writer lock whose readers do not share a cache line: each thread counts itself in one
- * of `stripes` padded counters, so concurrent publishers (readers) never contend; a writer
- * (subscribe, unsubscribe, shutdown: rare) raises a flag and waits for every stripe to drain.
- * `pthread_rwlock` would make every publisher do two atomic operations on one shared line.
+ * A reader-writer lock for state that is read on every publish and written rarely (subscribe,
+ * unsubscribe, shutdown). Each thread has its own padded reader counter, which only it writes: a
+ * reader enters and leaves with plain stores and an asymmetric fence (`asymmetric_fence`: no
+ * locked instruction where Linux has `membarrier`), and a writer raises a flag, runs the heavy
+ * fence and waits for every counter to be zero. Threads beyond `reader_slots` share one counter
+ * with `fetch_add`. `pthread_rwlock` would make every publisher do two atomic operations on one
+ * shared line; session 12's striped counters still made it do two locked ones.
  */
 class striped_shared_mutex {
  public:
-  /// Enters as a reader; returns the stripe to pass to `unlock_shared`.
+  /// Enters as a reader; returns the slot to pass to `unlock_shared`.
   std::size_t lock_shared() noexcept {
-    const std::size_t i = this_thread_stripe();
+    const std::size_t i = this_thread_reader_slot();
+    auto& r = slots_[i].readers;
     for (;;) {
-      stripes_[i].readers.fetch_add(1, std::memory_order_seq_cst);
-      if (!writer_.load(std::memory_order_seq_cst)) return i;
-      stripes_[i].readers.fetch_sub(1, std::memory_order_release);
+      if (i < reader_slots) r.store(r.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+      else r.fetch_add(1, std::memory_order_seq_cst);
+      asymmetric_fence::light();  // the count is visible before the flag is read (Dekker with lock())
+      if (!writer_.load(std::memory_order_acquire)) return i;
+      leave(i);
       std::lock_guard wait_for_writer(writer_mutex_);
     }
   }
-  /// Leaves as a reader of `stripe`.
-  void unlock_shared(std::size_t stripe) noexcept {
-    stripes_[stripe].readers.fetch_sub(1, std::memory_order_release);
-  }
+  /// Leaves as a reader of `slot`.
+  void unlock_shared(std::size_t slot) noexcept { leave(slot); }
   /// Enters as the writer, once the readers in flight have left.
   void lock() {
     writer_mutex_.lock();
-    writer_.store(true, std::memory_order_seq_cst);
-    for (auto& s : stripes_) {
+    writer_.store(true, std::memory_order_relaxed);
+    asymmetric_fence::heavy();  // the flag is visible before the counts are read
+    for (auto& s : slots_) {
       backoff b;
       while (s.readers.load(std::memory_order_acquire) != 0) b.snooze();
     }
@@ -79,16 +137,15 @@ class striped_shared_mutex {
   }
 
  private:
-  static constexpr std::size_t stripes = 16;
-  static std::size_t this_thread_stripe() noexcept {
-    static std::atomic<std::size_t> next{0};
-    thread_local const std::size_t mine = next.fetch_add(1, std::memory_order_relaxed) % stripes;
-    return mine;
+  void leave(std::size_t i) noexcept {
+    auto& r = slots_[i].readers;
+    if (i < reader_slots) r.store(r.load(std::memory_order_relaxed) - 1, std::memory_order_release);
+    else r.fetch_sub(1, std::memory_order_release);
   }
-  struct alignas(128) stripe {
+  struct alignas(128) slot {
     std::atomic<std::size_t> readers{0};
   };
-  stripe stripes_[stripes];
+  slot slots_[reader_slots + 1];  // the last one shared
   std::atomic<bool> writer_{false};
   std::mutex writer_mutex_;
 };
@@ -104,7 +161,7 @@ class shared_guard {
 
  private:
   striped_shared_mutex& m_;
-  std::size_t stripe_;
+  std::size_t stripe_;  // the reader slot
 };
 
 /// FNV-1a, inline: addresses are short, and `std::hash`'s out-of-line murmur costs more than the
