@@ -349,6 +349,21 @@ TEST_CASE("chain_table: a region that declines after another was selected leaves
   CHECK(run.lines.back() == "after jump: out");
 }
 
+TEST_CASE("chain_table: an empty onentry is entry content that runs nothing, directly or not") {
+  // The only calls-only state of the chart has no action at all: its entry runs the calls table,
+  // which must exist (and be empty for it).
+  const auto c = scxml(R"x(<state id="off"><transition event="toggle" target="on"/></state>
+      <state id="on"><onentry/><transition event="toggle" target="off"/></state>)x", xsn_ns);
+  const auto run = same_both_ways(c, {"toggle", "toggle", "toggle"});
+  CHECK(run.lines.back() == "after toggle: on");
+  const auto p = scxml(R"x(<parallel id="p">
+      <state id="a" initial="a1"><state id="a1"><transition event="next" target="a2"/></state>
+        <state id="a2"><onentry/><transition event="next" target="a1"/></state></state>
+      <state id="b" initial="b1"><state id="b1"><transition event="next" target="b2"/></state>
+        <state id="b2"><onentry/><transition event="next" target="b1"/></state></state></parallel>)x", xsn_ns);
+  CHECK(same_both_ways(p, {"next", "next", "next"}).lines.back() == "after next: a2 b2");
+}
+
 TEST_CASE("chain_table: a failing entry action in a direct step raises its error in the same macrostep") {
   // in_a2 is not bound: error.execution is raised and taken (to `broken`) before the macrostep ends;
   // again_a2, after it in the same block, does not run (W3C 4.9).

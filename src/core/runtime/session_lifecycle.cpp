@@ -52,10 +52,13 @@ void session::impl::resolve_entry_calls() {
   const auto n = c_.states.size();
   const auto calls_only = [&](std::size_t s) { return only_calls(c_.hot_states[s].flags); };
   std::size_t count = 0;
+  bool any = false;  // (a state's `<onentry/>` may hold no action: it still runs enter_calls)
   for (std::size_t s = 0; s < n; ++s)
-    if (calls_only(s))
+    if (calls_only(s)) {
+      any = true;
       for (const auto& block : c_.states[s].onentry) count += block.size();
-  if (!mode_.quick_calls || count == 0) return;  // enter_calls never runs
+    }
+  if (!mode_.quick_calls || !any) return;  // enter_calls never runs
   entry_calls_.reserve(count);
   entry_calls_at_.resize(n + 1);
   for (std::size_t s = 0; s < n; ++s) {
