@@ -51,15 +51,11 @@ std::uint32_t session::impl::resolve_by_name(const event& ev) const noexcept {
 void session::impl::resolve_entry_calls() {
   const auto n = c_.states.size();
   const auto calls_only = [&](std::size_t s) { return only_calls(c_.hot_states[s].flags); };
-  std::size_t count = 0;
-  bool any = false;  // (a state's `<onentry/>` may hold no action: it still runs enter_calls)
-  for (std::size_t s = 0; s < n; ++s)
-    if (calls_only(s)) {
-      any = true;
-      for (const auto& block : c_.states[s].onentry) count += block.size();
-    }
+  // Built when some state is calls-only, even if its `<onentry/>` holds no action: enter_calls
+  // still runs for it.
+  bool any = false;
+  for (std::size_t s = 0; s < n && !any; ++s) any = calls_only(s);
   if (!mode_.quick_calls || !any) return;  // enter_calls never runs
-  entry_calls_.reserve(count);
   entry_calls_at_.resize(n + 1);
   for (std::size_t s = 0; s < n; ++s) {
     entry_calls_at_[s] = static_cast<std::uint32_t>(entry_calls_.size());

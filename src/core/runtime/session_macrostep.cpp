@@ -578,6 +578,9 @@ inline void session::impl::enter_calls(state_index s) {
   acting_ = outer;
 }
 
+// call_native's call, for a handler resolved ahead: it takes the action, not the native_action,
+// so that the hot path reads the variant only when the handler throws (passing the native_action
+// cost the parallel benchmark 6-14 instructions per event).
 inline bool session::impl::call_bound(const native_action_fn& fn, const action& a) {
   try {
     fn(self_);

@@ -41,14 +41,6 @@ inline void cpu_pause() noexcept {
 #endif
 }
 
-#if defined(__SANITIZE_THREAD__)
-#define XSN_DETAIL_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define XSN_DETAIL_TSAN 1
-#endif
-#endif
-
 /// The asymmetric fence pair readers and writers of `striped_shared_mutex` use.
 ///
 /// With Linux's `membarrier` (private expedited, registered once per process), a reader's side is
@@ -65,13 +57,8 @@ struct asymmetric_fence {
   static bool register_membarrier() noexcept;
   /// The reader's side, after its store and before its load.
   static void light() noexcept {
-#if !defined(XSN_DETAIL_TSAN)
-    if (membarrier_available()) {
-      std::atomic_signal_fence(std::memory_order_seq_cst);
-      return;
-    }
-#endif
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (membarrier_available()) std::atomic_signal_fence(std::memory_order_seq_cst);
+    else std::atomic_thread_fence(std::memory_order_seq_cst);
   }
   /// The writer's side, after its store and before its loads.
   static void heavy() noexcept;
@@ -154,14 +141,14 @@ class striped_shared_mutex {
 class shared_guard {
  public:
   /// Enters `m` as a reader.
-  explicit shared_guard(striped_shared_mutex& m) noexcept : m_(m), stripe_(m.lock_shared()) {}
-  ~shared_guard() { m_.unlock_shared(stripe_); }
+  explicit shared_guard(striped_shared_mutex& m) noexcept : m_(m), slot_(m.lock_shared()) {}
+  ~shared_guard() { m_.unlock_shared(slot_); }
   shared_guard(const shared_guard&) = delete;
   shared_guard& operator=(const shared_guard&) = delete;
 
  private:
   striped_shared_mutex& m_;
-  std::size_t stripe_;  // the reader slot
+  std::size_t slot_;  // the reader slot
 };
 
 /// FNV-1a, inline: addresses are short, and `std::hash`'s out-of-line murmur costs more than the
