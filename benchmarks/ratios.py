@@ -1,21 +1,35 @@
 #!/usr/bin/env python3
 """Summarise `xsn_bench --benchmark_format=json` output: ns per item for every benchmark, and the
-ratios against the baselines for the toggle and parallel machines.
+speed targets (issue 14) as ratios of two benchmarks of the same run.
 
     ./build/benchmarks/xsn_bench --benchmark_format=json > bench.json
     python3 benchmarks/ratios.py bench.json          # or: ... | python3 benchmarks/ratios.py
     python3 benchmarks/ratios.py --check bench.json  # exit 1 when a target is missed
 
-With `--benchmark_repetitions=N` the median aggregate is used. Rates are Google Benchmark's
-`items_per_second`, which it computes from CPU time.
+With `--benchmark_repetitions=N` the median aggregate is used. Rates are `items_per_second`:
+Google Benchmark's, from CPU time, for the interpreter; the bus benchmarks set their own from wall
+time. A target whose two benchmarks are not both in the input is shown as n/a and not checked, so a
+filtered run checks what it measured.
 """
 import argparse
 import json
 import sys
 
 MACHINES = ("toggle", "parallel")
-# machine: (max ns/event, min statechart/xsn, max xsn/msm)
-TARGETS = {"toggle": (40.0, 3.0, 3.0), "parallel": (100.0, 3.0, 2.0)}
+# (label, numerator, denominator, bound): the target holds when numerator / denominator <= bound,
+# both in ns per item. The issue-4 targets (statechart 3x slower than xsn, an absolute ns figure)
+# were replaced by these.
+TARGETS = (
+    ("toggle at least as fast as Boost.Statechart", "interpreter/toggle", "baseline/statechart/toggle", 1.0),
+    ("toggle within 2x Boost.MSM", "interpreter/toggle", "baseline/msm/toggle", 2.0),
+    ("parallel within 3x Boost.MSM", "interpreter/parallel", "baseline/msm/parallel", 3.0),
+    ("XState toggle within 1.2x SCXML", "interpreter/xstate_toggle", "interpreter/toggle", 1.2),
+    ("XState parallel within 1.2x SCXML", "interpreter/xstate_parallel", "interpreter/parallel", 1.2),
+    ("10,000 siblings within 1.5x toggle", "scale/siblings_10000", "interpreter/toggle", 1.5),
+    ("1,000 transitions within 1.5x toggle", "scale/transitions_1000", "interpreter/toggle", 1.5),
+    ("numa bus at least moodycamel, 1p1c", "bus/numa/1p1c_64B", "baseline/moodycamel/1p1c_64B", 1.0),
+    ("numa bus at least moodycamel, 2p1c", "bus/numa/2p1c_64B", "baseline/moodycamel/2p1c_64B", 1.0),
+)
 
 
 def ns_per_item(report):
@@ -67,25 +81,33 @@ def main():
         print(f"{name:<{width}}  {fmt(v, 10, 1) if v is not None else 'ERROR':>10}")
 
     print()
-    print(f"{'machine':<9} {'xsn ns':>8} {'msm ns':>8} {'sc ns':>8} {'xsn/msm':>8} {'sc/xsn':>8}  targets")
-    missed = []
+    print(f"{'machine':<9} {'xsn ns':>8} {'msm ns':>8} {'sc ns':>8} {'xsn/msm':>8} {'sc/xsn':>8}")
     for m in MACHINES:
         x = ns.get(f"interpreter/{m}")
         msm = ns.get(f"baseline/msm/{m}")
         sc = ns.get(f"baseline/statechart/{m}")
         x_msm = x / msm if x and msm else None
         sc_x = sc / x if x and sc else None
-        max_ns, min_sc, max_msm = TARGETS[m]
-        checks = [
-            (f"<= {max_ns:g} ns", x is not None and x <= max_ns),
-            (f"sc/xsn >= {min_sc:g}", sc_x is not None and sc_x >= min_sc),
-            (f"xsn/msm <= {max_msm:g}", x_msm is not None and x_msm <= max_msm),
-        ]
-        verdict = ", ".join(f"{label} {'ok' if ok else 'MISSED'}" for label, ok in checks)
-        missed += [f"{m}: {label}" for label, ok in checks if not ok]
-        print(f"{m:<9} {fmt(x, 8, 1)} {fmt(msm, 8, 1)} {fmt(sc, 8, 1)} "
-              f"{fmt(x_msm, 8, 2)} {fmt(sc_x, 8, 2)}  {verdict}")
+        print(f"{m:<9} {fmt(x, 8, 1)} {fmt(msm, 8, 1)} {fmt(sc, 8, 1)} {fmt(x_msm, 8, 2)} {fmt(sc_x, 8, 2)}")
 
+    print()
+    label_width = max(len(t[0]) for t in TARGETS)
+    print(f"{'target':<{label_width}}  {'ratio':>6}  {'bound':>6}  verdict")
+    missed, checked = [], 0
+    for label, num, den, bound in TARGETS:
+        a, b = ns.get(num), ns.get(den)
+        ratio = a / b if a and b else None
+        if ratio is None:
+            verdict = f"n/a ({num} or {den} not in the input)"
+        else:
+            checked += 1
+            verdict = "ok" if ratio <= bound else "MISSED"
+            if ratio > bound:
+                missed.append(f"{label} ({ratio:.2f} > {bound:g})")
+        print(f"{label:<{label_width}}  {fmt(ratio, 6, 2)}  {bound:6.2f}  {verdict}")
+
+    if args.check and checked == 0:
+        sys.exit("ratios.py: no target has both of its benchmarks in the input")
     if args.check and missed:
         print("\nmissed: " + "; ".join(missed), file=sys.stderr)
         sys.exit(1)
