@@ -44,14 +44,17 @@ bench() {
     { cat "$tmp/stderr" >&2; echo "bus_target: xsn_bench failed" >&2; exit 1; }
 }
 
-# Median items/s of each benchmark in the given JSON files, as "name rate" lines.
+# Median items/s of each benchmark in the given JSON files, as "name rate" lines (read by
+# ratios.py's ns_per_item).
 medians() {
-  python3 - "$@" <<'EOF'
+  python3 - "$root/benchmarks" "$@" <<'EOF'
 import json, sys
-for path in sys.argv[1:]:
-    for b in json.load(open(path)).get("benchmarks", []):
-        if b.get("aggregate_name") == "median" and b.get("items_per_second"):
-            print(b["run_name"], b["items_per_second"])
+sys.path.insert(0, sys.argv[1])
+from ratios import ns_per_item
+for path in sys.argv[2:]:
+    for name, ns in ns_per_item(json.load(open(path))).items():
+        if ns:
+            print(name, 1e9 / ns)
 EOF
 }
 

@@ -111,13 +111,13 @@ ledger() {
 # report NAME STATUS: one line per target of `all`; on a finding, the log's tail and the inputs.
 report() {
   local name=$1 status=$2 log=$build/fuzz/logs/$1.log runs f
-  runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
-  ledger "$name" 1 "${runs:-0}" "$status"
+  runs=$(executions "$log")
+  ledger "$name" 1 "$runs" "$status"
   if ((status == 0)); then
-    echo "fuzz_$name: ${runs:-?} executions in ${seconds} s, no finding"
+    echo "fuzz_$name: $runs executions in ${seconds} s, no finding"
     return
   fi
-  echo "fuzz_$name: FOUND SOMETHING after ${runs:-?} executions; the end of its log:"
+  echo "fuzz_$name: FOUND SOMETHING after $runs executions; the end of its log:"
   tail -n 60 "$log"
   for f in $(find "$build/fuzz/artifacts/$name" -type f -newer "$build/fuzz/logs/$name.started"); do
     echo "---- $f (base64; replay: base64 -d > input && $build/fuzz/fuzz_$name input)"
