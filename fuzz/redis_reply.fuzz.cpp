@@ -3,11 +3,15 @@
 // (the first answers SCRIPT LOAD, the next the connect-time sweep, then the operations').
 // The first byte picks the operations (get, put, list, compare-and-set, erase, batch, watch);
 // each reply's bytes go through the store's hiredis reader (in the chunks TCP delivers) and then
-// through the code that interprets them. A reply the client cannot parse whole is followed by the
-// next at once. Once the replies are used up, or the store opens a fifth connection, the server
-// hangs up and the store is closed: every operation must complete, with a value or an error.
+// through the code that interprets them; the store's bound on a reply is set to its least, 4 KiB,
+// and the server's copy of the client's reader applies it too. A reply the client cannot parse
+// whole is followed by the next at once. Once the replies are used up, or the store opens a fifth
+// connection, the server hangs up and the store is closed: every operation must complete, with a
+// value or an error.
 #include <xsn/advanced/redis_state_store.hpp>
 #include <xsn/core/clock.hpp>
+
+#include "store/redis_connection.hpp"  // the link's bounded reply reader
 
 #include <hiredis/hiredis.h>
 
@@ -35,8 +39,8 @@ using reader_ptr = std::unique_ptr<redisReader, void (*)(redisReader*)>;
 
 reader_ptr make_reader() { return reader_ptr(redisReaderCreate(), &redisReaderFree); }
 
-/// Feeds `bytes` to `r` and takes out the whole replies (or commands) it then holds: how many, or
-/// nothing when they do not parse.
+/// Feeds `bytes` to `r` and takes out the whole commands it then holds: how many, or nothing when
+/// they do not parse.
 std::optional<std::size_t> parse_whole(redisReader* r, const char* bytes, std::size_t n) {
   if (redisReaderFeed(r, bytes, n) != REDIS_OK) return std::nullopt;
   for (std::size_t whole = 0;; ++whole) {
@@ -47,13 +51,31 @@ std::optional<std::size_t> parse_whole(redisReader* r, const char* bytes, std::s
   }
 }
 
+/// The store's bound on one reply: the smallest it accepts, so that short inputs reach it.
+constexpr std::size_t max_reply_bytes = 4096;
+
+/// Feeds `bytes` to a reader like the client's and takes out the whole replies it then holds:
+/// how many, or nothing when they do not parse or one is over the bound (the client drops the
+/// link then).
+std::optional<std::size_t> parse_whole(xsn::advanced::detail::reply_reader& r, const char* bytes, std::size_t n) {
+  using result = xsn::advanced::detail::reply_reader::result;
+  if (!r.feed(bytes, n)) return std::nullopt;
+  for (std::size_t whole = 0;; ++whole) {
+    redisReply* reply = nullptr;
+    const auto found = r.next(reply);
+    if (found == result::error) return std::nullopt;
+    if (found == result::incomplete) return whole;
+    freeReplyObject(reply);
+  }
+}
+
 /// One accepted connection: the commands it sent, and a copy of the client's reader fed with the
 /// replies written to it, which tells how many of them the client can parse.
 struct fake_connection {
   explicit fake_connection(tcp::socket s) : sock(std::move(s)) {}
   tcp::socket sock;
   reader_ptr commands = make_reader();
-  reader_ptr mirror = make_reader();
+  xsn::advanced::detail::reply_reader mirror{max_reply_bytes};
   std::size_t received = 0;  ///< Commands read.
   std::size_t answered = 0;  ///< Commands with a whole reply written (as the client's reader sees it).
   bool broken = false;       ///< The replies written do not parse: the client drops the link.
@@ -124,7 +146,7 @@ struct fake_server {
       if (next == replies.size()) return false;
       const std::string& reply = replies[next++];
       *out += reply;
-      const auto whole = parse_whole(c.mirror.get(), reply.data(), reply.size());
+      const auto whole = parse_whole(c.mirror, reply.data(), reply.size());
       // Whole replies beyond the commands waiting answer nothing (the client takes them as pushes,
       // or drops the link), so the next command still gets a reply.
       if (whole) c.answered = std::min(c.answered + *whole, c.received);
@@ -168,6 +190,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   o.port = server.acceptor.local_endpoint().port();
   o.reconnect_initial = std::chrono::milliseconds(1);
   o.reconnect_max = std::chrono::milliseconds(1);
+  o.max_reply_bytes = max_reply_bytes;
   auto store = std::make_unique<xsn::advanced::redis_state_store>(ioc.get_executor(), clk, o);
   int pending = 0;
   auto count = [&pending](auto&&...) { --pending; };

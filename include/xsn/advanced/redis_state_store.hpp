@@ -44,6 +44,13 @@ struct redis_store_options {
   /// its OOM error becomes `errc::store_full`).
   std::size_t max_entries = 0;
   std::size_t max_bytes = 0;  ///< Sum of key and value sizes; 0: no limit.
+  /// Most memory one Redis reply may take while it is read (its strings, 8 bytes per array
+  /// element, 64 per reply object; the largest replies are a `get` of the largest value and a
+  /// page of `async_list`); at least 4 KiB. A reply over it drops the connection, since the rest
+  /// of the stream cannot be read, and fails its operation with `std::errc::value_too_large`;
+  /// the other operations in flight are resent or fail as on any lost connection. It bounds what
+  /// a broken or hostile server can make this process allocate.
+  std::size_t max_reply_bytes = 64u << 20;
 
   /// Wall-clock backstop of TTLs: Redis drops a value `ttl + expiry_backstop` after the write
   /// even when no xsn process is left to sweep it. None: values expire by the clock only.

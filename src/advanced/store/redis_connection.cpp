@@ -24,8 +24,6 @@ namespace {
 
 constexpr std::size_t read_chunk = 64 * 1024;
 
-void free_reader(redisReader* r) { redisReaderFree(r); }
-
 std::error_code aborted() { return make_error_code(boost::asio::error::operation_aborted); }
 
 // A NOSCRIPT error: the script is not cached in Redis (flushed), so nothing ran.
@@ -34,15 +32,99 @@ bool is_noscript(const redisReply* reply) {
          std::string_view(reply->str, reply->len).starts_with("NOSCRIPT");
 }
 
+// ---- the bounded reader ----
+
+constexpr std::size_t object_cost = 64;  // a redisReply and its allocation, roughly
+
+// hiredis' own functions, which build the `redisReply` tree that `freeReplyObject` frees; they
+// are static in hiredis.c, so they are taken from a reader made with the defaults.
+const redisReplyObjectFunctions& hiredis_functions() {
+  static const redisReplyObjectFunctions fns = [] {
+    redisReader* r = redisReaderCreate();
+    if (r == nullptr) throw std::bad_alloc();
+    const redisReplyObjectFunctions copy = *r->fn;
+    redisReaderFree(r);
+    return copy;
+  }();
+  return fns;
+}
+
+// Counts `bytes` against the reply's budget (the task's privdata); false when over it. A null
+// object from a create function makes hiredis stop with an error and free the partial reply.
+bool charge(const redisReadTask* task, std::size_t bytes) {
+  auto* b = static_cast<reply_budget*>(task->privdata);
+  if (b->over || bytes > b->max || b->used > b->max - bytes) {
+    b->over = true;
+    return false;
+  }
+  b->used += bytes;
+  return true;
+}
+
+void* create_string(const redisReadTask* task, char* str, std::size_t len) {
+  return charge(task, object_cost + len) ? hiredis_functions().createString(task, str, len) : nullptr;
+}
+
+void* create_array(const redisReadTask* task, int elements) {
+  const auto n = static_cast<std::size_t>(std::max(elements, 0));
+  return charge(task, object_cost + n * sizeof(void*)) ? hiredis_functions().createArray(task, elements)
+                                                       : nullptr;
+}
+
+void* create_integer(const redisReadTask* task, long long value) {
+  return charge(task, object_cost) ? hiredis_functions().createInteger(task, value) : nullptr;
+}
+
+void* create_nil(const redisReadTask* task) {
+  return charge(task, object_cost) ? hiredis_functions().createNil(task) : nullptr;
+}
+
+redisReplyObjectFunctions bounded_functions{create_string, create_array, create_integer, create_nil,
+                                            freeReplyObject};
+
 }  // namespace
+
+reply_reader::reply_reader(std::size_t max_reply_bytes)
+    : reader_(redisReaderCreateWithFunctions(&bounded_functions)) {
+  if (reader_ == nullptr) throw std::bad_alloc();
+  budget_.max = max_reply_bytes;
+  reader_->privdata = &budget_;
+}
+
+reply_reader::~reply_reader() { redisReaderFree(reader_); }
+
+bool reply_reader::feed(const char* data, std::size_t n) {
+  return redisReaderFeed(reader_, data, n) == REDIS_OK;
+}
+
+reply_reader::result reply_reader::next(redisReply*& out) {
+  void* raw = nullptr;
+  out = nullptr;
+  if (redisReaderGetReply(reader_, &raw) != REDIS_OK) return result::error;
+  if (raw == nullptr) return over_bound() ? result::error : result::incomplete;
+  budget_.used = 0;
+  out = static_cast<redisReply*>(raw);
+  return result::reply;
+}
+
+// The buffered bytes of the reply not yet whole count too: a bulk string is kept in the buffer
+// until all of it is there.
+bool reply_reader::over_bound() {
+  const std::size_t buffered = reader_->len - reader_->pos;
+  if (!budget_.over && budget_.used + buffered > budget_.max) budget_.over = true;
+  return budget_.over;
+}
+
+std::string reply_reader::error() const {
+  if (budget_.over) return "reply larger than max_reply_bytes (" + std::to_string(budget_.max) + ")";
+  return std::string("protocol error: ") + reader_->errstr;
+}
 
 redis_link::redis_link(strand_type strand, redis_link_settings settings)
     : strand_(std::move(strand)), settings_(std::move(settings)), resolver_(strand_),
       socket_(strand_), connect_timer_(strand_), deadline_timer_(strand_),
-      backoff_timer_(strand_), reader_(redisReaderCreate(), &free_reader),
-      rng_(std::random_device{}()), in_(read_chunk) {
-  if (!reader_) throw std::bad_alloc();
-}
+      backoff_timer_(strand_), reader_(std::make_unique<reply_reader>(settings_.max_reply_bytes)),
+      rng_(std::random_device{}()), in_(read_chunk) {}
 
 redis_link::~redis_link() {
   for (auto* r : handshake_replies_) freeReplyObject(r);
@@ -142,8 +224,11 @@ void redis_link::on_connected(std::uint64_t gen) {
   boost::system::error_code ignored;
   socket_.set_option(boost::asio::ip::tcp::no_delay(true), ignored);
   socket_.non_blocking(true, ignored);  // `write_now` tries without waiting
-  reader_.reset(redisReaderCreate());
-  if (!reader_) return connect_failed(gen, "out of memory");
+  try {
+    reader_ = std::make_unique<reply_reader>(settings_.max_reply_bytes);
+  } catch (const std::bad_alloc&) {
+    return connect_failed(gen, "out of memory");
+  }
   out_.clear();
   const auto commands = settings_.handshake ? settings_.handshake()
                                             : std::vector<std::vector<std::string>>{};
@@ -258,21 +343,28 @@ void redis_link::read() {
 
 void redis_link::on_read(std::size_t n) {
   const auto gen = gen_;
-  if (redisReaderFeed(reader_.get(), in_.data(), n) != REDIS_OK) {
-    return state_ == state::connecting ? connect_failed(gen, "protocol error")
-                                       : drop("protocol error");
-  }
+  if (!reader_->feed(in_.data(), n)) return read_failed(reader_->error());
   for (;;) {
-    void* raw = nullptr;
-    if (redisReaderGetReply(reader_.get(), &raw) != REDIS_OK) {
-      const std::string why = std::string("protocol error: ") + reader_->errstr;
-      return state_ == state::connecting ? connect_failed(gen, why) : drop(why);
-    }
-    if (!raw) break;
-    dispatch(static_cast<redisReply*>(raw));
+    redisReply* reply = nullptr;
+    const auto found = reader_->next(reply);
+    if (found == reply_reader::result::error) return read_failed(reader_->error());
+    if (found == reply_reader::result::incomplete) break;
+    dispatch(reply);
     if (gen != gen_) return;  // the reply broke or closed the connection
   }
   read();
+}
+
+// The rest of the stream cannot be trusted: the connection is dropped. A reply over the bound
+// belongs to the first command in flight, which fails with `value_too_large` instead of being
+// resent (it would get the same reply again).
+void redis_link::read_failed(const std::string& why) {
+  if (state_ == state::connecting) return connect_failed(gen_, why);
+  if (!reader_->too_large() || inflight_.empty()) return drop(why);
+  auto cmd = std::move(inflight_.front());
+  inflight_.pop_front();
+  drop(why);
+  cmd.done(std::make_error_code(std::errc::value_too_large), nullptr);
 }
 
 void redis_link::dispatch(redisReply* reply) {

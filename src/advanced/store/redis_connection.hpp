@@ -84,6 +84,45 @@ struct redis_command {
   }
 };
 
+/// What one reply of a `reply_reader` may take, and has taken (hiredis' privdata).
+struct reply_budget {
+  std::size_t max = 0;
+  std::size_t used = 0;  ///< By the objects of the reply being read.
+  bool over = false;
+};
+
+/// hiredis' reply reader, with a bound on the memory one reply may take: the bytes of its
+/// strings, 8 per array element and 64 per reply object, plus the bytes buffered of a reply not
+/// yet whole. hiredis 0.14 allocates an array as soon as it reads its header, so without it
+/// `*2000000000\r\n` from a broken or hostile server asks for 16 GB, and a bulk string's header
+/// makes it buffer whatever length it announces.
+class reply_reader {
+ public:
+  /// What `next` found.
+  enum class result { reply, incomplete, error };
+
+  explicit reply_reader(std::size_t max_reply_bytes);
+  ~reply_reader();
+  reply_reader(const reply_reader&) = delete;
+  reply_reader& operator=(const reply_reader&) = delete;
+
+  /// Adds bytes read from the connection; false on an error (see `error`). The bound is checked
+  /// by `next`, once the whole replies are out of the buffer.
+  bool feed(const char* data, std::size_t n);
+  /// Takes the next whole reply out (`out`, owned by the caller: `freeReplyObject`).
+  result next(redisReply*& out);
+  /// True when the error was the bound (not a protocol error).
+  bool too_large() const noexcept { return budget_.over; }
+  /// What went wrong, after `feed` returned false or `next` returned `error`.
+  std::string error() const;
+
+ private:
+  bool over_bound();
+
+  reply_budget budget_;
+  redisReader* reader_;
+};
+
 /// Settings of one connection.
 struct redis_link_settings {
   std::string host;
@@ -91,6 +130,7 @@ struct redis_link_settings {
   std::chrono::milliseconds connect_timeout{};
   std::chrono::milliseconds reconnect_initial{};
   std::chrono::milliseconds reconnect_max{};
+  std::size_t max_reply_bytes = 64u << 20;  ///< Bound of one reply (`reply_reader`).
   /// Sent first on every connection (AUTH, SELECT, SCRIPT LOAD, SUBSCRIBE...).
   std::function<std::vector<std::vector<std::string>>()> handshake;
   /// Checks the handshake's replies; returns an error text, empty when the link may be used.
@@ -143,6 +183,7 @@ class redis_link : public std::enable_shared_from_this<redis_link> {
   void schedule_reconnect();
   void read();
   void on_read(std::size_t n);
+  void read_failed(const std::string& why);
   void dispatch(redisReply* reply);
   void on_handshake_reply(redisReply* reply);
   void write();
@@ -160,7 +201,7 @@ class redis_link : public std::enable_shared_from_this<redis_link> {
   boost::asio::steady_timer connect_timer_;
   boost::asio::steady_timer deadline_timer_;
   boost::asio::steady_timer backoff_timer_;
-  std::unique_ptr<redisReader, void (*)(redisReader*)> reader_;
+  std::unique_ptr<reply_reader> reader_;
   std::minstd_rand rng_;
 
   state state_ = state::idle;

@@ -213,6 +213,7 @@ struct redis_state_store::impl : std::enable_shared_from_this<impl> {
     s.connect_timeout = opts.connect_timeout;
     s.reconnect_initial = opts.reconnect_initial;
     s.reconnect_max = opts.reconnect_max;
+    s.max_reply_bytes = opts.max_reply_bytes;
     return s;
   }
 
@@ -904,9 +905,9 @@ struct redis_state_store::impl : std::enable_shared_from_this<impl> {
 
 redis_state_store::redis_state_store(executor_type ex, xsn::clock& clk, redis_store_options opts)
     : state_store(ex), impl_(std::make_shared<impl>(std::move(ex), clk, std::move(opts))) {
-  if (impl_->opts.key_prefix.empty() || impl_->opts.max_pending == 0) {
+  if (impl_->opts.key_prefix.empty() || impl_->opts.max_pending == 0 || impl_->opts.max_reply_bytes < 4096) {
     throw std::system_error(make_error_code(errc::invalid_argument),
-                            "redis_state_store: empty key_prefix or max_pending 0");
+                            "redis_state_store: empty key_prefix, max_pending 0 or max_reply_bytes under 4096");
   }
   boost::asio::post(impl_->strand, [self = impl_] { self->start(); });
 }

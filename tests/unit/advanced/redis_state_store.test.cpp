@@ -416,6 +416,32 @@ TEST_CASE("redis_state_store: a killed connection is reopened", "[redis]") {
   CHECK(store->health().reachable);
 }
 
+TEST_CASE("redis_state_store: a reply over max_reply_bytes fails its operation, and the store goes on", "[redis]") {
+  xsn_test::redis_server server;
+  env e;
+  auto o = e.options(server);
+  o.max_reply_bytes = 8192;
+  auto store = e.make(o);
+  REQUIRE(e.connect(*store) == ok);
+  REQUIRE(std::get<0>(e.put(*store, "big", std::string(10'000, 'b'))) == ok);  // its reply is small
+  REQUIRE(std::get<0>(e.put(*store, "small", "s")) == ok);
+  const auto too_large = std::make_error_code(std::errc::value_too_large);
+  const auto [ec, v] = e.get(*store, "big");
+  CHECK(ec == too_large);
+  CHECK_FALSE(v);
+  CHECK(store->last_error().find("max_reply_bytes (8192)") != std::string::npos);
+  CHECK(std::get<0>(e.list(*store, "")) == too_large);  // the page holds the big value
+  // The connection was dropped and is reopened: everything else still works.
+  const auto [ec2, small] = e.get(*store, "small");
+  CHECK(ec2 == ok);
+  REQUIRE(small);
+  CHECK(small->value == "s");
+  REQUIRE(std::get<0>(e.put(*store, "big", "now small")) == ok);
+  const auto [ec3, entries] = e.list(*store, "");
+  CHECK(ec3 == ok);
+  CHECK(entries.size() == 2);
+}
+
 TEST_CASE("redis_state_store: a host name goes through the resolver and an address does not", "[redis]") {
   xsn_test::redis_server server;
   env e;
@@ -482,6 +508,9 @@ TEST_CASE("redis_state_store: bad options are rejected", "[redis]") {
   CHECK_THROWS_AS(e.make(o), std::system_error);
   o.key_prefix = "x:";
   o.max_pending = 0;
+  CHECK_THROWS_AS(e.make(o), std::system_error);
+  o.max_pending = 10;
+  o.max_reply_bytes = 4095;
   CHECK_THROWS_AS(e.make(o), std::system_error);
 }
 
