@@ -35,30 +35,18 @@ namespace {
 namespace asio = boost::asio;
 using asio::ip::tcp;
 
-using reader_ptr = std::unique_ptr<redisReader, void (*)(redisReader*)>;
-
-reader_ptr make_reader() { return reader_ptr(redisReaderCreate(), &redisReaderFree); }
-
-/// Feeds `bytes` to `r` and takes out the whole commands it then holds: how many, or nothing when
-/// they do not parse.
-std::optional<std::size_t> parse_whole(redisReader* r, const char* bytes, std::size_t n) {
-  if (redisReaderFeed(r, bytes, n) != REDIS_OK) return std::nullopt;
-  for (std::size_t whole = 0;; ++whole) {
-    void* reply = nullptr;
-    if (redisReaderGetReply(r, &reply) != REDIS_OK) return std::nullopt;
-    if (reply == nullptr) return whole;
-    freeReplyObject(reply);
-  }
-}
+using xsn::advanced::detail::reply_reader;
 
 /// The store's bound on one reply: the smallest it accepts, so that short inputs reach it.
 constexpr std::size_t max_reply_bytes = 4096;
+/// The server's bound on what it reads: the client's commands, the 8 KB script load included.
+constexpr std::size_t max_command_bytes = 1u << 20;
 
-/// Feeds `bytes` to a reader like the client's and takes out the whole replies it then holds:
-/// how many, or nothing when they do not parse or one is over the bound (the client drops the
-/// link then).
-std::optional<std::size_t> parse_whole(xsn::advanced::detail::reply_reader& r, const char* bytes, std::size_t n) {
-  using result = xsn::advanced::detail::reply_reader::result;
+/// Feeds `bytes` to `r` and takes out the whole replies (or commands: RESP arrays too) it then
+/// holds: how many, or nothing when they do not parse or one is over the bound (for the client's
+/// copy: the client drops the link then).
+std::optional<std::size_t> parse_whole(reply_reader& r, const char* bytes, std::size_t n) {
+  using result = reply_reader::result;
   if (!r.feed(bytes, n)) return std::nullopt;
   for (std::size_t whole = 0;; ++whole) {
     redisReply* reply = nullptr;
@@ -74,8 +62,8 @@ std::optional<std::size_t> parse_whole(xsn::advanced::detail::reply_reader& r, c
 struct fake_connection {
   explicit fake_connection(tcp::socket s) : sock(std::move(s)) {}
   tcp::socket sock;
-  reader_ptr commands = make_reader();
-  xsn::advanced::detail::reply_reader mirror{max_reply_bytes};
+  reply_reader commands{max_command_bytes};
+  reply_reader mirror{max_reply_bytes};
   std::size_t received = 0;  ///< Commands read.
   std::size_t answered = 0;  ///< Commands with a whole reply written (as the client's reader sees it).
   bool broken = false;       ///< The replies written do not parse: the client drops the link.
@@ -91,8 +79,8 @@ struct fake_server {
   /// Connections one input may open; the next one is refused and the server hangs up. Without a
   /// cap, libFuzzer favours inputs that reconnect dozens of times (each count of a reconnect is a
   /// new feature): the average input of session 14's corpus opened 32 connections, so campaigns
-  /// spent their time in TCP connects and backoff waits. Four still reach every reconnect path (a resend after a lost reply
-  /// needs two).
+  /// spent their time in TCP connects and backoff waits. Four still reach every reconnect path
+  /// (a resend after a lost reply needs two).
   static constexpr std::size_t max_connections = 4;
   tcp::acceptor acceptor;
   std::vector<std::string> replies;
@@ -132,7 +120,7 @@ struct fake_server {
   void serve(const std::shared_ptr<fake_connection>& c) {
     c->sock.async_read_some(asio::buffer(c->in), [this, c](boost::system::error_code ec, std::size_t n) {
       if (ec || done) return;
-      const auto commands = parse_whole(c->commands.get(), c->in.data(), n);
+      const auto commands = parse_whole(c->commands, c->in.data(), n);
       if (!commands) return hang_up();
       c->received += *commands;
       if (!answer(*c)) return hang_up();
