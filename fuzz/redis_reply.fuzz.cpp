@@ -38,7 +38,7 @@ using asio::ip::tcp;
 using xsn::advanced::detail::reply_reader;
 
 /// The store's bound on one reply: the smallest it accepts, so that short inputs reach it.
-constexpr std::size_t max_reply_bytes = 4096;
+constexpr std::size_t max_reply_bytes = xsn::advanced::redis_store_options::min_reply_bytes;
 /// The server's bound on what it reads: the client's commands, the 8 KB script load included.
 constexpr std::size_t max_command_bytes = 1u << 20;
 

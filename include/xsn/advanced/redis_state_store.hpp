@@ -51,6 +51,8 @@ struct redis_store_options {
   /// the other operations in flight are resent or fail as on any lost connection. It bounds what
   /// a broken or hostile server can make this process allocate.
   std::size_t max_reply_bytes = 64u << 20;
+  /// The least `max_reply_bytes` the store accepts (4 KiB); the constructor throws under it.
+  static constexpr std::size_t min_reply_bytes = 4096;
 
   /// Wall-clock backstop of TTLs: Redis drops a value `ttl + expiry_backstop` after the write
   /// even when no xsn process is left to sweep it. None: values expire by the clock only.

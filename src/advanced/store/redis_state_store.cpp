@@ -905,7 +905,8 @@ struct redis_state_store::impl : std::enable_shared_from_this<impl> {
 
 redis_state_store::redis_state_store(executor_type ex, xsn::clock& clk, redis_store_options opts)
     : state_store(ex), impl_(std::make_shared<impl>(std::move(ex), clk, std::move(opts))) {
-  if (impl_->opts.key_prefix.empty() || impl_->opts.max_pending == 0 || impl_->opts.max_reply_bytes < 4096) {
+  const auto& o = impl_->opts;
+  if (o.key_prefix.empty() || o.max_pending == 0 || o.max_reply_bytes < redis_store_options::min_reply_bytes) {
     throw std::system_error(make_error_code(errc::invalid_argument),
                             "redis_state_store: empty key_prefix, max_pending 0 or max_reply_bytes under 4096");
   }
